@@ -1,0 +1,1 @@
+"""The embedded TensorFlow-Serving-compatible model server (REST API, servable lifecycle)."""

@@ -1,0 +1,97 @@
+"""`python -m pipeline.serving [flags]`: serve SavedModel versions over TF Serving's REST API.
+
+Start-up order: parse flags (errors exit 2 before TensorFlow is imported), build the manager, try
+the versions already on disk (missing or empty base paths do not block), then open the port and
+serve until SIGINT/SIGTERM. Exit status 1 for an unusable models.config or monitoring config.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+
+from pipeline.serving.config import (
+    ConfigError,
+    model_configs,
+    monitoring_options,
+    parse_flags,
+)
+
+log = logging.getLogger("pipeline.serving")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server; returns the process exit status."""
+    flags = parse_flags(argv)
+    if flags.version:
+        print("TensorFlow ModelServer: pipeline.serving (TensorFlow Serving REST API, embedded)")
+        print(f"TensorFlow Library: {metadata.version('tensorflow')}")
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        configs = model_configs(flags)
+        monitoring = monitoring_options(flags)
+    except (ConfigError, OSError) as error:
+        log.error("Failed to start server. Error: %s", error)
+        return 1
+
+    from pipeline.tf_env import quiet_tensorflow_logs
+
+    quiet_tensorflow_logs()
+    import uvicorn
+
+    from pipeline.serving.http_api import HttpOptions, RestApi
+    from pipeline.serving.manager import ServableManager
+    from pipeline.serving.metrics import ServerMetrics
+    from pipeline.serving.servable import Servable
+
+    metrics = ServerMetrics() if monitoring.enable else None
+    manager = ServableManager(
+        configs,
+        loader=functools.partial(Servable.load, warmup=flags.enable_model_warmup),
+        poll_wait_seconds=flags.file_system_poll_wait_seconds,
+        max_load_retries=flags.max_num_load_retries,
+        load_retry_interval_seconds=flags.load_retry_interval_micros / 1e6,
+        on_load=metrics.record_load if metrics is not None else None,
+    )
+    if flags.port:
+        log.info("gRPC is not served by this server yet: --port=%d is accepted and ignored", flags.port)
+    for config in configs:
+        log.info("Serving model %s from base path %s (policy %s)",
+                 config.name, config.base_path, config.policy)
+    manager.start()
+
+    timeout = flags.rest_api_timeout_in_ms / 1000 if flags.rest_api_timeout_in_ms > 0 else None
+    api = RestApi(manager, HttpOptions(
+        enable_cors=flags.rest_api_enable_cors_support,
+        max_body_bytes=flags.rest_api_max_body_bytes,
+        timeout_seconds=timeout,
+        num_threads=max(1, flags.rest_api_num_threads),
+        metrics_path=monitoring.path if monitoring.enable else None,
+    ), metrics)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                log.info("Exporting HTTP/REST API at:%s:%d ...", flags.rest_api_host, flags.rest_api_port)
+                if monitoring.enable:
+                    log.info("Prometheus metrics at %s", monitoring.path)
+
+    server = Server(uvicorn.Config(
+        api, host=flags.rest_api_host, port=flags.rest_api_port, http="httptools", loop="uvloop",
+        access_log=False, log_level="warning", lifespan="off",
+    ))
+    try:
+        server.run()
+    finally:
+        api.close()
+        manager.stop()
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

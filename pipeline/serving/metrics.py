@@ -1,0 +1,71 @@
+"""Prometheus metrics of one server, exported at /monitoring/prometheus/metrics when enabled.
+
+TF Serving names its metrics after TensorFlow's monitoring names with non-alphanumerics turned into
+`:` (e.g. `:tensorflow:serving:request_count`). prometheus_client accepts neither a leading colon
+nor (by convention) colons in direct instrumentation, so the same metrics are named with `_`:
+
+- `tensorflow_serving_request_count_total{model_name, status}`
+  (TF Serving: `:tensorflow:serving:request_count`)
+- `tensorflow_serving_request_latency_seconds{model_name, API, entrypoint}`, a histogram
+  (TF Serving: `:tensorflow:serving:request_latency`, in microseconds)
+- `tensorflow_serving_model_load_count_total{model_name, status}` with status `OK` or `ERROR`
+  (TF Serving: `:tensorflow:cc:saved_model:load_attempt_count`)
+- `tensorflow_serving_model_last_load_timestamp_seconds{model_name}` (no TF Serving counterpart)
+
+`status` is a canonical code name (`OK`, `NOT_FOUND`, ...); `API` is `predict`, `classify`,
+`regress`, `metadata` or `status`; `entrypoint` is always `REST`. Latency is in seconds. Only
+configured model names become label values, so random names in URLs cannot grow the label set.
+Each `ServerMetrics` has its own CollectorRegistry; thread-safe.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class ServerMetrics:
+    """The metrics of one server process (or one app in tests)."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.request_count = Counter(
+            "tensorflow_serving_request_count", "Requests by model and final status code.",
+            ["model_name", "status"], registry=self.registry)
+        self.request_latency = Histogram(
+            "tensorflow_serving_request_latency_seconds", "Request handling time by model and API.",
+            ["model_name", "API", "entrypoint"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.load_count = Counter(
+            "tensorflow_serving_model_load_count", "Version load attempts by model and outcome.",
+            ["model_name", "status"], registry=self.registry)
+        self.last_load_time = Gauge(
+            "tensorflow_serving_model_last_load_timestamp_seconds",
+            "Unix time of the last successful version load.", ["model_name"], registry=self.registry)
+
+    def record_request(self, model_name: str, api: str, status: str, seconds: float) -> None:
+        """Count one answered request (predict/classify/regress also count in request_count)."""
+        if api in ("predict", "classify", "regress"):
+            self.request_count.labels(model_name, status).inc()
+        self.request_latency.labels(model_name, api, "REST").observe(seconds)
+
+    def record_load(self, model_name: str, version: int, ok: bool) -> None:
+        """A LoadListener for the manager: one load attempt of `version` ended."""
+        self.load_count.labels(model_name, "OK" if ok else "ERROR").inc()
+        if ok:
+            self.last_load_time.labels(model_name).set(time.time())
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of every metric."""
+        return generate_latest(self.registry)

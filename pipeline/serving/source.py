@@ -1,0 +1,96 @@
+"""The version source: which versions of a model exist on disk, and which of them are aspired.
+
+Mirrors TF Serving's `FileSystemStoragePathSource`: a model's base path holds one directory per
+version; a child is a version only if its whole name is a base-10 integer in int64 range (`1`,
+`00000123` = 123). Anything else (`v1`, `0.1`, `.tmp-1234`, files) is ignored silently, which is
+what makes "write to a temp dir, then rename" exports safe. The version policy then picks the
+aspired versions: the N highest (`latest`), every one (`all`), or a fixed list (`specific`).
+
+Thread-safety: a `VersionSource` is used by the one polling thread of its model; the pure
+functions are safe anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from pipeline.serving.config import VersionPolicy
+
+log = logging.getLogger(__name__)
+
+INT64_MAX = 2**63 - 1
+
+
+def parse_version(name: str) -> int | None:
+    """The version number a directory name stands for, or None if it is not a version name."""
+    if not (name.isascii() and name.isdigit()):
+        return None
+    value = int(name)
+    return value if value <= INT64_MAX else None
+
+
+def list_versions(base_path: Path) -> dict[int, Path]:
+    """Every version directory under `base_path` as {version: path}.
+
+    Raises OSError if the base path is missing or unreadable. When two names give the same number
+    (`1` and `01`), the canonical spelling wins, else the first name in sorted order, with a warning.
+    """
+    found: dict[int, Path] = {}
+    for child in sorted(base_path.iterdir(), key=lambda p: p.name):
+        version = parse_version(child.name)
+        if version is None or not child.is_dir():
+            continue
+        if version in found:
+            keep = child if child.name == str(version) else found[version]
+            log.warning("Directories %s and %s both name version %d of %s; using %s",
+                        found[version].name, child.name, version, base_path, keep.name)
+            found[version] = keep
+        else:
+            found[version] = child
+    return found
+
+
+def aspired_versions(on_disk: Mapping[int, Path], policy: VersionPolicy) -> dict[int, Path]:
+    """The subset of `on_disk` that `policy` wants loaded."""
+    if policy.kind == "all":
+        return dict(on_disk)
+    if policy.kind == "specific":
+        return {v: on_disk[v] for v in policy.versions if v in on_disk}
+    newest = sorted(on_disk, reverse=True)[: max(1, policy.num_versions)]
+    return {v: on_disk[v] for v in newest}
+
+
+class VersionSource:
+    """Polls one model's base path; logs problems once per change instead of at every poll."""
+
+    def __init__(self, model_name: str, base_path: Path, policy: VersionPolicy) -> None:
+        self.model_name = model_name
+        self.base_path = base_path
+        self.policy = policy
+        self._last_problem: str | None = None
+
+    def poll(self) -> dict[int, Path]:
+        """The aspired versions now on disk ({} when the base path is missing or has no versions)."""
+        try:
+            on_disk = list_versions(self.base_path)
+        except OSError as error:
+            self._report(f"Could not find base path {self.base_path} for servable {self.model_name}: "
+                         f"{error.strerror or error}")
+            return {}
+        if not on_disk:
+            self._report(f"No versions of servable {self.model_name} found under base path "
+                         f"{self.base_path}. Did you forget to name your leaf directory as a number "
+                         "(eg. '/1/')?")
+            return {}
+        aspired = aspired_versions(on_disk, self.policy)
+        missing = [v for v in self.policy.versions if v not in on_disk]  # empty unless "specific"
+        self._report(f"Versions {missing} of servable {self.model_name} are not under base path "
+                     f"{self.base_path}" if missing else None)
+        return aspired
+
+    def _report(self, problem: str | None) -> None:
+        if problem != self._last_problem and problem is not None:
+            log.warning("%s", problem)
+        self._last_problem = problem

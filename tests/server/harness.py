@@ -1,0 +1,147 @@
+"""Helpers for the server tests: start `python -m pipeline.serving` and talk to it over HTTP.
+
+A `Server` is a real process on a free loopback port; `start_server` returns once the port
+answers. Fixtures that use these live in conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 120.0  # importing TensorFlow and loading models on a busy 2-core machine
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.05) -> object:
+    """Poll `predicate` until it returns something truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@dataclass
+class Server:
+    """A running `python -m pipeline.serving` process."""
+
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return requests.get(self.url + path, timeout=30, **kwargs)
+
+    def post(self, path: str, body: object = None, **kwargs) -> requests.Response:
+        """POST `body` as JSON if it is a dict or list; str, bytes or an iterator of bytes verbatim."""
+        if isinstance(body, (dict, list)):
+            kwargs["json"] = body
+        elif body is not None:
+            kwargs["data"] = body
+        return requests.post(self.url + path, timeout=30, **kwargs)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(15)
+
+
+def start_server(args: list[str], log_path: Path, port: int | None = None) -> Server:
+    """Start the server with `args` (plus --rest_api_port) and wait until its port answers."""
+    port = port or free_port()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.serving", f"--rest_api_port={port}", *args],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = Server(process, port, log_path)
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"server exited with {process.returncode}:\n{server.log()[-3000:]}")
+        try:
+            requests.get(server.url + "/", timeout=1)
+            return True
+        except requests.ConnectionError:
+            return False
+
+    try:
+        wait_for(answers, START_TIMEOUT, interval=0.1)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@dataclass(frozen=True)
+class Models:
+    """Template SavedModel version dirs, to be copied into base paths."""
+
+    half_plus_two: Path        # y = 0.5 x + 2
+    half_plus_three: Path      # y = 0.5 x + 3 (to tell versions apart)
+    identity: Path
+    linear_keras: Path
+
+
+def install_version(template: Path, base_path: Path, version: str) -> Path:
+    """Copy a SavedModel into base_path/version the safe way: temp sibling, then rename."""
+    base_path.mkdir(parents=True, exist_ok=True)
+    staging = base_path / f".tmp-{version}-{time.monotonic_ns()}"
+    shutil.copytree(template, staging)
+    target = base_path / version
+    staging.rename(target)
+    return target
+
+
+
+# The main server's limits (see conftest.main_server), asserted by the HTTP behaviour tests.
+MAIN_MAX_BODY = 1024 * 1024
+MAIN_TIMEOUT_MS = 3000
+
+
+def ok_json(response: requests.Response) -> object:
+    """The parsed body of a 200 JSON answer (NaN/Infinity tokens allowed), else fail."""
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    return json.loads(response.text)
+
+
+def error_of(response: requests.Response, status: int) -> str:
+    """The message of a `{"error": ...}` answer with the given status, else fail."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    body = json.loads(response.text)
+    assert list(body) == ["error"]
+    return body["error"]

@@ -1,0 +1,148 @@
+"""Command-line flags, models.config and monitoring config parsing, and the version source."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import config as project
+from pipeline.serving.config import (
+    DEFAULT_MAX_BODY_BYTES,
+    ConfigError,
+    ModelConfig,
+    VersionPolicy,
+    model_configs,
+    parse_flags,
+    parse_model_config_text,
+    parse_monitoring_config_text,
+)
+from pipeline.serving.source import aspired_versions, list_versions, parse_version
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.serving", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_help_documents_every_flag() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for flag in ("--rest_api_port", "--rest_api_host", "--model_name", "--model_base_path",
+                 "--model_config_file", "--file_system_poll_wait_seconds", "--rest_api_timeout_in_ms",
+                 "--rest_api_enable_cors_support", "--monitoring_config_file", "--enable_prometheus",
+                 "--rest_api_max_body_bytes", "--port"):
+        assert flag in result.stdout
+
+
+def test_unknown_flag_exits_2() -> None:
+    result = run_cli("--no_such_flag=1")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --no_such_flag=1" in result.stderr
+
+
+def test_unusable_model_config_exits_1(tmp_path: Path) -> None:
+    config = tmp_path / "models.config"
+    config.write_text("model_config_list { config { name: 'x' base_path: '/m' } "
+                      "config { name: 'x' base_path: '/n' } }")
+    result = run_cli(f"--model_config_file={config}", "--rest_api_port=1")
+    assert result.returncode == 1
+    assert "Illegal to list model x multiple times" in result.stderr
+
+
+def test_defaults_come_from_the_project_config() -> None:
+    flags = parse_flags([])
+    assert flags.rest_api_port == project.REST_PORT
+    assert flags.rest_api_host == "127.0.0.1"
+    assert flags.port == project.GRPC_PORT
+    assert flags.file_system_poll_wait_seconds == 1.0
+    assert flags.rest_api_max_body_bytes == DEFAULT_MAX_BODY_BYTES == 32 * 1024 * 1024
+    assert flags.rest_api_enable_cors_support is False and flags.enable_prometheus is False
+    assert model_configs(flags) == [ModelConfig(project.MODEL_NAME, project.MODEL_BASE_PATH)]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--rest_api_enable_cors_support"], True),
+    (["--rest_api_enable_cors_support=true"], True),
+    (["--rest_api_enable_cors_support=false"], False),
+    (["--rest_api_enable_cors_support=False"], False),
+])
+def test_boolean_flags(args: list[str], expected: bool) -> None:
+    assert parse_flags(args).rest_api_enable_cors_support is expected
+
+
+@pytest.mark.parametrize("args", [["--rest_api_enable_cors_support=maybe"], ["--rest_api_port=0"],
+                                  ["--rest_api_port=70000"], ["--rest_api"]])
+def test_invalid_flag_values_exit_2(args: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_flags(args)
+    assert exit_info.value.code == 2
+
+
+def test_model_config_policies_and_labels() -> None:
+    configs = parse_model_config_text("""
+        model_config_list {
+          config { name: 'a' base_path: '/models/a' model_platform: 'tensorflow'
+                   model_version_policy { specific { versions: 43 versions: 42 } }
+                   version_labels { key: 'stable' value: 42 } version_labels { key: 'canary' value: 43 } }
+          config { name: 'b' base_path: 'relative/b' model_version_policy { latest { num_versions: 2 } } }
+          config { name: 'c' base_path: '/c' model_version_policy { all {} } }
+          config { name: 'd' base_path: '/d' model_version_policy { latest {} } }
+        }""")
+    assert configs == [
+        ModelConfig("a", Path("/models/a"), VersionPolicy("specific", versions=(42, 43)),
+                    {"stable": 42, "canary": 43}),
+        ModelConfig("b", Path("relative/b"), VersionPolicy("latest", num_versions=2)),
+        ModelConfig("c", Path("/c"), VersionPolicy("all")),
+        ModelConfig("d", Path("/d"), VersionPolicy("latest", num_versions=1)),  # 0 counts as 1
+    ]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("model_config_list { config { name: 'a' } }", "empty base_path"),
+    ("model_config_list { config { name: 'a' base_path: '/a' model_platform: 'pytorch' } }", "not supported"),
+    ("model_config_list { config { name: 'a' base_path: '/a' nonsense: 1 } }", "Invalid model config"),
+    ("model_config_list { config { base_path: '/a' } }", "empty name"),
+])
+def test_model_config_errors(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_model_config_text(text)
+
+
+def test_monitoring_config() -> None:
+    parsed = parse_monitoring_config_text('prometheus_config { enable: true path: "/metrics" }')
+    assert (parsed.enable, parsed.path) == (True, "/metrics")
+    default = parse_monitoring_config_text("prometheus_config { enable: true }")
+    assert (default.enable, default.path) == (True, "/monitoring/prometheus/metrics")
+    assert parse_monitoring_config_text("").enable is False
+    with pytest.raises(ConfigError):
+        parse_monitoring_config_text("prometheus_config { enable: maybe }")
+
+
+@pytest.mark.parametrize(("name", "version"), [
+    ("1", 1), ("00000123", 123), ("9223372036854775807", 2**63 - 1), ("9223372036854775808", None),
+    ("v1", None), ("0.1", None), ("temp-123", None), ("1_tmp", None), ("+1", None), (" 1", None), ("١", None),
+])
+def test_only_all_digit_names_are_versions(name: str, version: int | None) -> None:
+    assert parse_version(name) == version
+
+
+def test_list_versions_ignores_files_and_other_names(tmp_path: Path) -> None:
+    for name in ("1", "0003", "v2", ".tmp-4", "5.0"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "6").write_text("a file, not a version dir")
+    assert list_versions(tmp_path) == {1: tmp_path / "1", 3: tmp_path / "0003"}
+    with pytest.raises(OSError):
+        list_versions(tmp_path / "missing")
+
+
+def test_aspired_versions_per_policy() -> None:
+    on_disk = {v: Path(str(v)) for v in (1, 2, 3, 10)}
+    assert set(aspired_versions(on_disk, VersionPolicy("latest"))) == {10}
+    assert set(aspired_versions(on_disk, VersionPolicy("latest", num_versions=2))) == {10, 3}
+    assert set(aspired_versions(on_disk, VersionPolicy("all"))) == {1, 2, 3, 10}
+    assert set(aspired_versions(on_disk, VersionPolicy("specific", versions=(2, 42)))) == {2}

@@ -1,0 +1,140 @@
+"""HTTP-level behaviour: bad input never costs a 500 or the server, limits, timeouts, CORS, metrics."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import time
+
+import pytest
+import requests
+
+from tests.server.harness import MAIN_MAX_BODY, MAIN_TIMEOUT_MS, Server, error_of, ok_json
+
+PREDICT = "/v1/models/half_plus_two:predict"
+GOOD = {"instances": [1.0]}
+
+
+def assert_still_serving(server: Server) -> None:
+    assert server.process.poll() is None, server.log()[-2000:]
+    assert ok_json(server.post(PREDICT, GOOD)) == {"predictions": [2.5]}
+
+
+@pytest.mark.parametrize("body", [
+    b"\xff\xfe not utf-8", b"{" * 100_000, b"[" * 100_000 + b"]" * 100_000,
+    b'{"instances": ' + b"[" * 50_000 + b"1" + b"]" * 50_000 + b"}",
+    b'{"instances": [1e999]}', b'{"instances": [{"b64": 5}]}', b'{"instances": [null]}',
+    b'{"instances": [true]}', b'{"instances": "x"}', b'"just a string"', b"null",
+    b'{"instances": [1.0], "signature_name": null}', b"\x00", b"   ",
+])
+def test_bad_bodies_are_4xx_json_and_the_server_survives(main_server: Server, body: bytes) -> None:
+    response = main_server.post(PREDICT, body)
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+    assert response.headers["Content-Type"] == "application/json"
+    assert isinstance(response.json()["error"], str)
+    assert_still_serving(main_server)
+
+
+def test_trailing_bytes_after_the_json_value_are_ignored(main_server: Server) -> None:
+    # rapidjson (TF Serving) stops after the first complete value.
+    assert ok_json(main_server.post(PREDICT, b'{"instances": [1.0]} trailing')) == {"predictions": [2.5]}
+
+
+def test_body_over_the_limit_is_413_json(main_server: Server) -> None:
+    huge = b'{"instances": [' + b"1.0," * (MAIN_MAX_BODY // 4) + b"1.0]}"
+    message = error_of(main_server.post(PREDICT, huge), 413)
+    assert str(MAIN_MAX_BODY) in message
+    # Sent in chunks, without Content-Length: counted while it streams in.
+    chunked = main_server.post(PREDICT, iter([huge[:MAIN_MAX_BODY], huge[MAIN_MAX_BODY:]]))
+    assert error_of(chunked, 413)
+    assert_still_serving(main_server)
+
+
+def test_gzip_bodies_are_decoded_and_bombs_stopped(main_server: Server) -> None:
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    small = gzip.compress(b'{"instances": [1.0, 2.0]}')
+    assert ok_json(main_server.post(PREDICT, small, headers=headers)) == {"predictions": [2.5, 3.0]}
+    bomb = gzip.compress(b" " * (MAIN_MAX_BODY * 4))
+    assert len(bomb) < MAIN_MAX_BODY
+    assert error_of(main_server.post(PREDICT, bomb, headers=headers), 413)
+    assert "gzip" in error_of(main_server.post(PREDICT, b"not gzip", headers=headers), 400)
+
+
+def test_head_and_odd_methods_are_malformed(main_server: Server) -> None:
+    head = requests.head(main_server.url + PREDICT, timeout=30)
+    assert head.status_code == 400 and head.text == ""
+    for method in ("PUT", "DELETE", "PATCH", "TRACE"):
+        response = requests.request(method, main_server.url + PREDICT, json=GOOD, timeout=30)
+        assert error_of(response, 400) == f"Malformed request: {method} {PREDICT}"
+
+
+def test_other_paths_are_html_404(main_server: Server) -> None:
+    for path in ("/", "/v1", "/v2/models/half_plus_two", "/healthz"):
+        response = main_server.get(path)
+        assert response.status_code == 404
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert "Not Found" in response.text
+
+
+def test_timeout_is_504_and_the_server_keeps_serving(main_server: Server) -> None:
+    started = time.monotonic()
+    body = {"signature_name": "slow", "inputs": {"micros": MAIN_TIMEOUT_MS * 1000}}  # sleeps about 2x
+    message = error_of(main_server.post("/v1/models/identity:predict", body), 504)
+    elapsed = time.monotonic() - started
+    assert "timed out" in message
+    assert MAIN_TIMEOUT_MS / 1000 * 0.9 <= elapsed < 2 * MAIN_TIMEOUT_MS / 1000
+    # The timed-out run still sleeps in its worker thread; other requests are served meanwhile.
+    assert_still_serving(main_server)
+    fast = {"signature_name": "float", "inputs": [1.0]}
+    assert ok_json(main_server.post("/v1/models/identity:predict", fast)) == {"outputs": [1.0]}
+
+
+def test_cors_headers_on_every_v1_answer_when_enabled(main_server: Server) -> None:
+    for response in (main_server.post(PREDICT, GOOD), main_server.get("/v1/models/foo"),
+                     main_server.post("/v1/nonsense", GOOD)):
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert response.headers["Access-Control-Allow-Methods"] == "POST, GET"
+        assert response.headers["Access-Control-Allow-Headers"] == "Content-Type"
+
+
+def test_cors_preflight(main_server: Server) -> None:
+    url = main_server.url + PREDICT
+    ok = requests.options(url, headers={"Origin": "http://localhost:8501",
+                                        "Access-Control-Request-Method": "POST"}, timeout=30)
+    assert ok.status_code == 200 and ok.text == ""
+    assert ok.headers["Access-Control-Allow-Origin"] == "*"
+    assert requests.options(url, timeout=30).status_code == 400
+    assert requests.options(url, headers={"Origin": "null"}, timeout=30).status_code == 400
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (0 if absent)."""
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
+        if match and all(f'{k}="{v}"' in match.group(1) for k, v in labels.items()):
+            return float(match.group(2))
+    return 0.0
+
+
+def test_prometheus_metrics(main_server: Server) -> None:
+    before = main_server.get("/monitoring/prometheus/metrics").text
+    for _ in range(3):
+        main_server.post(PREDICT, GOOD)
+    main_server.post(PREDICT, {"instances": ["x"]})
+    response = main_server.get("/monitoring/prometheus/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    after = response.text
+
+    def grew(name: str, **labels: str) -> float:
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    assert grew("tensorflow_serving_request_count_total", model_name="half_plus_two", status="OK") >= 3
+    assert grew("tensorflow_serving_request_count_total", model_name="half_plus_two",
+                status="INVALID_ARGUMENT") >= 1
+    assert grew("tensorflow_serving_request_latency_seconds_count", model_name="half_plus_two",
+                API="predict", entrypoint="REST") >= 4
+    # half_plus_two 123, hpt_all 123 + 124 ... all loaded once at start-up.
+    assert metric(after, "tensorflow_serving_model_load_count_total", model_name="hpt_all", status="OK") == 2
+    assert metric(after, "tensorflow_serving_model_last_load_timestamp_seconds", model_name="identity") > 1e9
+    assert 'model_name="foo"' not in after  # unknown names in URLs never become label values

@@ -1,0 +1,142 @@
+"""Version lifecycle on a live server: hot loading, unloading, broken versions, missing base paths.
+
+One server polls four base paths every POLL seconds; each test owns one model, so the tests do not
+depend on each other's files. "Within two poll periods" is asserted for *noticing* a change; the
+load itself then gets a generous bound, since it is TensorFlow work on a shared machine.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.server.harness import (
+    Models,
+    Server,
+    error_of,
+    install_version,
+    ok_json,
+    start_server,
+    wait_for,
+)
+
+POLL = 1.0
+NOTICE = 2 * POLL + 0.5   # two poll periods, plus HTTP polling slack
+LOAD = 30.0               # bound for a small SavedModel load on a busy machine
+
+CONFIG = """
+model_config_list {{
+  config {{ name: 'hot' base_path: '{root}/hot' }}
+  config {{ name: 'deleting' base_path: '{root}/deleting' model_version_policy {{ all {{}} }} }}
+  config {{ name: 'broken' base_path: '{root}/broken' }}
+  config {{ name: 'emptied' base_path: '{root}/emptied' }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def lifecycle(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    root = tmp_path_factory.mktemp("lifecycle")
+    install_version(models.half_plus_two, root / "deleting", "1")
+    install_version(models.half_plus_three, root / "deleting", "2")
+    install_version(models.half_plus_two, root / "broken", "1")
+    install_version(models.half_plus_two, root / "emptied", "1")
+    config = root / "models.config"
+    config.write_text(CONFIG.format(root=root))
+    server = start_server([f"--model_config_file={config}", f"--file_system_poll_wait_seconds={POLL}"],
+                          root / "server.log")
+    yield server, root
+    server.stop()
+
+
+def states(server: Server, model: str) -> dict[str, str]:
+    """{version: state} of a model, {} while it has none."""
+    response = server.get(f"/v1/models/{model}")
+    if response.status_code == 404:
+        return {}
+    return {entry["version"]: entry["state"] for entry in ok_json(response)["model_version_status"]}
+
+
+def predict(server: Server, model: str, x: float = 1.0) -> float:
+    return ok_json(server.post(f"/v1/models/{model}:predict", {"instances": [x]}))["predictions"][0]
+
+
+def test_missing_base_path_then_hot_load_and_swap(lifecycle, models: Models) -> None:
+    server, root = lifecycle
+    assert error_of(server.get("/v1/models/hot"), 404) == "Could not find any versions of model hot"
+    assert error_of(server.post("/v1/models/hot:predict", {"instances": [1.0]}), 404) == (
+        "Servable not found for request: Latest(hot)")
+
+    started = time.monotonic()
+    install_version(models.half_plus_two, root / "hot", "1")
+    wait_for(lambda: "1" in states(server, "hot"), NOTICE)
+    wait_for(lambda: states(server, "hot") == {"1": "AVAILABLE"}, LOAD)
+    assert predict(server, "hot") == 2.5
+    noticed = time.monotonic() - started
+
+    # Version 2 replaces 1 without a failed request in between: load first, then unload.
+    install_version(models.half_plus_three, root / "hot", "2")
+    answers = set()
+    deadline = time.monotonic() + NOTICE + LOAD
+    while states(server, "hot") != {"2": "AVAILABLE", "1": "END"}:
+        answers.add(predict(server, "hot"))
+        assert time.monotonic() < deadline, states(server, "hot")
+    assert answers <= {2.5, 3.5}
+    assert predict(server, "hot") == 3.5
+    status = ok_json(server.get("/v1/models/hot"))["model_version_status"]
+    assert [entry["version"] for entry in status] == ["2", "1"]  # history, newest first
+    assert noticed < NOTICE + LOAD
+
+
+def test_deleted_version_is_unloaded_within_two_polls(lifecycle) -> None:
+    server, root = lifecycle
+    assert states(server, "deleting") == {"2": "AVAILABLE", "1": "AVAILABLE"}
+    assert predict(server, "deleting") == 3.5
+    started = time.monotonic()
+    shutil.rmtree(root / "deleting" / "2")
+    wait_for(lambda: states(server, "deleting") == {"2": "END", "1": "AVAILABLE"}, NOTICE)
+    assert time.monotonic() - started <= NOTICE
+    assert error_of(server.post("/v1/models/deleting/versions/2:predict", {"instances": [1.0]}), 404) == (
+        "Servable not found for request: Specific(deleting, 2)")
+    assert predict(server, "deleting") == 2.5
+
+
+def test_broken_version_ends_with_its_error_and_the_old_one_keeps_serving(lifecycle, models: Models) -> None:
+    server, root = lifecycle
+    assert states(server, "broken") == {"1": "AVAILABLE"}
+    staging = root / "broken" / ".tmp-2"
+    staging.mkdir()
+    (staging / "saved_model.pb").write_bytes(b"this is not a SavedModel")
+    staging.rename(root / "broken" / "2")
+
+    wait_for(lambda: states(server, "broken").get("2") == "END", NOTICE + LOAD)
+    status = ok_json(server.get("/v1/models/broken/versions/2"))["model_version_status"][0]
+    assert status["status"]["error_code"] != "OK"
+    assert "SavedModel" in status["status"]["error_message"]
+    assert states(server, "broken") == {"2": "END", "1": "AVAILABLE"}
+    assert predict(server, "broken") == 2.5
+    assert server.process.poll() is None
+
+    install_version(models.half_plus_three, root / "broken", "3")  # a good newer version still loads
+    wait_for(lambda: states(server, "broken") == {"3": "AVAILABLE", "2": "END", "1": "END"}, NOTICE + LOAD)
+    assert predict(server, "broken") == 3.5
+
+
+def test_emptied_base_path_unloads_the_model(lifecycle) -> None:
+    server, root = lifecycle
+    assert predict(server, "emptied") == 2.5
+    shutil.rmtree(root / "emptied" / "1")
+    wait_for(lambda: states(server, "emptied") == {"1": "END"}, NOTICE)
+    assert error_of(server.post("/v1/models/emptied:predict", {"instances": [1.0]}), 404) == (
+        "Servable not found for request: Latest(emptied)")
+
+
+def test_cors_and_metrics_are_off_by_default(lifecycle) -> None:
+    server, _ = lifecycle
+    response = server.get("/v1/models/deleting")
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert server.get("/monitoring/prometheus/metrics").status_code == 404
