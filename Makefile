@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: run test lint serve train demo e2e clean help
+.PHONY: run test lint serve train demo e2e clean help bench
 
 help:
 	@echo "make run    set up .venv and start the dashboard (http://localhost:8502) with the embedded server"
@@ -14,6 +14,7 @@ help:
 	@echo "make train  train and export one version from the command line"
 	@echo "make demo   seed a few demo runs and versions"
 	@echo "make lint   ruff"
+	@echo "make bench  benchmarks vs baselines (KServe, plain Starlette, raw ASGI), writes bench/results.md"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,11 @@ test: $(VENV)/.dev-installed
 
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
+
+# Benchmarks (not part of `make test`): side-by-side ratios, written to bench/results.md.
+# Installs KServe into its own venv under bench/.work/ on first use. `$(PY) -m bench --quick` is short.
+bench: $(VENV)/.dev-installed
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .run

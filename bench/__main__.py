@@ -1,0 +1,272 @@
+"""`python -m bench [--quick] [--only server,starlette,...]`: run the benchmarks, print one report.
+
+Sections (names for ``--only``): the 1-row ``:predict`` contenders ``server``, ``batching``,
+``starlette``, ``kserve``, ``raw``; then ``rows10k`` (a 10,000-row request vs the in-process
+floor), ``training`` (``train()`` vs a bare ``model.fit`` at 1,000,000 samples) and ``paint`` (the
+dashboard's first paint vs a one-line Streamlit app). Contenders run one at a time on loopback;
+the report goes to ``bench/results.md`` and stdout, progress to stderr. A section that cannot run
+(no ``--enable_batching``, KServe install failed, ...) says so in the report instead of failing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+
+from bench import contenders as cs
+from bench.load import LoadError, run_load, wrk_available, wrk_version
+from bench.report import CONNECTIONS, CONTENDERS, BenchResults, Comparison, render
+
+SECTIONS = (*CONTENDERS, "rows10k", "training", "paint")
+BIG_ROWS = 10_000
+TRAIN_SAMPLES = 1_000_000
+LOG_DIR = cs.WORK / "logs"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long and how much to measure; ``--quick`` shortens everything for a smoke run."""
+
+    duration_s: float
+    warmup_s: float
+    connections: tuple[int, ...]
+    train_epochs: int
+    paint_repeats: int
+    only: tuple[str, ...]
+    use_wrk: bool
+    out: Path
+    kserve_timeout_s: float
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="2 s per point, 2 epochs, 1 paint each")
+    parser.add_argument("--only", default="", help=f"comma-separated sections: {','.join(SECTIONS)}")
+    parser.add_argument("--duration", type=float, help="seconds per measured point (default 10; quick 2)")
+    parser.add_argument("--no-wrk", action="store_true",
+                        help="use the asyncio load generator even if wrk exists")
+    parser.add_argument("--out", type=Path, default=cs.REPO / "bench" / "results.md")
+    parser.add_argument("--kserve-install-timeout", type=float, default=900.0)
+    args = parser.parse_args(argv)
+    only = tuple(s.strip() for s in args.only.split(",") if s.strip()) or SECTIONS
+    unknown = sorted(set(only) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    duration = args.duration or (2.0 if args.quick else 10.0)
+    return Settings(
+        duration_s=duration, warmup_s=1.0 if args.quick else 3.0, connections=CONNECTIONS,
+        train_epochs=2 if args.quick else 5, paint_repeats=1 if args.quick else 3, only=only,
+        use_wrk=not args.no_wrk, out=args.out, kserve_timeout_s=args.kserve_install_timeout,
+    )
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _command_line(command: list[str]) -> str:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=30, cwd=cs.REPO)
+    except (OSError, subprocess.TimeoutExpired):
+        return "absent"
+    return (out.stdout.strip() or out.stderr.strip() or "unknown").splitlines()[0]
+
+
+def machine_facts(settings: Settings) -> dict[str, str]:
+    """Date, machine, versions and settings: what a reader needs to weigh the numbers."""
+    cpu = "unknown"
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    tool = wrk_version() if settings.use_wrk and wrk_available() else "asyncio fallback (bench/load.py)"
+    return {
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "commit": _command_line(["git", "rev-parse", "--short", "HEAD"]),
+        "CPU": f"{cpu}, {os.cpu_count()} cores",
+        "load average at start (1/5/15 min)": " / ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "Python / TensorFlow / Keras": f"{platform.python_version()} / {_version('tensorflow')} / "
+                                       f"{_version('keras')}",
+        "uvicorn / starlette / streamlit": f"{_version('uvicorn')} / {_version('starlette')} / "
+                                           f"{_version('streamlit')}",
+        "load generator": tool,
+        "Chromium": _command_line(["/usr/bin/chromium", "--version"]),
+        "settings": f"{settings.duration_s:g} s per point after {settings.warmup_s:g} s warm-up; "
+                    f"training {settings.train_epochs} epochs; "
+                    f"first paint median of {settings.paint_repeats}",
+    }
+
+
+def inprocess(*args: str, timeout_s: float = 1800.0) -> dict:
+    """Run ``python -m bench.inprocess ARGS`` and return the JSON it prints last."""
+    out = subprocess.run([sys.executable, "-m", "bench.inprocess", *args], cwd=cs.REPO,
+                         env=cs.subprocess_env(), capture_output=True, text=True, timeout=timeout_s)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench.inprocess {args[0]} exited {out.returncode}: {out.stderr.strip()[-1500:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def write_bodies(work: Path) -> tuple[Path, Path]:
+    """The 1-row body and a seeded 10,000-row body, as files for wrk."""
+    work.mkdir(parents=True, exist_ok=True)
+    one = work / "one_row.json"
+    one.write_bytes(cs.ONE_ROW)
+    rng = random.Random(0)
+    rows = [[round(rng.uniform(-10, 10), 4), round(rng.uniform(-10, 10), 4)] for _ in range(BIG_ROWS)]
+    big = work / "rows10k.json"
+    big.write_text(json.dumps({"instances": rows}))
+    return one, big
+
+
+def measure_contender(contender: cs.Contender, body: Path, settings: Settings, results: BenchResults) -> None:
+    """Start one contender, measure it at every connection count, stop it."""
+    say(f"starting {contender.key}")
+    try:
+        running = cs.start(contender, LOG_DIR)
+    except cs.ContenderError as error:
+        say(f"{contender.key} failed to start: {error}")
+        results.unavailable[contender.key] = f"failed to start: {str(error).splitlines()[0]}"
+        return
+    try:
+        for conns in settings.connections:
+            say(f"{contender.key}: {conns} connections")
+            try:
+                run_load(running.url, body, conns, settings.warmup_s, cs.WORK, settings.use_wrk)
+                results.predict[(contender.key, conns)] = run_load(
+                    running.url, body, conns, settings.duration_s, cs.WORK, settings.use_wrk)
+            except LoadError as error:
+                results.predict[(contender.key, conns)] = f"load failed: {str(error).splitlines()[0]}"
+    finally:
+        running.stop()
+
+
+def run_predict(settings: Settings, base_path: Path, version_dir: Path, body: Path,
+                results: BenchResults) -> None:
+    """Every selected 1-row ``:predict`` contender, one after the other."""
+    for key in CONTENDERS:
+        if key not in settings.only:
+            continue
+        if key in ("server", "batching"):
+            batching = key == "batching"
+            if batching and not cs.batching_available():
+                results.unavailable[key] = "batching: not available (no --enable_batching in --help)"
+                continue
+            contender = cs.server(base_path, batching)
+        elif key == "starlette":
+            contender = cs.plain_starlette(version_dir)
+        elif key == "raw":
+            contender = cs.raw_asgi()
+        else:
+            say("installing KServe into bench/.work/kserve-venv (first run only)")
+            python, note = cs.ensure_kserve_venv(cs.WORK / "kserve-venv", settings.kserve_timeout_s,
+                                                 LOG_DIR / "kserve-install.log")
+            if python is None:
+                results.unavailable[key] = f"KServe {note}"
+                continue
+            results.facts["KServe"] = note
+            contender = cs.kserve(version_dir, python)
+        measure_contender(contender, body, settings, results)
+
+
+def run_rows10k(settings: Settings, base_path: Path, version_dir: Path, big: Path) -> Comparison:
+    """A 10,000-row request through the server (1 connection) vs the in-process floor."""
+    running = cs.start(cs.server(base_path, batching=False), LOG_DIR)
+    try:
+        say("rows10k: server")
+        run_load(running.url, big, 1, settings.warmup_s, cs.WORK, settings.use_wrk)
+        served = run_load(running.url, big, 1, settings.duration_s, cs.WORK, settings.use_wrk)
+    finally:
+        running.stop()
+    say("rows10k: in-process floor")
+    floor = inprocess("floor", f"--model_dir={version_dir}", f"--body={big}",
+                      f"--duration={settings.duration_s}")
+    note = f"1 connection; {served.requests} requests"
+    if served.errors:
+        note += f", {served.errors} errors"
+    return Comparison(f"{BIG_ROWS:,}-row `:predict`", "rows/s", served.rps * BIG_ROWS, "this server",
+                      floor["rows_per_s"], "orjson.loads + signature + orjson.dumps, in process", note)
+
+
+def run_training(settings: Settings) -> Comparison:
+    """``train()`` vs a bare ``model.fit`` on the same data, model and batch size."""
+    common = (f"--samples={TRAIN_SAMPLES}", f"--epochs={settings.train_epochs}")
+    say("training: pipeline.training.train")
+    ours = inprocess("train", "--which=pipeline", *common)
+    say("training: bare model.fit")
+    bare = inprocess("train", "--which=bare", *common)
+    return Comparison(f"training, {TRAIN_SAMPLES:,} samples × {settings.train_epochs} epochs", "samples/s",
+                      ours["samples_per_s"], "train()", bare["samples_per_s"], "bare model.fit",
+                      f"batch size {ours['batch_size']}; fit time only")
+
+
+def run_paint(settings: Settings) -> Comparison:
+    """The dashboard's first paint vs the one-line app's (the dashboard is skipped if absent)."""
+    from bench import paint
+
+    apps = {"one-line": paint.ONE_LINE_APP}
+    if paint.DASHBOARD.exists():
+        apps = {"dashboard": paint.DASHBOARD, **apps}
+    say(f"first paint: {', '.join(apps)} × {settings.paint_repeats}")
+    medians = paint.median_first_paints(apps, settings.paint_repeats, LOG_DIR)
+    note = f"median of {settings.paint_repeats}; no model server (AUTOSTART_SERVER=0)"
+    if "dashboard" not in medians:
+        note = "dashboard/app.py not found: one-line app only; " + note
+    return Comparison("first paint (process start → first run done)", "s", medians.get("dashboard"),
+                      "dashboard/app.py", medians["one-line"], "one-line app", note)
+
+
+def _section(results: BenchResults, key: str, what: str, run: Callable[[], Comparison]) -> None:
+    """Run one floor comparison; a failure becomes a note in the report."""
+    try:
+        results.comparisons[key] = run()
+    except Exception as error:  # noqa: BLE001 (any failure is reported, the bench goes on)
+        say(f"{key} failed: {error}")
+        results.comparisons[key] = Comparison(what, "", None, "", None, "",
+                                              f"failed: {str(error).splitlines()[0][:200]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_args(argv)
+    results = BenchResults(facts=machine_facts(settings))
+    base_path = cs.WORK / "models" / cs.MODEL_NAME
+    say("preparing the model")
+    version_dir = Path(inprocess("prepare", f"--base_path={base_path}")["version_dir"])
+    one, big = write_bodies(cs.WORK)
+    run_predict(settings, base_path, version_dir, one, results)
+    if "rows10k" in settings.only:
+        _section(results, "rows10k", f"{BIG_ROWS:,}-row `:predict`",
+                 lambda: run_rows10k(settings, base_path, version_dir, big))
+    if "training" in settings.only:
+        _section(results, "training", "training", lambda: run_training(settings))
+    if "paint" in settings.only:
+        _section(results, "paint", "first paint", lambda: run_paint(settings))
+    results.facts["load average at end"] = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    report = render(results)
+    settings.out.parent.mkdir(parents=True, exist_ok=True)
+    settings.out.write_text(report)
+    print(report)
+    say(f"written to {settings.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Turn one bench run's measurements into the Markdown report: tables, ratios and targets.
+
+Pure: no processes, no network, no clock. Every ratio compares numbers measured in the same run,
+because absolute numbers on a shared machine say little; the targets (from issue 5) are judged on
+those ratios and printed as Pass / Miss (or n/a when a side of the comparison was not measured).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from bench.load import LoadResult
+
+CONNECTIONS = (1, 8, 32, 128)
+"""Keep-alive connections per 1-row :predict point."""
+
+CONTENDERS: dict[str, str] = {
+    "server": "this server",
+    "batching": "this server, --enable_batching",
+    "starlette": "plain Starlette",
+    "kserve": "KServe ModelServer",
+    "raw": "raw ASGI floor",
+}
+"""Contender keys (as given to ``--only``) and their labels, in table order."""
+
+SERVER_VARIANTS = ("server", "batching")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One measured value next to its reference (e.g. rows/s over HTTP vs in process)."""
+
+    what: str
+    unit: str
+    value: float | None
+    value_label: str
+    reference: float | None
+    reference_label: str
+    note: str = ""
+    """Why a side is missing, or how it was measured."""
+
+    @property
+    def ratio(self) -> float | None:
+        return ratio(self.value, self.reference)
+
+
+@dataclass
+class BenchResults:
+    """Everything one run measured. Missing numbers carry a note saying why."""
+
+    predict: dict[tuple[str, int], LoadResult | str] = field(default_factory=dict)
+    """(contender key, connections) -> result, or the reason there is none."""
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """contender key -> why it was not measured at all (e.g. "not available", "install failed")."""
+    comparisons: dict[str, Comparison] = field(default_factory=dict)
+    """"rows10k", "training", "paint" -> the comparison."""
+    facts: dict[str, str] = field(default_factory=dict)
+    """Date, machine and versions, printed in the header."""
+
+    def load(self, key: str, connections: int) -> LoadResult | None:
+        found = self.predict.get((key, connections))
+        return found if isinstance(found, LoadResult) else None
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """One target from the issue, what was measured against it, and the verdict."""
+
+    target: str
+    measured: str
+    verdict: str
+    """"Pass", "Miss" or "n/a"."""
+
+
+def ratio(value: float | None, reference: float | None) -> float | None:
+    """``value / reference``, or ``None`` when either is missing, not finite or the reference is 0."""
+    if value is None or reference is None or not math.isfinite(value) or not math.isfinite(reference):
+        return None
+    return value / reference if reference != 0 else None
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}×"
+
+
+def fmt_number(value: float | None, digits: int = 0) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def fmt_ms(value: float) -> str:
+    return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
+
+
+def check(target: str, value: float | None, reference: float | None, factor: float, at_least: bool,
+          describe: str) -> TargetCheck:
+    """Judge ``value >= factor * reference`` (``at_least``) or ``value <= factor * reference``."""
+    r = ratio(value, reference)
+    if r is None:
+        return TargetCheck(target, "not measured", "n/a")
+    passed = r >= factor if at_least else r <= factor
+    return TargetCheck(target, f"{describe}: {fmt_ratio(r)}", "Pass" if passed else "Miss")
+
+
+def evaluate_targets(results: BenchResults) -> list[TargetCheck]:
+    """The issue's targets, for each server variant measured, then the floors."""
+    checks: list[TargetCheck] = []
+    for key in SERVER_VARIANTS:
+        label = CONTENDERS[key]
+        if key == "batching":
+            if key in results.unavailable:
+                checks.append(TargetCheck(f"{label}: the 1-row targets", results.unavailable[key], "n/a"))
+                continue
+            if not any((key, c) in results.predict for c in CONNECTIONS):
+                continue  # not selected with --only
+        at32, at1 = results.load(key, 32), results.load(key, 1)
+        kserve32, raw32 = results.load("kserve", 32), results.load("raw", 32)
+        base32, base1 = results.load("starlette", 32), results.load("starlette", 1)
+
+        def get(result: LoadResult | None, attr: str) -> float | None:
+            return None if result is None else getattr(result, attr)
+
+        checks += [
+            check(f"{label}: 1-row req/s at 32 conns ≥ 3× KServe", get(at32, "rps"), get(kserve32, "rps"),
+                  3.0, True, "req/s ratio"),
+            check(f"{label}: 1-row req/s at 32 conns ≥ 0.3× raw ASGI floor", get(at32, "rps"),
+                  get(raw32, "rps"), 0.3, True, "req/s ratio"),
+            check(f"{label}: p99 at 32 conns ≤ plain Starlette's", get(at32, "p99_ms"), get(base32, "p99_ms"),
+                  1.0, False, "p99 ratio"),
+            check(f"{label}: p50 at 1 conn ≤ 1.5× plain Starlette's", get(at1, "p50_ms"),
+                  get(base1, "p50_ms"), 1.5, False, "p50 ratio"),
+        ]
+    floors = (
+        ("rows10k", "10,000-row :predict rows/s ≥ 0.5× in-process floor", 0.5, True),
+        ("training", "training samples/s ≥ 0.8× bare model.fit", 0.8, True),
+        ("paint", "dashboard first paint ≤ 1.5× one-line app", 1.5, False),
+    )
+    for key, target, factor, at_least in floors:
+        c = results.comparisons.get(key)
+        if c is None:
+            checks.append(TargetCheck(target, "not measured", "n/a"))
+        else:
+            checks.append(check(target, c.value, c.reference, factor, at_least, "ratio"))
+    return checks
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def predict_table(results: BenchResults) -> list[str]:
+    """The 1-row :predict table: one row per (connections, contender), req/s ratios to the others."""
+    keys = [k for k in CONTENDERS if any(results.load(k, c) for c in CONNECTIONS)]  # ratio columns
+    header = ["conns", "contender", "req/s", "p50 ms", "p99 ms", *[f"÷ {CONTENDERS[k]}" for k in keys]]
+    lines = [_row(header), _row(["---:", "---", "---:", "---:", "---:", *["---:"] * len(keys)])]
+    for conns in CONNECTIONS:
+        for key in CONTENDERS:
+            if key in results.unavailable:
+                continue
+            found = results.predict.get((key, conns))
+            if found is None:
+                continue
+            if isinstance(found, str):
+                lines.append(_row([str(conns), CONTENDERS[key], found, "", "", *[""] * len(keys)]))
+                continue
+            rps = fmt_number(found.rps) + (f" ({found.errors} errors)" if found.errors else "")
+            ratios = []
+            for other in keys:
+                other_result = results.load(other, conns)
+                same = other == key
+                ratios.append("—" if same else fmt_ratio(ratio(found.rps, other_result and other_result.rps)))
+            lines.append(_row([str(conns), CONTENDERS[key], rps, fmt_ms(found.p50_ms), fmt_ms(found.p99_ms),
+                               *ratios]))
+    for key, note in results.unavailable.items():
+        lines.append(_row(["all", CONTENDERS.get(key, key), note, "", "", *[""] * len(keys)]))
+    return lines
+
+
+def comparisons_table(results: BenchResults) -> list[str]:
+    """The floors: big predict vs in process, train() vs bare fit, dashboard vs one-line app."""
+    lines = [_row(["measurement", "this project", "reference", "ratio", "notes"]),
+             _row(["---", "---:", "---:", "---:", "---"])]
+    for c in results.comparisons.values():
+        digits = 2 if c.unit == "s" else 0
+        value = f"{fmt_number(c.value, digits)} {c.unit} ({c.value_label})"
+        reference = f"{fmt_number(c.reference, digits)} {c.unit} ({c.reference_label})"
+        lines.append(_row([c.what, value, reference, fmt_ratio(c.ratio), c.note]))
+    return lines
+
+
+def targets_table(checks: list[TargetCheck]) -> list[str]:
+    lines = [_row(["target", "measured", "result"]), _row(["---", "---", "---"])]
+    lines += [_row([c.target, c.measured, f"**{c.verdict}**" if c.verdict == "Miss" else c.verdict])
+              for c in checks]
+    return lines
+
+
+def render(results: BenchResults) -> str:
+    """The whole report as Markdown (also what the bench prints)."""
+    parts = ["# Bench results", ""]
+    parts += [f"- {name}: {value}" for name, value in results.facts.items()]
+    parts += ["", "Ratios compare numbers measured side by side in this run; absolute numbers depend on the "
+              "machine and its load. `÷ X` is this row's req/s divided by X's at the same connection count.",
+              "", "## 1-row `:predict` (`{\"instances\": [[1.0, 2.0]]}`)", ""]
+    parts += predict_table(results)
+    if results.comparisons:
+        parts += ["", "## Against floors", ""]
+        parts += comparisons_table(results)
+    parts += ["", "## Targets (issue 5)", ""]
+    parts += targets_table(evaluate_targets(results))
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,191 @@
+"""The bench's pure parts: reading wrk's report, ratios, targets and the Markdown table. No network."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bench.load import (
+    LoadError,
+    LoadResult,
+    lua_post_script,
+    parse_wrk_output,
+    parse_wrk_time,
+    percentile,
+    read_http_response,
+    run_load,
+)
+from bench.report import (
+    CONNECTIONS,
+    BenchResults,
+    Comparison,
+    evaluate_targets,
+    predict_table,
+    ratio,
+    render,
+)
+
+WRK_OK = """\
+Running 2s test @ http://127.0.0.1:18125/v1/models/linear_model:predict
+  2 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   801.48us    2.02ms  20.52ms   93.43%
+    Req/Sec    13.70k     4.98k   23.23k    72.50%
+  Latency Distribution
+     50%  232.00us
+     75%  330.00us
+     90%    1.72ms
+     99%   12.30ms
+  54526 requests in 2.00s, 7.70MB read
+Requests/sec:  27217.80
+Transfer/sec:      3.84MB
+"""
+
+WRK_ERRORS = """\
+Running 10s test @ http://127.0.0.1:9000/v1/models/linear_model:predict
+  2 threads and 128 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.52s   301.00ms   2.00s    70.00%
+    Req/Sec    40.00     10.00    60.00     70.00%
+  Latency Distribution
+     50%    1.50s
+     75%    1.70s
+     90%    1.90s
+     99%    2.00s
+  800 requests in 10.01s, 100.00KB read
+  Socket errors: connect 0, read 2, write 0, timeout 5
+  Non-2xx or 3xx responses: 7
+Requests/sec:     79.92
+Transfer/sec:      9.99KB
+"""
+
+
+def load(rps: float, p50: float = 1.0, p99: float = 5.0) -> LoadResult:
+    return LoadResult(requests=int(rps * 2), duration_s=2.0, rps=rps, p50_ms=p50, p99_ms=p99)
+
+
+@pytest.mark.parametrize(("text", "ms"), [("232.00us", 0.232), ("1.72ms", 1.72), ("2.00s", 2000.0),
+                                           ("1.50m", 90_000.0)])
+def test_wrk_durations_are_read_in_milliseconds(text, ms):
+    assert parse_wrk_time(text) == pytest.approx(ms)
+
+
+def test_wrk_report_gives_rate_percentiles_and_no_errors():
+    result = parse_wrk_output(WRK_OK)
+    assert result == LoadResult(requests=54526, duration_s=2.0, rps=27217.80, p50_ms=pytest.approx(0.232),
+                                p99_ms=pytest.approx(12.3), errors=0, tool="wrk")
+
+
+def test_wrk_non_2xx_and_socket_errors_are_counted():
+    result = parse_wrk_output(WRK_ERRORS)
+    assert (result.requests, result.rps, result.p50_ms, result.p99_ms) == (800, 79.92, 1500.0, 2000.0)
+    assert result.duration_s == pytest.approx(10.01)
+    assert result.errors == 7 + 2 + 5
+
+
+def test_wrk_report_without_latency_distribution_is_refused():
+    without = "\n".join(line for line in WRK_OK.splitlines() if "%" not in line or "Latency " in line)
+    with pytest.raises(LoadError, match="--latency"):
+        parse_wrk_output(without)
+    with pytest.raises(LoadError):
+        parse_wrk_time("12 parsecs")
+
+
+def test_lua_script_posts_the_body_file_as_json(tmp_path: Path):
+    script = lua_post_script(tmp_path / "one_row.json")
+    assert 'wrk.method = "POST"' in script
+    assert 'wrk.headers["Content-Type"] = "application/json"' in script
+    assert str((tmp_path / "one_row.json").resolve()) in script
+
+
+def test_nearest_rank_percentiles():
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([7.0], 0.99) == 7.0
+
+
+def test_load_is_only_ever_sent_to_loopback(tmp_path: Path):
+    body = tmp_path / "b.json"
+    body.write_bytes(b"{}")
+    with pytest.raises(LoadError, match="loopback"):
+        run_load("http://example.com/v1/models/m:predict", body, 1, 0.1, tmp_path, use_wrk=False)
+
+
+def test_ratio_is_none_when_a_side_is_missing():
+    assert ratio(6.0, 2.0) == 3.0
+    assert ratio(None, 2.0) is None
+    assert ratio(1.0, None) is None
+    assert ratio(1.0, 0.0) is None
+    assert ratio(float("nan"), 1.0) is None
+
+
+def full_results() -> BenchResults:
+    results = BenchResults(facts={"date": "2026-01-01"})
+    rates = {"server": 3000.0, "starlette": 2000.0, "kserve": 900.0, "raw": 20000.0}
+    for key, rps in rates.items():
+        for conns in CONNECTIONS:
+            results.predict[(key, conns)] = load(rps, p50=1.0, p99=10.0)
+    results.predict[("server", 1)] = load(3000.0, p50=1.4)   # 1.4× the baseline's p50: Pass
+    results.predict[("server", 32)] = load(3000.0, p99=12.0)  # p99 above the baseline's: Miss
+    results.unavailable["batching"] = "batching: not available"
+    results.comparisons["rows10k"] = Comparison("10k", "rows/s", 600.0, "server", 1000.0, "floor")
+    results.comparisons["training"] = Comparison("train", "samples/s", 700.0, "train()", 1000.0, "fit")
+    results.comparisons["paint"] = Comparison("paint", "s", 3.0, "dashboard", 2.5, "one-line")
+    return results
+
+
+def test_targets_are_judged_on_ratios_measured_in_the_same_run():
+    verdicts = {c.target: c.verdict for c in evaluate_targets(full_results())}
+    assert verdicts["this server: 1-row req/s at 32 conns ≥ 3× KServe"] == "Pass"   # 3000 / 900 = 3.33
+    assert verdicts["this server: 1-row req/s at 32 conns ≥ 0.3× raw ASGI floor"] == "Miss"  # 0.15
+    assert verdicts["this server: p99 at 32 conns ≤ plain Starlette's"] == "Miss"
+    assert verdicts["this server: p50 at 1 conn ≤ 1.5× plain Starlette's"] == "Pass"
+    assert verdicts["this server, --enable_batching: the 1-row targets"] == "n/a"
+    assert verdicts["10,000-row :predict rows/s ≥ 0.5× in-process floor"] == "Pass"
+    assert verdicts["training samples/s ≥ 0.8× bare model.fit"] == "Miss"
+    assert verdicts["dashboard first paint ≤ 1.5× one-line app"] == "Pass"  # lower is better: 1.2
+
+
+def test_a_missing_contender_makes_its_targets_not_applicable_and_skips_unselected_batching():
+    results = full_results()
+    for conns in CONNECTIONS:
+        del results.predict[("kserve", conns)]
+    del results.unavailable["batching"]
+    checks = evaluate_targets(results)
+    kserve = next(c for c in checks if "KServe" in c.target)
+    assert (kserve.measured, kserve.verdict) == ("not measured", "n/a")
+    assert not any("batching" in c.target for c in checks)
+
+
+def test_table_has_a_row_per_point_with_ratios_to_each_other_contender():
+    results = full_results()
+    results.predict[("kserve", 128)] = "load failed: wrk exited 1"
+    lines = predict_table(results)
+    assert lines[0].startswith("| conns | contender | req/s | p50 ms | p99 ms | ÷ this server |")
+    row = next(line for line in lines if line.startswith("| 32 | this server |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # columns: ÷ server, ÷ starlette, ÷ kserve, ÷ raw
+    assert cells[2:] == ["3,000", "1.00", "12.00", "—", "1.50×", "3.33×", "0.15×"]
+    assert any("| 128 | KServe ModelServer | load failed: wrk exited 1 |" in line for line in lines)
+    batching = "| all | this server, --enable_batching | batching: not available"
+    assert any(line.startswith(batching) for line in lines)
+
+
+def test_report_has_facts_tables_and_marks_misses():
+    text = render(full_results())
+    assert "- date: 2026-01-01" in text
+    assert "## 1-row `:predict`" in text and "## Against floors" in text and "## Targets (issue 5)" in text
+    assert "| **Miss** |" in text
+    assert "600 rows/s (server)" in text and "0.60×" in text
+    assert "3.00 s (dashboard)" in text
+
+
+def test_the_fallback_client_reads_one_content_length_response_at_a_time():
+    async def read_two() -> tuple[int, int, bytes]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+                         b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}rest")
+        return await read_http_response(reader), await read_http_response(reader), await reader.read(4)
+
+    assert asyncio.run(read_two()) == (200, 404, b"rest")
