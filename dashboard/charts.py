@@ -1,0 +1,291 @@
+"""Every chart of the dashboard, as pure functions: plain data in, a Plotly figure out.
+
+No Streamlit here, so each figure is unit-tested without a browser (``tests/unit/test_charts.py``)
+and a page only decides *where* a chart goes. Parameters are named the way the run record
+names them (``w`` is the list of weights, ``b`` the bias), and traces are named in the user's
+words (``learned``, ``true``, ``OLS``) because those names are what the legend shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from pipeline.run_report import param_names
+
+PARAM_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+"""One colour per parameter (w[0], w[1], ..., b), shared by the trajectory chart's lines
+and their true-value guides so a line and its target read as a pair."""
+
+SERIES_COLORS = {"learned": "#FF6F00", "true": "#2ca02c", "OLS": "#1f77b4"}
+
+X_RANGE = (-10.0, 10.0)
+"""The interval the synthetic inputs are drawn from (``pipeline.data.X_LOW/X_HIGH``); the
+3-D planes span it so they cover exactly the data."""
+
+
+def _params(weights: Mapping[str, Any]) -> list[float]:
+    """``{"w": [...], "b": x}`` flattened to ``[*w, b]``."""
+    return [float(v) for v in weights["w"]] + [float(weights["b"])]
+
+
+def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = 340) -> go.Figure:
+    fig.update_layout(
+        title=title, xaxis_title=x_title, yaxis_title=y_title, height=height,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10}, legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+def log_ticks(values: Sequence[float]) -> list[float]:
+    """Tick values 1, 2, 5, 10, 20, 50, ... covering ``values`` (positives only): a log axis
+    labelled with plain numbers instead of Plotly's crowded per-digit minor labels."""
+    positive = [v for v in values if v > 0 and np.isfinite(v)]
+    if not positive:
+        return []
+    low, high = int(np.floor(np.log10(min(positive)))), int(np.ceil(np.log10(max(positive))))
+    ticks = [m * 10.0**e for e in range(low, high + 1) for m in (1, 2, 5)]
+    inside = [t for t in ticks if min(positive) / 2 <= t <= max(positive) * 2]
+    return [float(f"{t:.6g}") for t in inside]
+
+
+def loss_curve_figure(history: Sequence[Mapping[str, Any]], noise: float | None = None) -> go.Figure:
+    """Training loss (MSE) per epoch on a log axis, so both the first steep epochs and the
+    last small improvements are visible.
+
+    With ``noise`` (the data's noise std) a dashed line marks ``noise²``: the MSE even the
+    true weights reach on noisy data, so a user sees how close to "done" the loss is.
+    """
+    epochs = [int(h["epoch"]) for h in history]
+    losses = [float(h["loss"]) for h in history]
+    fig = go.Figure(go.Scatter(x=epochs, y=losses, mode="lines+markers", name="loss (MSE)",
+                               line={"color": SERIES_COLORS["learned"]}, marker={"size": 4}))
+    if noise is not None and noise > 0 and epochs:
+        floor = noise**2
+        fig.add_trace(go.Scatter(x=[min(epochs), max(epochs)], y=[floor, floor], mode="lines",
+                                 name=f"noise floor σ² = {floor:.4g}",
+                                 line={"dash": "dash", "color": "gray"}))
+    ticks = log_ticks([*losses, *([noise**2] if noise else [])])
+    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
+    return _layout(fig, "Training loss per epoch", "epoch", "loss (MSE, log scale)")
+
+
+def weights_trajectory_figure(
+    history: Sequence[Mapping[str, Any]], true_w: Sequence[float], true_b: float
+) -> go.Figure:
+    """Each parameter's value after every epoch (solid) next to its true value (dashed, same
+    colour): the picture of the weights moving toward the truth while a run trains."""
+    features = len(true_w)
+    epochs = [int(h["epoch"]) for h in history]
+    truth = [float(v) for v in true_w] + [float(true_b)]
+    span = [min(epochs, default=0), max(epochs, default=1)]
+    fig = go.Figure()
+    for i, name in enumerate(param_names(features)):
+        color = PARAM_COLORS[i % len(PARAM_COLORS)]
+        values = [float(h["w"][i]) if i < features else float(h["b"]) for h in history]
+        fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines", name=name, line={"color": color}))
+        fig.add_trace(go.Scatter(x=span, y=[truth[i], truth[i]], mode="lines", name=f"true {name}",
+                                 line={"color": color, "dash": "dash", "width": 1}))
+    return _layout(fig, "Weights per epoch vs truth", "epoch", "value (dashed: true)")
+
+
+def learned_vs_true_figure(
+    learned: Mapping[str, Any], true: Mapping[str, Any], ols: Mapping[str, Any] | None = None
+) -> go.Figure:
+    """Grouped bars per parameter: learned, true and (if known) OLS, the best fit any linear
+    model can reach on this very sample. Learned bars next to OLS bars show whether training
+    converged; the gap to the true bars is what the noise leaves."""
+    names = param_names(len(learned["w"]))
+    series = [("learned", learned), ("true", true)] + ([("OLS", ols)] if ols is not None else [])
+    fig = go.Figure([
+        go.Bar(x=names, y=_params(values), name=label, marker_color=SERIES_COLORS[label],
+               hovertemplate="%{x}: %{y:.4f}")
+        for label, values in series
+    ])
+    fig.update_layout(barmode="group")
+    return _layout(fig, "Learned vs true vs OLS", "parameter", "value")
+
+
+def plane_grid(w: Sequence[float], b: float, steps: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x0, x1, z)`` grids of the plane ``z = w[0]·x0 + w[1]·x1 + b`` over the data's range."""
+    axis = np.linspace(X_RANGE[0], X_RANGE[1], steps)
+    x0, x1 = np.meshgrid(axis, axis)
+    return x0, x1, float(w[0]) * x0 + float(w[1]) * x1 + float(b)
+
+
+def data_planes_figure(
+    x: np.ndarray, y: np.ndarray, true_w: Sequence[float], true_b: float,
+    learned_w: Sequence[float] | None = None, learned_b: float | None = None,
+) -> go.Figure:
+    """The data as a 3-D point cloud with the true plane and, if given, the learned plane.
+
+    Needs exactly two input features (a plane in 3-D); ``ValueError`` otherwise, so a page
+    can say why the view is missing instead of drawing something wrong. The caller decides
+    how many points to pass (a few thousand keep the browser responsive).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if x.ndim != 2 or x.shape[1] != 2 or len(true_w) != 2:
+        raise ValueError(f"a 3-D view needs exactly 2 input features, this data has {len(true_w)}")
+    fig = go.Figure(go.Scatter3d(x=x[:, 0], y=x[:, 1], z=y, mode="markers", name=f"data ({len(y):,} points)",
+                                 marker={"size": 2, "color": "#555555", "opacity": 0.6}))
+    planes = [("true plane", true_w, true_b, SERIES_COLORS["true"])]
+    if learned_w is not None and learned_b is not None:
+        planes.append(("learned plane", learned_w, learned_b, SERIES_COLORS["learned"]))
+    for name, w, b, color in planes:
+        x0, x1, z = plane_grid(w, b)
+        fig.add_trace(go.Surface(x=x0, y=x1, z=z, name=name, showscale=False, opacity=0.5,
+                                 colorscale=[[0, color], [1, color]], showlegend=True))
+    fig.update_layout(
+        title="Data and fitted planes", height=560, margin={"l": 0, "r": 0, "t": 50, "b": 0},
+        # a cube keeps x and y as wide as y is tall, and the camera looks along the planes' slope
+        scene={"xaxis_title": "x[0]", "yaxis_title": "x[1]", "zaxis_title": "y", "aspectmode": "cube",
+               "camera": {"eye": {"x": 1.5, "y": 1.5, "z": 0.7}}},
+        legend={"orientation": "h", "y": -0.05},
+    )
+    return fig
+
+
+def compare_versions_weights_figure(
+    versions: Sequence[tuple[str, Mapping[str, Any]]], true: Mapping[str, Any] | None = None
+) -> go.Figure:
+    """Grouped bars per parameter for each ``(label, {"w", "b"})`` in ``versions`` (e.g.
+    ``("version 2", learned)``), plus the true values when given: two versions side by side."""
+    if not versions:
+        raise ValueError("nothing to compare: no versions given")
+    names = param_names(len(versions[0][1]["w"]))
+    fig = go.Figure()
+    for i, (label, weights) in enumerate(versions):
+        fig.add_trace(go.Bar(x=names, y=_params(weights), name=label,
+                             marker_color=PARAM_COLORS[(i + 3) % len(PARAM_COLORS)]))
+    if true is not None:
+        fig.add_trace(go.Bar(x=names, y=_params(true), name="true", marker_color=SERIES_COLORS["true"]))
+    fig.update_layout(barmode="group")
+    return _layout(fig, "Weights side by side", "parameter", "value")
+
+
+def run_errors_figure(records: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Each finished run's error vs the truth and vs OLS (log axis) at the time it started,
+    oldest first; hovering shows the run id and the version it became: which runs learned
+    well, at a glance. Runs without errors (failed, or still running) are left out."""
+    done = [r for r in sorted(records, key=lambda r: str(r.get("id", ""))) if r.get("errors")]
+    when = [r.get("started") or r["id"] for r in done]
+    labels = [f"run {r['id']}" + (f", version {r['version']}" if r.get("version") is not None else "")
+              for r in done]
+    series = (("vs_true", "max |learned − true|"), ("vs_ols", "max |learned − OLS|"))
+    fig = go.Figure([
+        go.Scatter(x=when, y=[float(r["errors"][key]) for r in done], mode="markers", name=name, text=labels,
+                   hovertemplate="%{text}<br>%{y:.4g}<extra>%{fullData.name}</extra>")
+        for key, name in series
+    ])
+    ticks = log_ticks([float(r["errors"][key]) for r in done for key, _ in series])
+    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
+    return _layout(fig, "Errors per run", "started", "error (log scale)")
+
+
+# -- Predict page: served predictions against the noiseless truth -------------------------------------
+
+def _identity_span(*series: Sequence[float]) -> list[float]:
+    """``[lo, hi]`` covering every finite value given, padded a little (for the y = x line)."""
+    values = np.concatenate([np.asarray(s, dtype=np.float64).reshape(-1) for s in series])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return [0.0, 1.0]
+    lo, hi = float(values.min()), float(values.max())
+    pad = 0.05 * (hi - lo) or 1.0
+    return [lo - pad, hi + pad]
+
+
+def _predicted_vs_true_traces(true: Sequence[float], predicted: Sequence[float], name: str,
+                              color: str) -> list[go.Scatter]:
+    true_a = np.asarray(true, dtype=np.float64).reshape(-1)
+    pred_a = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    if true_a.shape != pred_a.shape:
+        raise ValueError(f"{len(true_a)} true values but {len(pred_a)} predictions")
+    span = _identity_span(true_a, pred_a)
+    pairs = enumerate(zip(true_a, pred_a, strict=True))
+    rows = [f"row {i + 1}<br>residual {p - t:+.4g}" for i, (t, p) in pairs]
+    return [
+        go.Scatter(x=span, y=span, mode="lines", name="perfect model (y = x)",
+                   line={"color": "gray", "dash": "dash", "width": 1}, hoverinfo="skip"),
+        go.Scatter(x=true_a, y=pred_a, mode="markers", name=name, marker={"color": color, "size": 9},
+                   text=rows, hovertemplate="%{text}<br>true %{x:.4g}<br>predicted %{y:.4g}<extra></extra>"),
+    ]
+
+
+def predicted_vs_true_figure(true: Sequence[float], predicted: Sequence[float]) -> go.Figure:
+    """Each row's served prediction (y) against what the true ``w0``/``b0`` give without noise
+    (x), with the ``y = x`` line: points on the line are rows the model gets right, and the
+    vertical distance to it is the row's residual. ``ValueError`` if the lengths differ."""
+    fig = go.Figure(_predicted_vs_true_traces(true, predicted, "predictions", SERIES_COLORS["learned"]))
+    return _layout(fig, "Predicted vs true value", "true value (x @ w0 + b0)", "predicted by the server")
+
+
+def points_on_true_plane_figure(x: Sequence[Sequence[float]] | np.ndarray, predicted: Sequence[float],
+                                w: Sequence[float], b: float) -> go.Figure:
+    """The input rows in 3-D at their predicted height, over the true plane ``x @ w + b``,
+    with a vertical line from each point to the plane (its residual). The plane spans the
+    data range and every row, so typed rows far outside it are still drawn over the plane.
+
+    Needs exactly two input features; ``ValueError`` otherwise, or if lengths differ.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    pred = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    if x.ndim != 2 or x.shape[1] != 2 or len(w) != 2:
+        raise ValueError(f"a 3-D view needs exactly 2 input features, got {x.shape[-1] if x.ndim else 0}")
+    if len(x) != len(pred):
+        raise ValueError(f"{len(x)} input rows but {len(pred)} predictions")
+    true = x @ np.asarray(w, dtype=np.float64) + float(b)
+    finite = x[np.isfinite(x).all(axis=1)]
+    lo = min(X_RANGE[0], float(finite.min())) if finite.size else X_RANGE[0]
+    hi = max(X_RANGE[1], float(finite.max())) if finite.size else X_RANGE[1]
+    axis = np.linspace(lo, hi, 2)
+    g0, g1 = np.meshgrid(axis, axis)
+    plane = float(w[0]) * g0 + float(w[1]) * g1 + float(b)
+    green = SERIES_COLORS["true"]
+    fig = go.Figure(go.Surface(x=g0, y=g1, z=plane, name="true plane", showscale=False, opacity=0.5,
+                               colorscale=[[0, green], [1, green]], showlegend=True))
+    gaps: dict[str, list[float | None]] = {"x": [], "y": [], "z": []}
+    for (x0, x1), t, p in zip(x, true, pred, strict=True):
+        gaps["x"] += [x0, x0, None]
+        gaps["y"] += [x1, x1, None]
+        gaps["z"] += [t, p, None]
+    fig.add_trace(go.Scatter3d(**gaps, mode="lines", name="residual", line={"color": "#d62728", "width": 4},
+                               hoverinfo="skip"))
+    fig.add_trace(go.Scatter3d(x=x[:, 0], y=x[:, 1], z=pred, mode="markers", name="predictions",
+                               marker={"size": 5, "color": SERIES_COLORS["learned"]},
+                               text=[f"row {i + 1}" for i in range(len(pred))],
+                               hovertemplate="%{text}<br>x1 %{x:.4g}, x2 %{y:.4g}<br>predicted %{z:.4g}"
+                               "<extra></extra>"))
+    fig.update_layout(
+        title="Predictions over the true plane", height=520, margin={"l": 0, "r": 0, "t": 50, "b": 0},
+        scene={"xaxis_title": "x1", "yaxis_title": "x2", "zaxis_title": "y", "aspectmode": "cube",
+               "camera": {"eye": {"x": 1.5, "y": 1.5, "z": 0.7}}},
+        legend={"orientation": "h", "y": -0.05},
+    )
+    return fig
+
+
+def compare_versions_figure(true: Sequence[float], predictions: Mapping[str, Sequence[float]]) -> go.Figure:
+    """One predicted-vs-true panel per version (``{"version 2": [...], "version 3": [...]}``),
+    side by side on shared axes, so the same rows answered by two versions can be compared
+    at a glance. ``ValueError`` if there is nothing to compare or a length differs."""
+    if not predictions:
+        raise ValueError("nothing to compare: no predictions given")
+    labels = list(predictions)
+    span = _identity_span(true, *predictions.values())
+    fig = make_subplots(rows=1, cols=len(labels), shared_yaxes=True, subplot_titles=labels)
+    for col, label in enumerate(labels, start=1):
+        color = PARAM_COLORS[(col + 2) % len(PARAM_COLORS)]
+        for trace in _predicted_vs_true_traces(true, predictions[label], label, color):
+            trace.showlegend = trace.name != "perfect model (y = x)" or col == 1
+            fig.add_trace(trace, row=1, col=col)
+        fig.update_xaxes(range=span, title_text="true value", row=1, col=col)
+    fig.update_yaxes(range=span, title_text="predicted", row=1, col=1)
+    fig.update_layout(title="Same rows, two versions", height=380,
+                      margin={"l": 10, "r": 10, "t": 70, "b": 10}, legend={"orientation": "h", "y": -0.25})
+    return fig

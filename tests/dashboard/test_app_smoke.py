@@ -1,0 +1,60 @@
+"""The whole dashboard loads: app.py and every page render without an exception while the model
+server is down, and TensorFlow is never imported on the way (the first paint must not wait
+for it).
+
+Run in a fresh interpreter, because other tests in the same pytest process may have imported
+TensorFlow already; the server URL points at a closed loopback port (a real "connection
+refused"), models live in a temporary folder and autostart is off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = r"""
+import json, sys
+from streamlit.testing.v1 import AppTest
+
+at = AppTest.from_file(sys.argv[1], default_timeout=60).run()
+report = {"pages": {}, "tensorflow": None}
+report["pages"]["app"] = {"exception": [e.value for e in at.exception], "title": [t.value for t in at.title]}
+for page in ("views/models.py", "views/serving.py", "views/predict.py", "views/train.py"):
+    at.switch_page(page).run()
+    report["pages"][page] = {"exception": [e.value for e in at.exception],
+                             "title": [t.value for t in at.title], "error": [e.value for e in at.error]}
+report["tensorflow"] = sorted(m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow."))
+print("REPORT" + json.dumps(report))
+"""
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_app_loads_every_page_without_tensorflow(tmp_path: Path) -> None:
+    port = closed_port()
+    env = {**os.environ, "AUTOSTART_SERVER": "0", "SERVING_URL": f"http://127.0.0.1:{port}",
+           "MODELS_DIR": str(tmp_path), "MODEL_BASE_PATH": str(tmp_path / "linear_model"),
+           "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT / "dashboard" / "app.py")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=240)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT")]
+    assert lines, done.stdout + done.stderr
+    report = json.loads(lines[-1][len("REPORT"):])
+    for page, seen in report["pages"].items():
+        assert seen["exception"] == [], (page, seen["exception"])
+    assert report["pages"]["app"]["title"] == ["Train"]
+    assert report["pages"]["views/serving.py"]["title"] == ["Serving"]
+    serving_errors = report["pages"]["views/serving.py"]["error"]
+    assert any(f"No model server answers at http://127.0.0.1:{port}" in e for e in serving_errors)
+    assert any("No model server answers" in e for e in report["pages"]["views/predict.py"]["error"])
+    assert report["tensorflow"] == [], "the dashboard imported TensorFlow: " + ", ".join(report["tensorflow"])

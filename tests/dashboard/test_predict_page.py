@@ -1,0 +1,217 @@
+"""Predict page under AppTest, with the client mocked at its boundary (ServingClient methods):
+a fake server whose versions answer with known weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pipeline import server_process
+from pipeline.client import PredictResult, ServingClient, ServingError, model_url
+
+PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "predict.py")
+BASE = "http://127.0.0.1:8501"
+WEIGHTS = {3: ((2.0, -1.0), 3.0), 2: ((1.5, -1.0), 2.0)}
+"""Version 3 learned the truth exactly; version 2 is off."""
+INPUT = {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": "-1"}, {"size": "2"}]}}
+SIGNATURES = {"serving_default": {"inputs": {"inputs": INPUT}, "outputs": {}, "method_name": "predict"},
+              "alt": {"inputs": {"inputs": INPUT}, "outputs": {}, "method_name": "predict"},
+              "__saved_model_init_op": {"inputs": {}, "outputs": {}, "method_name": ""}}
+
+
+class FakeServer:
+    """Answers like TF Serving for a linear model per version; records every predict call."""
+
+    def __init__(self) -> None:
+        self.down: ServingError | None = None
+        self.no_versions = False
+        self.calls: list[dict[str, Any]] = []
+
+    def _check(self, url: str) -> None:
+        if self.down:
+            raise self.down
+        if self.no_versions:
+            raise ServingError("Could not find any versions of model linear_model", url=url, status_code=404,
+                               hint="Train and export one on the Train page.")
+
+    def model_status(self, client: ServingClient, model: str, version=None, label=None) -> list[dict]:
+        self._check(model_url(BASE, model))
+        return [{"version": str(v), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+                for v in sorted(WEIGHTS, reverse=True)]
+
+    def metadata(self, client: ServingClient, model: str, version=None, label=None) -> dict:
+        self._check(model_url(BASE, model, version, label, metadata=True))
+        if label == "nope":
+            raise ServingError("Unrecognized servable version label: nope", url=BASE, status_code=400,
+                               hint="No such label.")
+        served = version or (3 if label in (None, "stable") else 2)
+        return {"model_spec": {"name": model, "version": str(served)},
+                "metadata": {"signature_def": {"signature_def": SIGNATURES}}}
+
+    def predict(self, client: ServingClient, model: str, *, instances=None, inputs=None, version=None,
+                label=None, signature_name=None) -> PredictResult:
+        url = model_url(BASE, model, version, label, verb="predict")
+        self._check(url)
+        self.calls.append({"instances": instances, "inputs": inputs, "version": version, "label": label,
+                           "signature_name": signature_name})
+        (w1, w2), b = WEIGHTS[version or 3]
+        rows = instances if instances is not None else inputs
+        values = [[w1 * x1 + w2 * x2 + b] for x1, x2 in rows]
+        request = {"signature_name": signature_name} if signature_name else {}
+        request.update({"instances": rows} if instances is not None else {"inputs": rows})
+        response = {"predictions": values} if instances is not None else {"outputs": values}
+        return PredictResult(url=url, request=request, response=response, status_code=200, latency_s=0.0123)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeServer:
+    server = FakeServer()
+    monkeypatch.setattr(server_process, "RUN_DIR", tmp_path)  # no embedded server recorded
+    for name in ("model_status", "metadata", "predict"):
+        method = getattr(server, name)
+        monkeypatch.setattr(ServingClient, name, lambda client, *a, _m=method, **k: _m(client, *a, **k))
+    return server
+
+
+def run_page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def result_table(at: AppTest):
+    return at.dataframe[-1].value
+
+
+def test_tutorial_rows_predicted_next_to_truth(fake: FakeServer) -> None:
+    at = run_page()
+    assert at.data_editor[0].value.values.tolist() == [[1.0, 2.0], [5.0, 7.0]]
+    at.button(key="predict_send").click().run()
+    assert not at.exception and not at.error
+    table = result_table(at)
+    assert table["predicted"].tolist() == [3.0, 6.0]
+    assert table["true (x·w0 + b0)"].tolist() == [3.0, 6.0]
+    assert table["residual"].tolist() == [0.0, 0.0]
+    assert fake.calls == [{"instances": [[1.0, 2.0], [5.0, 7.0]], "inputs": None, "version": None,
+                           "label": None, "signature_name": None}]
+    codes = texts(at.code)
+    assert json.loads(codes[0]) == {"instances": [[1.0, 2.0], [5.0, 7.0]]}
+    assert json.loads(codes[1]) == {"predictions": [[3.0], [6.0]]}
+    assert codes[2].startswith(f"curl -sS -X POST {BASE}/v1/models/linear_model:predict")
+    assert "requests.post(url" in codes[3]
+    assert [m.value for m in at.metric][:1] == ["12.3 ms"]
+    assert any("the latest version (version 3)" in c for c in texts(at.caption))
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_chosen_version_and_columnar_format(fake: FakeServer) -> None:
+    at = run_page()
+    at.selectbox(key="predict_target").set_value(2)
+    at.radio(key="predict_format").set_value("columnar")
+    at.selectbox(key="predict_signature").set_value("alt")
+    at.button(key="predict_send").click().run()
+    assert fake.calls[-1] == {"instances": None, "inputs": [[1.0, 2.0], [5.0, 7.0]], "version": 2,
+                              "label": None, "signature_name": "alt"}
+    table = result_table(at)
+    assert table["predicted"].tolist() == [1.5 - 2.0 + 2.0, 7.5 - 7.0 + 2.0]
+    assert table["residual"].tolist() == pytest.approx([1.5 - 3.0, 2.5 - 6.0])
+    assert json.loads(texts(at.code)[1]) == {"outputs": [[1.5], [2.5]]}
+
+
+def test_label_target(fake: FakeServer) -> None:
+    at = run_page()
+    at.selectbox(key="predict_target").set_value("label").run()
+    assert at.button(key="predict_send").disabled  # no label typed yet
+    at.text_input(key="predict_label").set_value("nope").run()
+    assert any("Unrecognized servable version label" in e for e in texts(at.error))
+    at.text_input(key="predict_label").set_value("stable").run()
+    at.button(key="predict_send").click().run()
+    assert fake.calls[-1]["label"] == "stable" and fake.calls[-1]["version"] is None
+
+
+def test_server_down_shows_what_to_do(fake: FakeServer) -> None:
+    fake.down = ServingError("No model server answers at http://127.0.0.1:8501 (connection refused)",
+                             url=BASE, hint="Start it on the Serving page.")
+    at = run_page()
+    (error,) = texts(at.error)  # said once, not once per question asked of the server
+    assert "No model server answers" in error and "Serving page" in error
+    at.button(key="predict_send").click().run()
+    assert not at.exception
+    assert sum("No model server answers" in e for e in texts(at.error)) >= 2
+    assert not at.tabs  # no result shown
+
+
+def test_empty_model_folder(fake: FakeServer) -> None:
+    fake.no_versions = True
+    at = run_page()
+    assert any("Could not find any versions" in e and "Train page" in e for e in texts(at.error))
+    assert any("needs two AVAILABLE versions" in i for i in texts(at.info))
+
+
+def test_non_numeric_csv_cell_is_named_and_nothing_is_sent(fake: FakeServer) -> None:
+    at = run_page()
+    at.file_uploader(key="predict_csv").upload("rows.csv", b"x1,x2\n1,2\n3,abc\n", "text/csv").run()
+    errors = texts(at.error)
+    assert any("Line 3, column 2 (x2): 'abc' is not a number" in e for e in errors), errors
+    assert at.button(key="predict_send").disabled
+    assert at.data_editor[0].value.values.tolist() == [[1.0, 2.0], [5.0, 7.0]]  # table unchanged
+    assert fake.calls == []
+
+
+def test_csv_rows_replace_the_table(fake: FakeServer) -> None:
+    at = run_page()
+    at.file_uploader(key="predict_csv").upload("rows.csv", b"0,0\n-1,4.5\n10,10\n", "text/csv").run()
+    assert at.data_editor[0].value.values.tolist() == [[0.0, 0.0], [-1.0, 4.5], [10.0, 10.0]]
+    at.button(key="predict_send").click().run()
+    assert result_table(at)["predicted"].tolist() == [3.0, -3.5, 13.0]
+
+
+def test_random_rows_are_added_in_range(fake: FakeServer) -> None:
+    at = run_page()
+    at.number_input(key="predict_random_count").set_value(7)
+    at.button(key="predict_add_random").click().run()
+    rows = at.data_editor[0].value
+    assert len(rows) == 9 and rows.iloc[:2].values.tolist() == [[1.0, 2.0], [5.0, 7.0]]
+    assert rows.abs().max().max() <= 10.0
+    at.button(key="predict_reset").click().run()
+    assert len(at.data_editor[0].value) == 2
+
+
+def test_empty_cell_is_reported(fake: FakeServer) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    edits = {"edited_rows": {1: {"x2": None}}, "added_rows": [], "deleted_rows": []}
+    at.session_state["predict_editor"] = edits
+    at.run()
+    assert any("Row 2, column x2 is empty" in e for e in texts(at.error))
+    assert at.button(key="predict_send").disabled
+
+
+def test_compare_two_versions(fake: FakeServer) -> None:
+    at = run_page()
+    assert at.selectbox(key="compare_a").value == 2 and at.selectbox(key="compare_b").value == 3
+    at.button(key="predict_compare_send").click().run()
+    assert not at.exception
+    table = result_table(at)
+    assert table["version 2"].tolist() == [1.5, 2.5] and table["version 3"].tolist() == [3.0, 6.0]
+    assert table["version 3 − version 2"].tolist() == [1.5, 3.5]
+    assert [c["version"] for c in fake.calls] == [2, 3]
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_embedded_server_still_starting_is_not_an_error(fake: FakeServer, monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    fake.down = ServingError("No model server answers at http://127.0.0.1:8501 (connection refused)",
+                             url=BASE, hint="Start it on the Serving page.")
+    starting = server_process.ServerStatus(running=True, log_path=tmp_path / "serving.log", pid=42, port=8501)
+    monkeypatch.setattr(server_process, "status", lambda run_dir=None: starting)
+    at = run_page()
+    assert not at.error
+    assert any("embedded server (pid 42) is starting" in i for i in texts(at.info))

@@ -1,0 +1,192 @@
+"""Serving page under AppTest, with the client mocked at its boundary (ServingClient methods)
+and the embedded-server controls pointed at a temporary run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pipeline import server_process
+from pipeline.client import ServingClient, ServingError
+
+PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "serving.py")
+OK = {"error_code": "OK", "error_message": ""}
+FAILED = {"error_code": "UNKNOWN", "error_message": "bad model"}
+STATUSES = [{"version": "3", "state": "AVAILABLE", "status": OK},
+            {"version": "2", "state": "END", "status": FAILED}]
+TENSOR = {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": "-1"}, {"size": "2"}]}, "name": "in:0"}
+SIGNATURES = {
+    "serving_default": {"inputs": {"inputs": TENSOR}, "outputs": {"output_0": {**TENSOR, "name": "out:0"}},
+                        "method_name": "tensorflow/serving/predict"},
+    "__saved_model_init_op": {"inputs": {}, "outputs": {}, "method_name": ""}}
+METADATA = {"model_spec": {"name": "linear_model", "version": "3"},
+            "metadata": {"signature_def": {"signature_def": SIGNATURES}}}
+
+
+class FakeServer:
+    """What the mocked ServingClient answers; a test changes the fields to stage a situation."""
+
+    def __init__(self) -> None:
+        self.down: ServingError | None = None
+        self.status_error: ServingError | None = None
+        self.statuses: list[dict[str, Any]] = STATUSES
+        self.urls: list[str] = []
+
+    def ping(self, client: ServingClient) -> float:
+        self.urls.append(client.base_url)
+        if self.down:
+            raise self.down
+        return 0.004
+
+    def model_status(self, client: ServingClient, model: str, version=None, label=None) -> list[dict]:
+        if self.down:
+            raise self.down
+        if self.status_error:
+            raise self.status_error
+        return self.statuses
+
+    def metadata(self, client: ServingClient, model: str, version=None, label=None) -> dict:
+        return METADATA
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeServer:
+    server = FakeServer()
+    for name in ("ping", "model_status", "metadata"):
+        method = getattr(server, name)
+        monkeypatch.setattr(ServingClient, name, lambda client, *a, _m=method, **k: _m(client, *a, **k))
+    monkeypatch.setattr(server_process, "RUN_DIR", tmp_path)
+    return server
+
+
+def refused(url: str = "http://127.0.0.1:8501") -> ServingError:
+    return ServingError(f"No model server answers at {url} (connection refused)", url=url + "/v1/models",
+                        hint="Start it on the Serving page or run `python -m pipeline.serving ...`.")
+
+
+def run_page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def test_up_shows_badge_versions_and_signatures(fake: FakeServer) -> None:
+    at = run_page()
+    assert any("up · 4 ms" in m for m in texts(at.markdown))
+    status = at.dataframe[0].value
+    assert status["version"].tolist() == [3, 2]
+    assert status["state"].tolist() == ["AVAILABLE", "END"]
+    assert status["error_message"].tolist() == ["", "bad model"]
+    signatures = at.dataframe[1].value
+    assert signatures[["kind", "key", "dtype", "shape"]].values.tolist() == [
+        ["input", "inputs", "DT_FLOAT", "(-1, 2)"], ["output", "output_0", "DT_FLOAT", "(-1, 2)"]]
+    assert any("Signatures of version 3" in m for m in texts(at.markdown))
+    assert not at.error
+
+
+def test_server_down_is_a_readable_error(fake: FakeServer) -> None:
+    fake.down = refused()
+    at = run_page()
+    assert any("down" in m for m in texts(at.markdown))
+    (error,) = texts(at.error)
+    assert "No model server answers at http://127.0.0.1:8501" in error
+    assert "Start it on the Serving page" in error
+    assert at.button(key="serving_start").disabled is False  # local URL, nothing running: can start
+
+
+def test_timeout_is_a_readable_error(fake: FakeServer) -> None:
+    fake.down = ServingError("No answer within 5 s", url="http://127.0.0.1:8501/v1/models", hint="Try again.")
+    at = run_page()
+    assert any("No answer within 5 s" in e for e in texts(at.error))
+
+
+def test_no_versions_is_a_warning_that_says_to_train(fake: FakeServer) -> None:
+    fake.status_error = ServingError("Could not find any versions of model linear_model", status_code=404,
+                                     url="http://127.0.0.1:8501/v1/models/linear_model",
+                                     hint="train and export one on the Train page")
+    at = run_page()
+    (warning,) = texts(at.warning)
+    assert "Could not find any versions" in warning and "Train page" in warning
+    assert not at.error
+
+
+def test_no_available_version_is_explained(fake: FakeServer) -> None:
+    fake.statuses = [{"version": "1", "state": "LOADING", "status": OK}]
+    at = run_page()
+    assert any("No version is AVAILABLE yet" in i for i in texts(at.info))
+
+
+def test_changing_the_url_and_model(fake: FakeServer) -> None:
+    at = run_page()
+    at.text_input(key="serving_url_input").set_value("localhost:9000/").run()
+    assert at.session_state["serving_url"] == "http://localhost:9000"
+    assert fake.urls[-1] == "http://localhost:9000"
+    at.text_input(key="serving_url_input").set_value("ftp://nope").run()
+    assert any("not a server URL" in e for e in texts(at.error))
+    assert at.session_state["serving_url"] == "http://localhost:9000"
+    at.text_input(key="serving_model_input").set_value("../evil").run()
+    assert any("Model name not changed" in e for e in texts(at.error))
+    at.text_input(key="serving_model_input").set_value("other_model").run()
+    assert at.session_state["model_name"] == "other_model"
+    assert not at.exception
+
+
+def test_remote_url_disables_the_embedded_controls(fake: FakeServer) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state["serving_url"] = "http://tf-serving.example.com:8501"
+    at.run()
+    assert at.button(key="serving_start").disabled and at.button(key="serving_restart").disabled
+    assert at.button(key="serving_stop").disabled
+    assert any("not on this machine" in c for c in texts(at.caption))
+
+
+def test_start_and_stop_the_embedded_server(fake: FakeServer, monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    fake.down = refused("http://127.0.0.1:8765")
+    calls: list[tuple] = []
+    monkeypatch.setattr(server_process, "start", lambda *a, **kw: calls.append(("start", *a, kw)))
+    monkeypatch.setattr(server_process, "stop", lambda **kw: calls.append(("stop",)))
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state["serving_url"] = "http://127.0.0.1:8765"
+    at.run()
+    assert at.button(key="serving_stop").disabled  # nothing recorded as running
+    at.number_input(key="serving_loaded_versions").set_value(3)
+    at.button(key="serving_start").click().run()
+    assert not at.exception
+    (_, port, host, settings) = calls[0]
+    assert (port, host) == (8765, "127.0.0.1")
+    assert settings["loaded_versions"] == 3 and settings["model_name"] == "linear_model"
+    assert any("Starting" in s for s in texts(at.success))
+
+
+def test_log_tail_is_shown(fake: FakeServer, tmp_path: Path) -> None:
+    (tmp_path / "serving.log").write_text("line one\nExporting HTTP/REST API at:localhost:8501 ...\n")
+    at = run_page()
+    assert any("Exporting HTTP/REST API" in c for c in texts(at.code))
+
+
+def test_exited_embedded_server_is_reported(fake: FakeServer, monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    exited = server_process.ServerStatus(running=False, log_path=tmp_path / "serving.log", pid=1, port=8501,
+                                         exit_code=1)
+    monkeypatch.setattr(server_process, "status", lambda run_dir=None: exited)
+    at = run_page()
+    assert any("exited with status 1" in e for e in texts(at.error))
+
+
+def test_embedded_server_starting(fake: FakeServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake.down = refused()
+    starting = server_process.ServerStatus(running=True, log_path=tmp_path / "serving.log", pid=42, port=8501,
+                                           host="127.0.0.1")
+    monkeypatch.setattr(server_process, "status", lambda run_dir=None: starting)
+    at = run_page()
+    assert any("starting" in m for m in texts(at.markdown))
+    assert any("(pid 42) is starting" in i for i in texts(at.info)) and not at.error
+    assert at.button(key="serving_start").disabled and not at.button(key="serving_stop").disabled

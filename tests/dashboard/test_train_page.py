@@ -1,0 +1,173 @@
+"""The Train page, driven like a user: fill the form, watch the run, read the result, export.
+
+Runs real (small) trainings in the page's background thread against a temporary model
+folder; the page is polled with ``at.run()`` until the run ends, as the browser's fragment
+timer would.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pipeline import config, registry, runs
+
+PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "train.py")
+
+
+@pytest.fixture
+def base(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "linear_model"
+    monkeypatch.setattr(config, "MODEL_BASE_PATH", path)
+    return path
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    return at
+
+
+def fill(at: AppTest, samples=200, epochs=20, batch="8", export=True, lr=None) -> AppTest:
+    at.number_input(key="train_samples").set_value(samples)
+    at.number_input(key="train_epochs").set_value(epochs)
+    at.text_input(key="train_batch").set_value(batch)
+    if lr is not None:
+        at.number_input(key="train_lr").set_value(lr)
+    at.toggle(key="train_export").set_value(export)
+    return at
+
+
+def run_until(at: AppTest, done, timeout_s: float = 90.0) -> AppTest:
+    """Rerun the page (as the fragment timer does) until ``done(at)`` holds."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        at.run()
+        assert not at.exception, at.exception
+        if done(at):
+            return at
+        time.sleep(0.2)
+    raise AssertionError("the page never reached the expected state")
+
+
+def finished(at: AppTest) -> bool:
+    return bool(at.success or at.warning or at.error)
+
+
+def weights_table(at: AppTest):
+    return next(df.value for df in at.dataframe if "learned − OLS" in df.value.columns)
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_a_run_trains_shows_learned_vs_true_vs_ols_and_exports_a_version(base):
+    at = fill(open_page())
+    at.button(key="train_submit").click().run()
+    run_until(at, finished)
+
+    assert "trained 20/20 epochs" in at.success[0].value and "exported as version 1" in at.success[0].value
+    table = weights_table(at)
+    assert list(table.index) == ["w[0]", "w[1]", "b"]
+    assert (table["learned − OLS"].abs() < 0.01).all()  # converged to the best fit of this sample
+    assert (table["learned − true"].abs() < 0.3).all()  # which is near the truth at 200 noisy rows
+    assert list(table["true"]) == [2.0, -1.0, 3.0]
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["max |learned − OLS|"]) < 0.01 and metrics["Batch size"] == "8"
+    assert len(at.get("plotly_chart")) == 4  # bars, loss curve, weight trajectories, 3-D data view
+
+    versions = registry.list_versions(base)
+    assert [v.version for v in versions] == [1] and (versions[0].path / "saved_model.pb").is_file()
+    run_id = versions[0].run_record["id"]
+    assert at.query_params["run"] == run_id
+    recent = next(df.value for df in at.dataframe if "status" in df.value.columns)
+    assert recent.loc[run_id, "status"] == "succeeded" and recent.loc[run_id, "version"] == 1
+
+    # a refresh (a new session with the run in the URL) shows the same result
+    again = AppTest.from_file(PAGE, default_timeout=60)
+    again.query_params["run"] = run_id
+    again.run()
+    assert "exported as version 1" in again.success[0].value
+    assert weights_table(again).equals(table)
+
+
+def test_a_run_without_auto_export_is_exported_with_one_click(base):
+    at = fill(open_page(), export=False)
+    at.button(key="train_submit").click().run()
+    run_until(at, finished)
+    assert "exported" not in at.success[0].value
+    assert registry.list_versions(base) == []
+
+    export = at.button(key="train_export_now")
+    assert export.label == "Export as version 1"
+    learned = list(weights_table(at)["learned"])
+    export.click().run()
+    assert "as version 1" in at.success[0].value
+    [version] = registry.list_versions(base)
+    assert [*version.run_record["learned"]["w"], version.run_record["learned"]["b"]] == learned
+    assert "train_export_now" not in [b.key for b in at.button]
+
+
+def test_live_progress_and_cancel_stop_the_run_and_record_it(base):
+    # long enough to cancel by hand (~1 min), short enough that a failed test leaves no long orphan
+    at = fill(open_page(), samples=2_000, epochs=300, batch="8")
+    at.button(key="train_submit").click().run()
+    run_until(at, lambda at: any(m.label == "w[0]" for m in at.metric) and at.get("plotly_chart"))
+    progress_text = at.get("progress")[0].proto.text
+    assert progress_text.startswith("Epoch ") and "/300 · loss" in progress_text
+    w0 = next(m for m in at.metric if m.label == "w[0]")
+    assert "from true 2" in w0.proto.delta
+    assert at.button(key="train_submit").disabled  # one run at a time per session
+
+    at.button(key="train_cancel").click().run()
+    run_until(at, finished, timeout_s=30)
+    assert "was cancelled after" in at.warning[0].value
+    [record] = runs.list_runs(base)
+    assert record["status"] == "cancelled" and len(record["history"]) < 300
+    assert registry.list_versions(base) == []
+    assert not at.button(key="train_submit").disabled
+    assert "train_export_now" not in [b.key for b in at.button]
+
+
+def test_a_failed_run_is_shown_as_an_error_and_kept_in_the_history(base):
+    record = {"id": "20260101T000000-fa11ed", "status": "failed", "started": "2026-01-01T00:00:00+00:00",
+              "config": {"samples": 800, "epochs": 100, "noise": 2.0}, "history": [],
+              "error": "RuntimeError: out of disk space while loading data",
+              "traceback": "Traceback (most recent call last):\n  File ..."}
+    runs.save_run(base, record)
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["run"] = record["id"]
+    at.run()
+    assert "failed: RuntimeError: out of disk space while loading data" in at.error[0].value
+    assert "Traceback" not in texts(at.error) + texts(at.markdown)
+    recent = next(df.value for df in at.dataframe if "status" in df.value.columns)
+    assert list(recent["status"]) == ["failed"]
+    assert "train_export_now" not in [b.key for b in at.button]
+
+
+@pytest.mark.parametrize("batch", ["abc", "0", "2,000,000", "-5", "1.5"])
+def test_a_bad_batch_size_is_refused_with_an_error_and_nothing_starts(base, batch):
+    at = fill(open_page(), batch=batch)
+    at.button(key="train_submit").click().run()
+    assert "Batch size must be 'auto' or a whole number from 1 to 1,000,000" in at.error[0].value
+    assert runs.list_runs(base) == [] and not at.get("progress")
+
+
+def test_a_model_folder_that_cannot_be_written_is_an_error_not_a_crash(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the model folder should be")
+    monkeypatch.setattr(config, "MODEL_BASE_PATH", blocker)
+    at = fill(open_page())
+    at.button(key="train_submit").click().run()
+    assert "Cannot start this run" in at.error[0].value and "is a file, not a directory" in at.error[0].value
+
+
+def test_an_unknown_run_in_the_url_is_explained(base):
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["run"] = "20990101T000000-ffffff"
+    at.run()
+    assert "is not recorded under this model folder" in at.info[0].value

@@ -1,0 +1,98 @@
+"""A real model server, a real ``streamlit run`` and Debian's Chromium, all on loopback.
+
+Session-scoped: one server and one dashboard for the whole suite, both pointed at a
+temporary models folder. Without Chromium the suite is skipped locally but fails in CI
+(``CI=true``), where ``.ci/run`` installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, wait_http
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(15)
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run installs it with apt-get")
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("e2e-models")
+
+
+@pytest.fixture(scope="session")
+def model_server(models_dir: Path, tmp_path_factory) -> Iterator[str]:
+    port = free_port()
+    log = (tmp_path_factory.mktemp("logs") / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.serving", f"--rest_api_port={port}", "--model_name=linear_model",
+         f"--model_base_path={models_dir / 'linear_model'}", "--file_system_poll_wait_seconds=1"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/v1/models/linear_model", proc)
+        yield url
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def dashboard_url(model_server: str, models_dir: Path, tmp_path_factory) -> Iterator[str]:
+    port = free_port()
+    log = (tmp_path_factory.mktemp("logs") / "streamlit.log").open("w")
+    env = {**os.environ, "SERVING_URL": model_server, "MODELS_DIR": str(models_dir),
+           "MODEL_BASE_PATH": str(models_dir / "linear_model"), "AUTOSTART_SERVER": "0",
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", f"--server.port={port}",
+         "--server.headless=true", "--browser.gatherUsageStats=false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/_stcore/health", proc)
+        yield url
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, dashboard_url: str):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    yield pg
+    context.close()

@@ -1,0 +1,119 @@
+"""Every dashboard chart: the traces a user sees, their values, names and titles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dashboard import charts
+
+HISTORY = [
+    {"epoch": 1, "loss": 100.0, "mae": 8.0, "w": [0.5, -0.2], "b": 0.3},
+    {"epoch": 2, "loss": 20.0, "mae": 4.0, "w": [1.5, -0.8], "b": 1.9},
+    {"epoch": 3, "loss": 4.1, "mae": 1.6, "w": [1.98, -1.01], "b": 2.95},
+]
+
+
+def names(fig) -> list[str]:
+    return [t.name for t in fig.data]
+
+
+def test_loss_curve_plots_loss_per_epoch_on_a_log_axis_with_the_noise_floor():
+    fig = charts.loss_curve_figure(HISTORY, noise=2.0)
+    assert names(fig) == ["loss (MSE)", "noise floor σ² = 4"]
+    assert list(fig.data[0].x) == [1, 2, 3]
+    assert list(fig.data[0].y) == [100.0, 20.0, 4.1]
+    assert list(fig.data[1].y) == [4.0, 4.0] and list(fig.data[1].x) == [1, 3]
+    assert fig.layout.yaxis.type == "log"
+    assert list(fig.layout.yaxis.tickvals) == [2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0]
+    assert list(fig.layout.yaxis.ticktext) == ["2", "5", "10", "20", "50", "100", "200"]
+    assert fig.layout.title.text == "Training loss per epoch"
+
+
+def test_log_ticks_span_the_values_in_1_2_5_steps():
+    assert charts.log_ticks([0.03, 0.4]) == [0.02, 0.05, 0.1, 0.2, 0.5]
+    assert charts.log_ticks([]) == [] and charts.log_ticks([0.0, -1.0]) == []
+
+
+def test_loss_curve_without_noise_has_no_floor_and_tolerates_an_empty_history():
+    assert names(charts.loss_curve_figure(HISTORY, noise=0.0)) == ["loss (MSE)"]
+    assert len(charts.loss_curve_figure([], noise=2.0).data[0].x) == 0
+
+
+def test_weights_trajectory_pairs_each_parameter_with_its_true_value():
+    fig = charts.weights_trajectory_figure(HISTORY, [2.0, -1.0], 3.0)
+    assert names(fig) == ["w[0]", "true w[0]", "w[1]", "true w[1]", "b", "true b"]
+    assert list(fig.data[0].y) == [0.5, 1.5, 1.98]
+    assert list(fig.data[2].y) == [-0.2, -0.8, -1.01]
+    assert list(fig.data[4].y) == [0.3, 1.9, 2.95]
+    assert list(fig.data[5].y) == [3.0, 3.0] and fig.data[5].line.dash == "dash"
+    assert fig.data[0].line.color == fig.data[1].line.color != fig.data[2].line.color
+    assert fig.layout.title.text == "Weights per epoch vs truth"
+    assert fig.layout.yaxis.title.text == "value (dashed: true)"
+
+
+def test_learned_vs_true_groups_learned_true_and_ols_bars_per_parameter():
+    fig = charts.learned_vs_true_figure({"w": [1.9, -0.9], "b": 2.8}, {"w": [2.0, -1.0], "b": 3.0},
+                                        {"w": [1.95, -0.95], "b": 2.85})
+    assert names(fig) == ["learned", "true", "OLS"]
+    assert all(list(t.x) == ["w[0]", "w[1]", "b"] for t in fig.data)
+    assert list(fig.data[0].y) == [1.9, -0.9, 2.8]
+    assert list(fig.data[2].y) == [1.95, -0.95, 2.85]
+    assert fig.layout.barmode == "group" and fig.layout.title.text == "Learned vs true vs OLS"
+
+
+def test_learned_vs_true_without_ols_shows_two_series():
+    fig = charts.learned_vs_true_figure({"w": [1.0], "b": 0.0}, {"w": [2.0], "b": 3.0})
+    assert names(fig) == ["learned", "true"] and list(fig.data[0].x) == ["w[0]", "b"]
+
+
+def test_data_planes_shows_points_and_both_planes_over_the_data_range():
+    x = np.array([[0.0, 0.0], [1.0, 2.0], [-3.0, 4.0]])
+    y = np.array([[3.0], [3.5], [-5.0]])
+    fig = charts.data_planes_figure(x, y, [2.0, -1.0], 3.0, [1.0, 0.0], 1.0)
+    assert names(fig) == ["data (3 points)", "true plane", "learned plane"]
+    assert list(fig.data[0].z) == [3.0, 3.5, -5.0]
+    true_plane, learned_plane = fig.data[1], fig.data[2]
+    # corners of [-10, 10]²: z = 2·x0 − x1 + 3 for the truth, z = x0 + 1 for the learned plane
+    assert np.asarray(true_plane.x).min() == -10 and np.asarray(true_plane.x).max() == 10
+    assert np.allclose(np.asarray(true_plane.z), 2 * np.asarray(true_plane.x) - np.asarray(true_plane.y) + 3)
+    assert np.allclose(np.asarray(learned_plane.z), np.asarray(learned_plane.x) + 1)
+    assert fig.layout.scene.zaxis.title.text == "y"
+
+
+def test_data_planes_without_learned_weights_shows_only_the_truth():
+    fig = charts.data_planes_figure(np.zeros((2, 2)), np.zeros(2), [2.0, -1.0], 3.0)
+    assert names(fig) == ["data (2 points)", "true plane"]
+
+
+def test_data_planes_refuses_anything_but_two_features():
+    with pytest.raises(ValueError, match="exactly 2 input features, this data has 3"):
+        charts.data_planes_figure(np.zeros((2, 3)), np.zeros(2), [1.0, 2.0, 3.0], 0.0)
+
+
+def test_compare_versions_shows_each_version_and_the_truth():
+    fig = charts.compare_versions_weights_figure(
+        [("version 1", {"w": [1.0, -0.5], "b": 1.0}), ("version 2", {"w": [2.0, -1.0], "b": 2.9})],
+        {"w": [2.0, -1.0], "b": 3.0})
+    assert names(fig) == ["version 1", "version 2", "true"]
+    assert list(fig.data[1].y) == [2.0, -1.0, 2.9]
+    assert list(fig.data[2].x) == ["w[0]", "w[1]", "b"]
+    assert fig.layout.title.text == "Weights side by side"
+    with pytest.raises(ValueError, match="nothing to compare"):
+        charts.compare_versions_weights_figure([])
+
+
+def test_run_errors_lists_finished_runs_oldest_first_with_their_versions():
+    records = [
+        {"id": "b", "started": "2026-01-02T00:00:00+00:00", "status": "succeeded",
+         "errors": {"vs_true": 0.1, "vs_ols": 0.01}, "version": 2},
+        {"id": "c", "started": "2026-01-03T00:00:00+00:00", "status": "failed", "error": "boom"},
+        {"id": "a", "started": "2026-01-01T00:00:00+00:00", "status": "cancelled",
+         "errors": {"vs_true": 1.5, "vs_ols": 1.2}},
+    ]
+    fig = charts.run_errors_figure(records)
+    assert names(fig) == ["max |learned − true|", "max |learned − OLS|"]
+    assert list(fig.data[0].x) == ["2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00"]
+    assert list(fig.data[0].text) == ["run a", "run b, version 2"]
+    assert list(fig.data[0].y) == [1.5, 0.1] and list(fig.data[1].y) == [1.2, 0.01]
+    assert fig.layout.yaxis.type == "log" and fig.layout.title.text == "Errors per run"

@@ -1,0 +1,102 @@
+"""Run records as table rows, the data sample of the 3-D view, and exporting a run later."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import registry, runs
+from pipeline.data import make_data
+from pipeline.export_run import export_run
+from pipeline.run_report import data_sample, run_row, short_time, weights_rows
+from pipeline.training import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORD = {
+    "id": "20260102T030405-abcdef", "status": "succeeded", "started": "2026-01-02T03:04:05+00:00",
+    "config": TrainConfig(samples=300, epochs=4, seed=5).to_dict(),
+    "learned": {"w": [1.9, -0.8], "b": 2.5}, "true": {"w": [2.0, -1.0], "b": 3.0},
+    "ols": {"w": [1.95, -0.9], "b": 2.75}, "errors": {"vs_true": 0.5, "vs_ols": 0.25},
+    "history": [{"epoch": e, "loss": 1.0, "mae": 1.0, "w": [0, 0], "b": 0} for e in (1, 2, 3, 4)],
+    "timings": {"fit_s": 1.25}, "version": 7,
+}
+
+
+def test_weights_rows_give_learned_true_ols_and_the_differences():
+    rows = weights_rows(RECORD)
+    assert [r["parameter"] for r in rows] == ["w[0]", "w[1]", "b"]
+    assert rows[2] == {"parameter": "b", "learned": 2.5, "true": 3.0, "OLS": 2.75,
+                       "learned − true": -0.5, "learned − OLS": -0.25}
+    assert weights_rows({"status": "failed", "error": "x"}) == []
+
+
+def test_run_rows_tell_how_each_run_ended():
+    row = run_row(RECORD)
+    assert row["status"] == "succeeded" and row["started"] == "2026-01-02 03:04:05 UTC"
+    assert row["epochs"] == "4/4" and row["samples"] == 300 and row["version"] == 7
+    failed = run_row({"id": "x", "status": "failed", "config": {"epochs": 50}, "error": "ValueError: bad"})
+    assert failed["status"] == "failed" and failed["error"] == "ValueError: bad"
+    assert failed["epochs"] == "0/50"
+    assert failed["max |learned − true|"] is None and failed["version"] is None
+    assert short_time(None) == ""
+
+
+def test_data_sample_is_exactly_the_first_training_rows():
+    x, y = data_sample(RECORD, max_points=50)
+    full_x, full_y = make_data(TrainConfig.from_dict(RECORD["config"]).data_spec())
+    assert x.shape == (50, 2) and y.shape == (50, 1)
+    assert np.array_equal(x, full_x[:50]) and np.array_equal(y, full_y[:50])
+    x_all, _ = data_sample(RECORD, max_points=10_000)
+    assert len(x_all) == 300
+
+
+def test_the_dashboard_modules_do_not_import_tensorflow():
+    modules = ", ".join(["pipeline.run_report", "pipeline.export_run", "pipeline.demo",
+                         "pipeline.process_jobs", "dashboard.charts", "dashboard.utils"])
+    code = (f"import sys; import {modules}; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow imported'")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def unexported_run(tmp_path_factory) -> tuple[Path, dict]:
+    from pipeline.jobs import run_training
+
+    base = tmp_path_factory.mktemp("export") / "linear_model"
+    return base, run_training(TrainConfig(samples=200, epochs=5, batch_size=16), base, export=False)
+
+
+def test_export_run_serves_exactly_the_learned_weights_and_updates_the_record(unexported_run):
+    import tensorflow as tf
+
+    base, record = unexported_run
+    assert registry.list_versions(base) == []
+    info = export_run(base, record["id"])
+    assert info.version == 1 and (info.path / "saved_model.pb").is_file()
+    sig = registry.read_signature(info.path)
+    assert list(sig.inputs) == ["inputs"] and sig.inputs["inputs"].shape == (-1, 2)
+    served = tf.saved_model.load(str(info.path)).signatures["serving_default"]
+    out = next(iter(served(inputs=tf.constant([[1.0, 2.0]])).values())).numpy()
+    w, b = record["learned"]["w"], record["learned"]["b"]
+    assert out[0, 0] == pytest.approx(w[0] + 2 * w[1] + b, abs=1e-5)
+    stored = runs.load_run(base, record["id"])
+    assert stored["version"] == 1 and stored["version_path"] == str(info.path)
+    assert info.run_record["id"] == record["id"] and info.run_record["exported_after_run"] is True
+    with pytest.raises(ValueError, match="already exported as version 1"):
+        export_run(base, record["id"])
+
+
+def test_export_run_refuses_runs_that_did_not_finish(tmp_path):
+    runs.save_run(tmp_path, {"id": "r-cancelled", "status": "cancelled", "learned": {"w": [1.0], "b": 0.0}})
+    runs.save_run(tmp_path, {"id": "r-failed", "status": "failed", "error": "boom"})
+    with pytest.raises(ValueError, match="r-cancelled cancelled; only a run that finished training"):
+        export_run(tmp_path, "r-cancelled")
+    with pytest.raises(ValueError, match="r-failed failed"):
+        export_run(tmp_path, "r-failed")
+    with pytest.raises(ValueError, match="there is no run 'nope'"):
+        export_run(tmp_path, "nope")
+    assert registry.list_versions(tmp_path) == []
