@@ -6,6 +6,11 @@ asked and the run succeeded, and always ends with a final record whose ``status`
 ``succeeded``, ``cancelled`` or ``failed`` (with the error text). :class:`TrainingJob`
 runs the same thing in a background thread with a cancel switch, so a UI can poll the
 record on disk instead of holding the run in memory: a page refresh loses nothing.
+
+:class:`TrainingJob` is for processes that own their Keras state (the CLI, tests, notebooks).
+Inside Streamlit use :class:`pipeline.process_jobs.TrainingProcess`, the same run in a child
+process: Streamlit resets Keras' global state after every script run, which slows a training
+thread in its process by an order of magnitude.
 """
 
 from __future__ import annotations
