@@ -79,8 +79,10 @@ def dashboard_url(model_server: str, models_dir: Path, tmp_path_factory) -> Iter
         _stop(proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str):
+    """Playwright's sync API keeps an event loop running in this thread while it is open,
+    so it is closed after each module instead of at the end of the whole session."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
