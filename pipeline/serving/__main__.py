@@ -3,18 +3,25 @@
 Start-up order: parse flags (errors exit 2 before TensorFlow is imported), build the manager, try
 the versions already on disk (missing or empty base paths do not block), then open the port and
 serve until SIGINT/SIGTERM. Exit status 1 for an unusable models.config or monitoring config.
+
+Once the first versions are loaded, and after each later load, everything alive is frozen out of the
+garbage collector's reach (`gc.freeze`): full collections of a process holding TensorFlow took
+130-280 ms, every few seconds under load, and were the server's p99 latency.
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from importlib import metadata
 
 from pipeline.serving.config import (
     ConfigError,
+    batching_options,
     model_configs,
     monitoring_options,
     parse_flags,
@@ -34,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         configs = model_configs(flags)
         monitoring = monitoring_options(flags)
+        batching = batching_options(flags)
     except (ConfigError, OSError) as error:
         log.error("Failed to start server. Error: %s", error)
         return 1
@@ -43,19 +51,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_tensorflow_logs()
     import uvicorn
 
-    from pipeline.serving.http_api import HttpOptions, RestApi
+    from pipeline.serving.batching import BatchScheduler
+    from pipeline.serving.http_api import HttpOptions, RestApi, http_protocol
     from pipeline.serving.manager import ServableManager
     from pipeline.serving.metrics import ServerMetrics
     from pipeline.serving.servable import Servable
 
     metrics = ServerMetrics() if monitoring.enable else None
+    scheduler = None
+    if batching is not None:
+        scheduler = BatchScheduler(batching, metrics.record_batch if metrics is not None else None)
+        log.info("Batching enabled: %s", batching)
+    serving = threading.Event()  # set once the versions present at start-up were tried
     manager = ServableManager(
         configs,
-        loader=functools.partial(Servable.load, warmup=flags.enable_model_warmup),
+        loader=functools.partial(Servable.load, warmup=flags.enable_model_warmup, batching=scheduler),
         poll_wait_seconds=flags.file_system_poll_wait_seconds,
         max_load_retries=flags.max_num_load_retries,
         load_retry_interval_seconds=flags.load_retry_interval_micros / 1e6,
-        on_load=metrics.record_load if metrics is not None else None,
+        on_load=functools.partial(_loaded, metrics, serving),
     )
     if flags.port:
         log.info("gRPC is not served by this server yet: --port=%d is accepted and ignored", flags.port)
@@ -63,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("Serving model %s from base path %s (policy %s)",
                  config.name, config.base_path, config.policy)
     manager.start()
+    _settle_heap()
+    serving.set()
 
     timeout = flags.rest_api_timeout_in_ms / 1000 if flags.rest_api_timeout_in_ms > 0 else None
     api = RestApi(manager, HttpOptions(
@@ -82,15 +98,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                     log.info("Prometheus metrics at %s", monitoring.path)
 
     server = Server(uvicorn.Config(
-        api, host=flags.rest_api_host, port=flags.rest_api_port, http="httptools", loop="uvloop",
-        access_log=False, log_level="warning", lifespan="off",
+        api, host=flags.rest_api_host, port=flags.rest_api_port, http=http_protocol(), loop="uvloop",
+        access_log=False, log_level="warning", lifespan="off", proxy_headers=False,
     ))
+    from pipeline.serving.lifeline import watch_parent
+
+    watch_parent(lambda: setattr(server, "should_exit", True))  # embedded: exit with the dashboard
     try:
         server.run()
     finally:
         api.close()
         manager.stop()
     return 0 if server.started else 1
+
+
+def _loaded(metrics, serving: threading.Event, name: str, version: int, ok: bool) -> None:
+    """The manager's load listener: count the attempt; a version loaded while serving settles the heap."""
+    if metrics is not None:
+        metrics.record_load(name, version, ok)
+    if ok and serving.is_set():
+        _settle_heap()
+
+
+def _settle_heap() -> None:
+    """Collect once (unloaded versions' cycles too), then freeze what is alive so that later
+    collections only scan objects made since. One pause per version change, in the polling thread."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 if __name__ == "__main__":

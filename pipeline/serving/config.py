@@ -2,8 +2,9 @@
 
 The flags mirror `tensorflow_model_server` (same names, same meaning, booleans written `--flag` or
 `--flag=true|false`), so a TF Serving command line or Docker `args:` list works unchanged. Our own
-additions are `--rest_api_host`, `--rest_api_max_body_bytes` and `--enable_prometheus`. Unknown flags
-are an error (exit status 2), like absl flags.
+additions are `--rest_api_host`, `--rest_api_max_body_bytes` and `--enable_prometheus`; one default
+differs: `--enable_batching` is true here (false in TF Serving). Unknown flags are an error (exit
+status 2), like absl flags.
 
 `model_configs()` turns the flags into `ModelConfig`s: one from `--model_name`/`--model_base_path`,
 or several from a `--model_config_file` (a `ModelServerConfig` text proto, parsed with the official
@@ -19,9 +20,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pipeline import config as project
+
+if TYPE_CHECKING:
+    from pipeline.serving.batching import BatchingOptions
 
 DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -133,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="MonitoringConfig text proto, e.g. prometheus_config { enable: true }")
     flag("--enable_prometheus", False,
          f"export Prometheus metrics at {DEFAULT_PROMETHEUS_PATH} (default false)")
+    flag("--enable_batching", True,
+         "merge concurrent requests to one model version and signature into one model call "
+         "(TF Serving's server-side batching; default true here, false in TF Serving; a lone request "
+         "runs at once, see docs/serving.md). --enable_batching=false turns it off")
+    parser.add_argument("--batching_parameters_file", default="", metavar="FILE",
+                        help="BatchingParameters text proto, e.g. max_batch_size { value: 128 } "
+                        "batch_timeout_micros { value: 0 }; ignored with --enable_batching=false")
     flag("--enable_model_warmup", True,
          "run each signature once before a version is AVAILABLE (default true)")
     parser.add_argument("--max_num_load_retries", type=int, default=0, metavar="N",
@@ -226,6 +237,84 @@ def parse_monitoring_config_text(text: str) -> MonitoringOptions:
     if not path.startswith("/"):
         raise ConfigError(f"Prometheus path must start with '/': {path!r}")
     return MonitoringOptions(enable=prometheus.enable, path=path)
+
+
+def batching_options(flags: argparse.Namespace) -> BatchingOptions | None:
+    """The batching scheduler options if `--enable_batching` (the default), from
+    `--batching_parameters_file` or the defaults of `BatchingOptions`; None without batching."""
+    from pipeline.serving.batching import BatchingOptions
+
+    if not flags.enable_batching:
+        return None
+    if not flags.batching_parameters_file:
+        return BatchingOptions()
+    return parse_batching_parameters_text(Path(flags.batching_parameters_file).read_text())
+
+
+def parse_batching_parameters_text(text: str) -> BatchingOptions:
+    """Parse a `BatchingParameters` text proto (TF Serving's --batching_parameters_file) into options.
+
+    Unset fields keep the defaults of `BatchingOptions`. `thread_pool_name`, `pad_variable_length_inputs`,
+    `enable_large_batch_splitting` and `max_execution_batch_size` are accepted and have no effect
+    (requests whose shapes differ run in separate batches; larger-than-max requests run alone).
+    """
+    from google.protobuf import text_format
+
+    from pipeline.serving.batching import BatchingOptions
+
+    message = _batching_parameters_class()()
+    try:
+        text_format.Parse(text, message)
+    except text_format.ParseError as error:
+        raise ConfigError(f"Invalid batching parameters: {error}") from error
+    defaults = BatchingOptions()
+    fields = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads")
+    options = BatchingOptions(
+        **{name: getattr(message, name).value if message.HasField(name) else getattr(defaults, name)
+           for name in fields},
+        allowed_batch_sizes=tuple(message.allowed_batch_sizes),
+    )
+    try:
+        options.validate()
+    except ValueError as error:
+        raise ConfigError(f"Invalid batching parameters: {error}") from error
+    return options
+
+
+def _batching_parameters_class():
+    """`BatchingParameters` of TF Serving's `session_bundle_config.proto`, built from its fields.
+
+    tensorflow-serving-api ships no `session_bundle_config_pb2`; the message is rebuilt here (as
+    upstream declares it: Int64Value/StringValue/BoolValue wrappers) so protobuf parses the text.
+    """
+    try:
+        from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
+
+        return session_bundle_config_pb2.BatchingParameters
+    except ImportError:
+        pass
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
+
+    field = descriptor_pb2.FieldDescriptorProto
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="tensorflow_serving/servables/tensorflow/session_bundle_config.proto",
+        package="tensorflow.serving", syntax="proto3", dependency=["google/protobuf/wrappers.proto"])
+    message = proto.message_type.add(name="BatchingParameters")
+    wrapped = [("max_batch_size", 1, "Int64Value"), ("batch_timeout_micros", 2, "Int64Value"),
+               ("max_enqueued_batches", 3, "Int64Value"), ("num_batch_threads", 4, "Int64Value"),
+               ("thread_pool_name", 5, "StringValue"), ("enable_large_batch_splitting", 8, "BoolValue"),
+               ("max_execution_batch_size", 9, "Int64Value")]
+    for name, number, wrapper in wrapped:
+        message.field.add(name=name, number=number, type=field.TYPE_MESSAGE, label=field.LABEL_OPTIONAL,
+                          type_name=f".google.protobuf.{wrapper}")
+    message.field.add(name="allowed_batch_sizes", number=6, type=field.TYPE_INT64, label=field.LABEL_REPEATED)
+    message.field.add(name="pad_variable_length_inputs", number=7, type=field.TYPE_BOOL,
+                      label=field.LABEL_OPTIONAL)
+    pool.Add(proto)
+    descriptor = pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")
+    return message_factory.GetMessageClass(descriptor)
 
 
 def _monitoring_config_class():

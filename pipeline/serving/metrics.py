@@ -11,6 +11,10 @@ nor (by convention) colons in direct instrumentation, so the same metrics are na
 - `tensorflow_serving_model_load_count_total{model_name, status}` with status `OK` or `ERROR`
   (TF Serving: `:tensorflow:cc:saved_model:load_attempt_count`)
 - `tensorflow_serving_model_last_load_timestamp_seconds{model_name}` (no TF Serving counterpart)
+- with `--enable_batching`, per merged model call: `tensorflow_serving_batch_size{model_name}`, a
+  histogram of the rows before padding (TF Serving:
+  `:tensorflow:serving:batching_session:input_batch_size`), and
+  `tensorflow_serving_batch_requests{model_name}`, a histogram of the requests merged (ours)
 
 `status` is a canonical code name (`OK`, `NOT_FOUND`, ...); `API` is `predict`, `classify`,
 `regress`, `metadata` or `status`; `entrypoint` is always `REST`. Latency is in seconds. Only
@@ -32,6 +36,7 @@ from prometheus_client import (
 )
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 class ServerMetrics:
@@ -53,6 +58,12 @@ class ServerMetrics:
         self.last_load_time = Gauge(
             "tensorflow_serving_model_last_load_timestamp_seconds",
             "Unix time of the last successful version load.", ["model_name"], registry=self.registry)
+        self.batch_size = Histogram(
+            "tensorflow_serving_batch_size", "Rows per batched model call (before padding).",
+            ["model_name"], buckets=BATCH_BUCKETS, registry=self.registry)
+        self.batch_requests = Histogram(
+            "tensorflow_serving_batch_requests", "Requests merged into one batched model call.",
+            ["model_name"], buckets=BATCH_BUCKETS, registry=self.registry)
 
     def record_request(self, model_name: str, api: str, status: str, seconds: float) -> None:
         """Count one answered request (predict/classify/regress also count in request_count)."""
@@ -65,6 +76,11 @@ class ServerMetrics:
         self.load_count.labels(model_name, "OK" if ok else "ERROR").inc()
         if ok:
             self.last_load_time.labels(model_name).set(time.time())
+
+    def record_batch(self, model_name: str, requests: int, rows: int) -> None:
+        """A BatchListener for the batch scheduler: one merged model call ran."""
+        self.batch_size.labels(model_name).observe(rows)
+        self.batch_requests.labels(model_name).observe(requests)
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""

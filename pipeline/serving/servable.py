@@ -8,12 +8,17 @@ turn those into their wire formats.
 
 Everything that does not depend on a request is computed once at load: the signature functions
 (`tf.saved_model.load(path).signatures[name]`, never `Model.predict`), input name -> dtype name
-maps, output names, input specs for shape messages, and the `SignatureDefMap` read from the
+maps, output names, input specs for shape messages, the flat input specs of the fast call (which
+skips TF's per-call argument binding, verified at load by a probe call through both paths), the
+batch queue of each signature when batching is on, and the `SignatureDefMap` read from the
 SavedModel's own `saved_model.pb` for metadata.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import logging
 import re
 import time
@@ -29,6 +34,8 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
+
+from pipeline.serving.batching import BatchQueue, BatchScheduler, Done, QueueFullError
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,10 @@ class Signature:
     input_dtypes: Mapping[str, str]       # input key -> DataType name, e.g. "DT_FLOAT"
     input_shapes: Mapping[str, Any]       # input key -> tf.TensorShape of the signature
     output_names: tuple[str, ...]
+    # The fast call, when the function allows it: inputs in flat order as (key, numpy dtype, dims or
+    # None for any rank), checked in Python, then passed as tensors without TF's argument binding.
+    flat_inputs: tuple[tuple[str, np.dtype, tuple[int | None, ...] | None], ...] | None = None
+    batch_queue: BatchQueue | None = None  # with --enable_batching: merges concurrent calls
 
 
 class Servable:
@@ -84,8 +95,10 @@ class Servable:
             signature_def_map, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)}
 
     @classmethod
-    def load(cls, name: str, version: int, path: Path, warmup: bool = True) -> Servable:
-        """Load `path` (a version dir); raise ServingError with a canonical code if it cannot serve."""
+    def load(cls, name: str, version: int, path: Path, warmup: bool = True,
+             batching: BatchScheduler | None = None) -> Servable:
+        """Load `path` (a version dir); raise ServingError with a canonical code if it cannot serve.
+        With a `batching` scheduler, concurrent `run`s of one signature are merged into one call."""
         started = time.perf_counter()
         signature_defs = _read_signature_defs(path)
         try:
@@ -98,6 +111,10 @@ class Servable:
             key: _signature(key, function, signature_defs[key])
             for key, function in loaded.signatures.items() if key in signature_defs
         }
+        if batching is not None:
+            signatures = {key: dataclasses.replace(
+                signature, batch_queue=batching.queue(name, functools.partial(call_signature, signature)))
+                for key, signature in signatures.items()}
         sdm = get_model_metadata_pb2.SignatureDefMap()
         for key, signature_def in signature_defs.items():
             sdm.signature_def[key].CopyFrom(signature_def)
@@ -110,8 +127,11 @@ class Servable:
 
     def warm_up(self) -> None:
         """Call each signature once with a batch of one zero/empty element, so the first real
-        request does not pay for graph initialization. A failure here is not a load failure."""
+        request does not pay for graph initialization. A failure here is not a load failure.
+        Signatures with a fast call are skipped: its probe at load called them already."""
         for signature in self.signatures.values():
+            if signature.flat_inputs is not None:
+                continue
             inputs = {key: _zeros(shape, signature.input_dtypes[key])
                       for key, shape in signature.input_shapes.items()}
             try:
@@ -129,19 +149,33 @@ class Servable:
         return signature
 
     def run(self, signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run `signature` on `inputs` (extra keys ignored) and return every output as numpy."""
-        if inputs.keys() != signature.input_dtypes.keys():
-            missing = [key for key in signature.input_dtypes if key not in inputs]
-            if missing:
-                raise ServingError("INVALID_ARGUMENT", f"Missing named input: {missing[0]}")
-            inputs = {key: inputs[key] for key in signature.input_dtypes}
+        """Run `signature` on `inputs` (extra keys ignored) and return every output as numpy.
+        With batching, blocks until the batch holding this call has run; a full queue is UNAVAILABLE."""
+        inputs = _exact_inputs(signature, inputs)
+        if signature.batch_queue is not None:
+            try:
+                return signature.batch_queue.submit(inputs)
+            except QueueFullError as error:
+                raise ServingError("UNAVAILABLE", str(error)) from None
+        return call_signature(signature, inputs)
+
+    def run_async(self, signature: Signature, inputs: Mapping[str, np.ndarray], done: Done) -> None:
+        """`run` answering through `done(outputs, None)` or `done(None, error)`, exactly once, in the
+        thread that ran the (batched) call: maybe this one before returning, maybe another. Missing
+        inputs and a full batch queue raise ServingError here instead, and `done` is not called."""
+        inputs = _exact_inputs(signature, inputs)
+        if signature.batch_queue is not None:
+            try:
+                signature.batch_queue.submit_async(inputs, done)
+            except QueueFullError as error:
+                raise ServingError("UNAVAILABLE", str(error)) from None
+            return
         try:
-            outputs = signature.function(**inputs)
-        except tf.errors.OpError as error:
-            raise _from_tf_error(error) from None
-        except (TypeError, ValueError) as error:
-            raise ServingError("INVALID_ARGUMENT", _mismatch_message(signature, inputs, error)) from None
-        return {key: value.numpy() for key, value in outputs.items()}
+            outputs = call_signature(signature, inputs)
+        except Exception as error:  # noqa: BLE001 - handed to `done`, like a batched call's error
+            done(None, error)
+        else:
+            done(outputs, None)
 
     def classify(self, signature_name: str,
                  examples: list[bytes]) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -203,6 +237,85 @@ class Servable:
         return self.run(signature, {input_key: np.array(examples, dtype=object)})
 
 
+def _exact_inputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+    """`inputs` limited to the signature's keys; INVALID_ARGUMENT if one is missing."""
+    if inputs.keys() != signature.input_dtypes.keys():
+        missing = [key for key in signature.input_dtypes if key not in inputs]
+        if missing:
+            raise ServingError("INVALID_ARGUMENT", f"Missing named input: {missing[0]}")
+        inputs = {key: inputs[key] for key in signature.input_dtypes}
+    return inputs
+
+
+def call_signature(signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Call `signature` now, in the calling thread, on exactly its inputs; every output as numpy.
+
+    Inputs whose dtypes and shapes the flat input specs accept skip TF's argument binding (the costly
+    part of calling a small model); anything else goes through the function's own checks and errors.
+    """
+    flat = signature.flat_inputs
+    function = signature.function
+    try:
+        if flat is not None and _accepted(flat, inputs):
+            outputs = function._call_flat([tf.constant(inputs[key]) for key, _, _ in flat],
+                                          function.captured_inputs)
+        else:
+            outputs = function(**inputs)
+    except tf.errors.OpError as error:
+        raise _from_tf_error(error) from None
+    except (TypeError, ValueError) as error:
+        raise ServingError("INVALID_ARGUMENT", _mismatch_message(signature, inputs, error)) from None
+    return {key: value.numpy() for key, value in outputs.items()}
+
+
+def _accepted(flat: tuple, inputs: Mapping[str, np.ndarray]) -> bool:
+    """Whether every input has its spec's dtype and a compatible shape (what TF's binding checks)."""
+    for key, dtype, dims in flat:
+        array = inputs[key]
+        if array.dtype != dtype or dims is not None and (len(array.shape) != len(dims) or any(
+                want is not None and want != have for want, have in zip(dims, array.shape, strict=True))):
+            return False
+    return True
+
+
+def _flat_inputs(function: Any, input_shapes: Mapping[str, Any]) -> tuple | None:
+    """The flat input specs for `call_signature`'s fast call, or None to always bind arguments.
+
+    A signature function takes keyword-only TensorSpecs that TF flattens sorted by name. That is
+    relied on only after a probe: the fast and the normal call must give equal outputs on inputs
+    with a distinct value per input; any doubt (other parameter kinds, composite specs, unknown
+    rank, an error, a difference) keeps the normal call.
+    """
+    function_type = getattr(function, "function_type", None)
+    if function_type is None or not hasattr(function, "_call_flat"):
+        return None
+    parameters = list(function_type.parameters.values())
+    if sorted(p.name for p in parameters) != sorted(input_shapes) or not all(
+            p.kind is inspect.Parameter.KEYWORD_ONLY and type(p.type_constraint) is tf.TensorSpec
+            for p in parameters):
+        return None
+    flat = tuple((p.name, np.dtype(p.type_constraint.dtype.as_numpy_dtype),
+                  None if p.type_constraint.shape.rank is None else tuple(p.type_constraint.shape.as_list()))
+                 for p in sorted(parameters, key=lambda p: p.name))
+    probe = {}
+    for number, (key, dtype, dims) in enumerate(flat, start=1):
+        shape = [1] if dims is None else [1 if d is None else d for d in dims]
+        probe[key] = (np.full(shape, str(number).encode(), dtype=object) if dtype.kind == "O"
+                      else np.full(shape, number % 2 if dtype.kind == "b" else number, dtype=dtype))
+    try:
+        expected = function(**probe)
+        got = function._call_flat([tf.constant(probe[key]) for key, _, _ in flat], function.captured_inputs)
+        same = expected.keys() == got.keys() and all(
+            _same(expected[key].numpy(), got[key].numpy()) for key in expected)
+    except Exception:  # noqa: BLE001 - a model that refuses the probe keeps the normal call
+        return None
+    return flat if same else None
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+
+
 def _from_tf_error(error: tf.errors.OpError) -> ServingError:
     return ServingError(CODE_NAMES.get(error.error_code, "UNKNOWN"), clean_tf_message(error.message))
 
@@ -240,14 +353,15 @@ def _read_signature_defs(path: Path) -> dict[str, Any]:
 
 def _signature(key: str, function: Any, signature_def: Any) -> Signature:
     specs = function.structured_input_signature[1]
+    input_shapes = {k: specs[k].shape if k in specs else tf.TensorShape(None) for k in signature_def.inputs}
     return Signature(
         name=key,
         method_name=signature_def.method_name,
         function=function,
         input_dtypes={k: types_pb2.DataType.Name(info.dtype) for k, info in signature_def.inputs.items()},
-        input_shapes={k: specs[k].shape if k in specs else tf.TensorShape(None)
-                      for k in signature_def.inputs},
+        input_shapes=input_shapes,
         output_names=tuple(signature_def.outputs),
+        flat_inputs=_flat_inputs(function, input_shapes),
     )
 
 

@@ -1,0 +1,352 @@
+"""Server-side dynamic batching: concurrent calls to one signature are merged into one call.
+
+TF Serving's `--enable_batching` (a SharedBatchScheduler in front of each session), rebuilt for a
+Python server where thread hand-offs cost more than the merged model call saves:
+
+- A `BatchScheduler` (one per server) owns `num_batch_threads` execution slots shared by every
+  queue, and the FIFO of batches waiting for a slot. A `BatchQueue` (one per servable signature,
+  made by `BatchScheduler.queue`) merges the tasks submitted to it.
+- `BatchQueue.submit_async(inputs, done)` answers through `done(outputs, None)` or
+  `done(None, error)`, exactly once, in whichever thread runs the batch (possibly the caller's,
+  before `submit_async` returns). It raises `QueueFullError` (the caller answers UNAVAILABLE) at
+  once, without calling `done`, when the queue already holds `max_enqueued_batches` batches
+  waiting for a slot. `BatchQueue.submit(inputs)` is the blocking form: outputs, or the error raised.
+- A task joins the open batch of its queue whose inputs have the same dtypes and the same shapes
+  apart from dim 0, if its rows still fit in `max_batch_size`; otherwise it opens a new batch.
+  Tasks with a rank-0 input, or with more rows than `max_batch_size`, run alone at once.
+- No dedicated batch threads: a submitting thread that finds a free slot runs the ready batch
+  itself, then keeps running batches that queued meanwhile until none is left (its own task was
+  answered first). With `batch_timeout_micros` 0 (the default) a batch is ready at once, so a lone
+  request runs in its own thread and pays only a lock; tasks merge only while every slot is busy.
+  With a timeout, a batch is ready when full or when its first task has waited that long; a timer
+  thread runs batches whose time is up if no submitter does.
+- A batch runs as one call: inputs concatenated along dim 0 (padded with copies of the first row
+  up to the next `allowed_batch_sizes` entry, if any), outputs split back by row counts. If the
+  merged call fails, or an output does not have the batch as its dim 0, every task of the batch is
+  run alone instead, so one bad request never fails its neighbours.
+
+Thread-safety: every public method may be called from any thread; queue state is guarded by the
+scheduler's lock, which is never held while a model or a `done` callback runs. Nothing here knows
+HTTP or TensorFlow: a run function maps {input name: array} to {output name: array}.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Arrays = Mapping[str, np.ndarray]
+RunFunction = Callable[[Arrays], dict[str, np.ndarray]]
+"""Runs one (possibly merged) batch: {input name: array} -> {output name: array}."""
+
+Done = Callable[[dict[str, np.ndarray] | None, BaseException | None], None]
+"""Receives one task's answer: (outputs, None) or (None, the error its run raised)."""
+
+BatchListener = Callable[[str, int, int], None]
+"""Told (queue name, requests merged, rows before padding) after each batched call."""
+
+QUEUE_FULL_MESSAGE = "The batch scheduling queue to which this task was submitted is full"
+
+
+class QueueFullError(Exception):
+    """The queue holds `max_enqueued_batches` batches already; answer UNAVAILABLE (HTTP 503)."""
+
+    def __init__(self) -> None:
+        super().__init__(QUEUE_FULL_MESSAGE)
+
+
+@dataclass(frozen=True)
+class BatchingOptions:
+    """TF Serving's `BatchingParameters`; the defaults are its scheduler defaults except
+    `num_batch_threads` (TF Serving: one per CPU). Python runs one thread at a time, so more
+    concurrent model calls mostly mean smaller batches: 1 measured best (docs/serving.md)."""
+
+    max_batch_size: int = 1000
+    batch_timeout_micros: int = 0
+    max_enqueued_batches: int = 10
+    num_batch_threads: int = 1
+    allowed_batch_sizes: tuple[int, ...] = ()
+
+    def validate(self) -> None:
+        """Raise ValueError (TF Serving's texts where it has one) for options it would refuse."""
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be positive; was {self.max_batch_size}")
+        if self.batch_timeout_micros < 0:
+            raise ValueError(f"batch_timeout_micros must be non-negative; was {self.batch_timeout_micros}")
+        if self.max_enqueued_batches < 1:
+            raise ValueError(f"max_enqueued_batches must be positive; was {self.max_enqueued_batches}")
+        if self.num_batch_threads < 1:
+            raise ValueError(f"num_batch_threads must be positive; was {self.num_batch_threads}")
+        sizes = self.allowed_batch_sizes
+        if sizes:
+            if sizes[0] < 1 or any(b <= a for a, b in zip(sizes, sizes[1:], strict=False)):
+                raise ValueError("allowed_batch_sizes entries must be monotonically increasing")
+            if sizes[-1] != self.max_batch_size:
+                raise ValueError("final entry in allowed_batch_sizes must equal max_batch_size; "
+                                 f"last entry was {sizes[-1]}, max_batch_size is {self.max_batch_size}")
+
+
+class _Task:
+    __slots__ = ("inputs", "rows", "done")
+
+    def __init__(self, inputs: Arrays, rows: int, done: Done) -> None:
+        self.inputs = inputs
+        self.rows = rows
+        self.done = done
+
+
+class _Batch:
+    __slots__ = ("queue", "key", "tasks", "rows", "deadline", "full")
+
+    def __init__(self, queue: BatchQueue, key: tuple, deadline: float) -> None:
+        self.queue = queue
+        self.key = key
+        self.tasks: list[_Task] = []
+        self.rows = 0
+        self.deadline = deadline
+        self.full = False
+
+
+def _merge_key(inputs: Arrays) -> tuple[tuple | None, int]:
+    """(what must be equal to merge, rows): dtype and dims past 0 of every input, and the shared dim 0.
+    The key is None when the inputs cannot be merged with anything (a rank-0 input, unequal dim 0s)."""
+    key, rows = [], -1
+    for name, array in inputs.items():
+        shape = array.shape
+        if not shape or (rows >= 0 and shape[0] != rows):
+            return None, 0
+        rows = shape[0]
+        key.append((name, array.dtype, shape[1:]))
+    return (tuple(key) if rows > 0 else None), rows
+
+
+class BatchScheduler:
+    """The execution slots and waiting batches shared by all queues of one server."""
+
+    def __init__(self, options: BatchingOptions, on_batch: BatchListener | None = None) -> None:
+        options.validate()
+        self.options = options
+        self._on_batch = on_batch
+        self._lock = threading.Lock()
+        self._waiting: list[_Batch] = []  # batches not yet running, oldest first
+        self._running = 0                  # slots in use
+        self._timeout = options.batch_timeout_micros / 1e6
+        self._timer_wakeup = threading.Condition(self._lock)
+        if self._timeout:
+            threading.Thread(target=self._timer_loop, name="batch-timer", daemon=True).start()
+
+    def queue(self, name: str, run: RunFunction) -> BatchQueue:
+        """A queue merging the calls to `run` (one per servable signature); `name` labels metrics."""
+        return BatchQueue(self, name, run)
+
+    def _take_ready_locked(self) -> _Batch | None:
+        """Remove and return the oldest ready batch (lock held), or None."""
+        now = time.monotonic() if self._timeout else 0.0
+        for index, batch in enumerate(self._waiting):
+            if batch.full or not self._timeout or now >= batch.deadline:
+                del self._waiting[index]
+                queue = batch.queue
+                queue._waiting -= 1
+                if queue._open.get(batch.key) is batch:
+                    del queue._open[batch.key]
+                return batch
+        return None
+
+    def _drain(self, batch: _Batch | None) -> None:
+        """Holding a slot: run `batch` (if any), then every batch that is ready by then; free the slot."""
+        while True:
+            if batch is not None:
+                try:
+                    batch.queue._execute(batch)
+                except BaseException:
+                    with self._lock:
+                        self._release_slot_locked()
+                    raise
+            with self._lock:
+                batch = self._take_ready_locked()
+                if batch is None:
+                    self._release_slot_locked()
+                    return
+
+    def _idle_locked(self) -> bool:
+        """Take a slot for a task that may run alone at once: no timeout, no padding, a slot free."""
+        options = self.options
+        if self._timeout or options.allowed_batch_sizes or self._running >= options.num_batch_threads:
+            return False
+        self._running += 1
+        return True
+
+    def _release_slot_locked(self) -> None:
+        self._running -= 1
+        if self._waiting:
+            self._timer_wakeup.notify()  # batches whose timeout is yet to come need the timer
+
+    def _timer_loop(self) -> None:
+        """Runs batches whose timeout passed while no submitter or runner was there to start them."""
+        while True:
+            with self._lock:
+                batch = None
+                while batch is None:
+                    if self._running < self.options.num_batch_threads:
+                        batch = self._take_ready_locked()
+                    if batch is None:  # sleep until the next deadline, or until a slot frees
+                        wait = None
+                        if self._waiting and self._running < self.options.num_batch_threads:
+                            wait = max(0.0, min(b.deadline for b in self._waiting) - time.monotonic())
+                        self._timer_wakeup.wait(wait)
+                self._running += 1
+            self._drain(batch)
+
+
+class BatchQueue:
+    """Merges the tasks for one run function; see the module docstring for the contract."""
+
+    def __init__(self, scheduler: BatchScheduler, name: str, run: RunFunction) -> None:
+        self.scheduler = scheduler
+        self.name = name
+        self._run = run
+        self._open: dict[tuple, _Batch] = {}  # per merge key, the batch still taking tasks
+        self._waiting = 0                       # this queue's batches not yet running
+
+    def submit(self, inputs: Arrays) -> dict[str, np.ndarray]:
+        """Run `inputs` as part of a batch and return its own outputs (blocks until they exist)."""
+        answered = threading.Event()
+        answer: list = []
+
+        def done(outputs: dict[str, np.ndarray] | None, error: BaseException | None) -> None:
+            answer.extend((outputs, error))
+            answered.set()
+
+        self.submit_async(inputs, done)
+        answered.wait()
+        if answer[1] is not None:
+            raise answer[1]
+        return answer[0]
+
+    def submit_async(self, inputs: Arrays, done: Done) -> None:
+        """Queue `inputs`; `done` gets the answer later or before this returns. QueueFullError if full."""
+        key, rows = _merge_key(inputs)
+        scheduler = self.scheduler
+        options = scheduler.options
+        if key is None or rows > options.max_batch_size:
+            _answer(done, *self._run_alone(inputs))
+            return
+        with scheduler._lock:
+            # Without a timeout nothing waits while a slot is free: then run alone, right now.
+            alone = scheduler._idle_locked()
+            ready = None if alone else self._enqueue_locked(_Task(inputs, rows, done), key)
+        if alone:
+            try:
+                _answer(done, *self._run_alone(inputs))
+                self._count(1, rows)
+            except BaseException:
+                with scheduler._lock:
+                    scheduler._release_slot_locked()
+                raise
+            scheduler._drain(None)
+        elif ready is not None:
+            scheduler._drain(ready)
+
+    def _enqueue_locked(self, task: _Task, key: tuple) -> _Batch | None:
+        """Add the task to a batch (lock held); return a batch to run now if a slot was free."""
+        scheduler = self.scheduler
+        options = scheduler.options
+        rows = task.rows
+        batch = self._open.get(key)
+        if batch is None or batch.rows + rows > options.max_batch_size:
+            if self._waiting >= options.max_enqueued_batches:
+                raise QueueFullError
+            if batch is not None:
+                batch.full = True
+            batch = _Batch(self, key, time.monotonic() + scheduler._timeout)
+            self._open[key] = batch
+            self._waiting += 1
+            scheduler._waiting.append(batch)
+            if scheduler._timeout:
+                scheduler._timer_wakeup.notify()
+        batch.tasks.append(task)
+        batch.rows += rows
+        if batch.rows >= options.max_batch_size:
+            batch.full = True
+        ready = None
+        if scheduler._running < options.num_batch_threads:
+            ready = scheduler._take_ready_locked()
+            if ready is not None:
+                scheduler._running += 1
+        return ready
+
+    def _execute(self, batch: _Batch) -> None:
+        """Run a batch taken from the queue and answer each of its tasks."""
+        tasks = batch.tasks
+        sizes = self.scheduler.options.allowed_batch_sizes
+        padded = sizes[bisect.bisect_left(sizes, batch.rows)] if sizes else batch.rows
+        answers: list[tuple[dict[str, np.ndarray] | None, BaseException | None]] | None = None
+        if len(tasks) == 1 and padded == batch.rows:
+            answers = [self._run_alone(tasks[0].inputs)]
+        else:
+            try:
+                merged = _concatenate([task.inputs for task in tasks], padded - batch.rows)
+                parts = _split(self._run(merged), [task.rows for task in tasks], padded)
+                if parts is not None:
+                    answers = [(part, None) for part in parts]
+            except Exception:  # noqa: BLE001 - retried task by task below, each gets its own answer
+                answers = None
+            if answers is None:
+                answers = [self._run_alone(task.inputs) for task in tasks]
+        for task, (outputs, error) in zip(tasks, answers, strict=True):
+            _answer(task.done, outputs, error)
+        self._count(len(tasks), batch.rows)
+
+    def _count(self, tasks: int, rows: int) -> None:
+        listener = self.scheduler._on_batch
+        if listener is not None:
+            try:
+                listener(self.name, tasks, rows)
+            except Exception:  # noqa: BLE001 - metrics must not break serving
+                log.exception("Batch listener failed")
+
+    def _run_alone(self, inputs: Arrays) -> tuple[dict[str, np.ndarray] | None, BaseException | None]:
+        try:
+            return self._run(inputs), None
+        except Exception as error:  # noqa: BLE001 - handed to the task's `done`
+            return None, error
+
+
+def _answer(done: Done, outputs: dict[str, np.ndarray] | None, error: BaseException | None) -> None:
+    try:
+        done(outputs, error)
+    except Exception:  # noqa: BLE001 - a callback's bug must not stop the batch's other answers
+        log.exception("Batch answer callback failed")
+
+
+def _concatenate(inputs: list[Arrays], padding: int) -> dict[str, np.ndarray]:
+    """Each input concatenated along dim 0, then `padding` copies of the first row appended."""
+    merged = {}
+    for name in inputs[0]:
+        parts = [task_inputs[name] for task_inputs in inputs]
+        if padding:
+            parts.append(np.repeat(parts[0][:1], padding, axis=0))
+        merged[name] = np.concatenate(parts)
+    return merged
+
+
+def _split(outputs: Mapping[str, Any], rows: list[int], total: int) -> list[dict[str, np.ndarray]] | None:
+    """Each task's slice of every output, or None if an output does not have `total` rows."""
+    arrays = {name: np.asarray(value) for name, value in outputs.items()}
+    if any(array.ndim == 0 or array.shape[0] != total for array in arrays.values()):
+        return None
+    parts, start = [], 0
+    for count in rows:
+        end = start + count
+        parts.append({name: array[start:end] for name, array in arrays.items()})
+        start = end
+    return parts

@@ -1,0 +1,192 @@
+"""Server-side batching on a live server (on by default): concurrent predicts are merged into one
+model call and every request still gets exactly its own answer; batches show in the metrics; a full
+queue answers 503 at once; requests that cannot be merged still succeed.
+
+Two servers: `batching` (default batching flags plus a parameters file, Prometheus on) and `tiny`
+(a queue of one batch of one row, a model that sleeps), so the queue limit is reached on purpose.
+Every request has a timeout and every test sends a fixed number of requests.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from pipeline.serving.batching import QUEUE_FULL_MESSAGE
+from tests.server.harness import Models, Server, error_of, install_version, ok_json, start_server
+
+SLOW_MICROS = 400_000     # the `slow` model of the batching server
+TINY_SLOW_MICROS = 1_000_000  # the `slow` model of the tiny-queue server
+REQUEST_TIMEOUT = 30
+
+
+def export_slow_rows(path: Path, micros: int) -> Path:
+    """y = 2x, after sleeping `micros` per call: x is [batch, 1] float, so calls can be merged."""
+    import tensorflow as tf
+    from tensorflow.python.data.experimental.ops.testing import sleep as sleep_dataset
+
+    class Slow(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")])
+        def predict(self, x):
+            dataset = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).apply(sleep_dataset(micros))
+            slept = dataset.reduce(tf.constant(0, tf.int64), lambda total, item: total + item)
+            return {"y": 2.0 * x + tf.cast(slept, tf.float32)}
+
+    module = Slow()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.predict})
+    return path
+
+
+BATCHING_CONFIG = """
+model_config_list {{
+  config {{ name: 'linear' base_path: '{root}/linear' }}
+  config {{ name: 'slow' base_path: '{root}/slow' }}
+  config {{ name: 'identity' base_path: '{root}/identity' }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def batching(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("batching")
+    install_version(models.linear_keras, root / "linear", "1")
+    install_version(models.identity, root / "identity", "1")
+    export_slow_rows(root / "slow" / "1", SLOW_MICROS)
+    (root / "models.config").write_text(BATCHING_CONFIG.format(root=root))
+    (root / "batching.config").write_text(
+        "max_batch_size { value: 64 } batch_timeout_micros { value: 0 } "
+        "max_enqueued_batches { value: 1000 } num_batch_threads { value: 1 }")
+    server = start_server([
+        f"--model_config_file={root / 'models.config'}",
+        f"--batching_parameters_file={root / 'batching.config'}",
+        "--enable_prometheus", "--file_system_poll_wait_seconds=0",
+    ], root / "server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("tiny_queue")
+    export_slow_rows(root / "slow" / "1", TINY_SLOW_MICROS)
+    (root / "batching.config").write_text(
+        "max_batch_size { value: 1 } max_enqueued_batches { value: 1 } num_batch_threads { value: 1 }")
+    server = start_server([
+        "--model_name=slow", f"--model_base_path={root / 'slow'}", "--enable_batching",
+        f"--batching_parameters_file={root / 'batching.config'}", "--file_system_poll_wait_seconds=0",
+    ], root / "server.log")
+    yield server
+    server.stop()
+
+
+def predict(server: Server, model: str, body: dict):
+    return server.post(f"/v1/models/{model}:predict", body)  # the harness times out after 30 s
+
+
+def histogram(server: Server, name: str, model: str) -> tuple[float, float]:
+    """(count, sum) of a histogram for one model, from the Prometheus text."""
+    text = server.get("/monitoring/prometheus/metrics").text
+    values = {}
+    for part in ("count", "sum"):
+        match = re.search(rf'^{name}_{part}{{model_name="{model}"}} (\S+)$', text, re.MULTILINE)
+        values[part] = float(match.group(1)) if match else 0.0
+    return values["count"], values["sum"]
+
+
+def test_batching_is_on_by_default(batching: Server) -> None:
+    assert "Batching enabled" in batching.log()
+    assert "max_batch_size=64" in batching.log()
+
+
+def test_concurrent_requests_with_different_row_counts_get_exactly_their_own_answers(
+        batching: Server) -> None:
+    """The tutorial model y = 2a - b + 3; 48 requests from 24 threads, rows and columns mixed."""
+
+    def case(i: int) -> tuple[dict, object]:
+        values = [[float(i * 10 + r), float(r)] for r in range(1 + i % 4)]
+        expected = [[2 * a - b + 3] for a, b in values]
+        if i % 2:
+            return {"inputs": values}, {"outputs": expected}
+        return {"instances": values}, {"predictions": expected}
+
+    cases = [case(i) for i in range(48)]
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        responses = list(pool.map(lambda c: predict(batching, "linear", c[0]), cases, timeout=60))
+    for (_, expected), response in zip(cases, responses, strict=True):
+        assert ok_json(response) == expected
+
+
+def test_requests_queued_behind_a_running_call_are_merged_into_one(batching: Server) -> None:
+    """While one call of the slow model runs, 8 more requests queue and then run as one batch."""
+    count_before, sum_before = histogram(batching, "tensorflow_serving_batch_requests", "slow")
+    first = threading.Thread(target=predict, args=(batching, "slow", {"instances": [[100.0]]}))
+    first.start()
+    time.sleep(SLOW_MICROS / 1e6 / 4)  # the first call is running now
+    bodies = [{"instances": [[float(i)]] * (1 + i % 3)} for i in range(8)]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(lambda body: predict(batching, "slow", body), bodies, timeout=60))
+    elapsed = time.monotonic() - started
+    first.join(REQUEST_TIMEOUT)
+    for body, response in zip(bodies, responses, strict=True):
+        assert ok_json(response) == {"predictions": [[2 * row[0]] for row in body["instances"]]}
+    count, total = histogram(batching, "tensorflow_serving_batch_requests", "slow")
+    calls, requests = count - count_before, total - sum_before
+    assert requests == 9
+    assert calls < requests, "no batch of more than one request formed"
+    assert elapsed < 8 * SLOW_MICROS / 1e6, "the 8 requests ran one after another"
+    rows_count, rows_total = histogram(batching, "tensorflow_serving_batch_size", "slow")
+    assert rows_total >= 1 + sum(len(body["instances"]) for body in bodies)
+
+
+def test_requests_that_cannot_be_merged_still_succeed(batching: Server) -> None:
+    """A rank-0 input runs alone; inputs of different widths run in separate batches."""
+    scalar = predict(batching, "identity", {"signature_name": "float", "inputs": 2.5})
+    assert ok_json(scalar) == {"outputs": 2.5}
+    bodies = [{"signature_name": "float", "instances": [[float(i)] * (1 + i % 3)]} for i in range(12)]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        responses = list(pool.map(lambda body: predict(batching, "identity", body), bodies, timeout=60))
+    for body, response in zip(bodies, responses, strict=True):
+        assert ok_json(response) == {"predictions": body["instances"]}
+
+
+def test_bad_requests_in_a_batch_fail_alone(batching: Server) -> None:
+    """A shape error is that request's 400; its neighbours still get their answers."""
+    bodies = [{"instances": [[1.0, 2.0, 3.0]]} if i == 3 else {"instances": [[float(i), 0.0]]}
+              for i in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(lambda body: predict(batching, "linear", body), bodies, timeout=60))
+    assert "not compatible" in error_of(responses[3], 400)
+    for i, response in enumerate(responses):
+        if i != 3:
+            assert ok_json(response) == {"predictions": [[2.0 * i + 3.0]]}
+
+
+def test_a_full_batch_queue_answers_503_at_once(tiny: Server) -> None:
+    """Queue of one batch of one row: one request runs, one waits, the third is refused at once."""
+    results: dict[str, object] = {}
+
+    def send(key: str, value: float) -> None:
+        results[key] = predict(tiny, "slow", {"instances": [[value]]})
+
+    running = threading.Thread(target=send, args=("running", 1.0))
+    running.start()
+    time.sleep(0.3)  # running in the model now
+    waiting = threading.Thread(target=send, args=("waiting", 2.0))
+    waiting.start()
+    time.sleep(0.2)  # in the queue now
+    started = time.monotonic()
+    refused = predict(tiny, "slow", {"instances": [[3.0]]})
+    elapsed = time.monotonic() - started
+    assert QUEUE_FULL_MESSAGE in error_of(refused, 503)
+    assert elapsed < TINY_SLOW_MICROS / 1e6 / 2, f"the refusal took {elapsed:.2f} s"
+    running.join(REQUEST_TIMEOUT)
+    waiting.join(REQUEST_TIMEOUT)
+    assert ok_json(results["running"]) == {"predictions": [[2.0]]}
+    assert ok_json(results["waiting"]) == {"predictions": [[4.0]]}
