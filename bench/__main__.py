@@ -167,10 +167,12 @@ def run_predict(settings: Settings, base_path: Path, version_dir: Path, body: Pa
             continue
         if key in ("server", "batching"):
             batching = key == "batching"
-            if batching and not cs.batching_available():
+            available = cs.batching_available()
+            if batching and not available:
                 results.unavailable[key] = "batching: not available (no --enable_batching in --help)"
                 continue
-            contender = cs.server(base_path, batching)
+            # The server's own default may be either; always say which one is measured.
+            contender = cs.server(base_path, batching, explicit=available)
         elif key == "starlette":
             contender = cs.plain_starlette(version_dir)
         elif key == "raw":

@@ -153,12 +153,16 @@ def batching_available(python: str = sys.executable) -> bool:
     return "--enable_batching" in out.stdout
 
 
-def server(base_path: Path, batching: bool, python: str = sys.executable) -> Contender:
-    """This project's server (``python -m pipeline.serving``), batching on or off."""
+def server(base_path: Path, batching: bool, python: str = sys.executable, explicit: bool = True) -> Contender:
+    """This project's server (``python -m pipeline.serving``), batching on or off.
+
+    With ``explicit`` the choice is passed as ``--enable_batching=true|false``, so the "off"
+    row stays off whatever the server's default is; without it only "on" is passed (for
+    servers that predate the flag)."""
     argv = [python, "-m", "pipeline.serving", "--rest_api_port={port}", "--rest_api_host=127.0.0.1",
             f"--model_name={MODEL_NAME}", f"--model_base_path={base_path}"]
-    if batching:
-        argv.append("--enable_batching=true")
+    if batching or explicit:
+        argv.append(f"--enable_batching={'true' if batching else 'false'}")
     return Contender("batching" if batching else "server", tuple(argv))
 
 

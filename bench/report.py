@@ -16,8 +16,8 @@ CONNECTIONS = (1, 8, 32, 128)
 """Keep-alive connections per 1-row :predict point."""
 
 CONTENDERS: dict[str, str] = {
-    "server": "this server",
-    "batching": "this server, --enable_batching",
+    "server": "this server, batching off",
+    "batching": "this server, batching on (default)",
     "starlette": "plain Starlette",
     "kserve": "KServe ModelServer",
     "raw": "raw ASGI floor",

@@ -16,9 +16,9 @@ from pipeline.serving.json_tensor import (
     RestError,
     _b64_decode,
     _float,
-    _format_error,
     _is_b64,
-    _json_type,
+    format_error,
+    json_type_name,
     signature_name_of,
     tensor_json,
 )
@@ -29,7 +29,7 @@ _UINT64_MAX = 2**64 - 1
 
 def _feature_error(name: str, value: Any) -> RestError:
     return RestError("INVALID_ARGUMENT",
-                     f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
+                     f"Feature: {name} has element with unexpected JSON type: {json_type_name(value)}")
 
 
 def _feature_value(value: Any, name: str) -> tuple[str, Any]:
@@ -54,7 +54,8 @@ def _feature_value(value: Any, name: str) -> tuple[str, Any]:
 def _features(value: Any) -> dict[str, tuple[str | None, list]]:
     """One JSON example as {feature name: (kind or None if empty, values)} (MakeExampleFromJsonObject)."""
     if type(value) is not dict:
-        raise RestError("INVALID_ARGUMENT", f"Example must be JSON object but got JSON {_json_type(value)}")
+        kind = json_type_name(value)
+        raise RestError("INVALID_ARGUMENT", f"Example must be JSON object but got JSON {kind}")
     features: dict[str, tuple[str | None, list]] = {}
     for name, content in value.items():
         kind, values = None, []
@@ -100,12 +101,12 @@ def parse_examples(request: dict, method: str) -> list[bytes]:
     signature_name_of(request)
     context = _features(request["context"]) if "context" in request else {}
     if "examples" not in request:
-        raise _format_error(request, "When method is classify, key 'examples' is expected and was not found")
+        raise format_error(request, "When method is classify, key 'examples' is expected and was not found")
     examples = request["examples"]
     if type(examples) is not list:
-        raise _format_error(request, "Expecting 'examples' value to be an list/array")
+        raise format_error(request, "Expecting 'examples' value to be an list/array")
     if not examples:
-        raise _format_error(request, "'examples' value is an empty array")
+        raise format_error(request, "'examples' value is an empty array")
     try:
         return [_serialize({**context, **_features(example)}) for example in examples]
     except RecursionError:

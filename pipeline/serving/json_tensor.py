@@ -1,19 +1,18 @@
 """JSON <-> numpy exactly as TensorFlow Serving's REST API maps them (`util/json_tensor.cc`).
 
-Contract (see docs spec §1.4-§1.6, §2.3): request bodies parse like rapidjson with NaN/Infinity tokens,
-predict inputs become numpy arrays of the signature's dtypes with TF's shape rules and error texts, and
-responses are written with TF's keys and value formats. Every request problem raises `RestError`, never
-another exception. No HTTP and no TensorFlow here: the predict path stays light; tf.Example handling
-lives in `pipeline.serving.examples` and is re-exported below.
+Contract (see docs spec §1.4-§1.6, §2.3): predict inputs become numpy arrays of the signature's
+dtypes with TF's shape rules and error texts, and responses are written with TF's keys and value
+formats. Every request problem raises `RestError`, never another exception. Body parsing and the
+error type live in `pipeline.serving.json_body` and tf.Example handling in
+`pipeline.serving.examples`; both are re-exported here, so this module is the whole JSON API.
+No HTTP and no TensorFlow here: the predict path stays light.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
-import re
 from collections.abc import Mapping
 from itertools import chain
 from typing import Any
@@ -21,208 +20,17 @@ from typing import Any
 import numpy as np
 import orjson
 
-HTTP_STATUS: dict[str, int] = {
-    "OK": 200, "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400,
-    "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "ABORTED": 409, "PERMISSION_DENIED": 403,
-    "UNAUTHENTICATED": 401, "RESOURCE_EXHAUSTED": 429, "CANCELLED": 499, "DEADLINE_EXCEEDED": 504,
-    "UNIMPLEMENTED": 501, "UNAVAILABLE": 503, "UNKNOWN": 500, "INTERNAL": 500, "DATA_LOSS": 500,
-}
-
-
-class RestError(Exception):
-    """A request error carrying TF Serving's canonical code name and message."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    @property
-    def http_status(self) -> int:
-        """The HTTP status TF Serving answers this code with (spec §2.1); unknown codes are 500."""
-        return HTTP_STATUS.get(self.code, 500)
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
-
-
-def _invalid(message: str) -> RestError:
-    return RestError("INVALID_ARGUMENT", message)
-
-
-# ---------------------------------------------------------------- text of JSON values in error messages
-
-_DUMP_LIMIT = 256
-_FLT_MAX = float(np.finfo(np.float32).max)
-
-
-def _decimal_text(value: float, single: bool) -> str:
-    """TF's WriteDecimal: %g if it round-trips (at float32 when `single`), else 9/17 digits, '.0' added."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "-Infinity" if value < 0 else "Infinity"
-    same = (lambda s: np.float32(float(s)) == np.float32(value)) if single else (lambda s: float(s) == value)
-    text = format(value, "g")
-    if not same(text):
-        text = format(value, ".9g" if single else ".17g")
-    return text if ("." in text or "e" in text) else text + ".0"
-
-
-def _dump(value: Any) -> str:
-    """A JSON value as TF prints it inside messages: pretty (4-space), at most ~256 characters."""
-    if type(value) is float:
-        return _decimal_text(value, single=abs(value) <= _FLT_MAX)
-    try:
-        text = json.dumps(value, indent=4, ensure_ascii=False)
-    except (RecursionError, ValueError, TypeError):
-        text = "[...]" if isinstance(value, list) else "{...}"
-    return text if len(text) <= _DUMP_LIMIT else text[:_DUMP_LIMIT] + "..."
-
-
-def _json_type(value: Any) -> str:
-    """rapidjson's type name of a value, as used in TF messages."""
-    if value is None:
-        return "Null"
-    if value is True or value is False:
-        return "True" if value else "False"
-    return {dict: "Object", list: "Array", str: "String"}.get(type(value), "Number")
-
-
-def _format_error(doc: Any, message: str) -> RestError:
-    return _invalid(f"JSON Value: {_dump(doc)} {message}")
-
-
-# ---------------------------------------------------------------- request body
-
-_JSON_WS = " \t\n\r"
-_RAPIDJSON_TEXT = [  # Python json's message prefix -> rapidjson's GetParseError_En text
-    ("Expecting property name", "Missing a name for object member."),
-    ("Expecting ':'", "Missing a colon after a name of object member."),
-    ("Unterminated string", "Missing a closing quotation mark in string."),
-    ("Invalid control character", "Invalid encoding in string."),
-    ("Invalid \\escape", "Invalid escape character in string."),
-    ("Invalid \\u", "Incorrect hex digit after \\u escape in string."),
-]
-_RAPIDJSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|-?Inf(?!inity)|-NaN')
-_TOKEN_FIX = {"Inf": "Infinity", "-Inf": "-Infinity", "-NaN": "NaN"}
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
-class _TooBig(ValueError):
-    def __init__(self, literal: str):
-        super().__init__(literal)
-        self.literal = literal
-
-
-def _parse_double(literal: str) -> float:
-    number = float(literal)
-    if math.isinf(number):
-        raise _TooBig(literal)
-    return number
-
-
-def _parse_integer(literal: str) -> int | float:
-    """Integers within int64/uint64 stay ints, others become doubles, like rapidjson (and orjson)."""
-    if len(literal) < 22 and -(2**63) <= (value := int(literal)) < 2**64:
-        return value
-    return _parse_double(literal)
-
-
-_DECODER = json.JSONDecoder(parse_int=_parse_integer, parse_float=_parse_double)
-
-
-def _parse_error(text: str, message: str, pos: int) -> RestError:
-    offset = len(text[:pos].encode("utf-8", "surrogatepass"))
-    return _invalid(f"JSON Parse error: {message} at offset: {offset}")
-
-
-def _comma_message(text: str, pos: int) -> str:
-    """Which container a missing comma belongs to (rapidjson names it, Python's json does not)."""
-    stack: list[str] = []
-    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text[:pos]):
-        token = match.group(0)
-        if token in "[{":
-            stack.append(token)
-        elif token in "]}" and stack:
-            stack.pop()
-    if stack and stack[-1] == "{":
-        return "Missing a comma or '}' after an object member."
-    return "Missing a comma or ']' after an array element."
-
-
-def _check_surrogates(value: Any, text: str) -> None:
-    """Lone \\uD800-style escapes decode in Python but are invalid JSON text for rapidjson and orjson."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        strings = [item] if isinstance(item, str) else list(item) if isinstance(item, dict) else []
-        for string in strings:
-            try:
-                string.encode("utf-8")
-            except UnicodeEncodeError:
-                match = _SURROGATE_ESCAPE.search(text)
-                raise _parse_error(text, "The surrogate pair in string is invalid.",
-                                   match.start() if match else 0) from None
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
-def _parse_slow(body: bytes) -> Any:
-    """rapidjson-compatible parse for what orjson refuses: NaN/Inf tokens, trailing bytes, errors."""
-    try:
-        text = bytes(body).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _invalid(f"JSON Parse error: Invalid encoding in string. at offset: {exc.start}") from None
-    start = len(text) - len(text.lstrip(_JSON_WS))
-    if start == len(text) or text[start] == "\0":  # rapidjson's stream ends at a NUL byte
-        raise _invalid(f"JSON Parse error: The document is empty. at offset: {start}")
-    if "Inf" in text or "-NaN" in text:
-        text = _RAPIDJSON_TOKENS.sub(lambda m: _TOKEN_FIX.get(m.group(0), m.group(0)), text)
-    try:
-        value, _ = _DECODER.raw_decode(text, start)  # stops after the first value, like rapidjson
-    except json.JSONDecodeError as exc:
-        message = next((rj for py, rj in _RAPIDJSON_TEXT if exc.msg.startswith(py)), "Invalid value.")
-        if exc.msg.startswith("Expecting ','"):
-            message = _comma_message(text, exc.pos)
-        raise _parse_error(text, message, len(text) if "quotation" in message else exc.pos) from None
-    except _TooBig as exc:
-        raise _parse_error(text, "Number too big to be stored in double.", text.find(exc.literal)) from None
-    except RecursionError:
-        raise _invalid("JSON Parse error: The document nests arrays/objects too deeply.") from None
-    if "\\u" in text:
-        _check_surrogates(value, text)
-    return value
-
-
-def parse_json_body(body: bytes) -> dict:
-    """Parse a request body as TF Serving does, or raise RestError INVALID_ARGUMENT with TF's text.
-
-    orjson handles the common case; anything it refuses (NaN/Infinity/Inf tokens, trailing bytes after
-    the first value, nesting past 1024, errors) goes through a rapidjson-compatible slow path that
-    also finds rapidjson's error text and byte offset. The top level must be an object.
-    """
-    if not body:
-        raise _invalid("JSON Parse error: The document is empty")
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        value = _parse_slow(body)
-    if type(value) is not dict:
-        raise _format_error(value, "Is not object")
-    return value
-
-
-def signature_name_of(request: dict) -> str:
-    """The requested signature: '' or absent means 'serving_default'; a non-string is a 400."""
-    name = request.get("signature_name", "")
-    if type(name) is not str:
-        raise _invalid(f"JSON Value: {_dump(request)} not formatted correctly. "
-                       "'signature_name' key must be a string value.")
-    return name or "serving_default"
-
+from pipeline.serving.json_body import (  # noqa: F401  (re-exported: the API of this module)
+    HTTP_STATUS,
+    RestError,
+    decimal_text,
+    dump_value,
+    format_error,
+    invalid,
+    json_type_name,
+    parse_json_body,
+    signature_name_of,
+)
 
 # ---------------------------------------------------------------- JSON values -> numpy
 
@@ -285,7 +93,7 @@ def _type_name(dtype: str) -> str:
 
 
 def _type_error(value: Any, dtype: str) -> RestError:
-    return _invalid(f"JSON Value: {_dump(value)} Type: {_json_type(value)} "
+    return invalid(f"JSON Value: {dump_value(value)} Type: {json_type_name(value)} "
                     f"is not of expected type: {_type_name(dtype)}")
 
 
@@ -296,12 +104,12 @@ def _is_b64(value: Any) -> bool:
 def _b64_decode(value: Any) -> bytes:
     """Decode {"b64": "..."} (standard alphabet, padding optional) or raise TF's errors."""
     if not _is_b64(value):
-        raise _invalid(f"JSON Value: {_dump(value)} not formatted correctly for base64 data")
+        raise invalid(f"JSON Value: {dump_value(value)} not formatted correctly for base64 data")
     text = value["b64"]
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise _invalid("Unable to base64 decode") from None
+        raise invalid("Unable to base64 decode") from None
 
 
 def _leaf(value: Any, dtype: str) -> Any:
@@ -313,7 +121,7 @@ def _leaf(value: Any, dtype: str) -> Any:
     known = _DTYPES.get(dtype)
     if known is None:
         raise RestError("UNIMPLEMENTED",
-                        f"Conversion of JSON Value: {_dump(value)} to type: {_type_name(dtype)}")
+                        f"Conversion of JSON Value: {dump_value(value)} to type: {_type_name(dtype)}")
     _, accepted, limits, _ = known
     if type(value) not in accepted or (limits and not limits[0] <= value <= limits[1]):
         raise _type_error(value, dtype)
@@ -335,14 +143,14 @@ def _fill(value: Any, level: int, shape: list[int], dtype: str, out: list) -> No
     """Walk a JSON tensor, checking it is dense against `shape` (FillTensorProto), collecting leaves."""
     if type(value) is not list:
         if level != len(shape):
-            raise _invalid(f"JSON Value: {_dump(value)} found at incorrect level: {level + 1} "
+            raise invalid(f"JSON Value: {dump_value(value)} found at incorrect level: {level + 1} "
                            f"in the JSON DOM. Expected at level: {len(shape)}")
         out.append(_leaf(value, dtype))
         return
     if level >= len(shape):
-        raise _invalid(f"Encountered list at unexpected level: {level} expected < {len(shape)}")
+        raise invalid(f"Encountered list at unexpected level: {level} expected < {len(shape)}")
     if len(value) != shape[level]:
-        raise _invalid(f"Encountered list at unexpected size: {len(value)} at level: {level} "
+        raise invalid(f"Encountered list at unexpected size: {len(value)} at level: {level} "
                        f"expected size: {shape[level]}")
     for item in value:
         _fill(item, level + 1, shape, dtype, out)
@@ -350,7 +158,7 @@ def _fill(value: Any, level: int, shape: list[int], dtype: str, out: list) -> No
 
 def _to_array(leaves: list, shape: list[int], dtype: str) -> np.ndarray:
     if len(shape) > _MAX_RANK:
-        raise _invalid(f"Tensor of rank {len(shape)} is not supported; the maximum rank is {_MAX_RANK}")
+        raise invalid(f"Tensor of rank {len(shape)} is not supported; the maximum rank is {_MAX_RANK}")
     if dtype not in _DTYPES:  # only reachable without leaves, e.g. [] for a half input
         raise RestError("UNIMPLEMENTED", f"Conversion of JSON Value: [] to type: {_type_name(dtype)}")
     return _DTYPES[dtype][3](leaves).reshape(shape)
@@ -407,39 +215,39 @@ def _row_slow(instances: list, dtypes: Mapping[str, str], as_objects: bool) -> d
 
     def add(item: Any, name: str) -> None:
         if name not in dtypes:
-            raise _invalid(f"JSON object: does not have named input: {name}")
+            raise invalid(f"JSON object: does not have named input: {name}")
         shape, values = _dense_shape(item), []
         _fill(item, 0, shape, dtypes[name], values)
         if name not in shapes:
             shapes[name], sizes[name], leaves[name] = shape, len(values), []
         elif sizes[name] != len(values):
-            raise _invalid(f"Expecting tensor size: {sizes[name]} but got: {len(values)}")
+            raise invalid(f"Expecting tensor size: {sizes[name]} but got: {len(values)}")
         elif shapes[name] != shape:
-            raise _invalid(f"Expecting shape [{','.join(map(str, shapes[name]))}] "
+            raise invalid(f"Expecting shape [{','.join(map(str, shapes[name]))}] "
                            f"but got: [{','.join(map(str, shape))}]")
         leaves[name].extend(values)
 
     for index, element in enumerate(instances):
         if as_objects != _element_is_object(element):
             kind = "object but got list" if as_objects else "value/list but got object"
-            raise _invalid(f"Expecting {kind} at item {index} of input list")
+            raise invalid(f"Expecting {kind} at item {index} of input list")
         for key, item in element.items() if as_objects else [(None, element)]:
             try:
                 add(item, names[0] if key is None else key)
             except RestError as exc:
                 where = f"{index}" if key is None else f"{index} key: {key}"
-                raise _invalid(f"Failed to process element: {where} of 'instances' list. "
+                raise invalid(f"Failed to process element: {where} of 'instances' list. "
                                f"Error: {exc.code}: {exc.message}") from None
         if as_objects and set(element) != set(names):
-            raise _invalid(f"Failed to process element: {index} of 'instances' list. JSON object: "
-                           f"{_dump(element)} keys must be equal to: {','.join(names)}")
+            raise invalid(f"Failed to process element: {index} of 'instances' list. JSON object: "
+                           f"{dump_value(element)} keys must be equal to: {','.join(names)}")
     count = len(instances)
     return {name: _to_array(leaves[name], [count, *shapes[name]], dtypes[name]) for name in shapes}
 
 
 def _row_tensors(instances: list, dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
     if type(instances[0]) is not dict and len(dtypes) > 1:
-        raise _invalid("instances is a plain list, but expecting list of objects as multiple input "
+        raise invalid("instances is a plain list, but expecting list of objects as multiple input "
                        "tensors required as per tensorinfo_map")
     as_objects = _element_is_object(instances[0])
     if not as_objects:
@@ -456,12 +264,12 @@ def _row_tensors(instances: list, dtypes: Mapping[str, str]) -> dict[str, np.nda
 def _columnar_tensors(inputs: Any, dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
     if not _element_is_object(inputs):
         if len(dtypes) > 1:
-            raise _invalid("inputs is a plain value/list, but expecting an object as multiple input "
+            raise invalid("inputs is a plain value/list, but expecting an object as multiple input "
                            "tensors required as per tensorinfo_map")
         return {min(dtypes): _tensor(inputs, dtypes[min(dtypes)])}
     for name in sorted(dtypes):
         if name not in inputs:
-            raise _invalid(f"Missing named input: {name} in 'inputs' object.")
+            raise invalid(f"Missing named input: {name} in 'inputs' object.")
     return {name: _tensor(inputs[name], dtype) for name, dtype in dtypes.items()}
 
 
@@ -474,27 +282,27 @@ def parse_predict_inputs(request: dict, input_dtypes: Mapping[str, str]) -> tupl
     """
     signature_name_of(request)
     if not input_dtypes:
-        raise _invalid(f"Failed to get input map for signature: {request.get('signature_name') or 'DEFAULT'}")
+        raise invalid(f"Failed to get input map for signature: {request.get('signature_name') or 'DEFAULT'}")
     if "instances" not in request and "inputs" not in request:
-        raise _invalid("Missing 'inputs' or 'instances' key")
+        raise invalid("Missing 'inputs' or 'instances' key")
     if "instances" in request and "inputs" in request:
-        raise _format_error(request, "Not formatted correctly expecting only one of 'inputs' or "
+        raise format_error(request, "Not formatted correctly expecting only one of 'inputs' or "
                                      "'instances' keys to exist ")
     try:
         if "inputs" in request:
             fmt, tensors = "columnar", _columnar_tensors(request["inputs"], input_dtypes)
         elif type(instances := request["instances"]) is not list:
-            raise _format_error(request, "Expecting 'instances' to be an list/array")
+            raise format_error(request, "Expecting 'instances' to be an list/array")
         elif not instances:
-            raise _format_error(request, "No values in 'instances' array")
+            raise format_error(request, "No values in 'instances' array")
         else:
             fmt, tensors = "row", _row_tensors(instances, input_dtypes)
     except RecursionError:
-        raise _invalid("JSON value nests too deeply to be a tensor") from None
+        raise invalid("JSON value nests too deeply to be a tensor") from None
     if tensors.keys() != input_dtypes.keys():  # only a b64 first instance gets here (TF's predict_util text)
         sent, wanted = sorted(tensors), sorted(input_dtypes)
         missing = ",".join(sorted(set(wanted) - set(sent)))
-        raise _invalid(f"input size does not match signature: {len(sent)}!={len(wanted)} "
+        raise invalid(f"input size does not match signature: {len(sent)}!={len(wanted)} "
                        f"len({{{','.join(sent)}}}) != len({{{','.join(wanted)}}}). Sent extra: {{}}. "
                        f"Missing but required: {{{missing}}}.")
     return fmt, tensors
@@ -541,7 +349,7 @@ def tensor_json(array: np.ndarray, as_bytes: bool = False) -> bytes:
         flat = [_string_value(item, as_bytes) for item in array.ravel().tolist()]
         return orjson.dumps(_nest(flat, array.shape))
     if array.dtype.kind + str(array.dtype.itemsize) not in _WRITABLE:
-        raise _invalid(f"Failed to write JSON value for tensor type: {_tf_type_of(array)}")
+        raise invalid(f"Failed to write JSON value for tensor type: {_tf_type_of(array)}")
     if array.ndim:  # (ascontiguousarray would turn a scalar into shape [1])
         array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
     text = orjson.dumps(array if array.ndim else array[()], option=_NUMPY)
@@ -571,7 +379,7 @@ def format_predict_response(fmt: str, outputs: Mapping[str, np.ndarray]) -> byte
     Row needs every output to have rank >= 1 and the same dim 0, else RestError with TF's texts.
     """
     if not outputs:
-        raise _invalid("Cannot convert empty tensor map to JSON")
+        raise invalid("Cannot convert empty tensor map to JSON")
     arrays = {name: np.asarray(outputs[name]) for name in sorted(outputs)}
 
     def is_bytes(name: str) -> bool:
@@ -584,13 +392,13 @@ def format_predict_response(fmt: str, outputs: Mapping[str, np.ndarray]) -> byte
         fields = {name: orjson.Fragment(tensor_json(a, is_bytes(name))) for name, a in arrays.items()}
         return orjson.dumps({"outputs": fields})
     if fmt != "row":
-        raise _invalid("Invalid request format")
+        raise invalid("Invalid request format")
     batch = None
     for name, array in arrays.items():
         if array.ndim == 0:
-            raise _invalid(f"Tensor name: {name} has no shape information ")
+            raise invalid(f"Tensor name: {name} has no shape information ")
         if batch is not None and array.shape[0] != batch:
-            raise _invalid(f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} "
+            raise invalid(f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} "
                            f"expecting: {batch}")
         batch = array.shape[0]
     if len(arrays) == 1:
@@ -604,7 +412,7 @@ def format_predict_response(fmt: str, outputs: Mapping[str, np.ndarray]) -> byte
 def _with_tokens(obj: Any) -> Any:
     """obj with non-finite floats and numpy arrays pre-written, so orjson keeps NaN/Infinity tokens."""
     if isinstance(obj, float) and not math.isfinite(obj):
-        return orjson.Fragment(_decimal_text(obj, single=False).encode())
+        return orjson.Fragment(decimal_text(obj, single=False).encode())
     if isinstance(obj, np.ndarray):
         return orjson.Fragment(tensor_json(obj))
     if isinstance(obj, dict):

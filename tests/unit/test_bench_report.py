@@ -137,11 +137,11 @@ def full_results() -> BenchResults:
 
 def test_targets_are_judged_on_ratios_measured_in_the_same_run():
     verdicts = {c.target: c.verdict for c in evaluate_targets(full_results())}
-    assert verdicts["this server: 1-row req/s at 32 conns ≥ 3× KServe"] == "Pass"   # 3000 / 900 = 3.33
-    assert verdicts["this server: 1-row req/s at 32 conns ≥ 0.3× raw ASGI floor"] == "Miss"  # 0.15
-    assert verdicts["this server: p99 at 32 conns ≤ plain Starlette's"] == "Miss"
-    assert verdicts["this server: p50 at 1 conn ≤ 1.5× plain Starlette's"] == "Pass"
-    assert verdicts["this server, --enable_batching: the 1-row targets"] == "n/a"
+    assert verdicts["this server, batching off: 1-row req/s at 32 conns ≥ 3× KServe"] == "Pass"  # 3000/900
+    assert verdicts["this server, batching off: 1-row req/s at 32 conns ≥ 0.3× raw ASGI floor"] == "Miss"
+    assert verdicts["this server, batching off: p99 at 32 conns ≤ plain Starlette's"] == "Miss"
+    assert verdicts["this server, batching off: p50 at 1 conn ≤ 1.5× plain Starlette's"] == "Pass"
+    assert verdicts["this server, batching on (default): the 1-row targets"] == "n/a"
     assert verdicts["10,000-row :predict rows/s ≥ 0.5× in-process floor"] == "Pass"
     assert verdicts["training samples/s ≥ 0.8× bare model.fit"] == "Miss"
     assert verdicts["dashboard first paint ≤ 1.5× one-line app"] == "Pass"  # lower is better: 1.2
@@ -155,20 +155,21 @@ def test_a_missing_contender_makes_its_targets_not_applicable_and_skips_unselect
     checks = evaluate_targets(results)
     kserve = next(c for c in checks if "KServe" in c.target)
     assert (kserve.measured, kserve.verdict) == ("not measured", "n/a")
-    assert not any("batching" in c.target for c in checks)
+    assert not any("batching on" in c.target for c in checks)
 
 
 def test_table_has_a_row_per_point_with_ratios_to_each_other_contender():
     results = full_results()
     results.predict[("kserve", 128)] = "load failed: wrk exited 1"
     lines = predict_table(results)
-    assert lines[0].startswith("| conns | contender | req/s | p50 ms | p99 ms | ÷ this server |")
-    row = next(line for line in lines if line.startswith("| 32 | this server |"))
+    header = "| conns | contender | req/s | p50 ms | p99 ms | ÷ this server, batching off |"
+    assert lines[0].startswith(header)
+    row = next(line for line in lines if line.startswith("| 32 | this server, batching off |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     # columns: ÷ server, ÷ starlette, ÷ kserve, ÷ raw
     assert cells[2:] == ["3,000", "1.00", "12.00", "—", "1.50×", "3.33×", "0.15×"]
     assert any("| 128 | KServe ModelServer | load failed: wrk exited 1 |" in line for line in lines)
-    batching = "| all | this server, --enable_batching | batching: not available"
+    batching = "| all | this server, batching on (default) | batching: not available"
     assert any(line.startswith(batching) for line in lines)
 
 
