@@ -140,14 +140,7 @@ def data_planes_figure(
         x0, x1, z = plane_grid(w, b)
         fig.add_trace(go.Surface(x=x0, y=x1, z=z, name=name, showscale=False, opacity=0.5,
                                  colorscale=[[0, color], [1, color]], showlegend=True))
-    fig.update_layout(
-        title="Data and fitted planes", height=560, margin={"l": 0, "r": 0, "t": 50, "b": 0},
-        # a cube keeps x and y as wide as y is tall, and the camera looks along the planes' slope
-        scene={"xaxis_title": "x[0]", "yaxis_title": "x[1]", "zaxis_title": "y", "aspectmode": "cube",
-               "camera": {"eye": {"x": 1.5, "y": 1.5, "z": 0.7}}},
-        legend={"orientation": "h", "y": -0.05},
-    )
-    return fig
+    return _plane_layout(fig, "Data and fitted planes", 560, ("x[0]", "x[1]"))
 
 
 def compare_versions_weights_figure(
@@ -261,13 +254,7 @@ def points_on_true_plane_figure(x: Sequence[Sequence[float]] | np.ndarray, predi
                                text=[f"row {i + 1}" for i in range(len(pred))],
                                hovertemplate="%{text}<br>x1 %{x:.4g}, x2 %{y:.4g}<br>predicted %{z:.4g}"
                                "<extra></extra>"))
-    fig.update_layout(
-        title="Predictions over the true plane", height=520, margin={"l": 0, "r": 0, "t": 50, "b": 0},
-        scene={"xaxis_title": "x1", "yaxis_title": "x2", "zaxis_title": "y", "aspectmode": "cube",
-               "camera": {"eye": {"x": 1.5, "y": 1.5, "z": 0.7}}},
-        legend={"orientation": "h", "y": -0.05},
-    )
-    return fig
+    return _plane_layout(fig, "Predictions over the true plane", 520, ("x1", "x2"))
 
 
 def compare_versions_figure(true: Sequence[float], predictions: Mapping[str, Sequence[float]]) -> go.Figure:
@@ -288,4 +275,16 @@ def compare_versions_figure(true: Sequence[float], predictions: Mapping[str, Seq
     fig.update_yaxes(range=span, title_text="predicted", row=1, col=1)
     fig.update_layout(title="Same rows, two versions", height=380,
                       margin={"l": 10, "r": 10, "t": 70, "b": 10}, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def _plane_layout(fig: go.Figure, title: str, height: int, x_titles: tuple[str, str]) -> go.Figure:
+    """The one layout of every 3-D data-and-plane view: a cube keeps x and y as wide as y is
+    tall, and the camera looks along the planes' slope so a plane never shows edge-on."""
+    fig.update_layout(
+        title=title, height=height, margin={"l": 0, "r": 0, "t": 50, "b": 0},
+        scene={"xaxis_title": x_titles[0], "yaxis_title": x_titles[1], "zaxis_title": "y",
+               "aspectmode": "cube", "camera": {"eye": {"x": 1.5, "y": 1.5, "z": 0.7}}},
+        legend={"orientation": "h", "y": -0.05},
+    )
     return fig

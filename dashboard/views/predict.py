@@ -10,6 +10,7 @@ ready-to-copy curl and Python snippets. Two versions can answer the same rows si
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -163,6 +164,19 @@ def render_result(outcome: dict[str, Any]) -> None:
     python_tab.code(python_snippet(result.url, result.request), language="python")
 
 
+def keep_outcome(key: str, build: Callable[[], dict]) -> None:
+    """Store what ``build`` returns under ``key``; on a server error or an answer that is not
+    one prediction per row, drop the old outcome and show a readable message instead."""
+    try:
+        st.session_state[key] = build()
+    except ServingError as exc:
+        st.session_state.pop(key, None)
+        utils.show_serving_error(exc)
+    except ValueError as exc:
+        st.session_state.pop(key, None)
+        st.warning(f"The server answered, but not with one prediction per row: {exc}")
+
+
 def render_compare(versions: list[int], rows: list[list[float]] | None, signature: str, fmt: str) -> None:
     """The same rows sent to two versions, plotted side by side."""
     st.subheader("Compare two versions")
@@ -176,18 +190,14 @@ def render_compare(versions: list[int], rows: list[list[float]] | None, signatur
     first = a_col.selectbox("First version", versions, index=1, key="compare_a")
     second = b_col.selectbox("Second version", versions, index=0, key="compare_b")
     if go_col.button("Compare", key="predict_compare_send", disabled=rows is None, icon=":material/compare:"):
-        try:
+        def compare() -> dict:
             answers = {v: send(rows, {"version": v}, signature, fmt) for v in (first, second)}
-            st.session_state[COMPARE_KEY] = {
-                "rows": rows, "true": true_weights(second),
-                "predicted": {v: utils.prediction_values(r.values, len(rows)) for v, r in answers.items()},
-                "latency": {v: r.latency_s for v, r in answers.items()}}
-        except ServingError as exc:
-            st.session_state.pop(COMPARE_KEY, None)
-            utils.show_serving_error(exc)
-        except ValueError as exc:
-            st.session_state.pop(COMPARE_KEY, None)
-            st.warning(f"The answer cannot be read as one prediction per row: {exc}")
+            return {"rows": rows, "true": true_weights(second),
+                    "predicted": {v: utils.prediction_values(r.values, len(rows))
+                                  for v, r in answers.items()},
+                    "latency": {v: r.latency_s for v, r in answers.items()}}
+
+        keep_outcome(COMPARE_KEY, compare)
     outcome = st.session_state.get(COMPARE_KEY)
     if outcome:
         x = np.asarray(outcome["rows"])
@@ -220,7 +230,7 @@ except ValueError as exc:
     st.error(str(exc), icon=":material/table_view:")
 blocked = rows is None or csv_problem is not None or target.get("label") == ""
 if st.button("Send", key="predict_send", type="primary", disabled=blocked, icon=":material/send:"):
-    try:
+    def predict() -> dict:
         result = send(rows, target, signature, fmt)
         version = served(target)
         answered_by = f"label {target['label']}" if "label" in target else "the latest version"
@@ -228,15 +238,10 @@ if st.button("Send", key="predict_send", type="primary", disabled=blocked, icon=
             answered_by = f"version {version}"
         elif version is not None:
             answered_by += f" (version {version})"
-        st.session_state[RESULT_KEY] = {
-            "rows": rows, "result": result, "target": answered_by, "true": true_weights(version),
-            "predicted": utils.prediction_values(result.values, len(rows))}
-    except ServingError as exc:
-        st.session_state.pop(RESULT_KEY, None)
-        utils.show_serving_error(exc)
-    except ValueError as exc:
-        st.session_state.pop(RESULT_KEY, None)
-        st.warning(f"The server answered, but not with one prediction per row: {exc}")
+        return {"rows": rows, "result": result, "target": answered_by, "true": true_weights(version),
+                "predicted": utils.prediction_values(result.values, len(rows))}
+
+    keep_outcome(RESULT_KEY, predict)
 if RESULT_KEY in st.session_state:
     render_result(st.session_state[RESULT_KEY])
 st.divider()
