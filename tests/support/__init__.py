@@ -1,0 +1,1 @@
+"""Helpers shared by every test folder: free loopback ports, polling waits, model builders."""
