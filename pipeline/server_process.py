@@ -10,7 +10,7 @@ signalled.
 The process that starts a server stops it when it exits (an ``atexit`` hook): the embedded
 server lives as long as the dashboard that launched it. If that process dies without running
 its hooks (SIGKILL, SIGHUP), the server notices it was re-parented and exits by itself
-(``SERVING_PARENT_PID``, ``pipeline/serving/lifeline.py``). No Streamlit here.
+(``SERVING_PARENT_PID``, ``pipeline/lifeline.py``). No Streamlit here.
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def start(port: int = config.REST_PORT, host: str = "127.0.0.1", *, model_name: 
         if log_path.exists():
             os.replace(log_path, log_path.with_name(LOG_NAME + ".1"))
         # SERVING_PARENT_PID: the server exits by itself if this process dies without its atexit
-        # hook running (SIGKILL, SIGHUP from a closed terminal); see pipeline/serving/lifeline.py.
+        # hook running (SIGKILL, SIGHUP from a closed terminal); see pipeline/lifeline.py.
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "SERVING_PARENT_PID": str(os.getpid())}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         started = datetime.now(UTC).isoformat(timespec="seconds")

@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         api, host=flags.rest_api_host, port=flags.rest_api_port, http=http_protocol(), loop="uvloop",
         access_log=False, log_level="warning", lifespan="off", proxy_headers=False,
     ))
-    from pipeline.serving.lifeline import watch_parent
+    from pipeline.lifeline import watch_parent
 
     watch_parent(lambda: setattr(server, "should_exit", True))  # embedded: exit with the dashboard
     try:
