@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: run test lint serve train demo e2e clean help bench
+.PHONY: run test lint serve train demo e2e clean help bench tfjs screenshots batch
 
 help:
 	@echo "make run    set up .venv and start the dashboard (http://localhost:8502) with the embedded server"
@@ -14,6 +14,9 @@ help:
 	@echo "make train  train and export one version from the command line"
 	@echo "make demo   seed a few demo runs and versions"
 	@echo "make lint   ruff"
+	@echo "make screenshots  drive the demo story in Chromium and write docs/screenshots/*.png (README)"
+	@echo "make tfjs   npm ci the pinned @tensorflow/tfjs and copy tf.min.js into dashboard/static/tfjs/"
+	@echo "make batch ARGS=\"--input rows.csv --output predictions.parquet\"  score a file on Spark (local[*])"
 	@echo "make bench  benchmarks vs baselines (KServe, plain Starlette, raw ASGI), writes bench/results.md"
 
 $(PY):
@@ -28,7 +31,13 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(PY)
 	$(PIP) install -q -r requirements.txt -r requirements-dev.txt
 	touch $(VENV)/.runtime-installed $@
 
-run: $(VENV)/.runtime-installed
+# The project itself, editable and without dependencies (they are pinned above): `pipeline` and
+# `dashboard` import from any folder, so `streamlit run dashboard/app.py` needs no sys.path edit.
+$(VENV)/.project-installed: pyproject.toml | $(PY)
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+run: $(VENV)/.runtime-installed $(VENV)/.project-installed tfjs
 	$(PY) -m streamlit run dashboard/app.py
 
 serve: $(VENV)/.runtime-installed
@@ -40,12 +49,41 @@ train: $(VENV)/.runtime-installed
 demo: $(VENV)/.runtime-installed
 	$(PY) -m pipeline.demo
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed $(VENV)/.project-installed $(VENV)/.batch-installed tfjs
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
+
+# The README's screenshots come from this explicit command; `make test` writes its own to a temp folder.
+screenshots: $(VENV)/.dev-installed $(VENV)/.project-installed
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q -p no:cacheprovider tests/e2e
+
+# The browser route's TensorFlow.js, pinned in package-lock.json: `npm ci`, then tf.min.js into the
+# dashboard's static folder (git ignores both). Without npm, or offline on the first run, it says what
+# is missing and carries on, so `make run` still starts (the Deploy page explains the same).
+TFJS_MIN := dashboard/static/tfjs/tf.min.js
+
+tfjs: $(TFJS_MIN)
+
+$(TFJS_MIN): package.json package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "make: npm not found; the TF.js route is off (Debian: apt-get install nodejs npm)"; \
+	elif npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; then \
+	  mkdir -p $(@D) && cp node_modules/@tensorflow/tfjs/dist/tf.min.js $@; \
+	else \
+	  echo "make: npm ci failed; the TF.js route is off until it succeeds"; \
+	fi
+
+# Spark batch scoring: PySpark (about 450 MB) has its own requirements file, installed by `make test`
+# and by `make batch ARGS="--input rows.csv --output predictions.parquet"` (needs Java 17+).
+$(VENV)/.batch-installed: requirements-batch.txt | $(PY)
+	$(PIP) install -q -r requirements-batch.txt
+	touch $@
+
+batch: $(VENV)/.runtime-installed $(VENV)/.batch-installed
+	$(PY) -m pipeline.batch $(ARGS)
 
 # Benchmarks (not part of `make test`): side-by-side ratios, written to bench/results.md.
 # Installs KServe into its own venv under bench/.work/ on first use. `$(PY) -m bench --quick` is short.

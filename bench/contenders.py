@@ -40,6 +40,8 @@ class ContenderError(RuntimeError):
 
 
 def free_port() -> int:
+    """A loopback port the kernel just picked. The bench keeps its own copy of
+    `tests.support.net.free_port` because it runs without pytest and never imports the tests."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -3,7 +3,7 @@
 ``python -m bench.inprocess <command> ...`` prints one JSON object on its last line of stdout:
 
 - ``prepare``: make the bench's model (``Dense`` weights ``[2, -1]``, bias ``3``, built by
-  :func:`pipeline.training.build_model`) and export it with :func:`pipeline.registry.export_version`
+  :func:`pipeline.training.fit.build_model`) and export it with :func:`pipeline.store.versions.export_version`
   unless a version is already there; prints the version directory.
 - ``floor``: the in-process floor for a big ``:predict`` body: ``orjson.loads`` of the body + one
   signature call (on ``tf.constant`` of the parsed rows) + ``orjson.dumps`` of the output array,
@@ -32,9 +32,16 @@ TRUE_B = 3.0
 
 
 def latest_version_dir(base_path: Path) -> Path | None:
-    """The highest numeric version directory holding a ``saved_model.pb``, if any."""
-    versions = [p for p in base_path.glob("*") if p.name.isdigit() and (p / "saved_model.pb").exists()]
-    return max(versions, key=lambda p: int(p.name), default=None)
+    """The highest version directory holding a ``saved_model.pb``, if any, by the project's one
+    version-folder rule (:func:`pipeline.model_dir.version_dirs`), the one the server uses too."""
+    from pipeline.model_dir import version_dirs
+
+    try:
+        versions = version_dirs(base_path)
+    except OSError:
+        return None
+    return next((path for _, path in sorted(versions.items(), reverse=True)
+                 if (path / "saved_model.pb").exists()), None)
 
 
 def prepare(base_path: Path) -> dict[str, Any]:
@@ -44,8 +51,8 @@ def prepare(base_path: Path) -> dict[str, Any]:
         return {"version_dir": str(existing), "exported": False}
     import numpy as np
 
-    from pipeline.registry import export_version
-    from pipeline.training import build_model
+    from pipeline.store.versions import export_version
+    from pipeline.training.fit import build_model
 
     model = build_model(len(TRUE_W), "adam", 0.05)
     model.get_layer("outputs").set_weights(
@@ -82,7 +89,7 @@ def floor(model_dir: Path, body_path: Path, duration_s: float) -> dict[str, Any]
 
 def train_throughput(which: str, samples: int, epochs: int) -> dict[str, Any]:
     """Samples/s of fitting ``samples`` rows for ``epochs`` epochs, via ``train()`` or a bare fit."""
-    from pipeline.training import TrainConfig, build_model, train
+    from pipeline.training.fit import TrainConfig, build_model, train
 
     cfg = TrainConfig(samples=samples, epochs=epochs)
     if which == "pipeline":
@@ -91,8 +98,8 @@ def train_throughput(which: str, samples: int, epochs: int) -> dict[str, Any]:
                 "batch_size": cfg.effective_batch_size}
     import math
 
-    from pipeline.data import make_data
     from pipeline.tf_env import keras
+    from pipeline.training.data import make_data
 
     x, y = make_data(cfg.data_spec())
     keras().utils.set_random_seed(cfg.seed)

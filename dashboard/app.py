@@ -1,31 +1,42 @@
-"""The dashboard's entry point (`streamlit run dashboard/app.py`): a router over four pages.
+"""The dashboard's entry point (`streamlit run dashboard/app.py`): a router over the pages.
 
-Train → Models → Serving → Predict follows the loop a user runs. Starting it also starts the
-embedded model server once per dashboard process when SERVING_URL is local and silent.
+Home tells the story; Train → Models → Serving → Predict follows the loop a user runs. Before any
+page runs, the launch is checked (`dashboard/launch.py`): started without `.streamlit/config.toml`
+(from another folder) it fixes what a script may fix and refuses to run on an open address, with
+telemetry on or on the model server's port. Starting it also starts the embedded model server once
+per dashboard process when SERVING_URL is local and silent. The project is installed
+(`pip install -e .`, done by `make run`), so `dashboard` and `pipeline` import from anywhere.
 """
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the path
-    sys.path.insert(0, str(ROOT))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from dashboard.utils import autostart_server_once  # noqa: E402
+from dashboard import launch
+from dashboard.utils import autostart_server_once, settings
 
 VIEWS = Path(__file__).parent / "views"
+# A local file: an emoji or material page_icon makes the browser fetch the icon from a CDN.
+FAVICON = Path(__file__).parent / "static" / "favicon.png"
 
-st.set_page_config(page_title="Linear model · TF Serving", page_icon=":material/hub:", layout="wide")
+st.set_page_config(page_title="Linear model · TF Serving", page_icon=str(FAVICON), layout="wide")
+launch.apply_runtime_fixes(st.get_option, st.set_option)
+if problems := launch.launch_problems({k: st.get_option(k) for k in launch.CHECKED}, settings().rest_port):
+    st.title("Started without its safety settings")
+    st.error(launch.refusal_text(problems), icon=":material/gpp_bad:")
+    launch.tell_terminal_once(launch.refusal_text(problems))
+    st.stop()
 if not st.session_state.get("autostart_done"):
     autostart_server_once()
     st.session_state["autostart_done"] = True
 
 pages = [
-    st.Page(VIEWS / "train.py", title="Train", icon=":material/model_training:", default=True),
+    st.Page(VIEWS / "home.py", title="Home", icon=":material/home:", default=True),
+    st.Page(VIEWS / "train.py", title="Train", icon=":material/model_training:"),
     st.Page(VIEWS / "models.py", title="Models", icon=":material/inventory_2:"),
     st.Page(VIEWS / "serving.py", title="Serving", icon=":material/dns:"),
     st.Page(VIEWS / "predict.py", title="Predict", icon=":material/query_stats:"),
+    st.Page(VIEWS / "deploy.py", title="Deploy", icon=":material/rocket_launch:"),
+    st.Page(VIEWS / "batch.py", title="Batch", icon=":material/table_rows:"),
 ]
 st.navigation(pages).run()

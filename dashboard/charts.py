@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from pipeline.run_report import param_names
+from pipeline.runs.report import param_names
 
 PARAM_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 """One colour per parameter (w[0], w[1], ..., b), shared by the trajectory chart's lines
@@ -24,7 +24,7 @@ and their true-value guides so a line and its target read as a pair."""
 SERIES_COLORS = {"learned": "#FF6F00", "true": "#2ca02c", "OLS": "#1f77b4"}
 
 X_RANGE = (-10.0, 10.0)
-"""The interval the synthetic inputs are drawn from (``pipeline.data.X_LOW/X_HIGH``); the
+"""The interval the synthetic inputs are drawn from (``pipeline.training.data.X_LOW/X_HIGH``); the
 3-D planes span it so they cover exactly the data."""
 
 

@@ -1,11 +1,12 @@
-"""Stop the server when the process that started it is gone.
+"""Stop the server (or a training run) when the process that started it is gone.
 
-`pipeline.server_process.start` (the dashboard's Start button and autostart) sets
-`SERVING_PARENT_PID` to its own pid. The dashboard's atexit hook stops the server on a normal exit
-(SIGTERM, Ctrl+C), but not when the dashboard dies without running it: SIGKILL, or SIGHUP when its
-terminal is closed. The server runs in its own session (so a Ctrl+C in the dashboard's terminal does
-not hit it first), so it would outlive the dashboard and keep its port. This watch notices that it
-was re-parented and asks the server to shut down as on SIGTERM.
+`pipeline.client.local_server.start` (the dashboard's Start button and autostart) sets
+`SERVING_PARENT_PID` to its own pid, and so does `pipeline.runs.process.TrainingProcess.start` for a
+training child, which cancels its run through the same watch. The dashboard's atexit hook stops the
+server on a normal exit (SIGTERM, Ctrl+C), but not when the dashboard dies without running it:
+SIGKILL, or SIGHUP when its terminal is closed. The server runs in its own session (so a Ctrl+C in
+the dashboard's terminal does not hit it first), so it would outlive the dashboard and keep its
+port. This watch notices that it was re-parented and asks the server to shut down as on SIGTERM.
 
 A server started any other way (no `SERVING_PARENT_PID`) is not affected.
 """

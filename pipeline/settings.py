@@ -47,13 +47,15 @@ class Settings:
     true_b: float = 3.0
     noise_std: float = 2.0
     num_samples: int = 800
+    run_dir: Path = PROJECT_ROOT / ".run"
+    """Where the embedded server started from here keeps its pid file, log and models.config."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Settings from environment variables (MODEL_NAME, MODELS_DIR, MODEL_BASE_PATH,
         REST_API_PORT, GRPC_PORT, DASHBOARD_PORT, SERVING_URL, GRPC_TARGET, AUTOSTART_SERVER, TRUE_W,
-        TRUE_B, NOISE_STD, NUM_SAMPLES); anything unset keeps its default. ValueError names a bad
-        value."""
+        TRUE_B, NOISE_STD, NUM_SAMPLES, SERVING_RUN_DIR); anything unset keeps its default.
+        ValueError names a bad value."""
         env = os.environ if env is None else env
         d = cls()
         try:
@@ -75,6 +77,7 @@ class Settings:
                 true_b=float(env.get("TRUE_B") or d.true_b),
                 noise_std=float(env.get("NOISE_STD") or d.noise_std),
                 num_samples=int(env.get("NUM_SAMPLES") or d.num_samples),
+                run_dir=Path(env.get("SERVING_RUN_DIR") or d.run_dir),
             )
         except ValueError as error:
             raise ValueError(f"bad setting in the environment: {error}") from None

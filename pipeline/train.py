@@ -1,8 +1,12 @@
 """``python -m pipeline.train``: train the linear model, show its weights, export a version.
 
-Prints learned vs true vs OLS weights, exports ``<base-path>/<N>/`` and prints its
-path. Bad arguments exit with status 2 and one message naming the bad value, before
-anything is written.
+Prints learned vs true vs OLS weights and the quality gate's verdict
+(:mod:`pipeline.training.quality`), exports ``<base-path>/<N>/`` and prints its path.
+
+Exit status: 0 when the run finished (exported, or held back by a quality warning, which is
+printed; ``--export-anyway`` exports it), 1 when it failed (diverged: non-finite loss or
+weights; such a run is never exported), 2 for bad arguments or a model folder another run is
+training on, with one message naming the problem, before anything is written.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline import config
-from pipeline.training import LR_SCHEDULES, OPTIMIZERS, TrainConfig
+from pipeline.runs.report import param_names
+from pipeline.settings import Settings
+from pipeline.training.fit import LR_SCHEDULES, OPTIMIZERS, TrainConfig
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -22,8 +27,9 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    d = TrainConfig()
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    """The command's arguments; defaults come from `settings` (the environment, read once)."""
+    d = TrainConfig.from_settings(settings)
     p = argparse.ArgumentParser(
         prog="python -m pipeline.train",
         description="Train a Keras linear regression on synthetic data Y = X @ w0 + b0 + noise "
@@ -73,17 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--base-path",
         type=Path,
-        default=config.MODEL_BASE_PATH,
-        help=f"model base path; versions go to <base-path>/<N>/ (default {config.MODEL_BASE_PATH})",
+        default=settings.model_base_path,
+        help=f"model base path; versions go to <base-path>/<N>/ (default {settings.model_base_path})",
     )
     p.add_argument("--no-export", action="store_true", help="train and report only; write no version")
+    p.add_argument("--export-anyway", action="store_true",
+                   help="export even if the quality gate warns (far from the least-squares optimum, or "
+                   "loss far above the noise); TF Serving serves the newest version, so by default such "
+                   "a run is not exported. A diverged run (NaN) is never exported.")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     return p
 
 
 def weights_table(summary: dict) -> str:
     """Learned vs true vs OLS, one row per parameter, as aligned text."""
-    names = [f"w[{i}]" for i in range(len(summary["learned"]["w"]))] + ["b"]
+    names = param_names(len(summary["learned"]["w"]))
     cols = {k: [*summary[k]["w"], summary[k]["b"]] for k in ("learned", "true", "ols")}
     rows = [f"{'param':<6} {'learned':>10} {'true':>10} {'OLS':>10} {'learned-OLS':>12}"]
     for i, name in enumerate(names):
@@ -93,7 +103,7 @@ def weights_table(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(Settings.from_env())
     args = parser.parse_args(argv)
     cfg = TrainConfig(
         samples=args.samples,
@@ -107,17 +117,19 @@ def main(argv: list[str] | None = None) -> int:
         learning_rate=args.learning_rate,
         lr_schedule=args.lr_schedule,
     )
-    from pipeline import registry
+    from pipeline.runs import lock
+    from pipeline.store import versions
 
     try:
         cfg.validate()
         if not args.no_export:
-            registry.check_writable_base_path(args.base_path)
-            registry.validate_model_name(Path(args.base_path).name)
+            versions.check_writable_base_path(args.base_path)
+            versions.validate_model_name(Path(args.base_path).name)
+            lock.check_free(args.base_path)
     except ValueError as exc:
         parser.error(str(exc))
 
-    from pipeline.jobs import run_training
+    from pipeline.runs.job import run_training
 
     def report(p) -> None:
         if (
@@ -128,14 +140,35 @@ def main(argv: list[str] | None = None) -> int:
             w = ", ".join(f"{v:.4f}" for v in p.w)
             print(f"epoch {p.epoch:>5}/{p.epochs}  loss {p.loss:10.4f}  w [{w}]  b {p.b:.4f}", flush=True)
 
-    record = run_training(
-        cfg, None if args.no_export else args.base_path, export=not args.no_export, on_progress=report
-    )
-    print()
-    print(weights_table(record))
-    errors = record["errors"]
-    print(f"\nmax |learned - OLS| = {errors['vs_ols']:.4f}   max |learned - true| = {errors['vs_true']:.4f}")
-    print(f"trained in {record['timings']['fit_s']:.1f} s ({record['status']})")
+    try:
+        record = run_training(cfg, None if args.no_export else args.base_path, export=not args.no_export,
+                              on_progress=report, export_anyway=args.export_anyway)
+    except lock.TrainingBusy as exc:  # another run claimed the folder since the check above
+        parser.error(str(exc))
+    return print_outcome(record)
+
+
+def print_outcome(record: dict) -> int:
+    """The weights table, the gate's verdict and what was exported; the exit status."""
+    if record.get("learned"):
+        print()
+        print(weights_table(record))
+        errors = record["errors"]
+        print(f"\nmax |learned - OLS| = {errors['vs_ols']:.4g}   "
+              f"max |learned - true| = {errors['vs_true']:.4g}")
+    timings = record.get("timings") or {}
+    print(f"trained in {timings.get('fit_s', 0.0):.1f} s, "
+          f"{timings.get('end_to_end_s', 0.0):.1f} s end to end ({record['status']})")
+    quality = record.get("quality") or {}
+    if record["status"] == "failed":
+        print(f"FAILED: {record.get('error', 'no error recorded')}", file=sys.stderr)
+        print("nothing was exported", file=sys.stderr)
+        return 1
+    if quality.get("level") == "warning":
+        print("WARNING (quality gate): " + " ".join(quality.get("reasons") or []), file=sys.stderr)
+        if record.get("version") is None and record.get("export_requested"):
+            print("not exported: TF Serving serves the newest version, so a run the gate warns about is "
+                  "exported only with --export-anyway", file=sys.stderr)
     if record.get("version_path"):
         print(f"exported version {record['version']}: {record['version_path']}")
     return 0 if record["status"] == "succeeded" else 1

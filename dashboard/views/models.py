@@ -1,6 +1,6 @@
 """Models: the versions on disk next to what the model server says about them, and every run.
 
-Disk is the source of truth for what exists (``registry.list_versions``); the server only adds
+Disk is the source of truth for what exists (``pipeline.store.versions.list_versions``); the server only adds
 each version's serving state, so with the server down the page still lists every version
 (state "unknown") and says why. Deleting renames the version away first, so the server stops
 seeing it at once. The run history includes failed and cancelled runs.
@@ -15,11 +15,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, utils
-from pipeline import registry, runs
-from pipeline.client import ServingError
+from pipeline import model_dir
+from pipeline.client.errors import ClientError
 from pipeline.demo import MAX_DEMO_VERSIONS
-from pipeline.process_jobs import seed_demo_in_process
-from pipeline.run_report import flat_params, param_names, run_row, short_time
+from pipeline.runs.process import seed_demo_in_process
+from pipeline.runs.report import flat_params, param_names, run_row, short_time
+from pipeline.store import records as run_records
+from pipeline.store import versions as store
 
 UNKNOWN = "unknown"
 NOT_LOADED = "not loaded"
@@ -34,7 +36,7 @@ def serving_states() -> tuple[dict[int, str], str]:
     """
     try:
         statuses = utils.get_client().model_status(utils.model_name())
-    except ServingError as exc:
+    except ClientError as exc:
         if exc.status_code == 404:
             st.info(f"The model server has no version of `{utils.model_name()}` loaded yet: {exc}")
             return {}, NOT_LOADED
@@ -49,7 +51,7 @@ def serving_states() -> tuple[dict[int, str], str]:
     return states, NOT_LOADED
 
 
-def version_row(info: registry.VersionInfo, state: str) -> dict[str, Any]:
+def version_row(info: store.VersionInfo, state: str) -> dict[str, Any]:
     """One line of the versions table: what the version is, how good it is, how it is served."""
     record = info.run_record or {}
     cfg = record.get("config") or {}
@@ -75,10 +77,10 @@ def version_row(info: registry.VersionInfo, state: str) -> dict[str, Any]:
 def signature_text(version_path: str, created: str) -> str:
     """``saved_model_cli show`` text of the version's serving_default signature; cached per
     version (``created`` tells a re-used version number apart from the deleted one)."""
-    return registry.read_signature(version_path).cli_text()
+    return model_dir.read_signature(version_path).cli_text()
 
 
-def versions_section(versions: list[registry.VersionInfo]) -> dict[int, str]:
+def versions_section(versions: list[store.VersionInfo]) -> dict[int, str]:
     states, default = serving_states()
     table = pd.DataFrame([version_row(v, states.get(v.version, default)) for v in reversed(versions)])
     st.dataframe(table.set_index("version"), key="versions_table", placeholder="–",
@@ -92,7 +94,7 @@ def versions_section(versions: list[registry.VersionInfo]) -> dict[int, str]:
     return {v.version: states.get(v.version, default) for v in versions}
 
 
-def signature_section(by_number: dict[int, registry.VersionInfo]) -> None:
+def signature_section(by_number: dict[int, store.VersionInfo]) -> None:
     st.subheader("Signature")
     numbers = sorted(by_number, reverse=True)
     chosen = st.selectbox("Version", numbers, key="models_sig_version", format_func=lambda n: f"version {n}")
@@ -105,7 +107,7 @@ def signature_section(by_number: dict[int, registry.VersionInfo]) -> None:
             st.error(f"Cannot read the signature of version {chosen}: {exc}")
 
 
-def compare_section(by_number: dict[int, registry.VersionInfo]) -> None:
+def compare_section(by_number: dict[int, store.VersionInfo]) -> None:
     st.subheader("Compare two versions")
     numbers = sorted(n for n, v in by_number.items() if (v.run_record or {}).get("learned"))
     if len(numbers) < 2:
@@ -152,19 +154,19 @@ def delete_section(numbers: list[int], states: dict[int, str]) -> None:
     if st.button(f"Delete version {version}", key="models_del_button", disabled=not confirmed,
                  type="primary"):
         try:
-            registry.delete_version(utils.base_path(), version)
+            store.delete_version(utils.base_path(), version)
         except (ValueError, OSError) as exc:
             st.error(f"Could not delete version {version}: {exc}")
             return
         for key in ("models_del_version", "models_del_confirm"):
             st.session_state.pop(key, None)
-        st.session_state["models_flash"] = f"Deleted version {version}."
+        utils.flash(f"Deleted version {version}.")
         st.rerun()
 
 
 def history_section() -> None:
     st.subheader("Run history")
-    records = runs.list_runs(utils.base_path())
+    records = run_records.list_runs(utils.base_path())
     if not records:
         st.caption("No runs recorded yet.")
         return
@@ -193,16 +195,15 @@ def empty_folder() -> None:
         except (ValueError, OSError, subprocess.SubprocessError) as exc:
             st.error(f"Could not seed demo data: {exc}")
             return
-        st.session_state["models_flash"] = "Seeded demo data:\n\n" + "\n".join(f"- {line}" for line in lines)
+        utils.flash("Seeded demo data:\n\n" + "\n".join(f"- {line}" for line in lines))
         st.rerun()
 
 
 def main() -> None:
     st.title("Models")
     st.caption(f"Model `{utils.model_name()}` · folder `{utils.base_path()}` · server {utils.serving_url()}")
-    if flash := st.session_state.pop("models_flash", None):
-        st.success(flash)
-    versions = registry.list_versions(utils.base_path())
+    utils.show_flash()
+    versions = store.list_versions(utils.base_path())
     if not versions:
         empty_folder()
     else:

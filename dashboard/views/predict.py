@@ -1,14 +1,19 @@
 """Predict: send input rows to the model server and see how close its answers are to the truth.
 
 Rows come from an editable table (the tutorial's [1, 2] and [5, 7] to start), random rows or
-a CSV. A request goes to the latest version, a chosen AVAILABLE version or a label, in row
-(``instances``) or columnar (``inputs``) format. The answer is shown next to the noiseless
-value ``x @ w0 + b0`` and the residual, as charts, and as the exact JSON exchanged with
-ready-to-copy curl and Python snippets. Two versions can answer the same rows side by side.
+a CSV (up to 50,000 rows; larger files go to batch scoring). A request goes to the latest
+version, a chosen AVAILABLE version or a label, in row (``instances``) or columnar (``inputs``)
+format. The answer is shown next to the noiseless value ``x @ w0 + b0`` and the residual, as
+charts (sampled beyond 2,000 points), and as the JSON exchanged (collapsed, downloadable) with
+ready-to-copy curl and Python snippets. An answer stays tied to the rows, options and version
+that made it: change them, or lose the version, and it is marked stale. Every request is kept in
+the request history (replay, share as a link, export as a warm-up file). Two versions can
+answer the same rows side by side.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -17,24 +22,24 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, utils
-from pipeline import config, registry, server_process
-from pipeline.client import (
-    PredictResult,
-    ServingError,
-    available_versions,
-    curl_command,
-    python_snippet,
-    served_version,
-    signature_names,
-)
-from pipeline.data import X_HIGH, X_LOW, true_values
+from dashboard import charts, predict_history, utils
+from pipeline.client import local_server
+from pipeline.client.errors import ClientError
+from pipeline.client.rest import PredictResult, available_versions, served_version, signature_names
+from pipeline.client.snippets import curl_command, curl_file_command, python_file_snippet, python_snippet
+from pipeline.client.urls import is_local_url
+from pipeline.store.versions import list_versions, read_run_record
+from pipeline.training.data import X_HIGH, X_LOW, true_values
 
 ROWS_KEY, EDITOR_KEY, CSV_KEY = "predict_rows", "predict_editor", "predict_csv"
 CSV_LOADED_KEY, RESULT_KEY, COMPARE_KEY = "predict_csv_loaded", "predict_result", "predict_compare"
 LATEST, LABEL = "latest", "label"
 FORMATS = {"row": "row (instances)", "columnar": "columnar (inputs)"}
 MAX_RANDOM_ROWS = 10_000
+MAX_PLOT_POINTS = 2_000
+"""Charts draw at most this many points (a fixed random sample); tables and metrics use all rows."""
+PREVIEW_ROWS = 20
+"""Bodies with more rows are shown as their first rows, the whole JSON being a download."""
 
 
 def set_rows(rows: pd.DataFrame) -> None:
@@ -54,12 +59,13 @@ def true_weights(version: int | None) -> tuple[list[float], float, str]:
     """The true ``w0``, ``b0`` the served version was trained against (its run record, read
     from this machine's model folder when the server is local), else the project defaults;
     and where they came from, for the caption."""
-    if version is not None and server_process.is_local_url(utils.serving_url()):
-        record = registry.read_run_record(utils.base_path() / str(version)) or {}
+    if version is not None and is_local_url(utils.serving_url()):
+        record = read_run_record(utils.base_path() / str(version)) or {}
         true = record.get("true") or {}
         if len(true.get("w") or []) == 2 and true.get("b") is not None:
             return [float(v) for v in true["w"]], float(true["b"]), f"version {version}'s run record"
-    return list(config.TRUE_W), config.TRUE_B, "the project defaults"
+    settings = utils.settings()
+    return list(settings.true_w), settings.true_b, "the project defaults"
 
 
 def served(target: dict[str, Any]) -> int | None:
@@ -68,15 +74,35 @@ def served(target: dict[str, Any]) -> int | None:
         return int(target["version"])
     try:
         return served_version(utils.get_client().metadata(utils.model_name(), **target))
-    except ServingError:
+    except ClientError:
         return None
 
 
-def send(rows: list[list[float]], target: dict[str, Any], signature: str, fmt: str) -> PredictResult:
-    """One predict call for ``rows`` with the page's choices (raises ServingError)."""
-    data = {"instances": rows} if fmt == "row" else {"inputs": rows}
+def send(rows: np.ndarray, target: dict[str, Any], signature: str, fmt: str,
+         version: int | None = None) -> PredictResult:
+    """One predict call for ``rows`` with the page's choices, kept in the request history with
+    ``version``, the version it reaches (raises ClientError, after recording it)."""
+    values = np.asarray(rows).tolist()
+    data = {"instances": values} if fmt == "row" else {"inputs": values}
     signature_name = None if signature == "serving_default" else signature
-    return utils.get_client().predict(utils.model_name(), signature_name=signature_name, **target, **data)
+    try:
+        result = utils.get_client().predict(utils.model_name(), signature_name=signature_name, **target,
+                                            **data)
+    except ClientError as exc:
+        request = {"signature_name": signature_name, **data} if signature_name else data
+        predict_history.record(target, request, len(values), error=exc)
+        raise
+    predict_history.record(target, result.request, len(values), result=result, version=version)
+    return result
+
+
+def inputs_key(rows: np.ndarray | None, target: dict[str, Any], signature: str, fmt: str) -> str:
+    """A fingerprint of everything an answer depends on: the rows, version or label, signature,
+    format. An answer whose fingerprint differs from the page's is stale."""
+    digest = hashlib.sha1(json.dumps([target, signature, fmt], sort_keys=True).encode())
+    if rows is not None:
+        digest.update(np.ascontiguousarray(rows, dtype=np.float64).tobytes())
+    return digest.hexdigest()
 
 
 def render_inputs() -> tuple[pd.DataFrame, str | None]:
@@ -84,8 +110,10 @@ def render_inputs() -> tuple[pd.DataFrame, str | None]:
     if ROWS_KEY not in st.session_state:
         st.session_state[ROWS_KEY] = pd.DataFrame(utils.DEFAULT_ROWS, columns=list(utils.FEATURES))
     problem = None
-    upload = st.file_uploader("Rows from a CSV file (two numeric columns, header optional)", type=["csv"],
-                              key=CSV_KEY)
+    st.caption(f"Up to {utils.MAX_INTERACTIVE_ROWS:,} rows per request here; charts show a sample of "
+               f"{MAX_PLOT_POINTS:,} points. For larger files use batch scoring: {utils.BATCH_HINT}")
+    upload = st.file_uploader(f"Rows from a CSV file (two numeric columns, header optional, up to "
+                              f"{utils.MAX_INTERACTIVE_ROWS:,} rows)", type=["csv"], key=CSV_KEY)
     if upload is not None:
         try:
             parsed = utils.parse_rows_csv(upload.getvalue())
@@ -95,25 +123,29 @@ def render_inputs() -> tuple[pd.DataFrame, str | None]:
         except ValueError as exc:
             problem = str(exc)
             st.error(problem, icon=":material/table_view:")
-    column = st.column_config.NumberColumn(format="%.4g", required=True)
+    # Not `required`: the browser would drop a half-filled new row silently; check_rows names it.
+    column = st.column_config.NumberColumn(format="%.4g")
     edited = st.data_editor(st.session_state[ROWS_KEY], num_rows="dynamic", hide_index=True, key=EDITOR_KEY,
                             column_config={"x1": column, "x2": column})
     count_col, add_col, reset_col = st.columns([2, 2, 2], vertical_alignment="bottom")
     count = count_col.number_input("Random rows", min_value=1, max_value=MAX_RANDOM_ROWS, value=5,
                                    key="predict_random_count")
-    if add_col.button(f"Add {int(count)} random rows", key="predict_add_random", icon=":material/casino:"):
+    if add_col.button(f"Add {int(count):,} random rows", key="predict_add_random", icon=":material/casino:"):
         set_rows(pd.concat([edited, random_rows(int(count))], ignore_index=True))
         st.rerun()
     if reset_col.button("Reset to the tutorial's rows", key="predict_reset", icon=":material/undo:"):
         set_rows(pd.DataFrame(utils.DEFAULT_ROWS, columns=list(utils.FEATURES)))
+        st.session_state.pop(RESULT_KEY, None)  # its answers belong to the rows just dropped
+        st.session_state.pop(COMPARE_KEY, None)
         st.rerun()
     return edited, problem
 
 
-def render_options(versions: list[int], reachable: bool) -> tuple[dict[str, Any], str, str]:
-    """Version or label, signature and format; returns (target kwargs, signature, format).
+def render_options(versions: list[int], reachable: bool) -> tuple[dict[str, Any], str, str, bool]:
+    """Version or label, signature and format; returns (target kwargs, signature, format, target ok).
     Signatures are read from the metadata only when the server answered the status call, so
-    a down server is reported once, not once per question."""
+    a down server is reported once, not once per question; an unknown label is reported here
+    once and blocks Send (which would only repeat the same error)."""
     target_col, sig_col, fmt_col = st.columns(3)
     shown = {LATEST: "latest", LABEL: "a label…"}
     choice = target_col.selectbox("Version", [LATEST, *versions, LABEL], key="predict_target",
@@ -125,43 +157,106 @@ def render_options(versions: list[int], reachable: bool) -> tuple[dict[str, Any]
         target["label"] = label.strip()
     elif choice != LATEST:
         target["version"] = int(choice)
-    names = ["serving_default"]
-    if reachable and target.get("label") != "":
+    names, target_ok = ["serving_default"], target.get("label") != ""
+    if reachable and target_ok:
         try:
             names = signature_names(utils.get_client().metadata(utils.model_name(), **target)) or names
-        except ServingError as exc:
+        except ClientError as exc:
+            target_ok = "label" not in target
             utils.show_serving_error(exc)
     signature = sig_col.selectbox("Signature", names, key="predict_signature")
     fmt = fmt_col.radio("Request format", list(FORMATS), format_func=FORMATS.get, key="predict_format",
                         horizontal=True)
-    return target, signature, fmt
+    return target, signature, fmt, target_ok
+
+
+def sample_index(count: int, limit: int = MAX_PLOT_POINTS) -> np.ndarray:
+    """Indices of the points a chart draws: all of them up to ``limit``, else a fixed random
+    sample of ``limit`` (the same one on every rerun), in row order."""
+    if count <= limit:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(0).choice(count, size=limit, replace=False))
+
+
+def body_preview(body: dict[str, Any], rows: int) -> str:
+    """The JSON of ``body`` when it is small, else its first :data:`PREVIEW_ROWS` rows with a note."""
+    if rows <= PREVIEW_ROWS:
+        return json.dumps(body)
+    short = {k: (v[:PREVIEW_ROWS] if isinstance(v, list) else v) for k, v in body.items()}
+    return f"// first {PREVIEW_ROWS} of {rows:,} rows; download the whole body\n" + json.dumps(short)
+
+
+def render_exchange(result: PredictResult, rows: int) -> None:
+    """The request and response JSON, collapsed, with downloads and copyable snippets."""
+    title = f"Request and response JSON, curl and Python ({rows:,} rows)"
+    with st.expander(title, expanded=rows <= PREVIEW_ROWS):
+        request_tab, response_tab, curl_tab, python_tab = st.tabs(["Request", "Response", "curl", "Python"])
+        request_tab.caption(f"POST {result.url}")
+        request_tab.code(body_preview(result.request, rows), language="json", wrap_lines=True)
+        response_tab.caption(f"HTTP {result.status_code} in {result.latency_s * 1000:.1f} ms")
+        response_tab.code(body_preview(result.response, rows), language="json", wrap_lines=True)
+        if rows <= PREVIEW_ROWS:
+            curl_tab.code(curl_command(result.url, result.request), language="bash")
+            python_tab.code(python_snippet(result.url, result.request), language="python")
+        else:
+            curl_tab.code(curl_file_command(result.url), language="bash")
+            python_tab.code(python_file_snippet(result.url), language="python")
+        left, right = st.columns(2)
+        left.download_button("Download request.json", json.dumps(result.request), "request.json",
+                             mime="application/json", key="predict_download_request",
+                             icon=":material/download:")
+        right.download_button("Download response.json", json.dumps(result.response), "response.json",
+                              mime="application/json", key="predict_download_response",
+                              icon=":material/download:")
 
 
 def render_result(outcome: dict[str, Any]) -> None:
-    """Predictions next to the truth, charts, the exact JSON exchanged and snippets."""
+    """Predictions next to the truth, charts (sampled), the exchange collapsed."""
     result: PredictResult = outcome["result"]
-    x, predicted = np.asarray(outcome["rows"]), outcome["predicted"]
+    x, predicted = np.asarray(outcome["rows"]), np.asarray(outcome["predicted"], dtype=float)
     w, b, source = outcome["true"]
     true = true_values(x, w, b)
-    residual = np.asarray(predicted) - true
-    table = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "predicted": predicted, "true (x·w0 + b0)": true,
-                          "residual": residual})
+    residual = predicted - true
+    finite = np.isfinite(predicted)
+    if not finite.all():
+        version = outcome.get("version")
+        which = "the served version" if version is None else f"version {version}"
+        st.error(f"The server answered NaN or infinity for {int((~finite).sum()):,} of {len(predicted):,} "
+                 f"rows: {which} did not learn (a diverged run). Train again with a smaller learning rate "
+                 "and serve that version.",
+                 icon=":material/warning:")
     m1, m2, m3 = st.columns(3)
     m1.metric("Round trip", f"{result.latency_s * 1000:.1f} ms")
     m2.metric("RMSE vs true", f"{float(np.sqrt(np.mean(residual ** 2))):.4g}")
     m3.metric("Max |residual|", f"{float(np.max(np.abs(residual))):.4g}")
-    st.caption(f"Answered by {outcome['target']} · true values use w0 = {w}, b0 = {b:g} from {source}.")
+    st.caption(f"Answered by {outcome['target']} · {len(x):,} rows · true values use w0 = {w}, b0 = {b:g} "
+               f"from {source}.")
+    table = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "predicted": predicted, "true (x·w0 + b0)": true,
+                          "residual": residual})
     st.dataframe(table, hide_index=True, key="predict_table")
+    shown = sample_index(len(x))
+    shown = shown[finite[shown]]
+    if len(shown) < len(x):
+        of_what = " of the finite answers" if not finite.all() else ""
+        st.caption(f"Charts show {len(shown):,} of {len(x):,} points (a random sample{of_what}); the table "
+                   "and metrics use all rows.")
     left, right = st.columns(2)
-    left.plotly_chart(charts.predicted_vs_true_figure(true, predicted), key="predict_chart_scatter")
-    right.plotly_chart(charts.points_on_true_plane_figure(x, predicted, w, b), key="predict_chart_plane")
-    request_tab, response_tab, curl_tab, python_tab = st.tabs(["Request", "Response", "curl", "Python"])
-    request_tab.caption(f"POST {result.url}")
-    request_tab.code(json.dumps(result.request), language="json", wrap_lines=True)
-    response_tab.caption(f"HTTP {result.status_code} in {result.latency_s * 1000:.1f} ms")
-    response_tab.code(json.dumps(result.response), language="json", wrap_lines=True)
-    curl_tab.code(curl_command(result.url, result.request), language="bash")
-    python_tab.code(python_snippet(result.url, result.request), language="python")
+    left.plotly_chart(charts.predicted_vs_true_figure(true[shown], predicted[shown]),
+                      key="predict_chart_scatter")
+    right.plotly_chart(charts.points_on_true_plane_figure(x[shown], predicted[shown], w, b),
+                       key="predict_chart_plane")
+    render_exchange(result, len(x))
+
+
+def stale_reasons(outcome: dict[str, Any], key: str, versions: list[int], reachable: bool) -> list[str]:
+    """Why a kept answer no longer matches the page: other rows or options, or its version gone."""
+    reasons = []
+    if outcome.get("key") != key:
+        reasons.append(f"the rows or options changed since it was sent ({len(outcome['rows']):,} rows then)")
+    version = outcome.get("version")
+    if reachable and version is not None and version not in versions:
+        reasons.append(f"version {version} is no longer AVAILABLE (deleted or unloaded)")
+    return reasons
 
 
 def keep_outcome(key: str, build: Callable[[], dict]) -> None:
@@ -169,7 +264,7 @@ def keep_outcome(key: str, build: Callable[[], dict]) -> None:
     one prediction per row, drop the old outcome and show a readable message instead."""
     try:
         st.session_state[key] = build()
-    except ServingError as exc:
+    except ClientError as exc:
         st.session_state.pop(key, None)
         utils.show_serving_error(exc)
     except ValueError as exc:
@@ -177,21 +272,35 @@ def keep_outcome(key: str, build: Callable[[], dict]) -> None:
         st.warning(f"The server answered, but not with one prediction per row: {exc}")
 
 
-def render_compare(versions: list[int], rows: list[list[float]] | None, signature: str, fmt: str) -> None:
+def compare_hint(versions: list[int]) -> str:
+    """Why comparing is not possible yet, and the one step that fixes it."""
+    on_disk = len(list_versions(utils.base_path())) if is_local_url(utils.serving_url()) else None
+    kept = int(st.session_state.get("serving_loaded_versions", local_server.LOADED_VERSIONS))
+    if on_disk is not None and on_disk < 2:
+        have = "one version" if on_disk == 1 else "no version"
+        return (f"Comparing needs two AVAILABLE versions and this model has {have} on disk: train another "
+                "on the Train page.")
+    if kept >= 2 and on_disk is not None:
+        return (f"Comparing needs two AVAILABLE versions; {len(versions)} is AVAILABLE now. The server keeps "
+                f"the newest {kept} loaded: wait for the newer version to load, or check the Serving page "
+                "for a version that failed to load.")
+    return ("Comparing needs two AVAILABLE versions. Have the server keep two loaded: on the Serving page "
+            "set 'Versions kept loaded' to 2 and restart the embedded server (TF Serving: "
+            "`model_version_policy { latest { num_versions: 2 } }`).")
+
+
+def render_compare(versions: list[int], rows: np.ndarray | None, signature: str, fmt: str) -> None:
     """The same rows sent to two versions, plotted side by side."""
     st.subheader("Compare two versions")
     if len(versions) < 2:
-        st.info("Comparing needs two AVAILABLE versions. Train another version on the Train page, and have "
-                "the server keep two loaded: on the Serving page set 'Versions kept loaded' to 2 or more "
-                "and restart the embedded server (TF Serving: "
-                "`model_version_policy { latest { num_versions: 2 } }`).")
+        st.info(compare_hint(versions))
         return
     a_col, b_col, go_col = st.columns([2, 2, 2], vertical_alignment="bottom")
     first = a_col.selectbox("First version", versions, index=1, key="compare_a")
     second = b_col.selectbox("Second version", versions, index=0, key="compare_b")
     if go_col.button("Compare", key="predict_compare_send", disabled=rows is None, icon=":material/compare:"):
         def compare() -> dict:
-            answers = {v: send(rows, {"version": v}, signature, fmt) for v in (first, second)}
+            answers = {v: send(rows, {"version": v}, signature, fmt, v) for v in (first, second)}
             return {"rows": rows, "true": true_weights(second),
                     "predicted": {v: utils.prediction_values(r.values, len(rows))
                                   for v, r in answers.items()},
@@ -203,46 +312,62 @@ def render_compare(versions: list[int], rows: list[list[float]] | None, signatur
         x = np.asarray(outcome["rows"])
         w, b, _ = outcome["true"]
         true = true_values(x, w, b)
-        labelled = {f"version {v}": p for v, p in outcome["predicted"].items()}
-        st.plotly_chart(charts.compare_versions_figure(true, labelled), key="predict_chart_compare")
+        labelled = {f"version {v}": np.asarray(p) for v, p in outcome["predicted"].items()}
+        shown = sample_index(len(x))
+        sampled = {k: p[shown] for k, p in labelled.items()}
+        st.plotly_chart(charts.compare_versions_figure(true[shown], sampled), key="predict_chart_compare")
         table = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "true (x·w0 + b0)": true, **labelled})
         if len(labelled) == 2:
             (la, pa), (lb, pb) = labelled.items()
-            table[f"{lb} − {la}"] = np.asarray(pb) - np.asarray(pa)
+            table[f"{lb} − {la}"] = pb - pa
         st.dataframe(table, hide_index=True, key="predict_compare_table")
         st.caption(" · ".join(f"version {v}: {s * 1000:.1f} ms" for v, s in outcome["latency"].items()))
 
 
-st.title("Predict")
-st.caption(f"Model `{utils.model_name()}` at {utils.serving_url()}")
-try:
-    versions, reachable = available_versions(utils.get_client().model_status(utils.model_name())), True
-except ServingError as exc:
-    versions, reachable = [], False
-    utils.show_serving_error(exc)
+def main() -> None:
+    st.title("Predict")
+    st.caption(f"Model `{utils.model_name()}` at {utils.serving_url()}")
+    try:
+        versions, reachable = available_versions(utils.get_client().model_status(utils.model_name())), True
+    except ClientError as exc:
+        versions, reachable = [], False
+        utils.show_serving_error(exc)
+    predict_history.apply_shared_view(versions, set_rows)
+    edited, csv_problem = render_inputs()
+    target, signature, fmt, target_ok = render_options(versions, reachable)
+    try:
+        rows: np.ndarray | None = utils.check_rows(edited)
+    except ValueError as exc:
+        rows = None
+        st.error(str(exc), icon=":material/table_view:")
+    key = inputs_key(rows, target, signature, fmt)
+    blocked = rows is None or csv_problem is not None or not target_ok
+    if st.button("Send", key="predict_send", type="primary", disabled=blocked, icon=":material/send:"):
+        def predict() -> dict:
+            version = served(target)
+            result = send(rows, target, signature, fmt, version)
+            answered_by = f"label {target['label']}" if "label" in target else "the latest version"
+            if "version" in target:
+                answered_by = f"version {version}"
+            elif version is not None:
+                answered_by += f" (version {version})"
+            return {"rows": rows, "result": result, "target": answered_by, "true": true_weights(version),
+                    "predicted": utils.prediction_values(result.values, len(rows)), "key": key,
+                    "version": version}
 
-edited, csv_problem = render_inputs()
-target, signature, fmt = render_options(versions, reachable)
-try:
-    rows: list[list[float]] | None = utils.check_rows(edited)
-except ValueError as exc:
-    rows = None
-    st.error(str(exc), icon=":material/table_view:")
-blocked = rows is None or csv_problem is not None or target.get("label") == ""
-if st.button("Send", key="predict_send", type="primary", disabled=blocked, icon=":material/send:"):
-    def predict() -> dict:
-        result = send(rows, target, signature, fmt)
-        version = served(target)
-        answered_by = f"label {target['label']}" if "label" in target else "the latest version"
-        if "version" in target:
-            answered_by = f"version {version}"
-        elif version is not None:
-            answered_by += f" (version {version})"
-        return {"rows": rows, "result": result, "target": answered_by, "true": true_weights(version),
-                "predicted": utils.prediction_values(result.values, len(rows))}
+        keep_outcome(RESULT_KEY, predict)
+        if RESULT_KEY in st.session_state:
+            predict_history.share_view(target, rows)
+    if RESULT_KEY in st.session_state:
+        outcome = st.session_state[RESULT_KEY]
+        if reasons := stale_reasons(outcome, key, versions, reachable):
+            st.warning("This answer is stale: " + "; ".join(reasons) + ". Press Send for a fresh one.",
+                       icon=":material/history:")
+        render_result(outcome)
+    st.divider()
+    render_compare(versions, None if blocked else rows, signature, fmt)
+    st.divider()
+    predict_history.render(versions)
 
-    keep_outcome(RESULT_KEY, predict)
-if RESULT_KEY in st.session_state:
-    render_result(st.session_state[RESULT_KEY])
-st.divider()
-render_compare(versions, None if blocked else rows, signature, fmt)
+
+main()

@@ -1,35 +1,62 @@
-"""Serving: which model server the dashboard talks to, whether it is up, what it serves.
+"""Serving: which model server the dashboard talks to, whether it is up, what it serves, how busy.
 
 The top of the page chooses the server URL and model name (kept for every page in the
-session). A fragment polls the server every few seconds: health and latency, the
-``model_version_status`` of every version, and the metadata (signatures) of the version a
-request without a version would reach. Below, the embedded server's controls (start, stop,
-restart, log): enabled only when the URL is on this machine. A real TF Serving at the URL
-shows the same way; only the controls do not apply to it.
+session) and shows both endpoints (REST URL, gRPC target). A fragment polls the server every
+few seconds: health and latency, the ``model_version_status`` of every version, the metadata
+(signatures) of the version a request without a version would reach, request rate, errors and
+latency percentiles charted from the server's Prometheus metrics (a short rolling window kept in
+the session), and the embedded server's controls (start, stop, restart, log), enabled only when
+the URL is on this machine. Everything that depends on the server's state is inside the
+fragment, so no "starting" note outlives the start. A real TF Serving at the URL shows the same
+way; only the controls do not apply to it.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import utils
-from pipeline import registry, server_process
-from pipeline.client import ServingError, available_versions, normalize_url, served_version, signature_rows
+from pipeline.client import local_server
+from pipeline.client.errors import ClientError
+from pipeline.client.rest import available_versions, served_version, signature_rows
+from pipeline.client.server_metrics import Scrape, parse_scrape, window_rows
+from pipeline.client.urls import EXAMPLE_URL, bind_host, is_local_url, normalize_url, url_port
+from pipeline.store.versions import validate_model_name
 
 POLL_S = 2.0
 LOG_LINES = 40
+WINDOW = 60
+"""Metric readings kept (two minutes at the poll interval)."""
 URL_INPUT, MODEL_INPUT = "serving_url_input", "serving_model_input"
 PROBLEM_KEY = "serving_input_problem"
-FLASH_KEY = "serving_flash"
+STOPPED_KEY = "serving_stopped_by_user"
+SCRAPES_KEY = "serving_scrapes"
+HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def checked_url(text: str) -> str:
+    """``text`` as a server URL (see ``normalize_url``) whose host is a real host name or IP
+    address: ``not a url`` would otherwise pass as the host ``not a url``."""
+    url = normalize_url(text)
+    host = urlsplit(url).hostname or ""
+    if not (HOSTNAME.match(host) or ":" in host or re.fullmatch(r"[0-9.]+", host)):
+        raise ValueError(f"{text!r} is not a server URL: {host!r} is not a host name. Use the form "
+                         f"http://host:port, e.g. {EXAMPLE_URL}")
+    return url
 
 
 def _apply_url() -> None:
     try:
-        st.session_state[utils.URL_KEY] = normalize_url(st.session_state[URL_INPUT])
+        st.session_state[utils.URL_KEY] = checked_url(st.session_state[URL_INPUT])
         st.session_state.pop(PROBLEM_KEY, None)
+        st.session_state.pop(SCRAPES_KEY, None)  # readings of another server
     except ValueError as exc:
         st.session_state[PROBLEM_KEY] = str(exc)
 
@@ -37,8 +64,9 @@ def _apply_url() -> None:
 def _apply_model() -> None:
     name = st.session_state[MODEL_INPUT].strip()
     try:
-        st.session_state[utils.MODEL_KEY] = registry.validate_model_name(name)
+        st.session_state[utils.MODEL_KEY] = validate_model_name(name)
         st.session_state.pop(PROBLEM_KEY, None)
+        st.session_state.pop(SCRAPES_KEY, None)
     except ValueError as exc:
         st.session_state[PROBLEM_KEY] = f"Model name not changed: {exc}"
 
@@ -57,64 +85,128 @@ def render_target() -> None:
     st.session_state.setdefault(URL_INPUT, utils.serving_url())
     st.session_state.setdefault(MODEL_INPUT, utils.model_name())
     left, right = st.columns([3, 2])
-    left.text_input("Model server URL", key=URL_INPUT, on_change=_apply_url,
+    left.text_input("Model server URL (REST)", key=URL_INPUT, on_change=_apply_url,
                     help="TF Serving's REST API, e.g. http://127.0.0.1:8501 (the embedded server) or a "
                     "tensorflow/serving container.")
     right.text_input("Model name", key=MODEL_INPUT, on_change=_apply_model,
                      help="The served model (--model_name, or a name in models.config).")
     if PROBLEM_KEY in st.session_state:
         st.error(st.session_state[PROBLEM_KEY])
+    s = utils.settings()
+    st.caption(f"Endpoints: REST `{utils.serving_url()}` · gRPC `{s.grpc_target}` (TF Serving's ports: REST "
+               f"{s.rest_port}, gRPC {s.grpc_port}; this dashboard: {st.get_option('server.port')}).")
 
 
-def render_health(model: str) -> None:
-    """Health badge, version table and metadata; each failure shown as a readable message."""
+def render_down(exc: ClientError, url: str) -> None:
+    """No answer: starting, stopped on purpose, or down, each said as what it is."""
+    starting = exc.status_code is None and utils.embedded_server_starting(url) is not None
+    if starting:
+        st.badge("starting", icon=":material/hourglass_top:", color="orange")
+    elif st.session_state.get(STOPPED_KEY) and not utils.server_status().running:
+        st.badge("stopped", icon=":material/stop_circle:", color="gray")
+        st.info("You stopped the embedded server. Press Start below to serve again.", icon=":material/info:")
+        return
+    else:
+        st.badge("down", icon=":material/cloud_off:", color="red")
+    utils.show_serving_error(exc, on_serving_page=True)
+
+
+def render_health(model: str) -> bool:
+    """Health badge, version table and metadata; each failure shown as a readable message.
+    True when a model server answers."""
     client = utils.get_client()
     try:
         latency = client.ping()
-    except ServingError as exc:
-        starting = exc.status_code is None and utils.embedded_server_starting(client.base_url) is not None
-        st.badge("starting" if starting else "down", icon=":material/hourglass_top:" if starting else
-                 ":material/cloud_off:", color="orange" if starting else "red")
-        utils.show_serving_error(exc)
-        return
+    except ClientError as exc:
+        render_down(exc, client.base_url)
+        return False
+    if utils.serving_url_is_dashboard(client.base_url):
+        st.badge("not a model server", icon=":material/link_off:", color="red")
+        utils.show_dashboard_url_error(client.base_url)
+        return False
+    st.session_state.pop(STOPPED_KEY, None)
     st.badge(f"up · {latency * 1000:.0f} ms", icon=":material/check_circle:", color="green")
     try:
         statuses = client.model_status(model)
-    except ServingError as exc:
+    except ClientError as exc:
         if exc.status_code == 404:
             st.warning(str(exc), icon=":material/inventory_2:")
         else:
-            utils.show_serving_error(exc)
-        return
+            utils.show_serving_error(exc, on_serving_page=True)
+        return True
     st.markdown(f"**Versions of `{model}`** (model_version_status)")
     st.dataframe(status_table(statuses), hide_index=True, key="serving_status_table")
     if not available_versions(statuses):
         st.info("No version is AVAILABLE yet: a version is still loading, or its load failed (see the "
                 "error message above and the server log).")
-        return
+        return True
     try:
         metadata = client.metadata(model)
-    except ServingError as exc:
-        utils.show_serving_error(exc)
-        return
+    except ClientError as exc:
+        utils.show_serving_error(exc, on_serving_page=True)
+        return True
     version = served_version(metadata)
     st.markdown(f"**Signatures of version {version}** (served to requests without a version)")
     st.dataframe(pd.DataFrame(signature_rows(metadata)), hide_index=True, key="serving_signatures")
     with st.expander("Raw metadata JSON"):
         st.json(metadata)
+    return True
+
+
+def read_metrics(model: str) -> list[Scrape] | str:
+    """This session's rolling window of metric readings with a new one appended, or why there
+    is none (the server exports no metrics, or not in Prometheus' format)."""
+    try:
+        text = utils.get_client().metrics_text()
+        scrape = parse_scrape(text, model, time.time())
+    except ClientError as exc:
+        return str(exc)
+    except ValueError as exc:
+        return f"The metrics are not in Prometheus' text format: {exc}"
+    scrapes = [*st.session_state.get(SCRAPES_KEY, []), scrape][-WINDOW:]
+    st.session_state[SCRAPES_KEY] = scrapes
+    return scrapes
+
+
+def render_metrics(model: str) -> None:
+    """Request rate, errors and latency percentiles over the last readings, as charts."""
+    st.subheader("Traffic")
+    scrapes = read_metrics(model)
+    if isinstance(scrapes, str):
+        st.caption(f"No metrics: {scrapes}")
+        return
+    latest = scrapes[-1]
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Requests answered", f"{latest.total:,.0f}")
+    c2.metric("Errors", f"{latest.errors:,.0f}")
+    rows = window_rows(scrapes)
+    if not rows:
+        c3.metric("Requests/s", "…")
+        st.caption(f"Charts start with the next reading (every {POLL_S:g} s while 'Refresh' is on).")
+        return
+    frame = pd.DataFrame(rows)
+    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True).dt.tz_convert(None)
+    frame = frame.set_index("time")
+    c3.metric("Requests/s", f"{frame['requests/s'].iloc[-1]:,.1f}")
+    left, right = st.columns(2)
+    left.caption("Inference requests and errors per second")
+    left.line_chart(frame[["requests/s", "errors/s"]], height=220, color=["#FF6F00", "#D32F2F"])
+    right.caption("Latency percentiles of the requests answered in each interval (ms)")
+    right.line_chart(frame[["p50 ms", "p90 ms", "p99 ms"]], height=220)
+    st.caption(f"From the server's Prometheus metrics, the last {len(scrapes)} readings "
+               f"(up to {WINDOW}, every {POLL_S:g} s).")
 
 
 def render_embedded(url: str) -> None:
     """Start / Stop / Restart for the embedded server, with its status line."""
-    local = server_process.is_local_url(url)
-    proc = server_process.status()
+    local = is_local_url(url)
+    proc = utils.server_status()
     st.subheader("Embedded server")
-    if FLASH_KEY in st.session_state:
-        st.success(st.session_state.pop(FLASH_KEY))
+    utils.show_flash()
     if proc.running:
         where = f"on {proc.url}" + ("" if proc.url == url else f" (the URL above is {url})")
         st.caption(f"Running {where} · pid {proc.pid} · started {proc.started}")
-    elif proc.exit_code is not None:
+    elif proc.exit_code is not None and not st.session_state.get(STOPPED_KEY):
         st.error(f"The embedded server exited with status {proc.exit_code}: its log below says why. Fix the "
                  "cause (e.g. the port is taken) and press Start.")
     else:
@@ -124,48 +216,53 @@ def render_embedded(url: str) -> None:
     if foreign:
         st.info(f"Another server already answers at {url} (not started by this dashboard): it is used as is.")
     versions = st.number_input("Versions kept loaded", min_value=1, max_value=10, step=1,
-                               value=server_process.LOADED_VERSIONS, key="serving_loaded_versions",
+                               value=local_server.LOADED_VERSIONS, key="serving_loaded_versions",
                                help="The newest N versions are loaded (TF Serving's latest policy); 2 or "
                                "more lets the Predict page compare versions. Applies at the next start.")
+    run_dir = utils.settings().run_dir
     settings = {"model_name": utils.model_name(), "base_path": utils.base_path(),
-                "loaded_versions": int(versions)}
+                "loaded_versions": int(versions), "run_dir": run_dir}
     start_col, stop_col, restart_col = st.columns(3)
     can_start = local and not proc.running and not foreign
     message = None
     try:
         if start_col.button("Start", key="serving_start", disabled=not can_start,
                             icon=":material/play_arrow:"):
-            server_process.start(server_process.url_port(url), server_process.bind_host(url), **settings)
-            message = ("Starting: the server imports TensorFlow and loads the newest versions, which takes a "
-                       "few seconds. The status above refreshes by itself.")
+            started = local_server.start(url_port(url), bind_host(url), **settings)
+            st.session_state.pop(STOPPED_KEY, None)
+            pid = f" (pid {started.pid})" if getattr(started, "pid", None) else ""
+            message = (f"Started the embedded server{pid}: the badge above turns green once it has imported "
+                       "TensorFlow and loaded the newest versions.")
         if stop_col.button("Stop", key="serving_stop", disabled=not proc.running, icon=":material/stop:"):
-            server_process.stop()
+            local_server.stop(run_dir=run_dir)
+            st.session_state[STOPPED_KEY] = True
             message = "Stopped the embedded server."
         if restart_col.button("Restart", key="serving_restart", disabled=not local or foreign,
                               icon=":material/restart_alt:"):
-            server_process.restart(server_process.url_port(url), server_process.bind_host(url), **settings)
-            message = "Restarting: the status above refreshes by itself."
+            local_server.restart(url_port(url), bind_host(url), **settings)
+            st.session_state.pop(STOPPED_KEY, None)
+            message = "Restarted the embedded server: the badge above turns green once it is up."
     except OSError as exc:
         st.error(f"Could not control the embedded server: {exc}")
     if message:
-        st.session_state[FLASH_KEY] = message
+        utils.flash(message)
         st.rerun()  # redraw the status line and buttons for the new state
 
 
 def render_log() -> None:
-    tail = server_process.log_tail(LOG_LINES)
+    tail = local_server.log_tail(LOG_LINES, run_dir=utils.settings().run_dir)
     with st.expander(f"Embedded server log (last {LOG_LINES} lines)", expanded=False):
         st.code(tail or "(no log yet: the embedded server has not been started from this project)",
                 language=None)
 
 
-def render_metrics() -> None:
-    with st.expander("Prometheus metrics"):
+def render_raw_metrics() -> None:
+    with st.expander("Raw Prometheus metrics"):
         if st.button("Fetch metrics", key="serving_fetch_metrics"):
             try:
                 st.code(utils.get_client().metrics_text(), language=None)
-            except ServingError as exc:
-                utils.show_serving_error(exc)
+            except ClientError as exc:
+                utils.show_serving_error(exc, on_serving_page=True)
 
 
 st.title("Serving")
@@ -177,10 +274,11 @@ poll = st.toggle(f"Refresh every {POLL_S:g} s", value=True, key="serving_poll",
 
 @st.fragment(run_every=POLL_S if poll else None)
 def live_panel() -> None:
-    render_health(model)
+    if render_health(model):
+        render_metrics(model)
+    render_embedded(url)
     render_log()
 
 
 live_panel()
-render_embedded(url)
-render_metrics()
+render_raw_metrics()

@@ -1,10 +1,16 @@
 """Train: choose the data and the optimiser, watch the weights move to the truth, export.
 
-A run is a :class:`pipeline.process_jobs.TrainingProcess`: a child process (Streamlit clears
+A run is a :class:`pipeline.runs.process.TrainingProcess`: a child process (Streamlit clears
 Keras' session after every script run, which cripples a fit in a thread of this process) whose
 state is its run record on disk. This page only polls that record (a fragment every 0.5 s), so
 the page never freezes, a refresh finds the run again (its id is in the URL), and Cancel really
 stops it. TensorFlow is never imported by this script: the first paint is fast.
+
+One run at a time per model folder (:mod:`pipeline.runs.lock`), seen by every tab: while one
+trains, every tab shows it (with its settings in the form) and the Train button waits. A
+finished run passes through the quality gate (:mod:`pipeline.training.quality`): a diverged
+run is a red failure, an unconverged one an amber warning with its numbers and an explicit
+"Export anyway", because TF Serving serves the newest version.
 """
 
 from __future__ import annotations
@@ -18,10 +24,21 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, utils
-from pipeline import config, registry, runs
-from pipeline.process_jobs import TrainingProcess, export_run_in_process
-from pipeline.run_report import data_sample, param_names, run_row, weights_rows
-from pipeline.training import (
+from pipeline.runs import lock
+from pipeline.runs.process import TrainingProcess, export_run_in_process
+from pipeline.runs.report import (
+    RUN_COLUMN_FORMATS,
+    data_sample,
+    duration,
+    param_names,
+    progress_text,
+    quality_numbers,
+    run_row,
+    weights_rows,
+)
+from pipeline.store import records as run_records
+from pipeline.store.versions import list_versions, next_version_number
+from pipeline.training.fit import (
     LR_SCHEDULES,
     MAX_BATCH_SIZE,
     MAX_EPOCHS,
@@ -31,6 +48,10 @@ from pipeline.training import (
 )
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+FORM_KEYS = {"train_samples": "samples", "train_noise": "noise", "train_seed": "seed",
+             "train_epochs": "epochs", "train_optimizer": "optimizer", "train_lr": "learning_rate",
+             "train_schedule": "lr_schedule"}
+LOADED_FROM = "train_form_loaded_from"
 MAX_PLOT_POINTS = 2_000
 RECENT_RUNS = 20
 STALE_AFTER_S = 120.0
@@ -50,6 +71,11 @@ def job_registry() -> dict[str, TrainingProcess]:
     return {}
 
 
+def number_columns(formats: dict[str, str]) -> dict[str, Any]:
+    """Streamlit column settings for ``{column: number format}``."""
+    return {name: st.column_config.NumberColumn(format=fmt) for name, fmt in formats.items()}
+
+
 def parse_batch_size(text: str) -> int | None:
     """``"auto"`` (or empty) -> ``None``; a whole number like ``64`` or ``1,024`` -> that number.
 
@@ -63,28 +89,60 @@ def parse_batch_size(text: str) -> int | None:
     return int(cleaned)
 
 
+def load_settings_of(record: dict[str, Any]) -> None:
+    """Put a run's settings into the form (once per run), so a tab opened or reloaded while it
+    trains shows what is training, not the defaults."""
+    if st.session_state.get(LOADED_FROM) == record.get("id"):
+        return
+    cfg = record.get("config") or {}
+    for key, field in FORM_KEYS.items():
+        if field in cfg:
+            st.session_state[key] = cfg[field]
+    true_w = cfg.get("true_w") or []
+    if len(true_w) == 2:
+        st.session_state["train_w0"], st.session_state["train_w1"] = (float(v) for v in true_w)
+    if "true_b" in cfg:
+        st.session_state["train_b"] = float(cfg["true_b"])
+    st.session_state["train_batch"] = str(cfg["batch_size"]) if cfg.get("batch_size") else "auto"
+    st.session_state["train_export"] = bool(record.get("export_requested", True))
+    st.session_state[LOADED_FROM] = record.get("id")
+
+
+def _checked_floats(values: dict[str, float]) -> None:
+    """``ValueError`` naming a true weight or bias outside ±FLOAT_BOUND."""
+    for name, value in values.items():
+        if not abs(value) <= FLOAT_BOUND:
+            raise ValueError(f"{name} must be between {-FLOAT_BOUND:,.0f} and {FLOAT_BOUND:,.0f}, "
+                             f"got {value:,g}")
+
+
 def training_form(running: bool) -> tuple[TrainConfig, bool] | None:
     """The run settings; returns ``(config, export)`` when submitted with valid values,
-    shows an ``st.error`` naming the bad value and returns ``None`` otherwise."""
-    d = TrainConfig()
+    shows an ``st.error`` naming the bad value and returns ``None`` otherwise.
+
+    Fields have no browser-side limits: an out-of-range value (samples = 1) is submitted and
+    refused with a visible message, instead of a tooltip that makes Train do nothing. Floats
+    use ``%g``, so the field shows the exact value it uses (0.004, not 0.00)."""
+    d = TrainConfig.from_settings(utils.settings())
     with st.form("train_form"):
-        st.markdown("**Data**: `Y = X @ w0 + b0 + noise`, X uniform in [-10, 10]²")
+        st.markdown("**Data**: `y = x @ w0 + b0 + noise`, inputs `x1`, `x2` uniform in [-10, 10], "
+                    "true weights `w0 = (w1, w2)` and bias `b0`")
         c1, c2, c3, c4, c5 = st.columns(5)
-        samples = c1.number_input("Samples", config.MIN_SAMPLES, config.MAX_SAMPLES, d.samples, step=100,
-                                  key="train_samples", help="Rows of synthetic data, 2 to 10,000,000. "
-                                  "Millions train in seconds per epoch (the batch size grows with the data).")
-        w0 = c2.number_input("True w0[0]", -FLOAT_BOUND, FLOAT_BOUND, float(d.true_w[0]), step=0.5,
-                             key="train_w0", help="Weight of the first input feature in the true model.")
-        w1 = c3.number_input("True w0[1]", -FLOAT_BOUND, FLOAT_BOUND, float(d.true_w[1]), step=0.5,
-                             key="train_w1", help="Weight of the second input feature in the true model.")
-        b0 = c4.number_input("True b0", -FLOAT_BOUND, FLOAT_BOUND, float(d.true_b), step=0.5, key="train_b",
-                             help="Bias (intercept) of the true model.")
-        noise = c5.number_input("Noise std", 0.0, 1000.0, float(d.noise), step=0.5, key="train_noise",
-                                help="Standard deviation of the Gaussian noise added to Y. "
+        samples = c1.number_input("Samples", value=d.samples, step=100, key="train_samples",
+                                  help="Rows of synthetic data, 2 to 10,000,000. Millions train in seconds "
+                                  "per epoch (the batch size grows with the data).")
+        w0 = c2.number_input("True w1", value=float(d.true_w[0]), step=0.5, format="%g", key="train_w0",
+                             help=f"Weight of input x1 in the true model (±{FLOAT_BOUND:,.0f}).")
+        w1 = c3.number_input("True w2", value=float(d.true_w[1]), step=0.5, format="%g", key="train_w1",
+                             help=f"Weight of input x2 in the true model (±{FLOAT_BOUND:,.0f}).")
+        b0 = c4.number_input("True b", value=float(d.true_b), step=0.5, format="%g", key="train_b",
+                             help="Bias (intercept) of the true model, b0.")
+        noise = c5.number_input("Noise std", value=float(d.noise), step=0.5, format="%g", key="train_noise",
+                                help="Standard deviation of the Gaussian noise added to y. "
                                 "0 makes the data exactly linear; the loss cannot go below noise².")
         st.markdown("**Training**")
         c1, c2, c3, c4, c5 = st.columns(5)
-        epochs = c1.number_input("Epochs", 1, MAX_EPOCHS, d.epochs, key="train_epochs",
+        epochs = c1.number_input("Epochs", value=d.epochs, step=1, key="train_epochs",
                                  help=f"Passes over the data, 1 to {MAX_EPOCHS:,}.")
         batch_text = c2.text_input("Batch size", "auto", key="train_batch",
                                    help=f"'auto' or a whole number from 1 to {MAX_BATCH_SIZE:,}. Auto is "
@@ -94,34 +152,45 @@ def training_form(running: bool) -> tuple[TrainConfig, bool] | None:
                                  key="train_optimizer",
                                  help="Keras optimizer. Adam converges with the defaults; plain SGD "
                                  "needs a much smaller rate (about 0.001) on this data.")
-        lr = c4.number_input("Learning rate", 1e-6, 10.0, d.learning_rate, step=0.01, format="%g",
+        lr = c4.number_input("Learning rate", value=d.learning_rate, step=0.01, format="%g",
                              key="train_lr", help="Initial step size, above 0 and at most 10.")
         schedule = c5.selectbox("LR schedule", LR_SCHEDULES, LR_SCHEDULES.index(d.lr_schedule),
                                 key="train_schedule",
                                 help="; ".join(f"{k}: {v}" for k, v in SCHEDULE_HELP.items()))
         c1, c2, c3 = st.columns([2, 2, 1])
-        seed = c1.number_input("Seed", 0, 2**31 - 1, d.seed, key="train_seed",
+        seed = c1.number_input("Seed", value=d.seed, step=1, key="train_seed",
                                help="Seeds the data, the initial weights and the shuffling: "
                                "the same settings give the same run.")
-        export = c2.toggle("Export automatically when done", True, key="train_export",
-                           help="On: a succeeded run becomes the next version at once (the model server "
-                           "picks it up). Off: inspect the result first, then export it with one click.")
+        export = c2.toggle("Export automatically when it passes the quality gate", True, key="train_export",
+                           help="On: a run that converged becomes the next version at once, and a model "
+                           "server that polls this folder serves it (TF Serving serves the newest "
+                           "version). A run the gate warns about is never exported by itself. Off: "
+                           "inspect the result first, then export it with one click.")
         submitted = c3.form_submit_button("Train", type="primary", disabled=running, key="train_submit",
                                           width="stretch")
     if running:
-        st.caption("A run is in progress: cancel it or wait for it to finish to start another.")
+        st.caption("A run is training on this model folder (one at a time, from any tab): cancel it or "
+                   "wait for it to finish to start another.")
     if not submitted:
         return None
     try:
-        cfg = TrainConfig(samples=int(samples), true_w=(float(w0), float(w1)), true_b=float(b0),
-                          noise=float(noise), seed=int(seed), epochs=int(epochs),
+        _checked_floats({"True w1": float(w0), "True w2": float(w1), "True b": float(b0)})
+        cfg = TrainConfig(samples=_whole(samples, "samples"), true_w=(float(w0), float(w1)), true_b=float(b0),
+                          noise=float(noise), seed=_whole(seed, "seed"), epochs=_whole(epochs, "epochs"),
                           batch_size=parse_batch_size(batch_text), optimizer=optimizer,
                           learning_rate=float(lr), lr_schedule=schedule)
         cfg.validate()
     except ValueError as exc:
-        st.error(f"Cannot start this run: {exc}")
+        st.error(f"Cannot start this run: {exc}", icon=":material/block:")
         return None
     return cfg, bool(export)
+
+
+def _whole(value: float, name: str) -> int:
+    """A number field's value as an int; ``ValueError`` for 2.5 (never silently rounded)."""
+    if float(value) != int(value):
+        raise ValueError(f"{name} must be a whole number, got {value:g}")
+    return int(value)
 
 
 def start_job(cfg: TrainConfig, export: bool) -> str | None:
@@ -129,6 +198,10 @@ def start_job(cfg: TrainConfig, export: bool) -> str | None:
     ``None`` after an ``st.error`` (e.g. the model folder cannot be written)."""
     try:
         job = TrainingProcess(cfg, utils.base_path(), export=export).start()
+    except lock.TrainingBusy as exc:
+        select_run(exc.holder.run_id)
+        utils.flash(f"Not started: {exc}. It is shown below.")
+        return exc.holder.run_id
     except (ValueError, OSError) as exc:
         st.error(f"Cannot start this run: {exc}")
         return None
@@ -146,17 +219,27 @@ def select_run(run_id: str) -> None:
     st.query_params["run"] = run_id
 
 
+def find_job(run_id: str) -> TrainingProcess | None:
+    """The run's process: one this dashboard started, else one found again from its pid file
+    (started before a dashboard restart), so a running run can always be cancelled."""
+    jobs = job_registry()
+    job = jobs.get(run_id)
+    if job is None and (job := TrainingProcess.attach(utils.base_path(), run_id)) is not None:
+        jobs[run_id] = job
+    return job
+
+
 def current_record(run_id: str) -> dict[str, Any] | None:
     """The run's record on disk (a run whose process died is recorded as failed by now)."""
-    job = job_registry().get(run_id)
-    return job.record() if job is not None else runs.load_run(utils.base_path(), run_id)
+    job = find_job(run_id)
+    return job.record() if job is not None else run_records.load_run(utils.base_path(), run_id)
 
 
 def is_interrupted(run_id: str) -> bool:
     """A run recorded as running whose record has not changed for ``STALE_AFTER_S``: nobody
     is training it any more (a live run rewrites its record at least every epoch)."""
     try:
-        age = time.time() - (runs.runs_dir(utils.base_path()) / f"{run_id}.json").stat().st_mtime
+        age = time.time() - (run_records.runs_dir(utils.base_path()) / f"{run_id}.json").stat().st_mtime
     except OSError:
         return False
     return age > STALE_AFTER_S
@@ -168,8 +251,8 @@ def weights_metrics(progress: dict[str, Any], true: dict[str, Any]) -> None:
     targets = [*true["w"], true["b"]]
     for col, name, value, target in zip(st.columns(len(values)), param_names(len(values) - 1),
                                         values, targets, strict=True):
-        col.metric(name, f"{value:.4f}", f"{value - target:+.4f} from true {target:g}", delta_color="off",
-                   delta_arrow="off")
+        col.metric(name, f"{value:,.4f}", f"{value - target:+,.4f} from true {target:,g}",
+                   delta_color="off", delta_arrow="off")
 
 
 @st.fragment(run_every=0.5)
@@ -178,14 +261,12 @@ def live_progress(run_id: str) -> None:
     record = current_record(run_id)
     if record is not None and record.get("status") in TERMINAL:
         st.rerun()
-    job = job_registry().get(run_id)
+    job = find_job(run_id)
     progress = (record or {}).get("progress")
     if progress is None:
         st.progress(0.0, text="Starting the training process and loading TensorFlow…")
     else:
-        st.progress(min(1.0, float(progress["fraction"])),
-                    text=f"Epoch {progress['epoch']}/{progress['epochs']} · loss {progress['loss']:.4f} · "
-                    f"{progress['elapsed_s']:.1f} s")
+        st.progress(min(1.0, float(progress["fraction"])), text=progress_text(progress))
         weights_metrics(progress, record["true"])
     if job is not None:
         if st.button("Cancel run", key="train_cancel", icon=":material/stop:", disabled=job.cancel_requested):
@@ -193,8 +274,8 @@ def live_progress(run_id: str) -> None:
         if job.cancel_requested:
             st.caption("Cancelling: the run stops after the current batch.")
     else:
-        st.caption("This run was started by another process (or before the dashboard restarted); "
-                   "it can only be cancelled where it runs.")
+        st.caption("This run was started by another process that is not a training process of this "
+                   "dashboard; it can only be cancelled where it runs.")
     history = (record or {}).get("history") or []
     if history:
         left, right = st.columns(2)
@@ -203,36 +284,68 @@ def live_progress(run_id: str) -> None:
         right.plotly_chart(trajectory, key="live_weights")
 
 
+def _took(record: dict[str, Any]) -> str:
+    timings = record.get("timings") or {}
+    parts = []
+    if timings.get("fit_s") is not None:
+        parts.append(f"fit {duration(timings['fit_s'])}")
+    if timings.get("end_to_end_s") is not None:
+        parts.append(f"{duration(timings['end_to_end_s'])} end to end")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def status_banner(record: dict[str, Any]) -> None:
+    """Green: converged (and exported). Amber: cancelled, or finished but warned by the quality
+    gate (with its numbers and "Export anyway"). Red: failed (diverged or crashed)."""
     status = record.get("status")
     run_id = record.get("id")
-    epochs = f"{len(record.get('history') or [])}/{record['config']['epochs']} epochs"
-    fit_s = (record.get("timings") or {}).get("fit_s")
-    took = f" in {fit_s:.1f} s" if fit_s is not None else ""
-    if status == "succeeded":
-        version = record.get("version")
+    epochs = f"{len(record.get('history') or []):,}/{record['config']['epochs']:,} epochs"
+    quality = record.get("quality") or {}
+    numbers = quality_numbers(record)
+    version = record.get("version")
+    if status == "succeeded" and quality.get("level") == "warning":
+        reasons = " ".join(quality.get("reasons") or [])
+        if version is not None:
+            outcome = f"It was exported anyway as version {version}, on request."
+        else:
+            outcome = ("It was not exported: TF Serving serves the newest version (policy `latest`), "
+                       "so exporting it would serve it. Export it anyway only if you mean to.")
+        st.warning(f"Run {run_id} trained {epochs}{_took(record)}, but the quality gate warns: {reasons} "
+                   f"{outcome}", icon=":material/warning:")
+        if version is None:
+            export_button(record, anyway=True)
+    elif status == "succeeded":
         exported = f" and was exported as version {version}" if version is not None else ""
-        st.success(f"Run {run_id} trained {epochs}{took}{exported}.")
+        passed = f" It passed the quality gate: {numbers}." if numbers else ""
+        st.success(f"Run {run_id} trained {epochs}{_took(record)}{exported}.{passed}")
+        if version is None:
+            export_button(record)
     elif status == "cancelled":
         st.warning(f"Run {run_id} was cancelled after {epochs}. Its partial result is shown below; "
                    "cancelled runs are not exported.")
     elif status == "failed":
-        st.error(f"Run {run_id} failed: {record.get('error', 'no error message was recorded')}")
+        st.error(f"Run {run_id} failed: {record.get('error', 'no error message was recorded')} "
+                 "Nothing was exported, and the model server still serves the versions it had.",
+                 icon=":material/error:")
 
 
-def export_button(record: dict[str, Any]) -> None:
-    """"Export as version N" for a succeeded run that is not a version yet."""
+def export_button(record: dict[str, Any], anyway: bool = False) -> None:
+    """"Export as version N" for a succeeded run that is not a version yet; "Export anyway as
+    version N" for one the quality gate warned about."""
     base = utils.base_path()
-    next_version = max((v.version for v in registry.list_versions(base)), default=0) + 1
-    if st.button(f"Export as version {next_version}", key="train_export_now", type="primary",
-                 help="Write this run's model as the next SavedModel version; the model server picks it up."):
+    next_version = next_version_number(base)
+    label = f"Export anyway as version {next_version}" if anyway else f"Export as version {next_version}"
+    key = "train_export_anyway" if anyway else "train_export_now"
+    if st.button(label, key=key, type="secondary" if anyway else "primary",
+                 help="Write this run's model as the next SavedModel version; a model server polling this "
+                 "folder serves the newest version."):
         try:
             with st.spinner("Exporting…"):
-                version = export_run_in_process(base, record["id"])
+                version = export_run_in_process(base, record["id"], anyway=anyway)
         except (ValueError, OSError, subprocess.SubprocessError) as exc:
             st.error(f"Export failed: {exc}")
             return
-        st.session_state["train_flash"] = f"Exported run {record['id']} as version {version}."
+        utils.flash(f"Exported run {record['id']} as version {version}.")
         st.rerun()
 
 
@@ -257,14 +370,13 @@ def show_result(record: dict[str, Any]) -> None:
         return
     errors = record.get("errors") or {}
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("max |learned − true|", f"{errors.get('vs_true', float('nan')):.4f}")
-    c2.metric("max |learned − OLS|", f"{errors.get('vs_ols', float('nan')):.4f}",
+    c1.metric("max |learned − true|", f"{errors.get('vs_true', float('nan')):,.4g}")
+    c2.metric("max |learned − OLS|", f"{errors.get('vs_ols', float('nan')):,.4g}",
               help="OLS is the best any linear model can do on this exact sample.")
     history = record.get("history") or []
-    c3.metric("Final loss (MSE)", f"{history[-1]['loss']:.4f}" if history else "–")
-    c4.metric("Batch size", f"{record.get('batch_size', '–')}")
-    if record.get("status") == "succeeded" and record.get("version") is None:
-        export_button(record)
+    c3.metric("Final loss (MSE)", f"{history[-1]['loss']:,.4g}" if history else "–")
+    batch = record.get("batch_size")
+    c4.metric("Batch size", f"{batch:,}" if isinstance(batch, int) else "–")
     table = pd.DataFrame(rows).set_index("parameter")
     st.dataframe(table, key="result_weights",
                  column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns})
@@ -282,13 +394,14 @@ def show_result(record: dict[str, Any]) -> None:
 
 def recent_runs() -> None:
     """The latest runs on disk, whatever their status, and a way to open one."""
-    records = runs.list_runs(utils.base_path())[:RECENT_RUNS]
+    records = run_records.list_runs(utils.base_path())[:RECENT_RUNS]
     st.subheader("Recent runs")
     if not records:
         st.caption("No runs yet: every run you start is recorded here, including failed and cancelled ones.")
         return
-    st.dataframe(pd.DataFrame([run_row(r) for r in records]).set_index("run"), key="recent_runs",
-                 placeholder="–")
+    on_disk = {v.version for v in list_versions(utils.base_path())}
+    st.dataframe(pd.DataFrame([run_row(r, on_disk) for r in records]).set_index("run"), key="recent_runs",
+                 placeholder="–", column_config=number_columns(RUN_COLUMN_FORMATS))
     st.selectbox("Open a run", [r["id"] for r in records], index=None, key="train_open",
                  placeholder="Choose a run id", on_change=_open_chosen_run,
                  help="Show that run's result (or its progress) above.")
@@ -301,17 +414,29 @@ def _open_chosen_run() -> None:
 
 def main() -> None:
     st.title("Train")
-    st.caption(f"Model folder: `{utils.base_path()}` · versions are picked up by the model server.")
-    if flash := st.session_state.pop("train_flash", None):
-        st.success(flash)
+    st.caption(f"Model folder: `{utils.base_path()}` · every export is a new version; TF Serving (and the "
+               "embedded server, which checks the folder every second) serves the newest.")
+    utils.show_flash()
+    base = utils.base_path()
+    holder = lock.holder(base)
     run_id = st.session_state.get("train_run") or st.query_params.get("run")
+    if holder is not None and (not run_id or _is_over(run_id)):
+        run_id = holder.run_id  # another tab (or a reload) started it: show it, not the defaults
+        select_run(run_id)
     record = current_record(run_id) if run_id else None
-    job = job_registry().get(run_id) if run_id else None
+    job = find_job(run_id) if run_id else None
     # the record, not the process, says when a run is over (a process takes a moment to exit)
     running = job is not None and job.running and (record is None or record.get("status") == "running")
-    submitted = training_form(running)
+    if running and record is not None:
+        load_settings_of(record)
+    submitted = training_form(running or holder is not None)
     if submitted is not None and start_job(*submitted):
         st.rerun()  # redraw the whole page: the form disables itself while the run trains
+    if holder is not None and holder.run_id != run_id:
+        st.info(f"Run {holder.run_id} is training on this model folder.", icon=":material/sync:")
+        if st.button(f"Show run {holder.run_id}", key="train_show_running"):
+            select_run(holder.run_id)
+            st.rerun()
     status = (record or {}).get("status")
     if run_id and (record is not None or running):
         st.subheader(f"Run {run_id}")
@@ -325,6 +450,12 @@ def main() -> None:
     elif run_id:
         st.info(f"Run {run_id} is not recorded under this model folder.")
     recent_runs()
+
+
+def _is_over(run_id: str) -> bool:
+    """True when ``run_id``'s record says it ended (so a running run elsewhere takes its place)."""
+    record = run_records.load_run(utils.base_path(), run_id)
+    return record is None or record.get("status") in TERMINAL
 
 
 main()

@@ -19,13 +19,8 @@ import threading
 from collections.abc import Sequence
 from importlib import metadata
 
-from pipeline.serving.config import (
-    ConfigError,
-    batching_options,
-    model_configs,
-    monitoring_options,
-    parse_flags,
-)
+from pipeline.serving.flags import batching_options, model_configs, monitoring_options, parse_flags
+from pipeline.serving.model_config import ConfigError
 
 log = logging.getLogger("pipeline.serving")
 
@@ -51,21 +46,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_tensorflow_logs()
     import uvicorn
 
-    from pipeline.serving.batching import BatchScheduler
-    from pipeline.serving.http_api import HttpOptions, RestApi, http_protocol
+    from pipeline.serving import tf_fastcall
+    from pipeline.serving.batching import BatchListeners, BatchScheduler
     from pipeline.serving.manager import ServableManager
     from pipeline.serving.metrics import ServerMetrics
+    from pipeline.serving.overload import Admission
+    from pipeline.serving.rest.app import HttpOptions, RestApi
+    from pipeline.serving.rest.uvicorn_protocol import http_protocol
     from pipeline.serving.servable import Servable
 
-    metrics = ServerMetrics() if monitoring.enable else None
+    log.info("%s", tf_fastcall.status())
+    metrics = ServerMetrics(batching=batching is not None) if monitoring.enable else None
     scheduler = None
     if batching is not None:
-        scheduler = BatchScheduler(batching, metrics.record_batch if metrics is not None else None)
+        listeners = BatchListeners() if metrics is None else BatchListeners(
+            on_batch=metrics.record_batch, on_fallback=metrics.record_batch_fallback,
+            on_drop=metrics.record_deadline_drop)
+        scheduler = BatchScheduler(batching, listeners)
         log.info("Batching enabled: %s", batching)
+    else:
+        log.info("Batching disabled (--enable_batching=false): each request runs as its own model call")
     serving = threading.Event()  # set once the versions present at start-up were tried
     manager = ServableManager(
         configs,
-        loader=functools.partial(Servable.load, warmup=flags.enable_model_warmup, batching=scheduler),
+        loader=functools.partial(
+            Servable.load, warmup=flags.enable_model_warmup, batching=scheduler,
+            on_warmup_failure=metrics.record_warmup_failure if metrics is not None else None),
         poll_wait_seconds=flags.file_system_poll_wait_seconds,
         max_load_retries=flags.max_num_load_retries,
         load_retry_interval_seconds=flags.load_retry_interval_micros / 1e6,
@@ -81,13 +87,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     serving.set()
 
     timeout = flags.rest_api_timeout_in_ms / 1000 if flags.rest_api_timeout_in_ms > 0 else None
+    admission = Admission(flags.max_pending_requests)
+    if metrics is not None:
+        metrics.watch(lambda: admission.pending,
+                      (lambda: scheduler.running_calls) if scheduler is not None else None,
+                      (lambda: scheduler.queued_tasks) if scheduler is not None else None)
     api = RestApi(manager, HttpOptions(
         enable_cors=flags.rest_api_enable_cors_support,
         max_body_bytes=flags.rest_api_max_body_bytes,
         timeout_seconds=timeout,
         num_threads=max(1, flags.rest_api_num_threads),
         metrics_path=monitoring.path if monitoring.enable else None,
-    ), metrics)
+    ), metrics, admission)
+    log.info("At most %d model requests pending (--max_pending_requests); more are answered 503",
+             flags.max_pending_requests)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:

@@ -23,7 +23,11 @@ Python server where thread hand-offs cost more than the merged model call saves:
 - A batch runs as one call: inputs concatenated along dim 0 (padded with copies of the first row
   up to the next `allowed_batch_sizes` entry, if any), outputs split back by row counts. If the
   merged call fails, or an output does not have the batch as its dim 0, every task of the batch is
-  run alone instead, so one bad request never fails its neighbours.
+  run alone instead, so one bad request never fails its neighbours; that is logged as a warning
+  and counted (`BatchListeners.on_fallback`), since it costs one model call per request.
+- A task may carry a `Deadline` (see `overload.py`): when its batch's turn comes, tasks whose
+  deadline passed, or whose caller was already answered, are answered DEADLINE_EXCEEDED without
+  running (`BatchListeners.on_drop`), so work nobody waits for never takes a model call.
 
 Thread-safety: every public method may be called from any thread; queue state is guarded by the
 scheduler's lock, which is never held while a model or a `done` callback runs. Nothing here knows
@@ -42,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.serving.overload import Deadline
+
 log = logging.getLogger(__name__)
 
 Arrays = Mapping[str, np.ndarray]
@@ -53,6 +59,17 @@ Done = Callable[[dict[str, np.ndarray] | None, BaseException | None], None]
 
 BatchListener = Callable[[str, int, int], None]
 """Told (queue name, requests merged, rows before padding) after each batched call."""
+
+
+@dataclass(frozen=True)
+class BatchListeners:
+    """What the scheduler reports, e.g. to metrics; each takes the queue name (the model name)."""
+
+    on_batch: BatchListener | None = None
+    on_fallback: Callable[[str], None] | None = None
+    """A merged call failed (or gave outputs without the batch dim): its tasks ran one by one."""
+    on_drop: Callable[[str], None] | None = None
+    """A task was dropped unrun because its deadline passed."""
 
 QUEUE_FULL_MESSAGE = "The batch scheduling queue to which this task was submitted is full"
 
@@ -96,12 +113,13 @@ class BatchingOptions:
 
 
 class _Task:
-    __slots__ = ("inputs", "rows", "done")
+    __slots__ = ("inputs", "rows", "done", "deadline")
 
-    def __init__(self, inputs: Arrays, rows: int, done: Done) -> None:
+    def __init__(self, inputs: Arrays, rows: int, done: Done, deadline: Deadline | None) -> None:
         self.inputs = inputs
         self.rows = rows
         self.done = done
+        self.deadline = deadline
 
 
 class _Batch:
@@ -132,10 +150,10 @@ def _merge_key(inputs: Arrays) -> tuple[tuple | None, int]:
 class BatchScheduler:
     """The execution slots and waiting batches shared by all queues of one server."""
 
-    def __init__(self, options: BatchingOptions, on_batch: BatchListener | None = None) -> None:
+    def __init__(self, options: BatchingOptions, listeners: BatchListeners | None = None) -> None:
         options.validate()
         self.options = options
-        self._on_batch = on_batch
+        self.listeners = listeners or BatchListeners()
         self._lock = threading.Lock()
         self._waiting: list[_Batch] = []  # batches not yet running, oldest first
         self._running = 0                  # slots in use
@@ -143,6 +161,17 @@ class BatchScheduler:
         self._timer_wakeup = threading.Condition(self._lock)
         if self._timeout:
             threading.Thread(target=self._timer_loop, name="batch-timer", daemon=True).start()
+
+    @property
+    def running_calls(self) -> int:
+        """Model calls running now (slots in use), for a metrics gauge."""
+        return self._running
+
+    @property
+    def queued_tasks(self) -> int:
+        """Tasks waiting in a batch that has not started, for a metrics gauge."""
+        with self._lock:
+            return sum(len(batch.tasks) for batch in self._waiting)
 
     def queue(self, name: str, run: RunFunction) -> BatchQueue:
         """A queue merging the calls to `run` (one per servable signature); `name` labels metrics."""
@@ -217,7 +246,7 @@ class BatchQueue:
         self._open: dict[tuple, _Batch] = {}  # per merge key, the batch still taking tasks
         self._waiting = 0                       # this queue's batches not yet running
 
-    def submit(self, inputs: Arrays) -> dict[str, np.ndarray]:
+    def submit(self, inputs: Arrays, deadline: Deadline | None = None) -> dict[str, np.ndarray]:
         """Run `inputs` as part of a batch and return its own outputs (blocks until they exist)."""
         answered = threading.Event()
         answer: list = []
@@ -226,14 +255,15 @@ class BatchQueue:
             answer.extend((outputs, error))
             answered.set()
 
-        self.submit_async(inputs, done)
+        self.submit_async(inputs, done, deadline)
         answered.wait()
         if answer[1] is not None:
             raise answer[1]
         return answer[0]
 
-    def submit_async(self, inputs: Arrays, done: Done) -> None:
-        """Queue `inputs`; `done` gets the answer later or before this returns. QueueFullError if full."""
+    def submit_async(self, inputs: Arrays, done: Done, deadline: Deadline | None = None) -> None:
+        """Queue `inputs`; `done` gets the answer later or before this returns. QueueFullError if full.
+        If `deadline` has expired by the time the task's batch runs, `done` gets its error instead."""
         key, rows = _merge_key(inputs)
         scheduler = self.scheduler
         options = scheduler.options
@@ -243,7 +273,7 @@ class BatchQueue:
         with scheduler._lock:
             # Without a timeout nothing waits while a slot is free: then run alone, right now.
             alone = scheduler._idle_locked()
-            ready = None if alone else self._enqueue_locked(_Task(inputs, rows, done), key)
+            ready = None if alone else self._enqueue_locked(_Task(inputs, rows, done, deadline), key)
         if alone:
             try:
                 _answer(done, *self._run_alone(inputs))
@@ -285,32 +315,55 @@ class BatchQueue:
         return ready
 
     def _execute(self, batch: _Batch) -> None:
-        """Run a batch taken from the queue and answer each of its tasks."""
-        tasks = batch.tasks
+        """Run a batch taken from the queue and answer each of its tasks (expired ones unrun)."""
+        tasks = self._live_tasks(batch.tasks)
+        if not tasks:
+            return
+        rows = sum(task.rows for task in tasks)
         sizes = self.scheduler.options.allowed_batch_sizes
-        padded = sizes[bisect.bisect_left(sizes, batch.rows)] if sizes else batch.rows
+        padded = sizes[bisect.bisect_left(sizes, rows)] if sizes else rows
         answers: list[tuple[dict[str, np.ndarray] | None, BaseException | None]] | None = None
-        if len(tasks) == 1 and padded == batch.rows:
+        if len(tasks) == 1 and padded == rows:
             answers = [self._run_alone(tasks[0].inputs)]
         else:
             try:
-                merged = _concatenate([task.inputs for task in tasks], padded - batch.rows)
+                merged = _concatenate([task.inputs for task in tasks], padded - rows)
                 parts = _split(self._run(merged), [task.rows for task in tasks], padded)
-                if parts is not None:
-                    answers = [(part, None) for part in parts]
-            except Exception:  # noqa: BLE001 - retried task by task below, each gets its own answer
-                answers = None
-            if answers is None:
+                problem = None if parts is not None else "an output does not have the batch as dim 0"
+            except Exception as error:  # noqa: BLE001 - retried task by task below, each gets its own answer
+                parts, problem = None, f"{type(error).__name__}: {error}"
+            if parts is not None:
+                answers = [(part, None) for part in parts]
+            else:
+                log.warning("Merged call of %d requests (%d rows) to %s failed, running them one by one: %s",
+                            len(tasks), rows, self.name, problem)
+                self._tell(self.scheduler.listeners.on_fallback, self.name)
                 answers = [self._run_alone(task.inputs) for task in tasks]
         for task, (outputs, error) in zip(tasks, answers, strict=True):
             _answer(task.done, outputs, error)
-        self._count(len(tasks), batch.rows)
+        self._count(len(tasks), rows)
+
+    def _live_tasks(self, tasks: list[_Task]) -> list[_Task]:
+        """The tasks still wanted; the others are answered with their deadline's error now."""
+        if all(task.deadline is None or not task.deadline.expired() for task in tasks):
+            return tasks
+        live = []
+        for task in tasks:
+            if task.deadline is not None and task.deadline.expired():
+                _answer(task.done, None, task.deadline.error())
+                self._tell(self.scheduler.listeners.on_drop, self.name)
+            else:
+                live.append(task)
+        return live
 
     def _count(self, tasks: int, rows: int) -> None:
-        listener = self.scheduler._on_batch
+        self._tell(self.scheduler.listeners.on_batch, self.name, tasks, rows)
+
+    @staticmethod
+    def _tell(listener: Callable[..., None] | None, *args: Any) -> None:
         if listener is not None:
             try:
-                listener(self.name, tasks, rows)
+                listener(*args)
             except Exception:  # noqa: BLE001 - metrics must not break serving
                 log.exception("Batch listener failed")
 

@@ -33,8 +33,9 @@ from pathlib import Path
 
 from tensorflow_serving.apis import get_model_status_pb2, status_pb2
 
-from pipeline.serving.config import ModelConfig
-from pipeline.serving.servable import Servable, ServingError
+from pipeline.serving.errors import ServingError
+from pipeline.serving.model_config import ModelConfig
+from pipeline.serving.servable import Servable
 from pipeline.serving.source import VersionSource
 
 log = logging.getLogger(__name__)

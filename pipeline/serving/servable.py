@@ -8,19 +8,17 @@ turn those into their wire formats.
 
 Everything that does not depend on a request is computed once at load: the signature functions
 (`tf.saved_model.load(path).signatures[name]`, never `Model.predict`), input name -> dtype name
-maps, output names, input specs for shape messages, the flat input specs of the fast call (which
-skips TF's per-call argument binding, verified at load by a probe call through both paths), the
-batch queue of each signature when batching is on, and the `SignatureDefMap` read from the
-SavedModel's own `saved_model.pb` for metadata.
+maps, output names, input specs for shape messages, the flat input specs of the fast call
+(`tf_fastcall`, verified at load by a probe call through both paths), the batch queue of each
+signature when batching is on, and the `SignatureDefMap` of the `serve` MetaGraph
+(`pipeline.model_dir.read_meta_graph`, the project's one SavedModel reader) for metadata.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,13 +27,15 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from google.protobuf import json_format, text_format
-from google.protobuf.message import DecodeError
+from google.protobuf import json_format
 from tensorflow.core.framework import types_pb2
-from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 
+from pipeline.model_dir import SERVE_TAG, ModelDirError, read_meta_graph
+from pipeline.serving import tf_fastcall
 from pipeline.serving.batching import BatchQueue, BatchScheduler, Done, QueueFullError
+from pipeline.serving.errors import ServingError, clean_tf_message, from_code_number
+from pipeline.serving.overload import Deadline
 
 log = logging.getLogger(__name__)
 
@@ -43,24 +43,9 @@ PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 DEFAULT_SIGNATURE = "serving_default"
-SERVE_TAG = "serve"
-
-# Canonical codes (absl::StatusCode / tensorflow.error.Code) by number, for TF runtime errors.
-CODE_NAMES = {
-    0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
-    6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
-    10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
-    15: "DATA_LOSS", 16: "UNAUTHENTICATED",
-}
-
-
-class ServingError(Exception):
-    """A failed serving call: `code` is a canonical code name (e.g. NOT_FOUND), `message` TF's text."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+_EXAMPLE_METHODS = (CLASSIFY_METHOD, REGRESS_METHOD)
+WarmupListener = Callable[[str], None]
+"""Told the model name when a signature's warm-up call failed."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +60,7 @@ class Signature:
     output_names: tuple[str, ...]
     # The fast call, when the function allows it: inputs in flat order as (key, numpy dtype, dims or
     # None for any rank), checked in Python, then passed as tensors without TF's argument binding.
-    flat_inputs: tuple[tuple[str, np.dtype, tuple[int | None, ...] | None], ...] | None = None
+    flat_inputs: tf_fastcall.FlatSpecs | None = None
     batch_queue: BatchQueue | None = None  # with --enable_batching: merges concurrent calls
 
 
@@ -96,15 +81,20 @@ class Servable:
 
     @classmethod
     def load(cls, name: str, version: int, path: Path, warmup: bool = True,
-             batching: BatchScheduler | None = None) -> Servable:
+             batching: BatchScheduler | None = None, on_warmup_failure: WarmupListener | None = None
+             ) -> Servable:
         """Load `path` (a version dir); raise ServingError with a canonical code if it cannot serve.
-        With a `batching` scheduler, concurrent `run`s of one signature are merged into one call."""
+        With a `batching` scheduler, concurrent `run`s of one signature are merged into one call.
+        A failed warm-up is logged as a warning and reported to `on_warmup_failure`."""
         started = time.perf_counter()
-        signature_defs = _read_signature_defs(path)
+        try:
+            signature_defs = dict(read_meta_graph(path).signature_def)
+        except ModelDirError as error:
+            raise ServingError(error.code, error.message) from None
         try:
             loaded = tf.saved_model.load(str(path), tags=[SERVE_TAG])
         except tf.errors.OpError as error:
-            raise _from_tf_error(error) from None
+            raise from_code_number(error.error_code, error.message) from None
         except (OSError, ValueError, RuntimeError) as error:
             raise ServingError("UNKNOWN", f"Failed to load SavedModel at {path}: {error}") from error
         signatures = {
@@ -120,25 +110,32 @@ class Servable:
             sdm.signature_def[key].CopyFrom(signature_def)
         servable = cls(name, version, path, signatures, sdm, loaded)
         if warmup:
-            servable.warm_up()
+            servable.warm_up(on_warmup_failure)
         log.info("Loaded servable version {name: %s version: %d} from %s in %.2f s",
                  name, version, path, time.perf_counter() - started)
         return servable
 
-    def warm_up(self) -> None:
+    def warm_up(self, on_failure: WarmupListener | None = None) -> None:
         """Call each signature once with a batch of one zero/empty element, so the first real
-        request does not pay for graph initialization. A failure here is not a load failure.
-        Signatures with a fast call are skipped: its probe at load called them already."""
+        request does not pay for graph initialization. A failure here is not a load failure, but it
+        is logged as a warning and told to `on_failure` (a model that refuses zeros may refuse real
+        inputs too). Signatures with a fast call are skipped: its probe at load called them already;
+        so are classify/regress signatures: their input is serialized tf.Examples, and an empty one is
+        not a valid example for a model that requires features (TF Serving itself warms up only from
+        `assets.extra` requests)."""
         for signature in self.signatures.values():
-            if signature.flat_inputs is not None:
+            if signature.flat_inputs is not None or signature.method_name in _EXAMPLE_METHODS:
                 continue
             inputs = {key: _zeros(shape, signature.input_dtypes[key])
                       for key, shape in signature.input_shapes.items()}
             try:
                 signature.function(**inputs)
             except Exception as error:  # noqa: BLE001 - any model error just means no warm-up
-                log.debug("Warm-up of %s/%d signature %s skipped: %s",
-                          self.name, self.version, signature.name, error)
+                text = clean_tf_message(error.message) if isinstance(error, tf.errors.OpError) else str(error)
+                log.warning("Warm-up of %s version %d signature %s failed: %s",
+                            self.name, self.version, signature.name, " ".join(text.split())[:500])
+                if on_failure is not None:
+                    on_failure(self.name)
 
     def predict_signature(self, signature_name: str) -> Signature:
         """The signature a predict request names, or INVALID_ARGUMENT with TF Serving's text."""
@@ -159,14 +156,16 @@ class Servable:
                 raise ServingError("UNAVAILABLE", str(error)) from None
         return call_signature(signature, inputs)
 
-    def run_async(self, signature: Signature, inputs: Mapping[str, np.ndarray], done: Done) -> None:
+    def run_async(self, signature: Signature, inputs: Mapping[str, np.ndarray], done: Done,
+                  deadline: Deadline | None = None) -> None:
         """`run` answering through `done(outputs, None)` or `done(None, error)`, exactly once, in the
         thread that ran the (batched) call: maybe this one before returning, maybe another. Missing
-        inputs and a full batch queue raise ServingError here instead, and `done` is not called."""
+        inputs and a full batch queue raise ServingError here instead, and `done` is not called.
+        A batched call whose `deadline` expired while queued is answered with its error, unrun."""
         inputs = _exact_inputs(signature, inputs)
         if signature.batch_queue is not None:
             try:
-                signature.batch_queue.submit_async(inputs, done)
+                signature.batch_queue.submit_async(inputs, done, deadline)
             except QueueFullError as error:
                 raise ServingError("UNAVAILABLE", str(error)) from None
             return
@@ -211,14 +210,6 @@ class Servable:
         _check_batch(values, len(examples), "outputs", allow_vector=True)
         return values.reshape(len(examples))
 
-    def metadata_response(self) -> get_model_metadata_pb2.GetModelMetadataResponse:
-        """GetModelMetadataResponse for this version (signature_def field), as gRPC would send it."""
-        response = get_model_metadata_pb2.GetModelMetadataResponse()
-        response.model_spec.name = self.name
-        response.model_spec.version.value = self.version
-        response.metadata["signature_def"].Pack(self.signature_def_map)
-        return response
-
     def _inference_signature(self, signature_name: str, method: str, kind: str) -> Signature:
         signature = self.signatures.get(signature_name)
         if signature is None:
@@ -256,99 +247,15 @@ def call_signature(signature: Signature, inputs: Mapping[str, np.ndarray]) -> di
     flat = signature.flat_inputs
     function = signature.function
     try:
-        if flat is not None and _accepted(flat, inputs):
-            outputs = function._call_flat([tf.constant(inputs[key]) for key, _, _ in flat],
-                                          function.captured_inputs)
+        if flat is not None and tf_fastcall.accepts(flat, inputs):
+            outputs = tf_fastcall.call(function, flat, inputs)
         else:
             outputs = function(**inputs)
     except tf.errors.OpError as error:
-        raise _from_tf_error(error) from None
+        raise from_code_number(error.error_code, error.message) from None
     except (TypeError, ValueError) as error:
         raise ServingError("INVALID_ARGUMENT", _mismatch_message(signature, inputs, error)) from None
     return {key: value.numpy() for key, value in outputs.items()}
-
-
-def _accepted(flat: tuple, inputs: Mapping[str, np.ndarray]) -> bool:
-    """Whether every input has its spec's dtype and a compatible shape (what TF's binding checks)."""
-    for key, dtype, dims in flat:
-        array = inputs[key]
-        if array.dtype != dtype or dims is not None and (len(array.shape) != len(dims) or any(
-                want is not None and want != have for want, have in zip(dims, array.shape, strict=True))):
-            return False
-    return True
-
-
-def _flat_inputs(function: Any, input_shapes: Mapping[str, Any]) -> tuple | None:
-    """The flat input specs for `call_signature`'s fast call, or None to always bind arguments.
-
-    A signature function takes keyword-only TensorSpecs that TF flattens sorted by name. That is
-    relied on only after a probe: the fast and the normal call must give equal outputs on inputs
-    with a distinct value per input; any doubt (other parameter kinds, composite specs, unknown
-    rank, an error, a difference) keeps the normal call.
-    """
-    function_type = getattr(function, "function_type", None)
-    if function_type is None or not hasattr(function, "_call_flat"):
-        return None
-    parameters = list(function_type.parameters.values())
-    if sorted(p.name for p in parameters) != sorted(input_shapes) or not all(
-            p.kind is inspect.Parameter.KEYWORD_ONLY and type(p.type_constraint) is tf.TensorSpec
-            for p in parameters):
-        return None
-    flat = tuple((p.name, np.dtype(p.type_constraint.dtype.as_numpy_dtype),
-                  None if p.type_constraint.shape.rank is None else tuple(p.type_constraint.shape.as_list()))
-                 for p in sorted(parameters, key=lambda p: p.name))
-    probe = {}
-    for number, (key, dtype, dims) in enumerate(flat, start=1):
-        shape = [1] if dims is None else [1 if d is None else d for d in dims]
-        probe[key] = (np.full(shape, str(number).encode(), dtype=object) if dtype.kind == "O"
-                      else np.full(shape, number % 2 if dtype.kind == "b" else number, dtype=dtype))
-    try:
-        expected = function(**probe)
-        got = function._call_flat([tf.constant(probe[key]) for key, _, _ in flat], function.captured_inputs)
-        same = expected.keys() == got.keys() and all(
-            _same(expected[key].numpy(), got[key].numpy()) for key in expected)
-    except Exception:  # noqa: BLE001 - a model that refuses the probe keeps the normal call
-        return None
-    return flat if same else None
-
-
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
-
-
-def _from_tf_error(error: tf.errors.OpError) -> ServingError:
-    return ServingError(CODE_NAMES.get(error.error_code, "UNKNOWN"), clean_tf_message(error.message))
-
-
-def clean_tf_message(message: str) -> str:
-    """A TF runtime error text without the eager wrapper's header and `[Op:...]` suffix."""
-    text = message
-    if text.startswith("Graph execution error:"):
-        marker = "<stack traces unavailable>\n"
-        text = text.split(marker, 1)[1] if marker in text else text[len("Graph execution error:"):]
-    return re.sub(r"\s*\[Op:[^\]]*\]\s*$", "", text).strip()
-
-
-def _read_signature_defs(path: Path) -> dict[str, Any]:
-    """The SignatureDefs of the `serve` MetaGraph, read from saved_model.pb (or .pbtxt)."""
-    saved_model = saved_model_pb2.SavedModel()
-    binary, text = path / "saved_model.pb", path / "saved_model.pbtxt"
-    try:
-        if binary.exists():
-            saved_model.ParseFromString(binary.read_bytes())
-        elif text.exists():
-            text_format.Parse(text.read_text(), saved_model)
-        else:
-            raise ServingError("NOT_FOUND", "Could not find SavedModel .pb or .pbtxt at supplied export "
-                               f"directory path: {path}")
-    except (OSError, text_format.ParseError, DecodeError, ValueError) as error:
-        raise ServingError("DATA_LOSS", f"Could not read SavedModel at {path}: {error}") from error
-    for meta_graph in saved_model.meta_graphs:
-        if SERVE_TAG in meta_graph.meta_info_def.tags:
-            return dict(meta_graph.signature_def)
-    raise ServingError("NOT_FOUND", "Could not find meta graph def matching supplied tags: "
-                       f"{{ {SERVE_TAG} }}. To inspect available tag-sets in the SavedModel, please use "
-                       f"the SavedModel CLI: `saved_model_cli` (path {path})")
 
 
 def _signature(key: str, function: Any, signature_def: Any) -> Signature:
@@ -361,7 +268,7 @@ def _signature(key: str, function: Any, signature_def: Any) -> Signature:
         input_dtypes={k: types_pb2.DataType.Name(info.dtype) for k, info in signature_def.inputs.items()},
         input_shapes=input_shapes,
         output_names=tuple(signature_def.outputs),
-        flat_inputs=_flat_inputs(function, input_shapes),
+        flat_inputs=tf_fastcall.flat_specs(function, input_shapes),
     )
 
 

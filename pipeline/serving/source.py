@@ -1,9 +1,8 @@
 """The version source: which versions of a model exist on disk, and which of them are aspired.
 
 Mirrors TF Serving's `FileSystemStoragePathSource`: a model's base path holds one directory per
-version; a child is a version only if its whole name is a base-10 integer in int64 range (`1`,
-`00000123` = 123). Anything else (`v1`, `0.1`, `.tmp-1234`, files) is ignored silently, which is
-what makes "write to a temp dir, then rename" exports safe. The version policy then picks the
+version, by the project's one version-folder rule (`pipeline.model_dir.version_dirs`: a whole
+base-10 name in int64 range; `v1`, `.tmp-1234`, files are ignored). The version policy then picks the
 aspired versions: the N highest (`latest`), every one (`all`), or a fixed list (`specific`).
 
 Thread-safety: a `VersionSource` is used by the one polling thread of its model; the pure
@@ -16,40 +15,11 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline.serving.config import VersionPolicy
+from pipeline.model_dir import version_dirs
+from pipeline.serving.model_config import VersionPolicy
 
 log = logging.getLogger(__name__)
 
-INT64_MAX = 2**63 - 1
-
-
-def parse_version(name: str) -> int | None:
-    """The version number a directory name stands for, or None if it is not a version name."""
-    if not (name.isascii() and name.isdigit()):
-        return None
-    value = int(name)
-    return value if value <= INT64_MAX else None
-
-
-def list_versions(base_path: Path) -> dict[int, Path]:
-    """Every version directory under `base_path` as {version: path}.
-
-    Raises OSError if the base path is missing or unreadable. When two names give the same number
-    (`1` and `01`), the canonical spelling wins, else the first name in sorted order, with a warning.
-    """
-    found: dict[int, Path] = {}
-    for child in sorted(base_path.iterdir(), key=lambda p: p.name):
-        version = parse_version(child.name)
-        if version is None or not child.is_dir():
-            continue
-        if version in found:
-            keep = child if child.name == str(version) else found[version]
-            log.warning("Directories %s and %s both name version %d of %s; using %s",
-                        found[version].name, child.name, version, base_path, keep.name)
-            found[version] = keep
-        else:
-            found[version] = child
-    return found
 
 
 def aspired_versions(on_disk: Mapping[int, Path], policy: VersionPolicy) -> dict[int, Path]:
@@ -74,7 +44,7 @@ class VersionSource:
     def poll(self) -> dict[int, Path]:
         """The aspired versions now on disk ({} when the base path is missing or has no versions)."""
         try:
-            on_disk = list_versions(self.base_path)
+            on_disk = version_dirs(self.base_path)
         except OSError as error:
             self._report(f"Could not find base path {self.base_path} for servable {self.model_name}: "
                          f"{error.strerror or error}")

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pipeline import config, registry
-from pipeline.client import ServingClient, ServingError
+from pipeline.client.errors import ClientError
+from pipeline.client.rest import ServingClient
 from pipeline.demo import seed_demo
+from pipeline.store import versions as registry
 
-NO_VERSIONS = ServingError("Could not find any versions of model linear_model", url="u", status_code=404)
+NO_VERSIONS = ClientError("Could not find any versions of model linear_model", url="u", status_code=404)
 PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "models.py")
 SERVED = [
     {"version": "2", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}},
@@ -35,18 +36,18 @@ def base(tmp_path, monkeypatch, seeded) -> Path:
     """A private copy of the seeded folder (tests delete versions), used as the model folder."""
     path = tmp_path / "linear_model"
     shutil.copytree(seeded, path)
-    monkeypatch.setattr(config, "MODEL_BASE_PATH", path)
+    monkeypatch.setenv("MODEL_BASE_PATH", str(path))
     return path
 
 
 @pytest.fixture
 def server(monkeypatch):
-    """Make the mocked server answer ``server.answer`` (a status list or a ServingError)."""
+    """Make the mocked server answer ``server.answer`` (a status list or a ClientError)."""
     class Server:
         answer: list | Exception = SERVED
 
     def model_status(self, model, version=None, label=None):
-        assert model == config.MODEL_NAME
+        assert model == "linear_model"
         if isinstance(Server.answer, Exception):
             raise Server.answer
         return Server.answer
@@ -77,7 +78,7 @@ def test_versions_table_joins_disk_versions_with_serving_states(base, server):
 
 
 def test_server_down_is_a_warning_and_disk_versions_stay_listed_as_unknown(base, server):
-    server.answer = ServingError("No model server answers at http://127.0.0.1:8501 (connection refused)",
+    server.answer = ClientError("No model server answers at http://127.0.0.1:8501 (connection refused)",
                                  url="http://127.0.0.1:8501/v1/models/linear_model", hint="Start it.")
     at = open_page()
     assert "Serving states are unknown" in at.warning[0].value and "connection refused" in at.warning[0].value
@@ -153,7 +154,7 @@ def test_run_history_lists_every_run_including_cancelled_and_failed(base, server
 def test_an_empty_folder_explains_itself_and_seeds_demo_data(tmp_path, monkeypatch, server):
     server.answer = NO_VERSIONS
     base = tmp_path / "linear_model"
-    monkeypatch.setattr(config, "MODEL_BASE_PATH", base)
+    monkeypatch.setenv("MODEL_BASE_PATH", str(base))
     at = open_page()
     assert "There are no versions under" in at.info[0].value
     assert at.button(key="models_seed_demo").label == "Seed demo data"

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pipeline import server_process
-from pipeline.client import PredictResult, ServingClient, ServingError, model_url
+from pipeline.client import local_server as server_process
+from pipeline.client.errors import ClientError
+from pipeline.client.rest import PredictResult, ServingClient
+from pipeline.client.urls import model_url
 
 PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "predict.py")
 BASE = "http://127.0.0.1:8501"
@@ -27,28 +29,29 @@ class FakeServer:
     """Answers like TF Serving for a linear model per version; records every predict call."""
 
     def __init__(self) -> None:
-        self.down: ServingError | None = None
+        self.down: ClientError | None = None
         self.no_versions = False
         self.calls: list[dict[str, Any]] = []
+        self.weights = dict(WEIGHTS)
 
     def _check(self, url: str) -> None:
         if self.down:
             raise self.down
         if self.no_versions:
-            raise ServingError("Could not find any versions of model linear_model", url=url, status_code=404,
+            raise ClientError("Could not find any versions of model linear_model", url=url, status_code=404,
                                hint="Train and export one on the Train page.")
 
     def model_status(self, client: ServingClient, model: str, version=None, label=None) -> list[dict]:
         self._check(model_url(BASE, model))
         return [{"version": str(v), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-                for v in sorted(WEIGHTS, reverse=True)]
+                for v in sorted(self.weights, reverse=True)]
 
     def metadata(self, client: ServingClient, model: str, version=None, label=None) -> dict:
         self._check(model_url(BASE, model, version, label, metadata=True))
         if label == "nope":
-            raise ServingError("Unrecognized servable version label: nope", url=BASE, status_code=400,
+            raise ClientError("Unrecognized servable version label: nope", url=BASE, status_code=400,
                                hint="No such label.")
-        served = version or (3 if label in (None, "stable") else 2)
+        served = version or (max(self.weights) if label in (None, "stable") else 2)
         return {"model_spec": {"name": model, "version": str(served)},
                 "metadata": {"signature_def": {"signature_def": SIGNATURES}}}
 
@@ -58,7 +61,7 @@ class FakeServer:
         self._check(url)
         self.calls.append({"instances": instances, "inputs": inputs, "version": version, "label": label,
                            "signature_name": signature_name})
-        (w1, w2), b = WEIGHTS[version or 3]
+        (w1, w2), b = self.weights[version or max(self.weights)]
         rows = instances if instances is not None else inputs
         values = [[w1 * x1 + w2 * x2 + b] for x1, x2 in rows]
         request = {"signature_name": signature_name} if signature_name else {}
@@ -66,12 +69,19 @@ class FakeServer:
         response = {"predictions": values} if instances is not None else {"outputs": values}
         return PredictResult(url=url, request=request, response=response, status_code=200, latency_s=0.0123)
 
+    def predict_body(self, client: ServingClient, model: str, body: dict, *, version=None,
+                     label=None) -> PredictResult:
+        return self.predict(client, model, instances=body.get("instances"), inputs=body.get("inputs"),
+                            version=version, label=label, signature_name=body.get("signature_name"))
+
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeServer:
     server = FakeServer()
-    monkeypatch.setattr(server_process, "RUN_DIR", tmp_path)  # no embedded server recorded
-    for name in ("model_status", "metadata", "predict"):
+    monkeypatch.setenv("SERVING_RUN_DIR", str(tmp_path))  # no embedded server recorded
+    monkeypatch.setenv("MODELS_DIR", str(tmp_path / "models"))  # the request history lives here
+    monkeypatch.setenv("MODEL_BASE_PATH", str(tmp_path / "models" / "linear_model"))
+    for name in ("model_status", "metadata", "predict", "predict_body"):
         method = getattr(server, name)
         monkeypatch.setattr(ServingClient, name, lambda client, *a, _m=method, **k: _m(client, *a, **k))
     return server
@@ -87,8 +97,9 @@ def texts(elements) -> list[str]:
     return [e.value for e in elements]
 
 
-def result_table(at: AppTest):
-    return at.dataframe[-1].value
+def result_table(at: AppTest, column: str = "predicted"):
+    """The page's table holding ``column`` (the result or the comparison, not the history)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
 
 
 def test_tutorial_rows_predicted_next_to_truth(fake: FakeServer) -> None:
@@ -138,7 +149,7 @@ def test_label_target(fake: FakeServer) -> None:
 
 
 def test_server_down_shows_what_to_do(fake: FakeServer) -> None:
-    fake.down = ServingError("No model server answers at http://127.0.0.1:8501 (connection refused)",
+    fake.down = ClientError("No model server answers at http://127.0.0.1:8501 (connection refused)",
                              url=BASE, hint="Start it on the Serving page.")
     at = run_page()
     (error,) = texts(at.error)  # said once, not once per question asked of the server
@@ -199,7 +210,7 @@ def test_compare_two_versions(fake: FakeServer) -> None:
     assert at.selectbox(key="compare_a").value == 2 and at.selectbox(key="compare_b").value == 3
     at.button(key="predict_compare_send").click().run()
     assert not at.exception
-    table = result_table(at)
+    table = result_table(at, "version 2")
     assert table["version 2"].tolist() == [1.5, 2.5] and table["version 3"].tolist() == [3.0, 6.0]
     assert table["version 3 − version 2"].tolist() == [1.5, 3.5]
     assert [c["version"] for c in fake.calls] == [2, 3]
@@ -208,10 +219,142 @@ def test_compare_two_versions(fake: FakeServer) -> None:
 
 def test_embedded_server_still_starting_is_not_an_error(fake: FakeServer, monkeypatch: pytest.MonkeyPatch,
                                                          tmp_path: Path) -> None:
-    fake.down = ServingError("No model server answers at http://127.0.0.1:8501 (connection refused)",
+    fake.down = ClientError("No model server answers at http://127.0.0.1:8501 (connection refused)",
                              url=BASE, hint="Start it on the Serving page.")
     starting = server_process.ServerStatus(running=True, log_path=tmp_path / "serving.log", pid=42, port=8501)
     monkeypatch.setattr(server_process, "status", lambda run_dir=None: starting)
     at = run_page()
     assert not at.error
     assert any("embedded server (pid 42) is starting" in i for i in texts(at.info))
+
+
+def test_ten_thousand_rows_are_sampled_collapsed_and_downloadable(fake: FakeServer) -> None:
+    """Item 2: 10,000 rows plot 2,000 points (said so), the JSON is a preview plus downloads, and
+    the curl/Python snippets read the body from a file instead of holding it."""
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    rows = np.round(np.random.default_rng(1).uniform(-10, 10, size=(10_000, 2)), 3)
+    at.session_state["predict_rows"] = pd.DataFrame(rows, columns=["x1", "x2"])
+    at.run()
+    assert not at.exception and not at.error
+    started = time.perf_counter()
+    at.button(key="predict_send").click().run()
+    seconds = time.perf_counter() - started
+    print(f"\nSend with 10,000 rows to a settled page (AppTest, fake server): {seconds:.2f} s")
+    assert not at.exception
+    assert len(result_table(at)) == 10_000
+    assert any("Charts show 2,000 of 10,000 points" in c for c in texts(at.caption))
+    request_preview = texts(at.code)[0]
+    assert request_preview.startswith("// first 20 of 10,000 rows")
+    assert max(len(c) for c in texts(at.code)) < 5_000  # no whole body on the page
+    assert "-d @request.json" in texts(at.code)[2]
+    downloads = at.get("download_button")
+    assert len(downloads) == 2
+    assert any("Up to 50,000 rows" in c and "pipeline.batch" in c for c in texts(at.caption))
+
+
+def test_csv_beyond_the_limit_points_to_batch_scoring(fake: FakeServer) -> None:
+    at = run_page()
+    big = b"x1,x2\n" + b"1,2\n" * 50_001
+    at.file_uploader(key="predict_csv").upload("big.csv", big, "text/csv").run()
+    assert any("50,001 rows" in e and "python -m pipeline.batch" in e for e in texts(at.error))
+    assert at.button(key="predict_send").disabled
+    assert fake.calls == []
+
+
+def test_reset_clears_the_answer_of_the_dropped_rows(fake: FakeServer) -> None:
+    at = run_page()
+    at.number_input(key="predict_random_count").set_value(50)
+    at.button(key="predict_add_random").click().run()
+    at.button(key="predict_send").click().run()
+    assert len(result_table(at)) == 52
+    at.button(key="predict_reset").click().run()
+    assert len(at.data_editor[0].value) == 2
+    assert not any("predicted" in d.value.columns for d in at.dataframe)  # no 52-row answer under 2 rows
+    assert not any("Answered by" in c for c in texts(at.caption))
+
+
+def test_answer_is_marked_stale_when_rows_change(fake: FakeServer) -> None:
+    at = run_page()
+    at.button(key="predict_send").click().run()
+    assert not at.warning
+    edits = {"edited_rows": {0: {"x1": 4.0}}, "added_rows": [], "deleted_rows": []}
+    at.session_state["predict_editor"] = edits
+    at.run()
+    assert any("stale" in w and "rows or options changed" in w for w in texts(at.warning))
+
+
+def test_answer_of_a_deleted_version_is_marked_stale(fake: FakeServer) -> None:
+    at = run_page()
+    at.selectbox(key="predict_target").set_value(2)
+    at.button(key="predict_send").click().run()
+    del fake.weights[2]
+    at.run()
+    assert any("version 2 is no longer AVAILABLE" in w for w in texts(at.warning))
+
+
+def test_nan_answer_is_called_out(fake: FakeServer) -> None:
+    fake.weights[4] = ((float("nan"), float("nan")), float("nan"))
+    at = run_page()
+    at.button(key="predict_send").click().run()
+    assert not at.exception
+    assert any("NaN or infinity for 2 of 2 rows" in e and "version 4" in e for e in texts(at.error))
+
+
+def test_unknown_label_is_one_error_and_blocks_send(fake: FakeServer) -> None:
+    at = run_page()
+    at.selectbox(key="predict_target").set_value("label").run()
+    at.text_input(key="predict_label").set_value("nope").run()
+    assert sum("Unrecognized servable version label" in e for e in texts(at.error)) == 1
+    assert at.button(key="predict_send").disabled
+
+
+def test_half_filled_new_row_is_named_not_dropped(fake: FakeServer) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state["predict_editor"] = {"edited_rows": {}, "added_rows": [{"x1": 4.0}], "deleted_rows": []}
+    at.run()
+    assert any("Row 3, column x2 is empty" in e for e in texts(at.error))
+    assert at.button(key="predict_send").disabled
+    # A `required` column makes the browser drop a half-filled row without a word.
+    assert '"required": true' not in at.data_editor[0].proto.columns.replace("'", '"').lower()
+
+
+def test_compare_hint_when_the_server_already_keeps_two(fake: FakeServer, tmp_path: Path) -> None:
+    del fake.weights[2]
+    (tmp_path / "models" / "linear_model" / "3").mkdir(parents=True)
+    at = run_page()
+    (hint,) = [i for i in texts(at.info) if "Comparing needs" in i]
+    assert "one version on disk" in hint and "train another" in hint
+    assert "set 'Versions kept loaded' to 2" not in hint
+
+
+def test_requests_are_kept_replayed_and_shared(fake: FakeServer, tmp_path: Path) -> None:
+    at = run_page()
+    at.selectbox(key="predict_target").set_value(2)
+    at.button(key="predict_send").click().run()
+    history_file = tmp_path / "models" / "linear_model" / ".history" / "requests.jsonl"
+    (entry,) = [json.loads(line) for line in history_file.read_text().splitlines()]
+    assert entry["version"] == 2 and entry["rows"] == 2 and entry["latency_ms"] == 12.3
+    assert entry["response"] == {"predictions": [[1.5], [2.5]]}
+    assert at.query_params["version"] in ("2", ["2"]) and at.query_params["rows"] in ("1,2;5,7", ["1,2;5,7"])
+    table = next(d.value for d in at.dataframe if "transport" in d.value.columns)
+    assert table[["transport", "target", "version", "rows", "outcome"]].values.tolist() == [
+        ["REST", "version 2", 2, 2, "OK"]]
+    assert any("?version=2&rows=1,2;5,7" in c for c in texts(at.code))
+    at.button(key="history_replay").click().run()
+    assert any("Replayed in" in s and "the same answer as before" in s for s in texts(at.success))
+    assert len(history_file.read_text().splitlines()) == 2
+    assert [c["version"] for c in fake.calls] == [2, 2]
+
+
+def test_shared_link_sets_rows_and_version(fake: FakeServer) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params["rows"] = "0,0;10,-10"
+    at.query_params["version"] = "2"
+    at.run()
+    assert at.data_editor[0].value.values.tolist() == [[0.0, 0.0], [10.0, -10.0]]
+    assert at.selectbox(key="predict_target").value == 2

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pipeline import server_process
-from pipeline.client import ServingClient, ServingError
+from pipeline.client import local_server as server_process
+from pipeline.client.errors import ClientError
+from pipeline.client.rest import ServingClient
 
 PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "serving.py")
 OK = {"error_code": "OK", "error_message": ""}
@@ -30,10 +31,12 @@ class FakeServer:
     """What the mocked ServingClient answers; a test changes the fields to stage a situation."""
 
     def __init__(self) -> None:
-        self.down: ServingError | None = None
-        self.status_error: ServingError | None = None
+        self.down: ClientError | None = None
+        self.status_error: ClientError | None = None
         self.statuses: list[dict[str, Any]] = STATUSES
         self.urls: list[str] = []
+        self.metrics: list[str] = []
+        """Exposition texts answered one per scrape (the last one repeats)."""
 
     def ping(self, client: ServingClient) -> float:
         self.urls.append(client.base_url)
@@ -51,19 +54,28 @@ class FakeServer:
     def metadata(self, client: ServingClient, model: str, version=None, label=None) -> dict:
         return METADATA
 
+    def metrics_text(self, client: ServingClient, path: str = "") -> str:
+        if not self.metrics:
+            raise ClientError("The server exports no Prometheus metrics here", url=client.base_url,
+                              status_code=404)
+        return self.metrics.pop(0) if len(self.metrics) > 1 else self.metrics[0]
+
+    def is_streamlit(self, client: ServingClient) -> bool:
+        return False
+
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeServer:
     server = FakeServer()
-    for name in ("ping", "model_status", "metadata"):
+    for name in ("ping", "model_status", "metadata", "metrics_text", "is_streamlit"):
         method = getattr(server, name)
         monkeypatch.setattr(ServingClient, name, lambda client, *a, _m=method, **k: _m(client, *a, **k))
-    monkeypatch.setattr(server_process, "RUN_DIR", tmp_path)
+    monkeypatch.setenv("SERVING_RUN_DIR", str(tmp_path))
     return server
 
 
-def refused(url: str = "http://127.0.0.1:8501") -> ServingError:
-    return ServingError(f"No model server answers at {url} (connection refused)", url=url + "/v1/models",
+def refused(url: str = "http://127.0.0.1:8501") -> ClientError:
+    return ClientError(f"No model server answers at {url} (connection refused)", url=url + "/v1/models",
                         hint="Start it on the Serving page or run `python -m pipeline.serving ...`.")
 
 
@@ -97,18 +109,18 @@ def test_server_down_is_a_readable_error(fake: FakeServer) -> None:
     assert any("down" in m for m in texts(at.markdown))
     (error,) = texts(at.error)
     assert "No model server answers at http://127.0.0.1:8501" in error
-    assert "Start it on the Serving page" in error
+    assert "Start it with Start below" in error  # on the Serving page itself, not "on the Serving page"
     assert at.button(key="serving_start").disabled is False  # local URL, nothing running: can start
 
 
 def test_timeout_is_a_readable_error(fake: FakeServer) -> None:
-    fake.down = ServingError("No answer within 5 s", url="http://127.0.0.1:8501/v1/models", hint="Try again.")
+    fake.down = ClientError("No answer within 5 s", url="http://127.0.0.1:8501/v1/models", hint="Try again.")
     at = run_page()
     assert any("No answer within 5 s" in e for e in texts(at.error))
 
 
 def test_no_versions_is_a_warning_that_says_to_train(fake: FakeServer) -> None:
-    fake.status_error = ServingError("Could not find any versions of model linear_model", status_code=404,
+    fake.status_error = ClientError("Could not find any versions of model linear_model", status_code=404,
                                      url="http://127.0.0.1:8501/v1/models/linear_model",
                                      hint="train and export one on the Train page")
     at = run_page()
@@ -163,7 +175,9 @@ def test_start_and_stop_the_embedded_server(fake: FakeServer, monkeypatch: pytes
     (_, port, host, settings) = calls[0]
     assert (port, host) == (8765, "127.0.0.1")
     assert settings["loaded_versions"] == 3 and settings["model_name"] == "linear_model"
-    assert any("Starting" in s for s in texts(at.success))
+    assert any("Started the embedded server" in s for s in texts(at.success))
+    at.run()  # the next poll: the note is not repeated, the badge tells the state
+    assert not any("Started" in s for s in texts(at.success))
 
 
 def test_log_tail_is_shown(fake: FakeServer, tmp_path: Path) -> None:
@@ -190,3 +204,83 @@ def test_embedded_server_starting(fake: FakeServer, monkeypatch: pytest.MonkeyPa
     assert any("starting" in m for m in texts(at.markdown))
     assert any("(pid 42) is starting" in i for i in texts(at.info)) and not at.error
     assert at.button(key="serving_start").disabled and not at.button(key="serving_stop").disabled
+
+
+def exposition(ok: int, errors: int, fast: int) -> str:
+    """Our server's metrics text: ``ok`` + ``errors`` predict requests, ``fast`` of them under 5 ms."""
+    total = ok + errors
+    latency, count = "tensorflow_serving_request_latency_seconds", "tensorflow_serving_request_count_total"
+    labels = 'API="predict",entrypoint="REST",model_name="linear_model"'
+    return "\n".join([
+        f"# TYPE {count} counter",
+        f'{count}{{model_name="linear_model",status="OK"}} {ok}.0',
+        f'{count}{{model_name="linear_model",status="INVALID_ARGUMENT"}} {errors}.0',
+        f"# TYPE {latency} histogram",
+        f'{latency}_bucket{{{labels},le="0.005"}} {fast}.0',
+        f'{latency}_bucket{{{labels},le="0.05"}} {total}.0',
+        f'{latency}_bucket{{{labels},le="+Inf"}} {total}.0',
+        f"{latency}_count{{{labels}}} {total}.0",
+        f"{latency}_sum{{{labels}}} 0.1", ""])
+
+
+def test_traffic_is_charted_from_prometheus_metrics(fake: FakeServer) -> None:
+    fake.metrics = [exposition(10, 0, 10), exposition(30, 5, 20)]
+    at = run_page()
+    assert [m.value for m in at.metric][:2] == ["10", "0"]
+    at.run()  # the next poll adds a reading: rates and percentiles over the interval
+    assert [m.value for m in at.metric][:2] == ["35", "5"]
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 2
+    assert not any("# TYPE" in c for c in texts(at.code))  # no raw exposition text on the page
+
+
+def test_missing_metrics_are_explained(fake: FakeServer) -> None:
+    at = run_page()
+    assert any("No metrics: The server exports no Prometheus metrics" in c for c in texts(at.caption))
+
+
+def test_both_endpoints_are_shown(fake: FakeServer) -> None:
+    at = run_page()
+    captions = texts(at.caption)
+    assert any("REST `http://127.0.0.1:8501`" in c and "gRPC `127.0.0.1:8500`" in c for c in captions)
+
+
+def test_not_a_url_is_refused(fake: FakeServer) -> None:
+    at = run_page()
+    at.text_input(key="serving_url_input").set_value("not a url").run()
+    assert any("'not a url' is not a server URL" in e for e in texts(at.error))
+    assert "serving_url" not in at.session_state  # the default URL is kept
+
+
+def test_url_of_the_dashboard_itself_is_not_a_healthy_server(fake: FakeServer,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit import config
+
+    monkeypatch.setattr(ServingClient, "is_streamlit", lambda client: True)
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state["serving_url"] = f"http://127.0.0.1:{config.get_option('server.port')}"
+    at.run()
+    assert any("not a model server" in m for m in texts(at.markdown))
+    assert not any("up ·" in m for m in texts(at.markdown))
+    assert any("is this dashboard, not a model server" in e for e in texts(at.error))
+
+
+def test_after_a_deliberate_stop_the_page_says_stopped_not_an_error(
+        fake: FakeServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    running = server_process.ServerStatus(running=True, log_path=tmp_path / "serving.log", pid=42, port=8501,
+                                          host="127.0.0.1")
+    state = {"status": running}
+    monkeypatch.setattr(server_process, "status", lambda run_dir=None: state["status"])
+
+    def stop(**kw) -> bool:
+        state["status"] = server_process.ServerStatus(running=False, log_path=tmp_path / "serving.log")
+        fake.down = refused()
+        return True
+
+    monkeypatch.setattr(server_process, "stop", stop)
+    at = run_page()
+    at.button(key="serving_stop").click().run()
+    assert not at.error
+    assert any("stopped" in m for m in texts(at.markdown))
+    assert any("You stopped the embedded server" in i for i in texts(at.info))
+    assert at.button(key="serving_start").disabled is False

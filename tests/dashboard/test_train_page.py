@@ -7,13 +7,14 @@ timer would.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pipeline import config, registry, runs
+from pipeline.store import records as runs
+from pipeline.store import versions as registry
+from tests.support.net import wait_for
 
 PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "train.py")
 
@@ -21,7 +22,7 @@ PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "train.
 @pytest.fixture
 def base(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "linear_model"
-    monkeypatch.setattr(config, "MODEL_BASE_PATH", path)
+    monkeypatch.setenv("MODEL_BASE_PATH", str(path))
     return path
 
 
@@ -43,14 +44,15 @@ def fill(at: AppTest, samples=200, epochs=20, batch="8", export=True, lr=None) -
 
 def run_until(at: AppTest, done, timeout_s: float = 90.0) -> AppTest:
     """Rerun the page (as the fragment timer does) until ``done(at)`` holds."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def reached() -> bool:
         at.run()
         assert not at.exception, at.exception
-        if done(at):
-            return at
-        time.sleep(0.2)
-    raise AssertionError("the page never reached the expected state")
+        return bool(done(at))
+
+    reached.__name__ = "the page reaching the expected state"
+    wait_for(reached, timeout_s, interval=0.2)
+    return at
 
 
 def finished(at: AppTest) -> bool:
@@ -70,9 +72,11 @@ def test_a_run_trains_shows_learned_vs_true_vs_ols_and_exports_a_version(base):
     at.button(key="train_submit").click().run()
     run_until(at, finished)
 
-    assert "trained 20/20 epochs" in at.success[0].value and "exported as version 1" in at.success[0].value
+    banner = at.success[0].value
+    assert "trained 20/20 epochs" in banner and "exported as version 1" in banner
+    assert " end to end" in banner and "passed the quality gate: max |learned − OLS|" in banner
     table = weights_table(at)
-    assert list(table.index) == ["w[0]", "w[1]", "b"]
+    assert list(table.index) == ["w1", "w2", "b"]
     assert (table["learned − OLS"].abs() < 0.01).all()  # converged to the best fit of this sample
     assert (table["learned − true"].abs() < 0.3).all()  # which is near the truth at 200 noisy rows
     assert list(table["true"]) == [2.0, -1.0, 3.0]
@@ -116,12 +120,21 @@ def test_live_progress_and_cancel_stop_the_run_and_record_it(base):
     # long enough to cancel by hand (~1 min), short enough that a failed test leaves no long orphan
     at = fill(open_page(), samples=2_000, epochs=300, batch="8")
     at.button(key="train_submit").click().run()
-    run_until(at, lambda at: any(m.label == "w[0]" for m in at.metric) and at.get("plotly_chart"))
+    run_until(at, lambda at: any(m.label == "w1" for m in at.metric) and at.get("plotly_chart")
+              and "left" in at.get("progress")[0].proto.text)
     progress_text = at.get("progress")[0].proto.text
     assert progress_text.startswith("Epoch ") and "/300 · loss" in progress_text
-    w0 = next(m for m in at.metric if m.label == "w[0]")
+    assert "elapsed · about" in progress_text and progress_text.endswith(" left")  # an ETA
+    w0 = next(m for m in at.metric if m.label == "w1")
     assert "from true 2" in w0.proto.delta
-    assert at.button(key="train_submit").disabled  # one run at a time per session
+    assert at.button(key="train_submit").disabled  # one run at a time per model folder
+
+    # a second tab (a new session, no run in its URL) sees the same run and its settings
+    other = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert other.button(key="train_submit").disabled
+    assert other.number_input(key="train_samples").value == 2_000
+    assert other.text_input(key="train_batch").value == "8"
+    assert other.get("progress") and other.query_params["run"] == at.query_params["run"]
 
     at.button(key="train_cancel").click().run()
     run_until(at, finished, timeout_s=30)
@@ -160,7 +173,7 @@ def test_a_bad_batch_size_is_refused_with_an_error_and_nothing_starts(base, batc
 def test_a_model_folder_that_cannot_be_written_is_an_error_not_a_crash(tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the model folder should be")
-    monkeypatch.setattr(config, "MODEL_BASE_PATH", blocker)
+    monkeypatch.setenv("MODEL_BASE_PATH", str(blocker))
     at = fill(open_page())
     at.button(key="train_submit").click().run()
     assert "Cannot start this run" in at.error[0].value and "is a file, not a directory" in at.error[0].value
@@ -171,3 +184,89 @@ def test_an_unknown_run_in_the_url_is_explained(base):
     at.query_params["run"] = "20990101T000000-ffffff"
     at.run()
     assert "is not recorded under this model folder" in at.info[0].value
+
+
+def test_a_run_started_before_a_dashboard_restart_can_still_be_cancelled(base):
+    """The run's process was started by an earlier dashboard process (here: directly, so this
+    page's in-memory registry has never seen it); its pid file lets the page cancel it."""
+    from pipeline.runs.process import TrainingProcess
+    from pipeline.training.fit import TrainConfig
+
+    job = TrainingProcess(TrainConfig(samples=2_000, epochs=300, batch_size=8), base).start()
+    try:
+        wait_for(lambda: ((runs.load_run(base, job.run_id) or {}).get("history") or []) != [], 120)
+        at = AppTest.from_file(PAGE, default_timeout=60)
+        at.query_params["run"] = job.run_id
+        at.run()
+        assert not at.exception, at.exception
+        at.button(key="train_cancel").click().run()
+        run_until(at, finished, timeout_s=60)
+        assert "was cancelled after" in at.warning[0].value
+        assert runs.load_run(base, job.run_id)["status"] == "cancelled"
+        assert registry.list_versions(base) == []
+    finally:
+        if job.running:
+            job.cancel()
+            job.join(60)
+
+
+def test_a_diverged_run_is_a_red_failure_and_is_not_exported(base):
+    """sgd at learning rate 10 for 5 epochs (the issue's case): NaN, never a green banner."""
+    at = fill(open_page(), samples=800, epochs=5, batch="auto", lr=10.0)
+    at.selectbox(key="train_optimizer").set_value("sgd")
+    at.button(key="train_submit").click().run()
+    run_until(at, finished)
+    assert not at.success
+    assert "failed: Training diverged" in at.error[0].value and "Nothing was exported" in at.error[0].value
+    assert registry.list_versions(base) == []
+    assert not {"train_export_now", "train_export_anyway"} & {b.key for b in at.button}
+    assert runs.list_runs(base)[0]["status"] == "failed"
+
+
+def test_a_run_far_from_the_optimum_is_amber_and_exported_only_when_asked(base):
+    """10 samples (the issue's case): about 1.3 from least squares, which is not exported by itself."""
+    at = fill(open_page(), samples=10, epochs=100, batch="auto")
+    at.button(key="train_submit").click().run()
+    run_until(at, finished)
+    assert not at.success and not at.error
+    warning = at.warning[0].value
+    assert "the quality gate warns: Far from the least-squares optimum" in warning
+    assert "max |learned − OLS| = 1." in warning and "It was not exported" in warning
+    assert registry.list_versions(base) == []
+    assert "train_export_now" not in [b.key for b in at.button]
+    export = at.button(key="train_export_anyway")
+    assert export.label == "Export anyway as version 1"
+    export.click().run()
+    assert at.success[0].value.endswith("as version 1.")
+    assert [v.version for v in registry.list_versions(base)] == [1]
+    assert "exported anyway as version 1" in at.warning[0].value
+
+
+def test_samples_1_says_why_nothing_starts(base):
+    at = fill(open_page(), samples=1)
+    at.button(key="train_submit").click().run()
+    assert "samples must be between 2 and 10,000,000, got 1" in at.error[0].value
+    assert runs.list_runs(base) == [] and not at.get("progress")
+
+
+def test_number_fields_show_the_exact_value_they_use(base):
+    at = open_page()
+    for key in ("train_noise", "train_lr", "train_w0", "train_w1", "train_b"):
+        assert at.number_input(key=key).proto.format == "%g", key  # 0.004 shows 0.004, not 0.00
+    at = fill(at, samples=300, epochs=2)
+    at.number_input(key="train_noise").set_value(0.004)
+    at.button(key="train_submit").click().run()
+    run_until(at, finished)
+    assert runs.list_runs(base)[0]["config"]["noise"] == 0.004
+
+
+def test_a_version_number_is_never_reused_after_a_delete(base):
+    at = fill(open_page())
+    at.button(key="train_submit").click().run()
+    run_until(at, finished)
+    registry.delete_version(base, 1)
+    at.button(key="train_submit").click().run()
+    run_until(at, lambda at: finished(at) and "version 2" in at.success[0].value)
+    assert [v.version for v in registry.list_versions(base)] == [2]
+    recent = next(df.value for df in at.dataframe if "version note" in df.value.columns)
+    assert sorted(recent["version note"]) == ["deleted", "on disk"]

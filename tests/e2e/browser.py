@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import requests
+
+from tests.support.net import free_port, wait_for
+
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "IDLE", "ROOT", "SCREENSHOTS_ENV", "free_port", "wait_http",
+           "wait_idle"]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -17,27 +20,25 @@ CHROMIUM_ARGS = [
     "--disable-sync", "--no-first-run", "--disable-quic",
 ]
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+SCREENSHOTS_ENV = "SCREENSHOTS_DIR"
+"""Where the story's screenshots go: `make screenshots` sets it to docs/screenshots/; a plain test
+run leaves it unset and they go to a temporary folder, so testing never changes the checkout."""
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout_s: float = 90.0) -> None:
     """Wait until ``url`` answers any HTTP status; fail fast if ``proc`` died."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
         try:
             requests.get(url, timeout=1)
-            return
         except requests.RequestException:
-            time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
+            return False
+        return True
+
+    answers.__name__ = f"{url} answers"
+    wait_for(answers, timeout_s, interval=0.2)
 
 
 def wait_idle(page, timeout_ms: int = 60_000) -> None:

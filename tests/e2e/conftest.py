@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, wait_http
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, SCREENSHOTS_ENV, free_port, wait_http
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -65,6 +65,7 @@ def dashboard_url(model_server: str, models_dir: Path, tmp_path_factory) -> Iter
     log = (tmp_path_factory.mktemp("logs") / "streamlit.log").open("w")
     env = {**os.environ, "SERVING_URL": model_server, "MODELS_DIR": str(models_dir),
            "MODEL_BASE_PATH": str(models_dir / "linear_model"), "AUTOSTART_SERVER": "0",
+           "SERVING_RUN_DIR": str(tmp_path_factory.mktemp("run")),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", f"--server.port={port}",
@@ -77,6 +78,14 @@ def dashboard_url(model_server: str, models_dir: Path, tmp_path_factory) -> Iter
         yield url
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory) -> Path:
+    """The folder screenshots are written to: `$SCREENSHOTS_DIR` (`make screenshots`), else a
+    temporary folder."""
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    return Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture(scope="module")

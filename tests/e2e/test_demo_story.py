@@ -1,33 +1,37 @@
 """The demo path in real Chromium against a real ``streamlit run`` and a real model server.
 
 train -> the version appears AVAILABLE -> predict the tutorial's rows [1, 2] and [5, 7] ->
-predictions near [3, 6] are shown and plotted. Each page is screenshotted into
-``docs/screenshots/`` for the README.
+predictions near [3, 6] are shown and plotted. Each page is screenshotted (into a temporary folder;
+``make screenshots`` writes them to ``docs/screenshots/`` for the README).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.e2e.browser import SCREENSHOTS, wait_idle
+from tests.e2e.browser import ROOT, wait_idle
+
+README_SHOTS = ROOT / "docs" / "screenshots"
 
 pytestmark = pytest.mark.e2e
 
 
-def shoot(page, name: str, height: int = 2200) -> None:
-    """Screenshot the whole page: Streamlit scrolls inside its own container, so the
-    viewport is made tall enough for the page instead of using ``full_page``."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def shoot(page, folder: Path, name: str, height: int = 2200) -> Path:
+    """Screenshot the whole page into ``folder/<name>.png``: Streamlit scrolls inside its own
+    container, so the viewport is made tall enough for the page instead of using ``full_page``."""
+    folder.mkdir(parents=True, exist_ok=True)
     size = page.viewport_size
     page.set_viewport_size({"width": size["width"], "height": height})
     wait_idle(page)
     page.wait_for_timeout(500)  # let Plotly finish drawing after the resize
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    page.screenshot(path=str(folder / f"{name}.png"))
     page.set_viewport_size(size)
+    return folder / f"{name}.png"
 
 
 def open_page(page, dashboard_url: str, path: str) -> None:
@@ -35,7 +39,12 @@ def open_page(page, dashboard_url: str, path: str) -> None:
     wait_idle(page)
 
 
-def test_train_serve_predict_story(page, dashboard_url, model_server):
+def _stamps(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.png")}
+
+
+def test_train_serve_predict_story(page, dashboard_url, model_server, screenshots):
+    readme_before = _stamps(README_SHOTS)
     # Train: the default form (800 samples, 100 epochs) trains and exports version 1.
     open_page(page, dashboard_url, "")
     assert page.get_by_role("heading", name="Train").first.is_visible()
@@ -44,7 +53,7 @@ def test_train_serve_predict_story(page, dashboard_url, model_server):
     wait_idle(page)
     page.locator(".st-key-result_planes .js-plotly-plot").wait_for()
     page.locator(".st-key-result_bars .js-plotly-plot").wait_for()
-    shoot(page, "train", 2800)
+    shoot(page, screenshots, "train", 2800)
 
     # The model server picks the new version up by itself.
     status = requests.get(f"{model_server}/v1/models/linear_model", timeout=5).json()
@@ -54,13 +63,13 @@ def test_train_serve_predict_story(page, dashboard_url, model_server):
     open_page(page, dashboard_url, "models")
     # Dataframes draw on a canvas; their cells are mirrored in a hidden accessible grid.
     page.locator("[role=gridcell]", has_text="AVAILABLE").first.wait_for(state="attached", timeout=30_000)
-    shoot(page, "models")
+    shoot(page, screenshots, "models")
 
     # Serving: healthy, version 1 AVAILABLE and its signature shown.
     open_page(page, dashboard_url, "serving")
     page.get_by_text("Signatures of version 1").wait_for(timeout=30_000)
     assert page.get_by_text(re.compile(r"up · \d+ ms")).first.is_visible()
-    shoot(page, "serving")
+    shoot(page, screenshots, "serving")
 
     # Predict: the tutorial's rows come back near [3, 6], in the table and the charts.
     open_page(page, dashboard_url, "predict")
@@ -74,4 +83,7 @@ def test_train_serve_predict_story(page, dashboard_url, model_server):
     predictions = [row[0] for row in json.loads(response_text)["predictions"]]
     assert predictions == pytest.approx([3.0, 6.0], abs=0.3)
     page.get_by_role("tab", name="Request").click()
-    shoot(page, "predict")
+    shoot(page, screenshots, "predict")
+    assert sorted(_stamps(screenshots)) == ["models.png", "predict.png", "serving.png", "train.png"]
+    if screenshots.resolve() != README_SHOTS.resolve():  # a test run leaves the checkout as it was
+        assert _stamps(README_SHOTS) == readme_before

@@ -8,11 +8,8 @@ their own servers with `start_server` from tests/server/harness.py.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.server.harness import REPO, Server, install_version, ok_json, start_server, wait_for
+from tests.server.harness import Server, install_version, ok_json, start_server, wait_for
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -43,8 +40,8 @@ def linear_model(bias: float, weights: tuple[float, float] = (1.0, 0.0)):
 
 
 def export_linear(base_path: Path, bias: float, weights: tuple[float, float] = (1.0, 0.0)) -> int:
-    """Export a linear model with `pipeline.registry.export_version`; return its version number."""
-    from pipeline import registry
+    """Export a linear model with `pipeline.store.versions.export_version`; return its version number."""
+    from pipeline.store import versions as registry
 
     return registry.export_version(linear_model(bias, weights), base_path, {"bias": bias}).version
 
@@ -71,13 +68,6 @@ def wait_states(server: Server, expected: dict[int, str], model: str = MODEL,
 def predict(server: Server, rows: list[list[float]], model: str = MODEL, version: int | None = None) -> list:
     path = f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "") + ":predict"
     return ok_json(server.post(path, {"instances": rows}))["predictions"]
-
-
-@functools.cache
-def server_flags() -> str:
-    """`python -m pipeline.serving --help`, to see which flags this checkout has."""
-    return subprocess.run([sys.executable, "-m", "pipeline.serving", "--help"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}).stdout
 
 
 @dataclass(frozen=True)

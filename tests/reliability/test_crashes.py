@@ -50,7 +50,7 @@ def crash_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ser
 EXPORTER = textwrap.dedent("""
     import os, sys, time
     sys.path.insert(0, {repo!r})
-    from pipeline import registry
+    from pipeline.store import versions as registry
     from tests.reliability.conftest import linear_model
     model = linear_model(99.0)
     if {stall!r} == "fsync":  # the SavedModel is complete, not yet renamed into place
@@ -181,10 +181,8 @@ def _serving_page(url: str, monkeypatch: pytest.MonkeyPatch, run_dir: Path):
     """The dashboard's Serving page, run once against `url` (SERVING_URL), as AppTest sees it."""
     from streamlit.testing.v1 import AppTest
 
-    from pipeline import config, server_process
-
-    monkeypatch.setattr(config, "SERVING_URL", url)
-    monkeypatch.setattr(server_process, "RUN_DIR", run_dir)  # no embedded server recorded as "starting"
+    monkeypatch.setenv("SERVING_URL", url)
+    monkeypatch.setenv("SERVING_RUN_DIR", str(run_dir))  # no embedded server recorded as "starting"
     return AppTest.from_file(str(REPO / "dashboard" / "views" / "serving.py"), default_timeout=30).run()
 
 

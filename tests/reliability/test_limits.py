@@ -33,7 +33,8 @@ from tests.reliability.probes import (
     non_loopback_ipv4,
     raw_request,
 )
-from tests.server.harness import REPO, error_of, free_port, ok_json
+from tests.server.harness import REPO, error_of, metric_value, ok_json
+from tests.support.net import free_port, wait_for
 
 PREDICT = f"/v1/models/{MODEL}:predict"
 GOOD = b'{"instances": [[1.0, 2.0]]}'
@@ -75,22 +76,29 @@ def test_timeout_is_504_while_other_requests_are_served(guarded_server: Guarded)
     slow_body = {"signature_name": "slow", "inputs": {"micros": GUARD_TIMEOUT_MS * 1500}}  # 1.5x the limit
     outcome: dict[str, object] = {}
 
+    def pending() -> float:
+        return metric_value(server, "tensorflow_serving_pending_requests")
+
     def slow_call() -> None:
         started = time.monotonic()
-        outcome["response"] = server.post("/v1/models/identity:predict", slow_body)
+        response = server.post("/v1/models/identity:predict", slow_body)
+        outcome["pending_at_answer"] = pending()  # the slow run is still going: the 504 did not wait for it
         outcome["elapsed"] = time.monotonic() - started
+        outcome["response"] = response
 
+    idle = pending()
     thread = threading.Thread(target=slow_call)
     thread.start()
-    time.sleep(0.3)
-    while thread.is_alive():  # the slow run occupies one worker; the others keep answering quickly
-        started = time.monotonic()
+    wait_for(lambda: pending() > idle, 30)  # the server has the slow request now
+    answered = 0
+    while thread.is_alive():  # the slow run occupies one worker; the others keep answering
         assert predict(server, [[1.0, 2.0]]) == [[3.0]]
-        assert time.monotonic() - started < 1.0
-        time.sleep(0.1)
+        answered += 1
     thread.join()
     assert "timed out" in error_of(outcome["response"], 504)
-    assert GUARD_TIMEOUT_MS / 1000 * 0.9 <= outcome["elapsed"] < GUARD_TIMEOUT_MS / 1000 + 1.5
+    assert answered >= 1
+    assert outcome["pending_at_answer"] >= 1
+    assert outcome["elapsed"] >= GUARD_TIMEOUT_MS / 1000 * 0.9  # never before the limit
 
 
 TRAVERSALS = [
@@ -131,7 +139,11 @@ def test_names_and_labels_never_reach_the_filesystem(guarded_server: Guarded) ->
             assert 400 <= answer.status < 500, (target[:120], answer)
             assert answer.headers["content-type"] == "application/json"
             assert isinstance(answer.json()["error"], str)
-        time.sleep(1.5)  # a full poll period: nothing started because of those requests either
+        # Until the server has listed its own base path twice since: a full poll after the requests,
+        # so anything they could have started would show up by now.
+        mark = len(watch.drain())
+        own = (str(root / "models"), MODEL)
+        wait_for(lambda: watch.drain()[mark:].count(own) >= 2, 30)
         events = watch.drain()
     finally:
         watch.close()
@@ -208,10 +220,8 @@ def test_dashboard_shows_hostile_text_as_text(guarded_server: Guarded, monkeypat
     shown, verbatim, only in elements that escape HTML: never st.html, an iframe or unsafe markdown."""
     from streamlit.testing.v1 import AppTest
 
-    from pipeline import config, server_process
-
-    monkeypatch.setattr(config, "SERVING_URL", guarded_server.server.url)
-    monkeypatch.setattr(server_process, "RUN_DIR", tmp_path)
+    monkeypatch.setenv("SERVING_URL", guarded_server.server.url)
+    monkeypatch.setenv("SERVING_RUN_DIR", str(tmp_path))
     at = AppTest.from_file(str(DASHBOARD / "views" / "predict.py"), default_timeout=30).run()
     at.file_uploader(key="predict_csv").upload("rows.csv", f"x1,x2\n1,{MARKER}\n".encode(), "text/csv").run()
     assert any(repr(MARKER) in e.value for e in at.error)  # the cell, quoted in the parse error
@@ -269,25 +279,23 @@ def test_the_embedded_server_stops_when_the_dashboard_exits(tmp_path: Path, temp
     server_pid = None
     try:
         health = f"http://127.0.0.1:{dashboard_port}/_stcore/health"
-        deadline = time.monotonic() + 60
-        while True:
-            assert dashboard.poll() is None and time.monotonic() < deadline, \
-                (tmp_path / "streamlit.log").read_text()
+
+        def dashboard_answers() -> bool:
+            assert dashboard.poll() is None, (tmp_path / "streamlit.log").read_text()
             try:
                 requests.get(health, timeout=1)
-                break
+                return True
             except requests.ConnectionError:
-                time.sleep(0.2)
+                return False
+
+        wait_for(dashboard_answers, 60, interval=0.2)
         assert asyncio.run(_open_session(dashboard_port, server_url, 120)), \
             "the embedded server never answered"
         server_pid = json.loads((tmp_path / "run" / "serving.pid").read_text())["pid"]
         assert ok_json(requests.get(server_url + f"/v1/models/{MODEL}", timeout=10))
         dashboard.send_signal(how)
         dashboard.wait(30)
-        deadline = time.monotonic() + 10
-        while _running(server_pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _running(server_pid), f"the embedded server (pid {server_pid}) outlived the dashboard"
+        wait_for(lambda: not _running(server_pid), 10, interval=0.1)
         with pytest.raises(requests.ConnectionError):
             requests.get(server_url + f"/v1/models/{MODEL}", timeout=2)
     finally:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import registry
-from tests.reliability.conftest import export_linear, server_flags, wait_states
+from pipeline.store import versions as registry
+from tests.reliability.conftest import export_linear, wait_states
 from tests.reliability.load import Outcome, PredictLoad, StatusTimeline, available_windows
-from tests.server.harness import start_server
+from tests.server.harness import BATCHING_MODES, start_server
 
 POLL = 0.2
 MIN_REQUESTS = 5000
@@ -99,16 +99,16 @@ def _check(outcomes: list[Outcome], timeline, exports: list[Export]) -> dict[str
     return {"answered_exports": len(answered)}
 
 
-@pytest.mark.parametrize("batching", [False, True], ids=["batching_off", "batching_on"])
-def test_rollouts_under_load_never_fail_a_request(tmp_path: Path, batching: bool) -> None:
-    if batching and "--enable_batching" not in server_flags():
-        pytest.skip("--enable_batching is not in `python -m pipeline.serving --help` (added concurrently)")
+@pytest.mark.parametrize("batching", BATCHING_MODES)
+def test_rollouts_under_load_never_fail_a_request(tmp_path: Path, batching: str) -> None:
+    """Batching off is `--enable_batching=false` (on is the default); `start_server` checks the
+    server's start-up log for the mode, so both cases really run in the mode they name."""
     base = tmp_path / "linear_model"
     exports = [Export(1, export_linear(base, 1.0), float("-inf"))]
     config = tmp_path / "models.config"
     config.write_text(CONFIG.format(base=base))
     args = [f"--model_config_file={config}", f"--file_system_poll_wait_seconds={POLL}"]
-    server = start_server(args + (["--enable_batching"] if batching else []), tmp_path / "server.log")
+    server = start_server(args, tmp_path / "server.log", batching=batching)
     try:
         wait_states(server, {1: "AVAILABLE"})
         timeline = StatusTimeline(server.port, "linear_model").start()
@@ -124,7 +124,7 @@ def test_rollouts_under_load_never_fail_a_request(tmp_path: Path, batching: bool
     finally:
         server.stop()
     errors = [o for o in outcomes if o.status != 200]
-    print(f"\nrollout (batching {'on' if batching else 'off'}): {len(outcomes)} requests over {THREADS} "
+    print(f"\nrollout ({batching}): {len(outcomes)} requests over {THREADS} "
           f"connections, {len(errors)} errors, {len(samples)} status samples")
     assert len(outcomes) >= MIN_REQUESTS
     figures = _check(outcomes, samples, exports)

@@ -3,6 +3,8 @@
 Each server is `python -m pipeline.serving ...` in a subprocess on a free loopback port, talked to
 with real HTTP (helpers in harness.py). Processes are few and shared: `main_server` (session) serves
 every model whose files never change; test modules that change files on disk start their own.
+`main_server` is parametrized over batching on and off (`--enable_batching=false`), so every test
+using it runs against both modes, and the server itself is asked which mode it is in.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from collections.abc import Iterator
 import pytest
 
 from tests.server.harness import (
+    BATCHING_MODES,
     MAIN_MAX_BODY,
     MAIN_TIMEOUT_MS,
     Models,
     Server,
     install_version,
+    metric_value,
     start_server,
 )
 
@@ -58,8 +62,9 @@ model_config_list {{
 """
 
 
-@pytest.fixture(scope="session")
-def main_server(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="session", params=BATCHING_MODES)
+def main_server(models: Models, tmp_path_factory: pytest.TempPathFactory,
+                request: pytest.FixtureRequest) -> Iterator[Server]:
     """One server for every test that does not change files: TF Serving's handler-test layout
     (half_plus_two 123 + 124 on disk, only 123 aspired, label Version_Label -> 123), policies and
     labels, the docker-test `default` model in `00000123`, identity models; CORS and Prometheus on,
@@ -80,6 +85,12 @@ def main_server(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Ite
         f"--model_config_file={config}", "--rest_api_enable_cors_support", "--enable_prometheus",
         f"--rest_api_max_body_bytes={MAIN_MAX_BODY}", f"--rest_api_timeout_in_ms={MAIN_TIMEOUT_MS}",
         "--file_system_poll_wait_seconds=0",
-    ], root / "server.log")
+    ], root / "server.log", batching=request.param)
+    try:
+        enabled = metric_value(server, "tensorflow_serving_batching_enabled")
+        assert enabled == (1.0 if request.param == "batching_on" else 0.0)
+    except BaseException:
+        server.stop()
+        raise
     yield server
     server.stop()

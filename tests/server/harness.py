@@ -1,45 +1,32 @@
 """Helpers for the server tests: start `python -m pipeline.serving` and talk to it over HTTP.
 
 A `Server` is a real process on a free loopback port; `start_server` returns once the port
-answers. Fixtures that use these live in conftest.py.
+answers, after checking from the server's own log that batching is in the mode the test asked for
+(`BATCHING_MODES` parametrizes fixtures over both). Fixtures that use these live in conftest.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.support.net import free_port, wait_for
+
+__all__ = ["free_port", "wait_for"]  # re-exported for the server and reliability tests
+
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 120.0  # importing TensorFlow and loading models on a busy 2-core machine
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.05) -> object:
-    """Poll `predicate` until it returns something truthy; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 @dataclass
@@ -78,8 +65,25 @@ class Server:
                 self.process.wait(15)
 
 
-def start_server(args: list[str], log_path: Path, port: int | None = None) -> Server:
-    """Start the server with `args` (plus --rest_api_port) and wait until its port answers."""
+BATCHING_MODES = ("batching_on", "batching_off")
+"""Ids of the two batching modes real-server fixtures are parametrized over."""
+BATCHING_ON_LOG = "Batching enabled"
+BATCHING_OFF_LOG = "Batching disabled"
+
+
+def batching_args(mode: str) -> list[str]:
+    """The flags for a batching mode: on is the default, off is `--enable_batching=false`."""
+    assert mode in BATCHING_MODES, mode
+    return [] if mode == "batching_on" else ["--enable_batching=false"]
+
+
+def start_server(args: list[str], log_path: Path, port: int | None = None, batching: str | None = None
+                 ) -> Server:
+    """Start the server with `args` (plus --rest_api_port) and wait until its port answers.
+    With `batching` ("batching_on"/"batching_off") the matching flag is added, and the server's
+    start-up log must say that mode is active."""
+    if batching is not None:
+        args = [*args, *batching_args(batching)]
     port = port or free_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
@@ -99,10 +103,34 @@ def start_server(args: list[str], log_path: Path, port: int | None = None) -> Se
 
     try:
         wait_for(answers, START_TIMEOUT, interval=0.1)
+        if batching is not None:
+            assert batching_mode(server) == batching, server.log()[-2000:]
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def batching_mode(server: Server) -> str:
+    """"batching_on" or "batching_off", as the running server logged it at start-up."""
+    log = server.log()
+    on, off = BATCHING_ON_LOG in log, BATCHING_OFF_LOG in log
+    assert on != off, "the server logged no (or both) batching modes"
+    return "batching_on" if on else "batching_off"
+
+
+def metric_value(server: Server, name: str, path: str = "/monitoring/prometheus/metrics",
+                 **labels: str) -> float:
+    """The value of one Prometheus sample (0.0 if absent) from the server's metrics endpoint."""
+    response = server.get(path)
+    assert response.status_code == 200, response.text
+    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    pattern = re.compile(rf"^{re.escape(name)}(?:\{{([^}}]*)\}})? (\S+)$", re.MULTILINE)
+    total = 0.0
+    for found_labels, value in pattern.findall(response.text):
+        if all(part in found_labels.split(",") for part in wanted.split(",") if part):
+            total += float(value)
+    return total
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,10 @@
 - `identity`: one signature per dtype case of the spec's JSON mapping (P1-P19), each returning its
   inputs under the names the case needs, plus `slow` (sleeps for `micros`) for timeouts.
 - `linear_keras`: the tutorial's Keras 3 model exported with `Model.export`.
+- `slow_rows`: y = 2x after sleeping a fixed time per model call (x is [batch, 1], so calls merge);
+  with `count_calls`, also `calls`: how many model calls the version ran so far, this one included,
+  so a test can see from answers alone whether work it expected to be skipped ran (and a batch
+  with no positive x skips the sleep, so such a call answers at once).
 """
 
 from __future__ import annotations
@@ -140,4 +144,50 @@ def export_linear_keras(path: Path) -> Path:
     model = keras.Model(inp, out)
     model.layers[-1].set_weights([np.array([[2.0], [-1.0]], "float32"), np.array([3.0], "float32")])
     model.export(str(path), verbose=False)
+    return path
+
+
+def export_slow_rows(path: Path, micros: int, count_calls: bool = False) -> Path:
+    """y = 2x, after sleeping `micros` per call: x is [batch, 1] float, so calls can be merged.
+    With `count_calls`, the output `calls` ([batch] int64) is the number of calls run so far, and
+    a batch with no positive x does not sleep."""
+
+    class Slow(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.count = tf.Variable(0, dtype=tf.int64)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")])
+        def predict(self, x):
+            def sleep():
+                dataset = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).apply(sleep_dataset(micros))
+                return dataset.reduce(tf.constant(0, tf.int64), lambda total, item: total + item)
+
+            if count_calls:  # a batch without a positive x answers at once
+                slept = tf.cond(tf.reduce_any(x > 0), sleep, lambda: tf.constant(0, tf.int64))
+            else:
+                slept = sleep()
+            outputs = {"y": 2.0 * x + tf.cast(slept, tf.float32)}
+            if count_calls:
+                outputs["calls"] = tf.fill([tf.shape(x)[0]], self.count.assign_add(1))
+            return outputs
+
+    module = Slow()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.predict})
+    return path
+
+
+def export_needs_two_rows(path: Path) -> Path:
+    """y = x + 1 for a batch of at least two rows; one row fails in the graph (INVALID_ARGUMENT),
+    so the one-row warm-up (and the fast-call probe) fail while real two-row requests work."""
+
+    class NeedsTwoRows(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")])
+        def predict(self, x):
+            check = tf.debugging.assert_greater(tf.shape(x)[0], 1, message="needs at least two rows")
+            with tf.control_dependencies([check]):
+                return {"y": x + 1.0}
+
+    module = NeedsTwoRows()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.predict})
     return path

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import config
+from pipeline.settings import Settings
+
+config = Settings.from_env()  # the project's defaults, as the server reads them
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,18 +34,18 @@ def test_image_is_a_pinned_2x_release() -> None:
 
 def test_rest_and_grpc_ports_are_published_unchanged() -> None:
     ports = [str(port) for port in serving_service()["ports"]]
-    assert f"{config.REST_PORT}:8501" in ports and "8500:8500" in ports
-    assert config.SERVING_URL.endswith(f":{config.REST_PORT}")
+    assert f"{config.rest_port}:8501" in ports and "8500:8500" in ports
+    assert config.serving_url.endswith(f":{config.rest_port}")
 
 
 def test_model_folder_is_mounted_where_the_image_looks_for_model_name() -> None:
     service = serving_service()
     name = environment(service)["MODEL_NAME"]
-    assert name == config.MODEL_NAME
+    assert name == config.model_name
     mounts = [volume.split(":") for volume in service["volumes"]]
     targets = {parts[1]: parts[0] for parts in mounts}
     # The image runs --model_base_path=${MODEL_BASE_PATH:-/models}/${MODEL_NAME}.
     assert f"/models/{name}" in targets
     source = (REPO / targets[f"/models/{name}"]).resolve()
     assert source == (REPO / "models" / name).resolve()
-    assert source.name == config.MODEL_BASE_PATH.name
+    assert source.name == config.model_base_path.name

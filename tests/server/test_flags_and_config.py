@@ -8,18 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config as project
-from pipeline.serving.config import (
-    DEFAULT_MAX_BODY_BYTES,
+from pipeline.model_dir import parse_version, version_dirs
+from pipeline.serving.flags import DEFAULT_MAX_BODY_BYTES, model_configs, parse_flags
+from pipeline.serving.model_config import (
     ConfigError,
     ModelConfig,
     VersionPolicy,
-    model_configs,
-    parse_flags,
     parse_model_config_text,
     parse_monitoring_config_text,
 )
-from pipeline.serving.source import aspired_versions, list_versions, parse_version
+from pipeline.serving.source import aspired_versions
+from pipeline.settings import Settings
+
+project = Settings.from_env()  # the project's defaults, as the server reads them
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,7 +36,7 @@ def test_help_documents_every_flag() -> None:
     for flag in ("--rest_api_port", "--rest_api_host", "--model_name", "--model_base_path",
                  "--model_config_file", "--file_system_poll_wait_seconds", "--rest_api_timeout_in_ms",
                  "--rest_api_enable_cors_support", "--monitoring_config_file", "--enable_prometheus",
-                 "--rest_api_max_body_bytes", "--port"):
+                 "--rest_api_max_body_bytes", "--port", "--max_pending_requests", "--enable_batching"):
         assert flag in result.stdout
 
 
@@ -56,13 +57,32 @@ def test_unusable_model_config_exits_1(tmp_path: Path) -> None:
 
 def test_defaults_come_from_the_project_config() -> None:
     flags = parse_flags([])
-    assert flags.rest_api_port == project.REST_PORT
+    assert flags.rest_api_port == project.rest_port
     assert flags.rest_api_host == "127.0.0.1"
-    assert flags.port == project.GRPC_PORT
+    assert flags.port == project.grpc_port
     assert flags.file_system_poll_wait_seconds == 1.0
     assert flags.rest_api_max_body_bytes == DEFAULT_MAX_BODY_BYTES == 32 * 1024 * 1024
     assert flags.rest_api_enable_cors_support is False and flags.enable_prometheus is False
-    assert model_configs(flags) == [ModelConfig(project.MODEL_NAME, project.MODEL_BASE_PATH)]
+    assert model_configs(flags) == [ModelConfig(project.model_name, project.model_base_path)]
+
+
+def test_defaults_are_read_from_the_environment_when_parsing(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    monkeypatch.setenv("MODEL_NAME", "other_model")
+    monkeypatch.setenv("MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("REST_API_PORT", "9123")
+    flags = parse_flags([])
+    assert flags.rest_api_port == 9123
+    assert model_configs(flags) == [ModelConfig("other_model", tmp_path / "other_model")]
+    explicit = Settings(model_name="given", model_base_path=tmp_path / "given", rest_port=9999)
+    assert parse_flags([], explicit).rest_api_port == 9999
+
+
+def test_max_pending_requests_is_a_positive_flag() -> None:
+    assert parse_flags([]).max_pending_requests == 1024
+    assert parse_flags(["--max_pending_requests=3"]).max_pending_requests == 3
+    with pytest.raises(SystemExit):
+        parse_flags(["--max_pending_requests=0"])
 
 
 @pytest.mark.parametrize(("args", "expected"), [
@@ -135,9 +155,9 @@ def test_list_versions_ignores_files_and_other_names(tmp_path: Path) -> None:
     for name in ("1", "0003", "v2", ".tmp-4", "5.0"):
         (tmp_path / name).mkdir()
     (tmp_path / "6").write_text("a file, not a version dir")
-    assert list_versions(tmp_path) == {1: tmp_path / "1", 3: tmp_path / "0003"}
+    assert version_dirs(tmp_path) == {1: tmp_path / "1", 3: tmp_path / "0003"}
     with pytest.raises(OSError):
-        list_versions(tmp_path / "missing")
+        version_dirs(tmp_path / "missing")
 
 
 def test_aspired_versions_per_policy() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.server.harness import (
+    BATCHING_MODES,
     Models,
     Server,
     error_of,
@@ -38,8 +39,9 @@ model_config_list {{
 """
 
 
-@pytest.fixture(scope="module")
-def lifecycle(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+@pytest.fixture(scope="module", params=BATCHING_MODES)
+def lifecycle(models: Models, tmp_path_factory: pytest.TempPathFactory,
+              request: pytest.FixtureRequest) -> Iterator[tuple[Server, Path]]:
     root = tmp_path_factory.mktemp("lifecycle")
     install_version(models.half_plus_two, root / "deleting", "1")
     install_version(models.half_plus_three, root / "deleting", "2")
@@ -48,7 +50,7 @@ def lifecycle(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Itera
     config = root / "models.config"
     config.write_text(CONFIG.format(root=root))
     server = start_server([f"--model_config_file={config}", f"--file_system_poll_wait_seconds={POLL}"],
-                          root / "server.log")
+                          root / "server.log", batching=request.param)
     yield server, root
     server.stop()
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.serving.config import ModelConfig, VersionPolicy
+from pipeline.serving.errors import ServingError
 from pipeline.serving.manager import ServableManager
-from pipeline.serving.servable import ServingError
+from pipeline.serving.model_config import ModelConfig, VersionPolicy
 
 
 class FakeServable:

@@ -17,15 +17,13 @@ import pytest
 from pipeline.serving.batching import (
     QUEUE_FULL_MESSAGE,
     BatchingOptions,
+    BatchListeners,
     BatchScheduler,
     QueueFullError,
 )
-from pipeline.serving.config import (
-    ConfigError,
-    batching_options,
-    parse_batching_parameters_text,
-    parse_flags,
-)
+from pipeline.serving.flags import batching_options, parse_flags
+from pipeline.serving.model_config import ConfigError, parse_batching_parameters_text
+from pipeline.serving.overload import Deadline
 
 WAIT = 10.0  # seconds: bound of every wait below (threads on a busy 2-core machine)
 
@@ -92,7 +90,8 @@ def occupy(queue, model: FakeModel) -> threading.Thread:
 def test_a_lone_task_runs_at_once_in_the_callers_thread() -> None:
     model = FakeModel()
     seen: list[tuple] = []
-    queue = BatchScheduler(BatchingOptions(), on_batch=lambda *a: seen.append(a)).queue("m", model)
+    listeners = BatchListeners(on_batch=lambda *a: seen.append(a))
+    queue = BatchScheduler(BatchingOptions(), listeners).queue("m", model)
     outputs = queue.submit(rows(1.0, 2.0))
     np.testing.assert_array_equal(outputs["y"], [[3, 3], [5, 5]])
     assert model.calls == [2] and model.threads == [threading.get_ident()]
@@ -104,7 +103,7 @@ def test_tasks_queued_while_the_slot_is_busy_run_as_one_call_and_get_their_own_r
     model = FakeModel(gate)
     batches: list[tuple] = []
     queue = BatchScheduler(BatchingOptions(num_batch_threads=1),
-                           on_batch=lambda *a: batches.append(a)).queue("m", model)
+                           BatchListeners(on_batch=lambda *a: batches.append(a))).queue("m", model)
     blocker = occupy(queue, model)
     answers = Answers()
     counts = [1, 3, 2, 1, 4]
@@ -169,8 +168,9 @@ def test_unmergeable_inputs_run_alone_at_once_even_while_the_slot_is_busy() -> N
     blocker.join(WAIT)
 
 
-def test_a_failing_merged_call_is_retried_task_by_task() -> None:
+def test_a_failing_merged_call_is_retried_task_by_task(caplog: pytest.LogCaptureFixture) -> None:
     gate = threading.Event()
+    fallbacks: list[str] = []
     calls: list[int] = []
 
     def picky(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -181,7 +181,8 @@ def test_a_failing_merged_call_is_retried_task_by_task() -> None:
             raise ValueError("negative input")
         return {"y": inputs["x"] + 1}
 
-    queue = BatchScheduler(BatchingOptions(num_batch_threads=1)).queue("m", picky)
+    queue = BatchScheduler(BatchingOptions(num_batch_threads=1),
+                           BatchListeners(on_fallback=fallbacks.append)).queue("m", picky)
     blocker = threading.Thread(target=queue.submit, args=(rows(0.0),), daemon=True)
     blocker.start()
     deadline = time.monotonic() + WAIT
@@ -197,6 +198,32 @@ def test_a_failing_merged_call_is_retried_task_by_task() -> None:
     assert answers.results[0][0]["y"][0, 0] == 2.0
     assert isinstance(answers.results[1][1], ValueError)
     assert answers.results[2][0]["y"][0, 0] == 3.0
+    # Not hidden: the failed merge is a warning naming the error, and counted for metrics.
+    assert fallbacks == ["m"]
+    assert any(r.levelname == "WARNING" and "negative input" in r.getMessage() for r in caplog.records)
+
+
+def test_tasks_whose_deadline_passed_while_queued_are_answered_without_running() -> None:
+    model = FakeModel(gate=threading.Event())
+    dropped: list[str] = []
+    queue = BatchScheduler(BatchingOptions(num_batch_threads=1),
+                           BatchListeners(on_drop=dropped.append)).queue("m", model)
+    blocker = occupy(queue, model)
+    answers = Answers()
+    gone, live = Deadline(60.0), Deadline(60.0)
+    queue.submit_async(rows(1.0), answers.done_for(0), gone)
+    queue.submit_async(rows(2.0), answers.done_for(1), live)
+    queue.submit_async(rows(3.0), answers.done_for(2), Deadline(0.0))
+    gone.abandon()  # its caller was answered (e.g. 504) while it waited
+    model.gate.set()
+    answers.wait(3)
+    blocker.join(WAIT)
+    assert model.calls == [1, 1]  # the blocker, then only the live task: no work for the other two
+    assert answers.results[1][0]["y"][0, 0] == 5.0
+    for task_id in (0, 2):
+        outputs, error = answers.results[task_id]
+        assert outputs is None and error.code == "DEADLINE_EXCEEDED"
+    assert dropped == ["m", "m"]
 
 
 def test_outputs_without_the_batch_as_dim_0_fall_back_to_one_call_per_task() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dashboard.charts import compare_versions_figure, points_on_true_plane_figure, predicted_vs_true_figure
-from pipeline.data import true_values
+from pipeline.training.data import true_values
 
 X = [[1.0, 2.0], [5.0, 7.0], [-3.0, 0.5]]
 W, B = (2.0, -1.0), 3.0

@@ -1,9 +1,9 @@
-"""pipeline.client against a tiny real HTTP server (free loopback port) with canned TF Serving answers."""
+"""pipeline.client (rest, urls, snippets) against a tiny real HTTP server on a free loopback port with
+canned TF Serving answers."""
 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -11,21 +11,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipeline import client as client_module
-from pipeline import config
-from pipeline.client import (
+from pipeline.client.errors import ClientError
+from pipeline.client.rest import (
     PredictResult,
     ServingClient,
-    ServingError,
     available_versions,
-    curl_command,
-    model_url,
-    normalize_url,
-    python_snippet,
     served_version,
     signature_names,
     signature_rows,
 )
+from pipeline.client.snippets import curl_command, python_snippet, start_command
+from pipeline.client.urls import model_url, normalize_url
+from tests.support.net import free_port
+
+SERVER_WORK_S = 0.2
+"""How long the canned server works on a `delayed` request (so a latency has a known lower bound)."""
 
 STATUS = {"model_version_status": [
     {"version": "3", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}},
@@ -105,6 +105,9 @@ class Handler(BaseHTTPRequestHandler):
             self._answer(400, {"error": "Unrecognized servable version label: canary"})
         elif self.path == "/v1/models/nan:predict":
             self._answer(200, '{"predictions": [[NaN], [Infinity], [-Infinity]]}')
+        elif self.path == "/v1/models/delayed:predict":
+            time.sleep(SERVER_WORK_S)  # the model's work, as seen from the client
+            self._answer(200, {"predictions": [[0.0]]})
         elif self.path.endswith((":regress", ":classify")):
             self._answer(200, {"results": [42.0]})
         else:
@@ -123,13 +126,8 @@ def server() -> Iterator[str]:
 
 @pytest.fixture
 def client(server: str) -> ServingClient:
+    Handler.last = {}  # each test sees only its own request
     return ServingClient(server, timeout=5.0)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_model_status_lists_versions(client: ServingClient) -> None:
@@ -146,7 +144,7 @@ def test_predict_row_format(client: ServingClient) -> None:
     assert result.status_code == 200
     assert result.request == {"instances": [[1.0, 2.0], [5.0, 7.0]]}
     assert result.url.endswith("/v1/models/linear_model:predict")
-    assert result.latency_s > 0
+    assert 0 < result.latency_s < 5.0
     assert Handler.last["content_type"] == "application/json"
 
 
@@ -183,28 +181,29 @@ def test_regress_and_classify_values_are_results(client: ServingClient) -> None:
 
 
 def test_version_and_label_urls(client: ServingClient) -> None:
-    with pytest.raises(ServingError) as info:
+    with pytest.raises(ClientError) as info:
         client.predict("linear_model", instances=[[1, 2]], version=50)
     assert info.value.status_code == 404
     assert "Servable not found" in info.value.message
     assert "AVAILABLE" in str(info.value)
-    with pytest.raises(ServingError) as info:
+    with pytest.raises(ClientError) as info:
         client.predict("linear_model", instances=[[1, 2]], label="canary")
     assert info.value.status_code == 400 and "label" in str(info.value)
 
 
 def test_404_no_versions_says_to_train(client: ServingClient) -> None:
-    with pytest.raises(ServingError) as info:
+    with pytest.raises(ClientError) as info:
         client.model_status("empty")
     error = info.value
     assert error.status_code == 404
     assert error.message == "Could not find any versions of model empty"
     assert error.url.endswith("/v1/models/empty")
-    assert "Train page" in str(error) and "HTTP 404" in str(error)
+    assert "train and export one" in str(error) and "HTTP 404" in str(error)
+    assert "page" not in str(error)  # the client speaks no dashboard wording
 
 
 def test_unknown_version_status(client: ServingClient) -> None:
-    with pytest.raises(ServingError, match="Could not find version 9"):
+    with pytest.raises(ClientError, match="Could not find version 9"):
         client.model_status("linear_model", version=9)
 
 
@@ -227,38 +226,39 @@ def test_name_is_percent_encoded(client: ServingClient) -> None:
 
 def test_non_json_answer(client: ServingClient, server: str) -> None:
     wrong = ServingClient(server + "/nowhere")
-    with pytest.raises(ServingError) as info:
+    with pytest.raises(ClientError) as info:
         wrong.model_status("linear_model")
     assert info.value.status_code == 404
     assert "instead of JSON" in str(info.value) and "TensorFlow Serving REST endpoint" in str(info.value)
-    with pytest.raises(ServingError, match="not an object"):
+    with pytest.raises(ClientError, match="not an object"):
         client.model_status("listy")
 
 
 def test_connection_refused_says_how_to_start() -> None:
     port = free_port()
     down = ServingClient(f"http://127.0.0.1:{port}", timeout=2)
-    with pytest.raises(ServingError) as info:
+    with pytest.raises(ClientError) as info:
         down.model_status("linear_model")
     text = str(info.value)
     assert info.value.status_code is None
     assert f"No model server answers at http://127.0.0.1:{port}" in text
     assert "connection refused" in text
-    assert "Serving page" in text and f"python -m pipeline.serving --rest_api_port {port}" in text
+    assert f"Start a model server at http://127.0.0.1:{port}" in text
+    assert "pipeline.serving" not in text  # how to start one is the caller's business
     assert down.is_up() is False
 
 
 def test_unreachable_remote_server_is_not_offered_a_local_start() -> None:
     down = ServingClient("http://nonexistent.invalid:8501", timeout=2)
-    with pytest.raises(ServingError) as info:
+    with pytest.raises(ClientError) as info:
         down.model_status("linear_model")
     assert "No model server answers at http://nonexistent.invalid:8501" in str(info.value)
-    assert "pipeline.serving" not in str(info.value) and "URL on the Serving page" in str(info.value)
+    assert "pipeline.serving" not in str(info.value) and "fix the server URL" in str(info.value)
 
 
 def test_timeout(client: ServingClient, server: str) -> None:
     slow = ServingClient(server, timeout=0.3)
-    with pytest.raises(ServingError) as info:
+    with pytest.raises(ClientError) as info:
         slow.model_status("slow")
     assert info.value.status_code is None
     assert "No answer within 0.3 s" in str(info.value)
@@ -266,12 +266,20 @@ def test_timeout(client: ServingClient, server: str) -> None:
 
 def test_is_up_counts_any_http_answer(client: ServingClient) -> None:
     assert client.is_up() is True  # GET /v1/models is a 400 on TF Serving, and that still means "up"
-    assert client.ping() > 0
+    assert Handler.last == {"method": "GET", "path": "/v1/models"}
+
+
+def test_latency_covers_the_servers_work(client: ServingClient) -> None:
+    """The latency shown to users is the whole round trip, server work included: a server that
+    works SERVER_WORK_S before answering can never be reported faster than that."""
+    result = client.predict("delayed", instances=[[1.0, 2.0]])
+    assert result.latency_s >= SERVER_WORK_S
+    assert result.values == [[0.0]]
 
 
 def test_metrics_text(client: ServingClient, server: str) -> None:
     assert "x 1" in client.metrics_text()
-    with pytest.raises(ServingError, match="no Prometheus metrics"):
+    with pytest.raises(ClientError, match="no Prometheus metrics"):
         client.metrics_text("/nope")
 
 
@@ -307,7 +315,10 @@ def test_snippets_repeat_the_call() -> None:
     compile(python_snippet(url), "snippet", "exec")
 
 
-def test_start_command_names_default_model() -> None:
-    command = client_module.start_command(8123)
-    assert command.startswith("python -m pipeline.serving --rest_api_port 8123")
-    assert f"--model_name {config.MODEL_NAME}" in command
+def test_start_command_names_the_model_and_a_relative_base_path(tmp_path) -> None:
+    from pipeline.settings import PROJECT_ROOT
+
+    command = start_command(8123, "linear_model", PROJECT_ROOT / "models" / "linear_model")
+    assert command == ("python -m pipeline.serving --rest_api_port 8123 --model_name linear_model "
+                       "--model_base_path models/linear_model")
+    assert start_command(1, "m", tmp_path / "m").endswith(f"--model_base_path {tmp_path / 'm'}")

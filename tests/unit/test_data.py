@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.data import CHUNK_ROWS, DataSpec, make_data, ols_solution, true_values
+from pipeline.training.data import CHUNK_ROWS, DataSpec, make_data, ols_solution, true_values
 
 
 def test_same_seed_gives_identical_bytes():

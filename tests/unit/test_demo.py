@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import registry, runs
 from pipeline.demo import DEMO_FAILURE, main, seed_demo, version_recipes
+from pipeline.store import records as runs
+from pipeline.store import versions as registry
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from tensorflow.core.example import example_pb2
 
-from pipeline.serving.json_tensor import (
-    RestError,
+from pipeline.serving.errors import ServingError
+from pipeline.serving.rest.examples import (
     format_classify_response,
     format_regress_response,
     parse_examples,
-    parse_json_body,
 )
+from pipeline.serving.rest.json_body import parse_json_body
 
 
 def features_of(serialized: bytes) -> dict[str, tuple[str | None, list]]:
@@ -28,7 +28,7 @@ def features_of(serialized: bytes) -> dict[str, tuple[str | None, list]]:
 
 
 def error_of(request: dict, method: str = "classify") -> str:
-    with pytest.raises(RestError) as info:
+    with pytest.raises(ServingError) as info:
         parse_examples(request, method)
     assert info.value.code == "INVALID_ARGUMENT"
     return info.value.message
@@ -120,7 +120,7 @@ def test_p22_regression_results():
      "Tensors class and score should match"),
 ])
 def test_model_outputs_of_the_wrong_shape_or_type(call, text):
-    with pytest.raises(RestError) as info:
+    with pytest.raises(ServingError) as info:
         call()
     assert text in info.value.message
 

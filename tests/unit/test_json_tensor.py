@@ -11,16 +11,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pipeline.serving import json_tensor as jt
-from pipeline.serving.json_tensor import (
-    HTTP_STATUS,
-    RestError,
+from pipeline.serving.errors import CODE_NAMES, ServingError
+from pipeline.serving.rest import json_tensor as jt
+from pipeline.serving.rest.http_status import HTTP_STATUS, http_status
+from pipeline.serving.rest.json_body import parse_json_body, signature_name_of
+from pipeline.serving.rest.json_tensor import (
     dumps,
     error_body,
     format_predict_response,
-    parse_json_body,
     parse_predict_inputs,
-    signature_name_of,
 )
 
 INT32 = {"default": "DT_INT32"}
@@ -40,8 +39,8 @@ def predict(body: bytes | str, dtypes: dict[str, str]) -> tuple[str, dict[str, n
     return parse_predict_inputs(request, dtypes)
 
 
-def error_of(body: bytes | str, dtypes: dict[str, str] = INT32) -> RestError:
-    with pytest.raises(RestError) as info:
+def error_of(body: bytes | str, dtypes: dict[str, str] = INT32) -> ServingError:
+    with pytest.raises(ServingError) as info:
         predict(body, dtypes)
     return info.value
 
@@ -277,7 +276,7 @@ def test_p8_signature_name_checked_before_shapes():
 ])
 def test_conversion_errors_carry_tf_texts(body, dtypes, text):
     error = error_of(body, dtypes)
-    assert (error.code, error.http_status) == ("INVALID_ARGUMENT", 400)
+    assert (error.code, http_status(error.code)) == ("INVALID_ARGUMENT", 400)
     assert text in error.message
 
 
@@ -298,10 +297,10 @@ def test_p13_named_input_changes_size_between_instances():
 
 def test_unsupported_input_dtype_is_501_columnar_400_row():
     columnar = error_of('{"inputs": [1]}', {"x": "DT_HALF"})
-    assert (columnar.code, columnar.http_status) == ("UNIMPLEMENTED", 501)
+    assert (columnar.code, http_status(columnar.code)) == ("UNIMPLEMENTED", 501)
     assert columnar.message == "Conversion of JSON Value: 1 to type: half"
     row = error_of('{"instances": [1]}', {"x": "DT_HALF"})
-    assert row.http_status == 400
+    assert http_status(row.code) == 400
     assert "Error: UNIMPLEMENTED: Conversion of JSON Value: 1 to type: half" in row.message
 
 
@@ -373,7 +372,7 @@ def test_multi_output_row_keeps_tokens_per_item():
     ({"a": np.zeros(2), "b": np.zeros(3)}, "Tensor name: b has inconsistent batch size: 3 expecting: 2"),
 ])
 def test_row_output_needs_a_common_batch(outputs, text):
-    with pytest.raises(RestError) as info:
+    with pytest.raises(ServingError) as info:
         format_predict_response("row", outputs)
     assert info.value.message == text
     format_predict_response("columnar", outputs)  # columnar has no such limit
@@ -386,7 +385,7 @@ def test_zero_batch_row_is_an_empty_list():
 @pytest.mark.parametrize(("array", "name"), [(np.array([1j], np.complex64), "complex64"),
                                              (np.array([1.0], np.float16), "half")])
 def test_unwritable_output_dtypes(array, name):
-    with pytest.raises(RestError) as info:
+    with pytest.raises(ServingError) as info:
         format_predict_response("columnar", {"y": array})
     assert info.value.message == f"Failed to write JSON value for tensor type: {name}"
 
@@ -399,7 +398,8 @@ def test_http_status_table_matches_spec():
                 "UNAUTHENTICATED": 401, "RESOURCE_EXHAUSTED": 429, "CANCELLED": 499, "DEADLINE_EXCEEDED": 504,
                 "UNIMPLEMENTED": 501, "UNAVAILABLE": 503, "UNKNOWN": 500, "INTERNAL": 500, "DATA_LOSS": 500}
     assert expected == HTTP_STATUS
-    assert RestError("NOT_FOUND", "x").http_status == 404
+    assert http_status("NOT_FOUND") == 404 and http_status("NOT_A_CODE") == 500
+    assert set(HTTP_STATUS) == set(CODE_NAMES.values())
 
 
 def test_error_body_is_escaped_json():
@@ -449,8 +449,8 @@ def test_any_json_request_gives_tensors_or_rest_error(key, value, dtypes):
     body = json.dumps({key: value}).encode()
     try:
         fmt, tensors = predict(body, dtypes)
-    except RestError as error:
-        assert error.code in HTTP_STATUS and error.message
+    except ServingError as error:
+        assert error.code in CODE_NAMES.values() and error.message
         error_body(error.message)
         return
     assert fmt in ("row", "columnar") and set(tensors) == set(dtypes)
@@ -462,7 +462,7 @@ def test_any_json_request_gives_tensors_or_rest_error(key, value, dtypes):
 def test_any_bytes_parse_or_rest_error(body):
     try:
         request = parse_json_body(body)
-    except RestError as error:
+    except ServingError as error:
         assert error.code == "INVALID_ARGUMENT"
         assert error.message.startswith(("JSON Parse error", "JSON Value"))
         return

@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import registry, runs
-from pipeline.data import make_data
-from pipeline.export_run import export_run
-from pipeline.run_report import data_sample, run_row, short_time, weights_rows
-from pipeline.training import TrainConfig
+from pipeline import model_dir
+from pipeline.runs.export import export_run
+from pipeline.runs.report import data_sample, run_row, short_time, weights_rows
+from pipeline.store import records as runs
+from pipeline.store import versions as registry
+from pipeline.training.data import make_data
+from pipeline.training.fit import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD = {
@@ -28,21 +30,43 @@ RECORD = {
 
 def test_weights_rows_give_learned_true_ols_and_the_differences():
     rows = weights_rows(RECORD)
-    assert [r["parameter"] for r in rows] == ["w[0]", "w[1]", "b"]
+    assert [r["parameter"] for r in rows] == ["w1", "w2", "b"]  # the names of x1, x2 on every page
     assert rows[2] == {"parameter": "b", "learned": 2.5, "true": 3.0, "OLS": 2.75,
                        "learned − true": -0.5, "learned − OLS": -0.25}
     assert weights_rows({"status": "failed", "error": "x"}) == []
 
 
 def test_run_rows_tell_how_each_run_ended():
-    row = run_row(RECORD)
-    assert row["status"] == "succeeded" and row["started"] == "2026-01-02 03:04:05 UTC"
+    row = run_row(RECORD, on_disk={7})
+    assert row["status"] == "succeeded" and row["started"] == "2 Jan 2026, 03:04:05 UTC"
     assert row["epochs"] == "4/4" and row["samples"] == 300 and row["version"] == 7
+    assert row["version note"] == "on disk"
     failed = run_row({"id": "x", "status": "failed", "config": {"epochs": 50}, "error": "ValueError: bad"})
     assert failed["status"] == "failed" and failed["error"] == "ValueError: bad"
     assert failed["epochs"] == "0/50"
     assert failed["max |learned − true|"] is None and failed["version"] is None
     assert short_time(None) == ""
+
+
+def test_run_rows_mark_deleted_versions_and_runs_held_by_the_quality_gate():
+    assert run_row(RECORD, on_disk={1, 2})["version note"] == "deleted"
+    held = run_row({**RECORD, "version": None, "export_held": "not exported automatically: ...",
+                    "quality": {"level": "warning", "reasons": ["far"], "numbers": {}}})
+    assert held["version note"] == "held: quality warning" and held["quality"] == "warning"
+    anyway = run_row({**RECORD, "exported_anyway": True}, on_disk={7})
+    assert anyway["version note"] == "exported anyway (quality warning)"
+
+
+def test_times_are_shown_in_local_time_without_iso_separators(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        assert short_time("2026-01-02T03:04:05+00:00") == "2 Jan 2026, 04:04:05 CET"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
 
 
 def test_data_sample_is_exactly_the_first_training_rows():
@@ -55,8 +79,8 @@ def test_data_sample_is_exactly_the_first_training_rows():
 
 
 def test_the_dashboard_modules_do_not_import_tensorflow():
-    modules = ", ".join(["pipeline.run_report", "pipeline.export_run", "pipeline.demo",
-                         "pipeline.process_jobs", "dashboard.charts", "dashboard.utils"])
+    modules = ", ".join(["pipeline.runs.report", "pipeline.runs.export", "pipeline.demo",
+                         "pipeline.runs.process", "dashboard.charts", "dashboard.utils"])
     code = (f"import sys; import {modules}; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
@@ -64,10 +88,10 @@ def test_the_dashboard_modules_do_not_import_tensorflow():
 
 @pytest.fixture(scope="module")
 def unexported_run(tmp_path_factory) -> tuple[Path, dict]:
-    from pipeline.jobs import run_training
+    from pipeline.runs.job import run_training
 
     base = tmp_path_factory.mktemp("export") / "linear_model"
-    return base, run_training(TrainConfig(samples=200, epochs=5, batch_size=16), base, export=False)
+    return base, run_training(TrainConfig(samples=200, epochs=40, batch_size=16), base, export=False)
 
 
 def test_export_run_serves_exactly_the_learned_weights_and_updates_the_record(unexported_run):
@@ -77,7 +101,7 @@ def test_export_run_serves_exactly_the_learned_weights_and_updates_the_record(un
     assert registry.list_versions(base) == []
     info = export_run(base, record["id"])
     assert info.version == 1 and (info.path / "saved_model.pb").is_file()
-    sig = registry.read_signature(info.path)
+    sig = model_dir.read_signature(info.path)
     assert list(sig.inputs) == ["inputs"] and sig.inputs["inputs"].shape == (-1, 2)
     served = tf.saved_model.load(str(info.path)).signatures["serving_default"]
     out = next(iter(served(inputs=tf.constant([[1.0, 2.0]])).values())).numpy()
@@ -100,3 +124,18 @@ def test_export_run_refuses_runs_that_did_not_finish(tmp_path):
     with pytest.raises(ValueError, match="there is no run 'nope'"):
         export_run(tmp_path, "nope")
     assert registry.list_versions(tmp_path) == []
+
+
+def test_a_run_the_quality_gate_warned_about_is_exported_only_anyway(tmp_path):
+    from pipeline.runs.job import run_training
+
+    base = tmp_path / "linear_model"
+    record = run_training(TrainConfig(samples=10, epochs=100), base)  # 10 rows: ends ~1.3 from OLS
+    assert record["status"] == "succeeded" and record["quality"]["level"] == "warning"
+    assert record.get("version") is None and "quality gate warned" in record["export_held"]
+    assert registry.list_versions(base) == []
+    with pytest.raises(ValueError, match="did not pass the quality gate"):
+        export_run(base, record["id"])
+    info = export_run(base, record["id"], anyway=True)
+    stored = runs.load_run(base, record["id"])
+    assert info.version == 1 and stored["exported_anyway"] and "export_held" not in stored

@@ -25,7 +25,7 @@ def test_trains_prints_the_weights_table_and_exports(tmp_path):
     base = tmp_path / "linear_model"
     r = run_cli("--samples", "400", "--epochs", "40", "--base-path", str(base), "--quiet")
     assert r.returncode == 0, r.stderr
-    assert "learned" in r.stdout and "OLS" in r.stdout and "w[1]" in r.stdout
+    assert "learned" in r.stdout and "OLS" in r.stdout and "w2" in r.stdout
     assert f"exported version 1: {base / '1'}" in r.stdout
     assert (base / "1" / "saved_model.pb").is_file()
     assert len(list((base / "runs").glob("*.json"))) == 1
@@ -47,6 +47,7 @@ def test_help_documents_every_flag():
         "--lr-schedule",
         "--base-path",
         "--no-export",
+        "--export-anyway",
     ):
         assert flag in r.stdout
 
@@ -83,3 +84,24 @@ def test_base_path_that_is_a_file_exits_2(tmp_path):
 def test_unwritable_base_path_exits_2():
     r = run_cli("--base-path", "/proc/linear_model")
     assert r.returncode == 2 and "not writable" in r.stderr
+
+
+def test_a_diverged_run_exits_1_and_exports_nothing(tmp_path):
+    base = tmp_path / "linear_model"
+    r = run_cli("--optimizer", "sgd", "--learning-rate", "10", "--epochs", "5", "--base-path", str(base),
+                "--quiet")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "(failed)" in r.stdout and "FAILED: Training diverged" in r.stderr
+    assert "succeeded" not in r.stdout and "exported version" not in r.stdout
+    assert not [p for p in base.iterdir() if p.name.isdigit()]
+
+
+def test_a_warned_run_prints_the_warning_and_exports_only_with_export_anyway(tmp_path):
+    base = tmp_path / "linear_model"
+    r = run_cli("--samples", "10", "--base-path", str(base), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "WARNING (quality gate): Far from the least-squares optimum" in r.stderr
+    assert "not exported" in r.stderr and "exported version" not in r.stdout
+    assert not [p for p in base.iterdir() if p.name.isdigit()]
+    forced = run_cli("--samples", "10", "--base-path", str(base), "--quiet", "--export-anyway")
+    assert forced.returncode == 0 and f"exported version 1: {base / '1'}" in forced.stdout

@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from pipeline.training import TrainConfig, auto_batch_size, train
+from pipeline.training.fit import TrainConfig, auto_batch_size, train
 
 
 @pytest.fixture(scope="module")

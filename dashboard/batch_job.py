@@ -1,0 +1,160 @@
+"""A Spark batch-scoring job started from the Batch page, run as a child process with its state on disk.
+
+`start_job` writes the job's folder (`spec.json`, the input when uploaded) and starts
+`python -m dashboard.batch_job FOLDER`, which calls `pipeline.batch.score_file` and appends every
+progress report to `progress.jsonl`, then writes `report.json` (or `error.json`). The page only
+reads these files (`read_state`), so a rerun, a page switch or a browser reload never loses a
+job, and neither Spark nor TensorFlow is ever imported by the dashboard. The child stops itself if
+the dashboard dies (`pipeline.lifeline`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SPEC, PROGRESS, REPORT, ERROR = "spec.json", "progress.jsonl", "report.json", "error.json"
+LOG, PID = "log.txt", "pid"
+OUTPUT, REJECTS = "predictions.parquet", "predictions.rejects.parquet"
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What a job's folder says now: its last progress report and how it ended, if it has."""
+
+    folder: Path
+    phase: str
+    fraction: float
+    message: str
+    report: dict[str, Any] | None
+    error: str | None
+    running: bool
+
+
+def jobs_root(run_dir: Path) -> Path:
+    """Where the dashboard keeps batch jobs: `<run dir>/batch/` (outside the model folders)."""
+    return Path(run_dir) / "batch"
+
+
+def safe_name(name: str) -> str:
+    """An uploaded file's name reduced to a harmless basename that keeps its extension."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).lstrip(".")
+    return base or "rows.csv"
+
+
+def start_job(root: Path, *, base_path: Path, version: int | None, master: str = "local[2]",
+              input_path: Path | None = None, upload: tuple[str, bytes] | None = None) -> Path:
+    """Create a job folder under `root` and start scoring in a child process; return the folder.
+
+    Give either `input_path` (a file on this machine) or `upload` (`(file name, bytes)`, saved into
+    the folder). The output and rejects are written inside the folder.
+    """
+    if (input_path is None) == (upload is None):
+        raise ValueError("give exactly one of input_path or upload")
+    folder = Path(root) / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    folder.mkdir(parents=True)
+    if upload is not None:
+        input_path = folder / safe_name(upload[0])
+        input_path.write_bytes(upload[1])
+    spec = {"input": str(input_path), "output": str(folder / OUTPUT), "rejects": str(folder / REJECTS),
+            "model_base_path": str(base_path), "version": version, "master": master}
+    (folder / SPEC).write_text(json.dumps(spec, indent=2))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "SERVING_PARENT_PID": str(os.getpid()),
+           "PYTHONUNBUFFERED": "1"}
+    with (folder / LOG).open("w") as log:
+        child = subprocess.Popen([sys.executable, "-m", "dashboard.batch_job", str(folder)], stdout=log,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                 start_new_session=True)
+    (folder / PID).write_text(str(child.pid))
+    return folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a finished child of this process stays a zombie until it is reaped
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == 0
+
+
+def read_state(folder: Path) -> JobState:
+    """The job's state from its files. A child that died without a report or error is a failure
+    whose message points at the job's log."""
+    folder = Path(folder)
+    phase, fraction, message = "starting", 0.0, "starting Spark…"
+    lines = (folder / PROGRESS).read_text().splitlines() if (folder / PROGRESS).is_file() else []
+    for line in reversed(lines):
+        try:
+            last = json.loads(line)
+        except ValueError:
+            continue  # a line being written right now
+        phase, fraction, message = last["phase"], float(last["fraction"]), last["message"]
+        break
+    report = json.loads((folder / REPORT).read_text()) if (folder / REPORT).is_file() else None
+    error = json.loads((folder / ERROR).read_text())["error"] if (folder / ERROR).is_file() else None
+    pid_text = (folder / PID).read_text().strip() if (folder / PID).is_file() else ""
+    running = report is None and error is None and pid_text.isdigit() and _alive(int(pid_text))
+    if report is None and error is None and not running:
+        error = f"the scoring process stopped without a result; see {folder / LOG}"
+    return JobState(folder, phase, fraction, message, report, error, running)
+
+
+def cancel(folder: Path) -> None:
+    """Stop a running job's child process (its whole process group: Spark's JVM goes with it)."""
+    pid_text = (Path(folder) / PID).read_text().strip() if (Path(folder) / PID).is_file() else ""
+    if pid_text.isdigit() and _alive(int(pid_text)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(pid_text), signal.SIGTERM)
+    if not (Path(folder) / REPORT).is_file():
+        (Path(folder) / ERROR).write_text(json.dumps({"error": "cancelled"}))
+
+
+def _run(folder: Path) -> int:
+    """The child's body: score, reporting progress to `progress.jsonl`; status 0 on success."""
+    from dataclasses import asdict
+
+    from pipeline.batch import BatchError, score_file
+    from pipeline.lifeline import watch_parent
+
+    watch_parent(lambda: os.killpg(os.getpid(), signal.SIGTERM))
+    spec = json.loads((folder / SPEC).read_text())
+    with (folder / PROGRESS).open("a") as progress_file:
+        def progress(event: Any) -> None:
+            progress_file.write(json.dumps(asdict(event)) + "\n")
+            progress_file.flush()
+
+        try:
+            report = score_file(spec["input"], spec["output"], model_base_path=spec["model_base_path"],
+                                version=spec["version"], rejects_path=spec["rejects"], master=spec["master"],
+                                progress=progress)
+        except BatchError as error:
+            (folder / ERROR).write_text(json.dumps({"error": str(error)}))
+            return 2
+        except Exception as error:  # noqa: BLE001 - the page shows one line; the log has the rest
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            (folder / ERROR).write_text(json.dumps({"error": f"the Spark job failed: {first}"}))
+            raise
+    report_dict = asdict(report)
+    report_dict["summary"] = report.summary()
+    (folder / REPORT).write_text(json.dumps(report_dict))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_run(Path(sys.argv[1])))

@@ -1,0 +1,196 @@
+"""Batch: score a large CSV or Parquet file with one version on Spark, without freezing the dashboard.
+
+The file (uploaded, or a path on this machine) is scored by `pipeline.batch` in a child process
+(`dashboard/batch_job.py`) whose progress, counts and output live in a job folder, so the page only
+polls files. Finished jobs show rows in / scored / rejected, a sample of the predictions with
+residuals against the truth (the true `w0`, `b0` from the version's run record, and the file's own
+label column when it has one), and downloads of the predictions and the rejects as Parquet.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import batch_job, utils
+from pipeline.model_dir import version_dirs
+
+JOB_KEY = "batch_job"
+SAMPLE_ROWS = 1000
+POLL_S = 1.0
+LABELS = ("y", "label", "target", "truth", "y_true")
+"""Columns that hold the observed value of a row (as `pipeline.batch` keeps them out of the features)."""
+NEWEST = "newest"
+
+
+def versions_on_disk() -> dict[int, Path]:
+    """The model's version folders on this machine (empty when the base path does not exist)."""
+    try:
+        return version_dirs(utils.base_path())
+    except OSError:
+        return {}
+
+
+def render_form(versions: dict[int, Path]) -> None:
+    """Where the rows come from, the version and the Spark master; starts a job on submit."""
+    source = st.radio("Rows", ["Upload a file", "A file on this machine"], horizontal=True,
+                      key="batch_source")
+    upload, path_text = None, ""
+    if source == "Upload a file":
+        upload = st.file_uploader("CSV (with a header line) or Parquet", type=["csv", "parquet"],
+                                  key="batch_upload")
+    else:
+        path_text = st.text_input("Path of a .csv or .parquet file", key="batch_path",
+                                  placeholder="/data/rows.parquet")
+    version_col, master_col = st.columns(2)
+    version = version_col.selectbox("Version", [NEWEST, *sorted(versions, reverse=True)], key="batch_version",
+                                    format_func=lambda v: f"the newest ({max(versions)})" if v == NEWEST
+                                    else f"version {v}")
+    master = master_col.text_input("Spark master", value="local[*]", key="batch_master",
+                                   help="local[*] uses every core of this machine; "
+                                        "spark://host:7077 a cluster.")
+    if not st.button("Score on Spark", key="batch_run", type="primary", icon=":material/play_arrow:"):
+        return
+    chosen = None if version == NEWEST else int(version)
+    root = batch_job.jobs_root(utils.settings().run_dir)
+    try:
+        if upload is not None:
+            folder = batch_job.start_job(root, base_path=utils.base_path(), version=chosen, master=master,
+                                         upload=(upload.name, upload.getvalue()))
+        elif path_text.strip():
+            given = Path(path_text.strip()).expanduser()
+            if not given.exists():
+                st.error(f"There is no file at {given}.", icon=":material/error:")
+                return
+            folder = batch_job.start_job(root, base_path=utils.base_path(), version=chosen, master=master,
+                                         input_path=given)
+        else:
+            st.error("Choose a file to score first.", icon=":material/error:")
+            return
+    except OSError as error:
+        st.error(f"Could not start the job: {error}", icon=":material/error:")
+        return
+    st.session_state[JOB_KEY] = str(folder)
+    st.rerun()
+
+
+@st.fragment(run_every=POLL_S)
+def render_progress(folder: Path) -> None:
+    """A progress bar from the job's files, refreshed every second until the job ends."""
+    state = batch_job.read_state(folder)
+    if not state.running:
+        st.rerun(scope="app")
+    st.progress(min(max(state.fraction, 0.0), 1.0), text=f"{state.phase}: {state.message}")
+    if st.button("Cancel", key="batch_cancel", icon=":material/stop:"):
+        batch_job.cancel(folder)
+        st.rerun(scope="app")
+
+
+def true_weights(version_path: Path) -> tuple[list[float], float, str]:
+    """The `w0`, `b0` the version was trained against (its run record), else the project defaults."""
+    from pipeline.store.versions import read_run_record
+
+    true = (read_run_record(version_path) or {}).get("true") or {}
+    if true.get("w") and true.get("b") is not None:
+        return [float(v) for v in true["w"]], float(true["b"]), f"version {version_path.name}'s run record"
+    settings = utils.settings()
+    return list(settings.true_w), settings.true_b, "the project defaults"
+
+
+def with_residuals(sample: pd.DataFrame, features: list[str], w: list[float], b: float) -> pd.DataFrame:
+    """The sample plus `truth` (`x @ w0 + b0`, noiseless) and `residual` (prediction - truth), and
+    `residual vs <label>` when the file has its own observed values."""
+    frame = sample.copy()
+    if len(features) == len(w) and pd.api.types.is_numeric_dtype(frame["prediction"]):
+        x = frame[features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        frame["truth"] = x @ np.asarray(w) + b
+        frame["residual"] = frame["prediction"] - frame["truth"]
+    for label in (c for c in sample.columns if c.lower() in LABELS):
+        frame[f"residual vs {label}"] = frame["prediction"] - pd.to_numeric(frame[label], errors="coerce")
+    return frame
+
+
+def parquet_bytes(folder: str) -> bytes:
+    """A Spark Parquet output folder (part files) as one Parquet file, for a download."""
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pq.read_table(folder), buffer)
+    return buffer.getvalue()
+
+
+def render_report(report: dict[str, Any], versions: dict[int, Path]) -> None:
+    """Counts, a sample with residuals against the truth, and the downloads."""
+    st.success(report["summary"], icon=":material/check_circle:")
+    cols = st.columns(4)
+    cols[0].metric("Rows in", f"{report['rows_in']:,}")
+    cols[1].metric("Scored", f"{report['scored']:,}")
+    cols[2].metric("Rejected", f"{report['rejected']:,}")
+    cols[3].metric("Rows per second", f"{report['rows_in'] / max(report['seconds'], 1e-9):,.0f}")
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetDataset(report["output"]).read()
+    except (OSError, ValueError) as error:
+        st.error(f"Cannot read the predictions at {report['output']}: {error}", icon=":material/error:")
+        return
+    sample = table.slice(0, SAMPLE_ROWS).to_pandas()
+    version_path = versions.get(int(report["version"]), utils.base_path() / str(report["version"]))
+    w, b, source = true_weights(version_path)
+    shown = with_residuals(sample, list(report["features"]), w, b)
+    st.subheader("A sample of the predictions")
+    st.caption(f"The first {len(shown):,} of {report['scored']:,} scored rows; truth = x @ w0 + b0 with "
+               f"w0 = {w}, b0 = {b} from {source} (no noise).")
+    if "residual" in shown and len(shown):
+        res = shown["residual"].abs()
+        st.caption(f"|residual| in the sample: mean {res.mean():.4f}, max {res.max():.4f}.")
+    st.dataframe(shown, hide_index=True, key="batch_sample")
+    if "truth" in shown and len(shown):
+        st.scatter_chart(shown, x="truth", y="prediction", height=300)
+    out_col, rej_col = st.columns(2)
+    out_col.download_button("Download predictions (.parquet)", lambda: parquet_bytes(report["output"]),
+                            file_name="predictions.parquet", mime="application/octet-stream",
+                            key="batch_download_output", on_click="ignore", icon=":material/download:")
+    rej_col.download_button(f"Download rejects (.parquet, {report['rejected']:,} rows)",
+                            lambda: parquet_bytes(report["rejects"]), file_name="rejects.parquet",
+                            mime="application/octet-stream", key="batch_download_rejects", on_click="ignore",
+                            icon=":material/download:")
+    if report["rejected"]:
+        rejects = pq.ParquetDataset(report["rejects"]).read().slice(0, 100).to_pandas()
+        st.caption(f"Why rows were rejected (first {len(rejects)}):")
+        st.dataframe(rejects, hide_index=True, key="batch_rejects")
+
+
+def main() -> None:
+    st.title("Batch")
+    st.caption("Score a large CSV or Parquet file with one version on Spark (`python -m pipeline.batch`), "
+               "in a child process: millions of rows, a progress bar, and every bad row kept with its "
+               "reason. The Predict page is for a few thousand rows at a time.")
+    versions = versions_on_disk()
+    if not versions:
+        st.info(f"No versions in {utils.base_path()} yet: train one on the Train page (or `make demo`).",
+                icon=":material/inventory_2:")
+        return
+    folder = st.session_state.get(JOB_KEY)
+    state = batch_job.read_state(Path(folder)) if folder and Path(folder).is_dir() else None
+    if state is not None and state.running:
+        st.subheader("Scoring…")
+        render_progress(Path(folder))
+        return
+    render_form(versions)
+    if state is None:
+        return
+    if state.error == "cancelled":
+        st.info("The batch job was cancelled; nothing was scored.", icon=":material/stop_circle:")
+    elif state.error:
+        st.error(f"The batch job failed: {state.error}", icon=":material/error:")
+    elif state.report:
+        render_report(state.report, versions)
+
+
+main()

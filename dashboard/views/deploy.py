@@ -1,0 +1,267 @@
+"""Deploy: one version answering the same rows through every route of the tutorial.
+
+The server over REST and gRPC, the `.tflite` model in LiteRT, the TF.js model inside the viewer's
+browser and the Java client each predict the tutorial's `[1, 2]`, `[5, 7]` plus random rows; the
+table shows every answer, how far each is from the SavedModel's (the REST answer), and how long it
+took. A version without `.tflite` / TF.js files gets a Convert button (a child process); the files
+can be downloaded, and each route has a snippet to copy.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import deploy_routes as routes
+from dashboard import utils
+from dashboard.components import tfjs_predict
+from pipeline.client.snippets import curl_command
+from pipeline.client.urls import model_url
+from pipeline.model_dir import version_dirs
+
+RESULTS_KEY, SEED_KEY, CONVERSION_KEY = "deploy_results", "deploy_seed", "deploy_conversion"
+MAX_RANDOM_ROWS = 1000
+
+
+def versions_on_disk() -> dict[int, Path]:
+    """The model's version folders on this machine (empty when the base path does not exist)."""
+    try:
+        return version_dirs(utils.base_path())
+    except OSError:
+        return {}
+
+
+def render_files(version: int, path: Path) -> None:
+    """Sizes of the version's files, a Convert button for missing exports, and downloads."""
+    st.subheader("Files")
+    where = {"SavedModel (saved_model.pb + variables/)": "TF Serving, our server, KServe, Spark",
+             "model.tflite": "LiteRT: Android, iOS, edge devices, Python",
+             "tfjs/ (model.json + shards)": "TensorFlow.js: browsers, Node"}
+    sizes = routes.file_sizes(path)
+    st.dataframe(pd.DataFrame([{"file": name, "bytes": size, "runs on": where[name]}
+                               for name, size in sizes.items()]),
+                 hide_index=True, key="deploy_files",
+                 column_config={"bytes": st.column_config.NumberColumn(format="%d")})
+    missing = routes.missing_formats(path)
+    if missing:
+        st.warning(f"Version {version} has no {' and no '.join(missing)} export yet.",
+                   icon=":material/build:")
+    label = f"Convert version {version}" if missing else f"Convert version {version} again"
+    if st.button(label, key="deploy_convert", icon=":material/sync:",
+                 type="primary" if missing else "secondary",
+                 help="Runs `python -m pipeline.formats` in a child process; the SavedModel is never "
+                      "changed."):
+        with st.spinner(f"Converting version {version} to .tflite and TF.js in a child process…"):
+            outcome = routes.convert_version(utils.base_path(), version, missing or ["tflite", "tfjs"])
+        st.session_state[CONVERSION_KEY] = (version, outcome)
+        st.rerun()
+    converted = st.session_state.get(CONVERSION_KEY)
+    if converted and converted[0] == version:
+        outcome = converted[1]
+        for line in outcome.written:
+            st.success(line, icon=":material/check_circle:")
+        for failure in outcome.failures:
+            st.error(f"Conversion failed: {failure} The SavedModel and the served version are unchanged.",
+                     icon=":material/error:")
+    render_downloads(version, path)
+
+
+def render_downloads(version: int, path: Path) -> None:
+    """Download buttons for the `.tflite` file and a zip of the TF.js model, when they exist."""
+    tflite_col, tfjs_col = st.columns(2)
+    tflite = path / "model.tflite"
+    if tflite.is_file():
+        tflite_col.download_button("Download model.tflite", tflite.read_bytes(), key="deploy_download_tflite",
+                                   file_name=f"{utils.model_name()}-{version}.tflite",
+                                   mime="application/octet-stream", icon=":material/download:")
+    if (path / "tfjs" / "model.json").is_file():
+        from pipeline.formats.errors import FormatError
+        from pipeline.formats.tfjs import zip_tfjs
+
+        try:
+            tfjs_col.download_button("Download the TF.js model (zip)", zip_tfjs(path),
+                                     key="deploy_download_tfjs",
+                                     file_name=f"{utils.model_name()}-{version}-tfjs.zip",
+                                     mime="application/zip", icon=":material/download:")
+        except FormatError as error:
+            tfjs_col.error(str(error), icon=":material/error:")
+
+
+def render_rows() -> list[list[float]]:
+    """The tutorial's two rows plus a chosen number of seeded random rows."""
+    st.subheader("Rows")
+    count_col, new_col = st.columns([3, 2], vertical_alignment="bottom")
+    count = count_col.number_input("Random rows besides the tutorial's [1, 2] and [5, 7]", min_value=0,
+                                   max_value=MAX_RANDOM_ROWS, value=5, key="deploy_random_count")
+    st.session_state.setdefault(SEED_KEY, 0)
+    if new_col.button("New random rows", key="deploy_new_rows", icon=":material/casino:"):
+        st.session_state[SEED_KEY] += 1
+    return routes.tutorial_and_random_rows(int(count), st.session_state[SEED_KEY])
+
+
+def server_routes(version: int, path: Path, rows: list[list[float]]) -> list[routes.RouteAnswer]:
+    """REST, gRPC, LiteRT and Java answers for these rows (run once per click, kept for reruns)."""
+    url, model = utils.serving_url(), utils.model_name()
+    return [routes.rest_route(utils.get_client(), model, version, rows),
+            routes.grpc_route(utils.settings().grpc_target, model, version, rows),
+            routes.litert_route(path, rows),
+            routes.java_route(url, model, version, rows)]
+
+
+def browser_route(path: Path, rows: list[list[float]]) -> routes.RouteAnswer:
+    """The TF.js model run by the custom component in the viewer's browser (or why it cannot run)."""
+    if problem := tfjs_predict.browser_route_problem():
+        st.info(problem, icon=":material/extension_off:")
+        return routes.RouteAnswer(routes.TFJS, skipped=problem)
+    source = path / "tfjs" / "model.json"
+    if not source.is_file():
+        return routes.RouteAnswer(routes.TFJS,
+                                  skipped="this version has no TF.js model yet: convert it above")
+    from pipeline.formats.errors import FormatError
+
+    try:
+        model_json = tfjs_predict.publish_model(path)
+    except FormatError as error:
+        return routes.RouteAnswer(routes.TFJS, error=str(error))
+    answer = tfjs_predict.predict_in_browser(model_json, rows, source.stat().st_mtime, key="deploy_tfjs")
+    if answer is None:
+        return routes.RouteAnswer(routes.TFJS,
+                                  skipped="waiting for your browser to load TF.js and run the model…")
+    if answer.error or answer.predictions is None:
+        return routes.RouteAnswer(routes.TFJS, error=f"in your browser: {answer.error}")
+    how = f"warm call in your browser (TF.js {answer.tfjs_version}, {answer.backend} backend)"
+    return routes.RouteAnswer(routes.TFJS, answer.predictions, answer.latency_ms, how)
+
+
+def summary_rows(answers: list[routes.RouteAnswer]) -> list[dict]:
+    """One row per route: what happened, latency, and its distance from the REST (SavedModel) answer."""
+    reference = next((a.predictions for a in answers if a.route == routes.REST and a.predictions), None)
+    table = []
+    for answer in answers:
+        row = {"route": answer.route, "status": "answered", "latency ms": answer.latency_ms,
+               "max |Δ| vs SavedModel": None, "max relative Δ": None,
+               f"agrees within {routes.RTOL:g}": None, "timed": answer.timed}
+        if answer.predictions is None:
+            row["status"] = "failed" if answer.error else "not run"
+            row["timed"] = answer.error or answer.skipped or ""
+        elif reference is not None:
+            diff = routes.compare(reference, answer.predictions)
+            row.update({"max |Δ| vs SavedModel": diff.max_abs, "max relative Δ": diff.max_rel,
+                        f"agrees within {routes.RTOL:g}": "yes" if diff.agrees else "NO"})
+        table.append(row)
+    return table
+
+
+def render_answers(rows: list[list[float]], answers: list[routes.RouteAnswer], version: int) -> None:
+    """The predictions table, the per-route summary and the same numbers as JSON."""
+    frame = pd.DataFrame(rows, columns=list(utils.FEATURES))
+    for answer in answers:
+        if answer.predictions is not None:
+            frame[answer.route] = answer.predictions
+    precise = st.column_config.NumberColumn(format="%.7g")
+    st.dataframe(frame, hide_index=True, key="deploy_predictions",
+                 column_config={a.route: precise for a in answers})
+    st.dataframe(pd.DataFrame(summary_rows(answers)), hide_index=True, key="deploy_summary",
+                 column_config={"latency ms": st.column_config.NumberColumn(format="%.2f"),
+                                "max |Δ| vs SavedModel": st.column_config.NumberColumn(format="%.2e"),
+                                "max relative Δ": st.column_config.NumberColumn(format="%.2e")})
+    for answer in answers:
+        if answer.error:
+            st.error(f"{answer.route}: {answer.error}", icon=":material/error:")
+    document = {"version": version, "rows": rows,
+                "predictions": {a.route: a.predictions for a in answers if a.predictions is not None}}
+    with st.expander("The same numbers as JSON"), st.container(key="deploy_json"):
+        st.code(json.dumps(document), language="json", wrap_lines=True)
+
+
+def render_snippets(version: int, rows: list[list[float]]) -> None:
+    """A short snippet per route, for the version and rows on this page."""
+    st.subheader("Use it yourself")
+    url, name = utils.serving_url(), utils.model_name()
+    rest, grpc, litert, tfjs, java = st.tabs(["REST (curl)", "gRPC (Python)", "LiteRT (Kotlin, Python)",
+                                              "TF.js (JavaScript)", "Java"])
+    rest.code(curl_command(model_url(url, name, version, verb="predict"), {"instances": rows[:2]}),
+              language="bash")
+    grpc.code(GRPC_SNIPPET.format(target=utils.settings().grpc_target, name=name, version=version),
+              language="python")
+    litert.code(KOTLIN_SNIPPET, language="kotlin")
+    tflite = utils.base_path() / str(version) / "model.tflite"
+    litert.code(f'from pipeline.formats.tflite import LiteRTModel\n'
+                f'LiteRTModel("{tflite}").predict([[1, 2], [5, 7]])', language="python")
+    tfjs.code(TFJS_SNIPPET.format(name=name, version=version), language="javascript")
+    command = " ".join(routes.java_command(url, name, version, rows[:2])[:4])
+    java.code(f"{command} '[[1,2],[5,7]]'", language="bash")
+
+
+GRPC_SNIPPET = """import grpc
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel("{target}"))
+request = predict_pb2.PredictRequest()
+request.model_spec.name = "{name}"
+request.model_spec.version.value = {version}
+request.model_spec.signature_name = "serving_default"
+request.inputs["inputs"].CopyFrom(tf.make_tensor_proto([[1.0, 2.0], [5.0, 7.0]], dtype=tf.float32))
+print(tf.make_ndarray(stub.Predict(request, timeout=10).outputs["output_0"]))
+"""
+KOTLIN_SNIPPET = """// Android: implementation("com.google.ai.edge.litert:litert:1.0.1")
+// and model.tflite (the download above) in src/main/assets/
+val model = context.assets.openFd("model.tflite").use { fd ->
+    FileInputStream(fd.fileDescriptor).channel
+        .map(FileChannel.MapMode.READ_ONLY, fd.startOffset, fd.declaredLength)
+}
+val interpreter = Interpreter(model)
+val rows = arrayOf(floatArrayOf(1f, 2f), floatArrayOf(5f, 7f))
+interpreter.resizeInput(0, intArrayOf(rows.size, 2))
+val predictions = Array(rows.size) { FloatArray(1) }
+interpreter.run(rows, predictions)
+"""
+TFJS_SNIPPET = """// @tensorflow/tfjs 4.22.0 from npm; the model from the zip above (or the version's tfjs/)
+import * as tf from "@tensorflow/tfjs";
+
+const model = await tf.loadGraphModel("{name}-{version}-tfjs/model.json");
+const y = model.execute(tf.tensor2d([[1, 2], [5, 7]]));
+console.log(await y.array());
+"""
+
+
+def main() -> None:
+    st.title("Deploy")
+    st.caption("One version, every route of the tutorial: TF Serving over REST and gRPC, TensorFlow Lite "
+               "(LiteRT), TensorFlow.js in your browser, and a Java client, answering the same rows.")
+    utils.show_flash()
+    versions = versions_on_disk()
+    if not versions:
+        st.info(f"No versions in {utils.base_path()} yet: train one on the Train page (or `make demo`).",
+                icon=":material/inventory_2:")
+        return
+    newest = max(versions)
+    version = st.selectbox("Version", sorted(versions, reverse=True), index=0, key="deploy_version",
+                           format_func=lambda v: f"version {v}" + (" (newest)" if v == newest else ""))
+    path = versions[version]
+    render_files(version, path)
+    rows = render_rows()
+
+    st.subheader("Every route, the same rows")
+    key = json.dumps([str(path), rows, sorted(routes.file_sizes(path).items())])
+    if st.button("Predict with every route", key="deploy_run", type="primary", icon=":material/play_arrow:"):
+        with st.spinner("Asking the server (REST, gRPC), LiteRT and the Java client…"):
+            st.session_state[RESULTS_KEY] = (key, server_routes(version, path, rows))
+    stored = st.session_state.get(RESULTS_KEY)
+    answers = stored[1] if stored and stored[0] == key else []
+    browser = browser_route(path, rows)
+    if not answers:
+        st.info("Press **Predict with every route** to ask the server, LiteRT and the Java client; "
+                "your browser runs the TF.js model by itself.", icon=":material/touch_app:")
+        answers = [routes.RouteAnswer(r, skipped="press Predict with every route")
+                   for r in (routes.REST, routes.GRPC, routes.LITERT, routes.JAVA)]
+    answers = [*answers[:3], browser, *answers[3:]]
+    render_answers(rows, answers, version)
+    render_snippets(version, rows)
+
+
+main()

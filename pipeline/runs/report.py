@@ -1,0 +1,167 @@
+"""Run records turned into the rows a person reads: weights tables and run-history rows.
+
+Pure functions over the plain dicts :mod:`pipeline.store.records` stores, so the Train and Models
+pages show the same columns with the same names, and the rules (what "samples" or "error"
+means for a failed run) live in one tested place rather than in two page scripts.
+No TensorFlow, no Streamlit (``pipeline.training.fit`` imports TensorFlow only when it trains).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from pipeline.training.data import iter_chunks
+from pipeline.training.fit import TrainConfig
+
+
+def param_names(features: int) -> list[str]:
+    """``["w1", "w2", ..., "b"]``: the names every table, chart and the CLI use, matching the
+    input features ``x1``, ``x2`` (so ``w1`` is the weight of ``x1``) on every page."""
+    return [f"w{i + 1}" for i in range(features)] + ["b"]
+
+
+def flat_params(weights: dict[str, Any] | None) -> list[float] | None:
+    """``{"w": [...], "b": x}`` as ``[*w, b]``, or ``None`` when there are no weights."""
+    if not weights or "w" not in weights:
+        return None
+    return [float(v) for v in weights["w"]] + [float(weights["b"])]
+
+
+def weights_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per parameter: learned, true and OLS values and the learned one's distance
+    to each. Empty when the run learned nothing (it failed before training)."""
+    learned = flat_params(record.get("learned"))
+    if learned is None:
+        return []
+    true = flat_params(record.get("true")) or [float("nan")] * len(learned)
+    ols = flat_params(record.get("ols")) or [float("nan")] * len(learned)
+    return [
+        {"parameter": name, "learned": lv, "true": tv, "OLS": ov,
+         "learned − true": lv - tv, "learned − OLS": lv - ov}
+        for name, lv, tv, ov in zip(param_names(len(learned) - 1), learned, true, ols, strict=True)
+    ]
+
+
+RUN_COLUMN_FORMATS = {"samples": "localized", "noise": "%g", "version": "%d",
+                      "max |learned − true|": "%.4g", "max |learned − OLS|": "%.4g",
+                      "fit time (s)": "%.1f", "end to end (s)": "%.1f"}
+"""How the run-history columns show their numbers (Streamlit number formats): counts with
+thousands separators, errors with 4 significant digits (0.0004 and 9,974 alike), times in
+tenths of a second."""
+
+
+def version_note(record: dict[str, Any], on_disk: set[int] | None = None) -> str:
+    """What became of a run's model, in words: ``deleted`` when its version is no longer on
+    disk (numbers are never reused, so it stays a gap), ``exported anyway`` when the quality
+    gate had warned, ``held: quality warning`` when the gate kept it from being exported."""
+    version = record.get("version")
+    if version is not None:
+        if on_disk is not None and int(version) not in on_disk:
+            return "deleted"
+        return "exported anyway (quality warning)" if record.get("exported_anyway") else "on disk"
+    if record.get("export_held"):
+        return "held: quality warning"
+    return ""
+
+
+def run_row(record: dict[str, Any], on_disk: set[int] | None = None) -> dict[str, Any]:
+    """One line of the run history: when, what was asked, how it ended, what it produced.
+
+    Every status gets a row (a failed run shows its error, a cancelled one the epoch it
+    reached), so the history tells the whole story, not only the successes. ``on_disk`` (the
+    version numbers that exist) lets the row say that a run's version was deleted since.
+    """
+    cfg = record.get("config") or {}
+    errors = record.get("errors") or {}
+    history = record.get("history") or []
+    epochs = cfg.get("epochs")
+    timings = record.get("timings") or {}
+    version = record.get("version")
+    return {
+        "run": record.get("id", ""),
+        "status": str(record.get("status", "unknown")),
+        "version": int(version) if version is not None else None,
+        "version note": version_note(record, on_disk),
+        "quality": str((record.get("quality") or {}).get("level", "")),
+        "started": short_time(record.get("started")),
+        "samples": cfg.get("samples"),
+        "noise": cfg.get("noise"),
+        "epochs": f"{len(history):,}/{epochs:,}" if epochs else "",
+        "optimizer": cfg.get("optimizer", ""),
+        "max |learned − true|": errors.get("vs_true"),
+        "max |learned − OLS|": errors.get("vs_ols"),
+        "fit time (s)": timings.get("fit_s"),
+        "end to end (s)": timings.get("end_to_end_s"),
+        "error": record.get("error", ""),
+    }
+
+
+def short_time(iso: str | None) -> str:
+    """An ISO-8601 time as people read it, in this machine's local time zone:
+    ``2026-01-02T03:04:05+00:00`` -> ``2 Jan 2026, 03:04:05 UTC`` (empty for none; text
+    that is not a time is returned as it is)."""
+    if not iso:
+        return ""
+    try:
+        when = datetime.fromisoformat(str(iso))
+    except ValueError:
+        return str(iso)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    local = when.astimezone()
+    return f"{local.day} {local:%b %Y, %H:%M:%S} {local.tzname() or ''}".strip()
+
+
+def data_sample(record: dict[str, Any], max_points: int = 2_000) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``max_points`` rows of the data the run trained on, regenerated from its
+    config (data is seeded, so these are exactly the training rows, not look-alikes).
+
+    Rows are i.i.d., so the first ones are as good a sample as any, and regenerating only
+    them costs milliseconds even for a 10,000,000-row run.
+    """
+    spec = TrainConfig.from_dict(record.get("config") or {}).data_spec()
+    spec.validate()
+    return next(iter_chunks(spec, chunk_rows=max(1, int(max_points))))
+
+
+def duration(seconds: float | None) -> str:
+    """``3.04`` -> ``3.0 s``, ``75`` -> ``1 min 15 s``, ``3725`` -> ``1 h 2 min``: how long, in
+    words a presenter reads aloud (empty for none)."""
+    if seconds is None or not np.isfinite(seconds):
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+def eta_seconds(progress: dict[str, Any]) -> float | None:
+    """Seconds left for a running run, from its elapsed time and the fraction done (``None``
+    until 2% is done: earlier guesses are dominated by start-up and would mislead)."""
+    fraction, elapsed = float(progress.get("fraction") or 0.0), float(progress.get("elapsed_s") or 0.0)
+    if fraction < 0.02 or fraction >= 1.0:
+        return None
+    return elapsed * (1.0 - fraction) / fraction
+
+
+def progress_text(progress: dict[str, Any]) -> str:
+    """``Epoch 3/100 · loss 4.0544 · 1.2 s elapsed · about 38.4 s left``."""
+    eta = eta_seconds(progress)
+    left = f" · about {duration(eta)} left" if eta is not None else ""
+    return (f"Epoch {progress['epoch']:,}/{progress['epochs']:,} · loss {progress['loss']:,.4g} · "
+            f"{duration(progress['elapsed_s'])} elapsed{left}")
+
+
+def quality_numbers(record: dict[str, Any]) -> str:
+    """The gate's numbers in one sentence (empty for records made before the gate)."""
+    n = (record.get("quality") or {}).get("numbers") or {}
+    if "max_vs_ols" not in n:
+        return ""
+    return (f"max |learned − OLS| = {n['max_vs_ols']:,.4g} (tolerance {n['param_tolerance']:,.4g}); "
+            f"MSE on its data {n['mse']:,.4g} (limit {n['loss_limit']:,.4g}, "
+            f"noise σ² = {n['noise_var']:,.4g})")

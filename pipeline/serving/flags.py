@@ -1,0 +1,181 @@
+"""Command-line flags of `python -m pipeline.serving`, and the configs they name.
+
+The flags mirror `tensorflow_model_server` (same names, same meaning, booleans written `--flag` or
+`--flag=true|false`), so a TF Serving command line or Docker `args:` list works unchanged. Our own
+additions are `--rest_api_host`, `--rest_api_max_body_bytes`, `--max_pending_requests` and
+`--enable_prometheus`; one default
+differs: `--enable_batching` is true here (false in TF Serving). Unknown flags are an error (exit
+status 2), like absl flags.
+
+Defaults for the model name, base path and ports come from `pipeline.settings.Settings.from_env()`
+read when the flags are parsed (never at import). `model_configs()` turns the flags into
+`ModelConfig`s: one from `--model_name`/`--model_base_path`, or several from a
+`--model_config_file` (parsed in `model_config.py`).
+
+Nothing here imports TensorFlow's runtime, so `--help` and flag errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.serving.model_config import (
+    DEFAULT_PROMETHEUS_PATH,
+    ConfigError,
+    ModelConfig,
+    MonitoringOptions,
+    parse_batching_parameters_text,
+    parse_model_config_text,
+    parse_monitoring_config_text,
+)
+from pipeline.serving.overload import DEFAULT_MAX_PENDING_REQUESTS
+from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from pipeline.serving.batching import BatchingOptions
+
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range: {value}")
+    return value
+
+
+def _rest_port(text: str) -> int:
+    value = _port(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("the REST API is the only API served: give a port from 1 to 65535")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
+    """The flag parser, with defaults from `settings` (default: `Settings.from_env()` now)."""
+    project = settings or Settings.from_env()
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.serving",
+        description="Serve SavedModel versions over the TensorFlow Serving REST API "
+        "(a drop-in for tensorflow_model_server's REST port). See docs/serving.md.",
+        allow_abbrev=False,
+    )
+
+    def flag(name: str, default: bool, text: str) -> None:
+        parser.add_argument(
+            name, nargs="?", const=True, default=default, type=_bool, metavar="true|false", help=text
+        )
+
+    parser.add_argument("--port", type=_port, default=project.grpc_port, metavar="PORT",
+                        help="gRPC port, accepted for command-line compatibility; gRPC is not served yet "
+                        "(default %(default)s)")
+    parser.add_argument("--rest_api_port", type=_rest_port, metavar="PORT", default=project.rest_port,
+                        help="REST API port (default %(default)s)")
+    parser.add_argument("--rest_api_host", default="127.0.0.1", metavar="HOST",
+                        help="interface to bind; TF Serving binds every interface, we bind loopback "
+                        "unless asked, e.g. 0.0.0.0 (default %(default)s)")
+    parser.add_argument("--model_name", default=project.model_name, metavar="NAME",
+                        help="name of the single served model (default %(default)s)")
+    parser.add_argument("--model_base_path", default=str(project.model_base_path), metavar="DIR",
+                        help="directory holding the version dirs 1/, 2/, ... (default %(default)s)")
+    parser.add_argument("--model_config_file", default="", metavar="FILE",
+                        help="ModelServerConfig text proto (model_config_list with several models, "
+                        "model_version_policy, version_labels); overrides --model_name/--model_base_path")
+    parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0, metavar="SECONDS",
+                        help="seconds between scans of each base path for new or deleted versions; "
+                        "0 scans once at start-up (default %(default)s)")
+    parser.add_argument("--rest_api_num_threads", type=int, default=4 * (os.cpu_count() or 1), metavar="N",
+                        help="worker threads running models (default 4 x CPUs = %(default)s)")
+    parser.add_argument("--rest_api_timeout_in_ms", type=int, default=30000, metavar="MS",
+                        help="per-request model run timeout, answered with 504 DEADLINE_EXCEEDED; "
+                        "0 disables it (default %(default)s)")
+    parser.add_argument("--max_pending_requests", type=_positive, default=DEFAULT_MAX_PENDING_REQUESTS,
+                        metavar="N",
+                        help="model requests (predict/classify/regress) accepted and not yet answered, "
+                        "server-wide; past it a request is refused at once with 503 UNAVAILABLE "
+                        "(project extension; default %(default)s)")
+    flag("--rest_api_enable_cors_support", False,
+         "add Access-Control-Allow-* headers to every /v1 response (default false)")
+    parser.add_argument("--rest_api_max_body_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
+                        metavar="BYTES",
+                        help="largest accepted request body (after gzip decoding); larger ones get "
+                        "413 with a JSON error (default %(default)s = 32 MiB)")
+    parser.add_argument("--monitoring_config_file", default="", metavar="FILE",
+                        help="MonitoringConfig text proto, e.g. prometheus_config { enable: true }")
+    flag("--enable_prometheus", False,
+         f"export Prometheus metrics at {DEFAULT_PROMETHEUS_PATH} (default false)")
+    flag("--enable_batching", True,
+         "merge concurrent requests to one model version and signature into one model call "
+         "(TF Serving's server-side batching; default true here, false in TF Serving; a lone request "
+         "runs at once, see docs/serving.md). --enable_batching=false turns it off")
+    parser.add_argument("--batching_parameters_file", default="", metavar="FILE",
+                        help="BatchingParameters text proto, e.g. max_batch_size { value: 128 } "
+                        "batch_timeout_micros { value: 0 }; ignored with --enable_batching=false")
+    flag("--enable_model_warmup", True,
+         "run each signature once before a version is AVAILABLE (default true)")
+    parser.add_argument("--max_num_load_retries", type=int, default=0, metavar="N",
+                        help="extra attempts after a version fails to load (TF Serving: 5; "
+                        "default %(default)s, since exports here are written atomically)")
+    parser.add_argument("--load_retry_interval_micros", type=int, default=60_000_000, metavar="MICROS",
+                        help="pause between load attempts (default %(default)s)")
+    parser.add_argument("--version", action="store_true", help="print the server and TensorFlow versions")
+    return parser
+
+
+def parse_flags(argv: Sequence[str] | None = None, settings: Settings | None = None) -> argparse.Namespace:
+    """Parse a command line; on an unknown or invalid flag print usage and exit with status 2."""
+    return build_parser(settings).parse_args(argv)
+
+
+def model_configs(flags: argparse.Namespace) -> list[ModelConfig]:
+    """The models to serve: from `--model_config_file` if given, else the single-model flags."""
+    if flags.model_config_file:
+        return parse_model_config_text(Path(flags.model_config_file).read_text())
+    if not flags.model_base_path:
+        raise ConfigError(
+            "Both server_options.model_base_path and server_options.model_config_file are empty!")
+    return [ModelConfig(name=flags.model_name, base_path=Path(flags.model_base_path))]
+
+
+def monitoring_options(flags: argparse.Namespace) -> MonitoringOptions:
+    """Prometheus export settings from `--monitoring_config_file` and `--enable_prometheus`."""
+    options = MonitoringOptions(enable=flags.enable_prometheus)
+    if flags.monitoring_config_file:
+        parsed = parse_monitoring_config_text(Path(flags.monitoring_config_file).read_text())
+        if parsed.enable:
+            options = parsed
+    return options
+
+
+def batching_options(flags: argparse.Namespace) -> BatchingOptions | None:
+    """The batching scheduler options if `--enable_batching` (the default), from
+    `--batching_parameters_file` or the defaults of `BatchingOptions`; None without batching."""
+    from pipeline.serving.batching import BatchingOptions
+
+    if not flags.enable_batching:
+        return None
+    if not flags.batching_parameters_file:
+        return BatchingOptions()
+    return parse_batching_parameters_text(Path(flags.batching_parameters_file).read_text())
+
+

@@ -1,0 +1,218 @@
+"""What the server serves and how: models.config, monitoring and batching configs as values.
+
+`ModelConfig` (name, base path, `VersionPolicy`, version labels) is what the source and manager
+work from; `parse_model_config_text` reads a `ModelServerConfig` text proto with the official
+`tensorflow_serving.config.model_server_config_pb2` and `google.protobuf.text_format`, as
+`--model_config_file` gives it. The monitoring (`MonitoringConfig`) and batching
+(`BatchingParameters`) text protos are parsed the same way; tensorflow-serving-api ships no Python
+module for those two, so their messages are rebuilt from upstream's .proto fields below.
+
+Every unservable config raises `ConfigError` with a message for the user. No flags here (see
+`flags.py`) and no TensorFlow runtime: parsing answers at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from pipeline.serving.batching import BatchingOptions
+
+DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
+
+
+class ConfigError(ValueError):
+    """A models.config or monitoring config that cannot be served; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    """Which on-disk versions are aspired (`model_version_policy` of a ModelConfig)."""
+
+    kind: Literal["latest", "all", "specific"] = "latest"
+    num_versions: int = 1
+    versions: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        if self.kind == "latest":
+            return f"latest {self.num_versions}"
+        return "all" if self.kind == "all" else f"specific {list(self.versions)}"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One served model: its name, the parent directory of its version dirs, policy and labels."""
+
+    name: str
+    base_path: Path
+    policy: VersionPolicy = VersionPolicy()
+    labels: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MonitoringOptions:
+    """Where Prometheus metrics are exported, if at all."""
+
+    enable: bool = False
+    path: str = DEFAULT_PROMETHEUS_PATH
+
+
+def parse_model_config_text(text: str) -> list[ModelConfig]:
+    """Parse a `ModelServerConfig` text proto into ModelConfigs; raise ConfigError when unservable."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    message = model_server_config_pb2.ModelServerConfig()
+    try:
+        text_format.Parse(text, message)
+    except text_format.ParseError as error:
+        raise ConfigError(f"Invalid model config: {error}") from error
+    if message.WhichOneof("config") == "custom_model_config":
+        raise ConfigError("custom_model_config is not supported; use model_config_list")
+    result: list[ModelConfig] = []
+    for entry in message.model_config_list.config:
+        if not entry.name:
+            raise ConfigError("A model config has an empty name")
+        if not entry.base_path:
+            raise ConfigError(f"Model {entry.name} has an empty base_path")
+        if entry.model_platform not in ("", "tensorflow"):
+            raise ConfigError(f"Model {entry.name}: model_platform {entry.model_platform!r} is not supported")
+        if any(existing.name == entry.name for existing in result):
+            raise ConfigError(f"Illegal to list model {entry.name} multiple times in config list")
+        result.append(ModelConfig(
+            name=entry.name,
+            base_path=Path(entry.base_path),
+            policy=_policy(entry.model_version_policy),
+            labels=dict(entry.version_labels),
+        ))
+    return result
+
+
+def _policy(proto) -> VersionPolicy:
+    kind = proto.WhichOneof("policy_choice")
+    if kind == "all":
+        return VersionPolicy(kind="all")
+    if kind == "specific":
+        if not proto.specific.versions:
+            raise ConfigError("model_version_policy specific needs at least one version")
+        return VersionPolicy(kind="specific", versions=tuple(sorted(set(proto.specific.versions))))
+    # TF Serving treats num_versions 0 (the proto default) as 1.
+    return VersionPolicy(kind="latest", num_versions=max(1, proto.latest.num_versions))
+
+
+def parse_monitoring_config_text(text: str) -> MonitoringOptions:
+    """Parse `prometheus_config { enable: true path: "..." }` (a MonitoringConfig text proto)."""
+    from google.protobuf import text_format
+
+    message = _monitoring_config_class()()
+    try:
+        text_format.Parse(text, message)
+    except text_format.ParseError as error:
+        raise ConfigError(f"Invalid monitoring config: {error}") from error
+    prometheus = message.prometheus_config
+    path = prometheus.path or DEFAULT_PROMETHEUS_PATH
+    if not path.startswith("/"):
+        raise ConfigError(f"Prometheus path must start with '/': {path!r}")
+    return MonitoringOptions(enable=prometheus.enable, path=path)
+
+
+def parse_batching_parameters_text(text: str) -> BatchingOptions:
+    """Parse a `BatchingParameters` text proto (TF Serving's --batching_parameters_file) into options.
+
+    Unset fields keep the defaults of `BatchingOptions`. `thread_pool_name`, `pad_variable_length_inputs`,
+    `enable_large_batch_splitting` and `max_execution_batch_size` are accepted and have no effect
+    (requests whose shapes differ run in separate batches; larger-than-max requests run alone).
+    """
+    from google.protobuf import text_format
+
+    from pipeline.serving.batching import BatchingOptions
+
+    message = _batching_parameters_class()()
+    try:
+        text_format.Parse(text, message)
+    except text_format.ParseError as error:
+        raise ConfigError(f"Invalid batching parameters: {error}") from error
+    defaults = BatchingOptions()
+    fields = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads")
+    options = BatchingOptions(
+        **{name: getattr(message, name).value if message.HasField(name) else getattr(defaults, name)
+           for name in fields},
+        allowed_batch_sizes=tuple(message.allowed_batch_sizes),
+    )
+    try:
+        options.validate()
+    except ValueError as error:
+        raise ConfigError(f"Invalid batching parameters: {error}") from error
+    return options
+
+
+def _batching_parameters_class():
+    """`BatchingParameters` of TF Serving's `session_bundle_config.proto`, built from its fields.
+
+    tensorflow-serving-api ships no `session_bundle_config_pb2`; the message is rebuilt here (as
+    upstream declares it: Int64Value/StringValue/BoolValue wrappers) so protobuf parses the text.
+    """
+    try:
+        from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
+
+        return session_bundle_config_pb2.BatchingParameters
+    except ImportError:
+        pass
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
+
+    field = descriptor_pb2.FieldDescriptorProto
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="tensorflow_serving/servables/tensorflow/session_bundle_config.proto",
+        package="tensorflow.serving", syntax="proto3", dependency=["google/protobuf/wrappers.proto"])
+    message = proto.message_type.add(name="BatchingParameters")
+    wrapped = [("max_batch_size", 1, "Int64Value"), ("batch_timeout_micros", 2, "Int64Value"),
+               ("max_enqueued_batches", 3, "Int64Value"), ("num_batch_threads", 4, "Int64Value"),
+               ("thread_pool_name", 5, "StringValue"), ("enable_large_batch_splitting", 8, "BoolValue"),
+               ("max_execution_batch_size", 9, "Int64Value")]
+    for name, number, wrapper in wrapped:
+        message.field.add(name=name, number=number, type=field.TYPE_MESSAGE, label=field.LABEL_OPTIONAL,
+                          type_name=f".google.protobuf.{wrapper}")
+    message.field.add(name="allowed_batch_sizes", number=6, type=field.TYPE_INT64, label=field.LABEL_REPEATED)
+    message.field.add(name="pad_variable_length_inputs", number=7, type=field.TYPE_BOOL,
+                      label=field.LABEL_OPTIONAL)
+    pool.Add(proto)
+    descriptor = pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")
+    return message_factory.GetMessageClass(descriptor)
+
+
+def _monitoring_config_class():
+    """`MonitoringConfig` from tensorflow-serving-api, or the same message built from its .proto.
+
+    The PyPI package ships no `monitoring_config_pb2`; upstream's
+    `tensorflow_serving/config/monitoring_config.proto` has two small messages, rebuilt here so the
+    text format is parsed by protobuf itself rather than by hand.
+    """
+    try:
+        from tensorflow_serving.config import monitoring_config_pb2
+
+        return monitoring_config_pb2.MonitoringConfig
+    except ImportError:
+        pass
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    pool = descriptor_pool.DescriptorPool()
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="tensorflow_serving/config/monitoring_config.proto", package="tensorflow.serving",
+        syntax="proto3",
+    )
+    prometheus = proto.message_type.add(name="PrometheusConfig")
+    prometheus.field.add(name="enable", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_BOOL,
+                         label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    prometheus.field.add(name="path", number=2, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+                         label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    monitoring = proto.message_type.add(name="MonitoringConfig")
+    monitoring.field.add(name="prometheus_config", number=1,
+                         type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+                         type_name=".tensorflow.serving.PrometheusConfig",
+                         label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig"))

@@ -1,0 +1,1 @@
+"""The TensorFlow Serving REST API front end: HTTP routes and JSON <-> tensors over the core."""

@@ -1,0 +1,389 @@
+"""Train the tutorial's linear model with Keras and compare it with the best possible fit.
+
+:func:`train` builds ``Input(name="inputs") -> Dense(1, name="outputs")``, fits it on
+synthetic data from :mod:`pipeline.training.data`, and returns the learned weights next to the
+ordinary-least-squares (OLS) solution of the very same sample. It reports progress
+through a callback (every epoch, and at most every ``PROGRESS_INTERVAL_S`` within long
+epochs) and stops between batches when a cancellation event is set.
+
+The defaults learn: Adam at 0.05 with a cosine-decayed rate for 100 epochs lands within 0.01 of OLS at 800
+samples. (The tutorial's rmsprop/1 epoch/batch 8 recipe stays far from it.)
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from pipeline.settings import Settings
+from pipeline.tf_env import keras, tensorflow
+from pipeline.training.data import DataSpec, make_data, ols_solution
+from pipeline.training.quality import FAILED, Verdict, assess_fit
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad", "adamw", "nadam")
+"""Optimizer names accepted by :class:`TrainConfig` (Keras identifiers)."""
+
+LR_SCHEDULES = ("cosine", "constant")
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 1_000_000
+PROGRESS_INTERVAL_S = 0.5
+"""Within an epoch, progress is reported at most this often (long epochs stay visible)."""
+
+
+def auto_batch_size(samples: int) -> int:
+    """The batch size used when none is chosen: 64 for small data, growing to keep
+    about 100 steps per epoch on large data (1,000,000 rows -> 8,192), so a run over
+    millions of rows takes seconds per epoch, not minutes."""
+    return int(min(8192, max(64, 2 ** math.ceil(math.log2(max(1, samples // 100))))))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a training run; ``validate()`` names the first bad value."""
+
+    samples: int = Settings.num_samples
+    true_w: tuple[float, ...] = Settings.true_w
+    true_b: float = Settings.true_b
+    noise: float = Settings.noise_std
+    seed: int = 0
+    epochs: int = 100
+    batch_size: int | None = None
+    """``None`` picks :func:`auto_batch_size` for the sample count."""
+    optimizer: str = "adam"
+    learning_rate: float = 0.05
+    lr_schedule: str = "cosine"
+    """``"cosine"`` decays the rate to 1% over the run, so the last epochs settle on the
+    optimum instead of jittering around it; ``"constant"`` keeps it fixed."""
+
+    def data_spec(self) -> DataSpec:
+        return DataSpec(self.samples, tuple(self.true_w), self.true_b, self.noise, self.seed)
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.batch_size if self.batch_size is not None else auto_batch_size(self.samples)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the bad value; nothing else happens."""
+        self.data_spec().validate()
+        if (
+            isinstance(self.epochs, bool)
+            or not isinstance(self.epochs, int)
+            or not 1 <= self.epochs <= MAX_EPOCHS
+        ):
+            raise ValueError(f"epochs must be a whole number from 1 to {MAX_EPOCHS:,}, got {self.epochs!r}")
+        bs = self.batch_size
+        if bs is not None and (
+            isinstance(bs, bool) or not isinstance(bs, int) or not 1 <= bs <= MAX_BATCH_SIZE
+        ):
+            raise ValueError(f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE:,}, got {bs!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"unknown lr_schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
+            )
+        lr = self.learning_rate
+        if (
+            isinstance(lr, bool)
+            or not isinstance(lr, int | float)
+            or not math.isfinite(lr)
+            or not 0 < lr <= 10
+        ):
+            raise ValueError(f"learning_rate must be a number in (0, 10], got {lr!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["true_w"] = list(self.true_w)
+        return d
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TrainConfig:
+        """The default run for `settings`: its sample count, true weights and bias, and noise."""
+        return cls(samples=settings.num_samples, true_w=tuple(settings.true_w), true_b=settings.true_b,
+                   noise=settings.noise_std)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Build a config from a run record's ``config`` (unknown keys ignored)."""
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "true_w" in known:
+            known["true_w"] = tuple(float(v) for v in known["true_w"])
+        return replace(cls(), **known)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of a run: after each epoch (``epoch_end=True``) or within one."""
+
+    epoch: int
+    """1-based epoch this snapshot belongs to."""
+    epochs: int
+    step: int
+    steps_per_epoch: int
+    loss: float
+    mae: float
+    w: list[float]
+    b: float
+    elapsed_s: float
+    epoch_end: bool
+
+    @property
+    def fraction(self) -> float:
+        """How much of the whole run is done, from 0 to 1."""
+        done = (self.epoch - 1) * self.steps_per_epoch + self.step
+        return min(1.0, done / max(1, self.epochs * self.steps_per_epoch))
+
+
+@dataclass
+class TrainResult:
+    """What a run produced. ``model`` is the trained Keras model (not serialisable)."""
+
+    config: TrainConfig
+    status: str
+    """``"succeeded"``, ``"cancelled"`` (a cancelled run keeps its partial model) or ``"failed"``
+    (the quality gate found a non-finite loss or weights: the run diverged)."""
+    w: list[float]
+    b: float
+    ols_w: list[float]
+    ols_b: float
+    history: list[dict[str, Any]]
+    timings: dict[str, float]
+    model: Any = field(repr=False, default=None)
+    quality: Verdict | None = None
+    """The quality gate's verdict (:mod:`pipeline.training.quality`)."""
+
+    def errors(self) -> dict[str, float]:
+        """Max absolute differences of the learned parameters vs truth and vs OLS."""
+        return weight_errors(self.w, self.b, self.config.true_w, self.config.true_b, self.ols_w, self.ols_b)
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the model, as plain JSON-able data (the core of a run record)."""
+        return {
+            "status": self.status,
+            "config": self.config.to_dict(),
+            "batch_size": self.config.effective_batch_size,
+            "learned": {"w": self.w, "b": self.b},
+            "true": {"w": list(self.config.true_w), "b": self.config.true_b},
+            "ols": {"w": self.ols_w, "b": self.ols_b},
+            "errors": self.errors(),
+            "history": self.history,
+            "timings": self.timings,
+            **({"quality": self.quality.to_dict()} if self.quality is not None else {}),
+            **({"error": " ".join(self.quality.reasons)} if self.status == FAILED and self.quality else {}),
+        }
+
+
+def weight_errors(
+    w: list[float],
+    b: float,
+    true_w: tuple[float, ...] | list[float],
+    true_b: float,
+    ols_w: list[float],
+    ols_b: float,
+) -> dict[str, float]:
+    """``max |learned - reference|`` over all weights and the bias, for truth and OLS."""
+    learned = np.array([*w, b])
+    return {
+        "vs_true": float(np.max(np.abs(learned - np.array([*true_w, true_b])))),
+        "vs_ols": float(np.max(np.abs(learned - np.array([*ols_w, ols_b])))),
+    }
+
+
+def build_model(
+    features: int, optimizer: str, learning_rate: float, schedule: str = "constant", total_steps: int = 1
+) -> Any:
+    """The tutorial's model: ``inputs`` (float32 ``[-1, features]``) -> ``Dense(1)`` named ``outputs``."""
+    k = keras()
+    inputs = k.Input(shape=(features,), name="inputs", dtype="float32")
+    outputs = k.layers.Dense(1, name="outputs")(inputs)
+    model = k.Model(inputs, outputs, name="linear_regression")
+    rate: Any = learning_rate
+    if schedule == "cosine":
+        rate = k.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps), alpha=0.01)
+    opt = k.optimizers.get({"class_name": optimizer, "config": {"learning_rate": rate}})
+    model.compile(optimizer=opt, loss="mse", metrics=["mae"])
+    return model
+
+
+class _Cancelled(Exception):
+    """Raised inside ``fit`` to stop between batches (Keras checks ``stop_training``
+    only at epoch ends)."""
+
+
+class _Diverged(Exception):
+    """Raised inside ``fit`` at the first batch whose loss is not finite: every later step
+    would only compute NaN, so the run stops there and the gate fails it."""
+
+
+def _dense_params(model: Any) -> tuple[list[float], float]:
+    kernel, bias = model.get_layer("outputs").get_weights()
+    return [float(v) for v in kernel[:, 0]], float(bias[0])
+
+
+def _progress_callback(
+    on_progress: Callable[[Progress], None] | None,
+    cancel: threading.Event | None,
+    cfg: TrainConfig,
+    steps_per_epoch: int,
+    history: list[dict[str, Any]],
+    started: float,
+) -> Any:
+    """A Keras callback that records per-epoch history, reports progress and honours ``cancel``."""
+    k = keras()
+
+    class _Callback(k.callbacks.Callback):
+        epoch = 0
+        last_report = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch = epoch + 1
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled
+            if logs and not math.isfinite(float(logs.get("loss", 0.0))):
+                raise _Diverged
+            now = time.perf_counter()
+            if on_progress is not None and now - self.last_report >= PROGRESS_INTERVAL_S and logs:
+                self.last_report = now
+                w, b = _dense_params(self.model)
+                on_progress(
+                    Progress(
+                        self.epoch,
+                        cfg.epochs,
+                        batch + 1,
+                        steps_per_epoch,
+                        float(logs["loss"]),
+                        float(logs.get("mae", math.nan)),
+                        w,
+                        b,
+                        now - started,
+                        False,
+                    )
+                )
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs or {}
+            w, b = _dense_params(self.model)
+            entry = {
+                "epoch": epoch + 1,
+                "loss": float(logs.get("loss", math.nan)),
+                "mae": float(logs.get("mae", math.nan)),
+                "w": w,
+                "b": b,
+            }
+            history.append(entry)
+            if on_progress is not None:
+                on_progress(
+                    Progress(
+                        epoch + 1,
+                        cfg.epochs,
+                        steps_per_epoch,
+                        steps_per_epoch,
+                        entry["loss"],
+                        entry["mae"],
+                        w,
+                        b,
+                        time.perf_counter() - started,
+                        True,
+                    )
+                )
+
+    return _Callback()
+
+
+def shuffled_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epochs: int) -> Any:
+    """A ``tf.data`` pipeline of ``epochs`` passes over ``(x, y)``, each in a fresh order.
+
+    Every epoch draws its own permutation from ``(seed, epoch)`` (stateless, so runs are
+    reproducible). Keras' own ``shuffle=True`` under a global seed repeats one order
+    every epoch, which leaves the same rows in the short last batch and biases the fit
+    by ~0.015 at 800 rows. Rows are gathered per batch from one in-memory copy, so
+    memory stays O(n) and a 1,000,000-row epoch costs no more than Keras' own feeding.
+    """
+    tf = tensorflow()
+    n = len(x)
+    full = n // batch_size
+    xs, ys = tf.constant(x), tf.constant(y)
+
+    def epoch_indices(epoch: Any) -> Any:
+        perm = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+        )
+        batches = tf.data.Dataset.from_tensor_slices(
+            tf.reshape(perm[: full * batch_size], [full, batch_size])
+        )
+        if n > full * batch_size:
+            batches = batches.concatenate(tf.data.Dataset.from_tensors(perm[full * batch_size :]))
+        return batches
+
+    return (
+        tf.data.Dataset.range(epochs)
+        .flat_map(epoch_indices)
+        .map(lambda i: (tf.gather(xs, i), tf.gather(ys, i)), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def train(
+    cfg: TrainConfig,
+    on_progress: Callable[[Progress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> TrainResult:
+    """Fit the linear model on ``cfg``'s synthetic data and return the result.
+
+    Validates ``cfg`` first (``ValueError`` naming the bad value, before any work).
+    Reproducible for a given config: data, initial weights and shuffling are seeded.
+    ``on_progress`` is called from the training thread; ``cancel`` is checked after
+    every batch, and a cancelled run returns with ``status="cancelled"``.
+    """
+    cfg.validate()
+    started = time.perf_counter()
+    x, y = make_data(cfg.data_spec())
+    data_s = time.perf_counter() - started
+    ols_w, ols_b = ols_solution(x, y)
+
+    k = keras()
+    k.utils.set_random_seed(cfg.seed)
+    batch_size = cfg.effective_batch_size
+    steps_per_epoch = math.ceil(len(x) / batch_size)
+    model = build_model(
+        x.shape[1], cfg.optimizer, cfg.learning_rate, cfg.lr_schedule, cfg.epochs * steps_per_epoch
+    )
+    history: list[dict[str, Any]] = []
+    callback = _progress_callback(on_progress, cancel, cfg, steps_per_epoch, history, started)
+    fit_started = time.perf_counter()
+    cancelled = diverged = False
+    try:
+        model.fit(
+            shuffled_batches(x, y, batch_size, cfg.seed, cfg.epochs),
+            epochs=cfg.epochs,
+            steps_per_epoch=steps_per_epoch,
+            shuffle=False,
+            verbose=0,
+            callbacks=[callback],
+        )
+    except _Cancelled:
+        cancelled = True
+    except _Diverged:
+        diverged = True
+    fit_s = time.perf_counter() - fit_started
+    w, b = _dense_params(model)
+    timings = {
+        "data_s": data_s,
+        "fit_s": fit_s,
+        "total_s": time.perf_counter() - started,
+        "samples_per_s": len(history) * len(x) / fit_s if fit_s > 0 else 0.0,
+    }
+    final_loss = math.nan if diverged else (history[-1]["loss"] if history else math.nan)
+    if not history and not diverged:  # cancelled in the first epoch: judge the weights alone
+        final_loss = 0.0
+    quality = assess_fit(x, y, w, b, ols_w, ols_b, final_loss, cfg.noise)
+    status = "cancelled" if cancelled else FAILED if quality.level == FAILED else "succeeded"
+    return TrainResult(cfg, status, w, b, ols_w, ols_b, history, timings, model, quality)

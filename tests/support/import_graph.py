@@ -1,0 +1,234 @@
+"""The project's import graph, read from the source with `ast`, and the rules the layout keeps.
+
+`python -m tests.support.import_graph` prints every rule with its verdict (and the offending
+imports), exit status 1 if any rule is broken; `tests/unit/test_architecture.py` runs the same
+checks in `make test`. Every `import` counts: module level and inside functions (a function-local
+import is still a dependency; it only hides a cycle from the interpreter, not from a reader).
+
+The rules (see README "Design"):
+- no import cycle among the project's modules;
+- `pipeline/` never imports `dashboard` or `streamlit` (the UI sits on top, never underneath);
+- `pipeline/serving/` imports nothing from `pipeline/` but the shared leaves (`model_dir`,
+  `settings`, `tf_env`, `lifeline`): the server is a separate program;
+- the serving core (`pipeline/serving/*.py` itself, not its `__main__` entry point) never imports a
+  front end (`pipeline.serving.rest`, `pipeline.serving.grpc`), so front ends plug in beside it.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("pipeline", "dashboard")
+SERVING = "pipeline.serving"
+SERVING_MAY_USE = frozenset({"pipeline.model_dir", "pipeline.settings", "pipeline.tf_env",
+                             "pipeline.lifeline"})
+FRONT_ENDS = ("pipeline.serving.rest", "pipeline.serving.grpc")
+UI_LIBRARIES = ("dashboard", "streamlit")
+
+
+@dataclass(frozen=True)
+class Import:
+    """One import statement: who imports what, where (the name as written, resolved if relative)."""
+
+    source: str
+    target: str
+    line: int
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    """`pipeline/client/rest.py` -> `pipeline.client.rest`; a package's `__init__.py` -> the package."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def project_modules(root: Path = ROOT) -> dict[str, Path]:
+    """Every module of the project's packages, by dotted name."""
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            if "__pycache__" not in path.parts:
+                found[module_name(path, root)] = path
+    return found
+
+
+def _resolve_relative(source: str, is_package: bool, level: int, module: str | None) -> str:
+    base = source.split(".") if is_package else source.split(".")[:-1]
+    base = base[: len(base) - (level - 1)] if level > 1 else base
+    return ".".join([*base, module] if module else base)
+
+
+def imports_of(name: str, path: Path) -> list[Import]:
+    """Every import in one module, at any depth, with names as absolute dotted paths. For
+    `from package import name`, the target is `package.name` (the submodule or the attribute
+    of `package`; :func:`project_edges` decides which)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [Import(name, alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = _resolve_relative(name, path.name == "__init__.py", node.level, node.module)
+            found += [Import(name, f"{base}.{alias.name}" if alias.name != "*" else base, node.lineno)
+                      for alias in node.names]
+    return found
+
+
+def resolve(target: str, modules: Iterable[str]) -> str | None:
+    """The project module an imported name lives in (the longest module prefix), or None for
+    anything outside the project."""
+    known = set(modules)
+    parts = target.split(".")
+    for end in range(len(parts), 0, -1):
+        candidate = ".".join(parts[:end])
+        if candidate in known:
+            return candidate
+    return None
+
+
+def all_imports(root: Path = ROOT) -> list[Import]:
+    """Every import statement of every project module."""
+    return [imp for name, path in project_modules(root).items() for imp in imports_of(name, path)]
+
+
+def project_edges(imports: list[Import], modules: Iterable[str]) -> dict[str, set[str]]:
+    """The project-internal graph: module -> the project modules it imports (self-edges from a
+    package naming its own attribute dropped)."""
+    known = list(modules)
+    graph: dict[str, set[str]] = {name: set() for name in known}
+    for imp in imports:
+        target = resolve(imp.target, known)
+        if target is not None and target != imp.source:
+            graph[imp.source].add(target)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected component with more than one module (Tarjan), each as a cycle
+    path `a -> b -> ... -> a` through it."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+    counter = 0
+
+    def visit(node: str) -> None:
+        nonlocal counter
+        index[node] = low[node] = counter
+        counter += 1
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                item = stack.pop()
+                on_stack.discard(item)
+                component.append(item)
+                if item == node:
+                    break
+            if len(component) > 1:
+                components.append(_cycle_path(sorted(component), graph))
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return components
+
+
+def _cycle_path(component: list[str], graph: dict[str, set[str]]) -> list[str]:
+    """One concrete cycle inside a strongly connected component, starting at its first module."""
+    members = set(component)
+    start = component[0]
+    path, seen = [start], {start}
+    node = start
+    while True:
+        nxt = sorted(n for n in graph[node] if n in members)
+        back = [n for n in nxt if n == start]
+        if back and len(path) > 1:
+            return [*path, start]
+        fresh = [n for n in nxt if n not in seen]
+        if not fresh:
+            return [*path, start]
+        node = fresh[0]
+        path.append(node)
+        seen.add(node)
+
+
+def _in(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def ui_imports_in_pipeline(imports: list[Import]) -> list[Import]:
+    """Imports of the dashboard or Streamlit from anywhere under `pipeline/`."""
+    return [i for i in imports if _in(i.source, "pipeline") and any(_in(i.target, u) for u in UI_LIBRARIES)]
+
+
+def serving_reaching_out(imports: list[Import], modules: Iterable[str]) -> list[Import]:
+    """Imports from `pipeline/serving/` of project modules outside it, other than the shared leaves."""
+    known = list(modules)
+    bad = []
+    for imp in imports:
+        target = resolve(imp.target, known)
+        if (_in(imp.source, SERVING) and target is not None and _in(target, "pipeline")
+                and not _in(target, SERVING) and target not in SERVING_MAY_USE):
+            bad.append(imp)
+    return bad
+
+
+def core_importing_front_ends(imports: list[Import]) -> list[Import]:
+    """Imports of a front end (`rest`, `grpc`) by a module directly in `pipeline/serving/`
+    (its `__main__`, which wires the front ends to the core, excepted)."""
+    def is_core(name: str) -> bool:
+        return _in(name, SERVING) and name.count(".") <= 2 and name != f"{SERVING}.__main__" and not any(
+            _in(name, f) for f in FRONT_ENDS)
+
+    return [i for i in imports if is_core(i.source) and any(_in(i.target, f) for f in FRONT_ENDS)]
+
+
+def report(root: Path = ROOT) -> tuple[bool, str]:
+    """Every rule's verdict as text, and whether all hold."""
+    modules = project_modules(root)
+    imports = all_imports(root)
+    graph = project_edges(imports, modules)
+    found = cycles(graph)
+    checks = [
+        ("no import cycles", [" -> ".join(c) for c in found]),
+        ("pipeline/ never imports dashboard or streamlit",
+         [f"{i.source}:{i.line} imports {i.target}" for i in ui_imports_in_pipeline(imports)]),
+        ("pipeline/serving/ imports only pipeline.{model_dir,settings,tf_env,lifeline} from outside it",
+         [f"{i.source}:{i.line} imports {i.target}" for i in serving_reaching_out(imports, modules)]),
+        ("the serving core imports no front end (rest/, grpc/)",
+         [f"{i.source}:{i.line} imports {i.target}" for i in core_importing_front_ends(imports)]),
+    ]
+    edges = sum(len(targets) for targets in graph.values())
+    lines = [f"{len(modules)} modules, {edges} project-internal imports"]
+    for title, problems in checks:
+        lines.append(f"{'ok  ' if not problems else 'FAIL'} {title}")
+        lines += [f"       {p}" for p in problems]
+    return all(not problems for _, problems in checks), "\n".join(lines)
+
+
+def main() -> int:
+    ok, text = report()
+    print(text)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
