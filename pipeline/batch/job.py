@@ -193,8 +193,9 @@ def score_file(input_path: str | Path, output_path: str | Path, *,
     The output keeps the input columns and adds `prediction` and `version`; rows that cannot be
     scored go to `rejects_path` (default `<output>.rejects.parquet`) with a `reason`. Both are
     Spark output folders, overwritten. Pass `spark` to reuse a session (it is left running);
-    otherwise one is made for `master` and stopped at the end. Raises BatchError for problems
-    the user can fix (model, version, columns, unreadable input)."""
+    otherwise one is made for `master` and stopped at the end. `progress` is called from this
+    thread and from a polling thread, never from both at once, with fractions that never go back.
+    Raises BatchError for problems the user can fix (model, version, columns, unreadable input)."""
     started = time.monotonic()
     spec = resolve_model(model_base_path, version, runtime)
     source, output = str(input_path), str(output_path)

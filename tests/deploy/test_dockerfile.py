@@ -170,31 +170,53 @@ def _export_version(path: Path) -> None:
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
 
 
-def test_entrypoint_and_healthcheck_run_our_server_as_the_image_would(tmp_path):
-    """The image's ENTRYPOINT and HEALTHCHECK commands, run here without Docker: the entrypoint
-    starts our server on $MODEL_BASE_PATH/$MODEL_NAME and passes extra arguments through (used
-    here to move it to free loopback ports), and the health check passes once the model is up."""
+def _grpc_health(port: int) -> int:
+    """The status grpc.health.v1 answers for service "" (what Kubernetes' gRPC probe asks)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            return stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
+        except grpc.RpcError:
+            return -1
+
+
+def test_the_container_as_kubernetes_runs_it_passes_its_health_checks(tmp_path):
+    """deploy/Dockerfile's ENTRYPOINT with the our-server Deployment's env and args, run here
+    without Docker or a cluster (plus free loopback ports appended, which the entrypoint passes
+    through): the server serves $MODEL_BASE_PATH/$MODEL_NAME, the image's HEALTHCHECK passes, and
+    the gRPC health service the liveness probe asks answers SERVING."""
+    from tests.deploy.kustomize import render
     from tests.support.net import free_port, wait_for
 
     parsed = instructions(DOCKERFILE.read_text())
     entrypoint = json.loads(next(args for keyword, args in parsed if keyword == "ENTRYPOINT"))
     check = json.loads(next(args for keyword, args in parsed if keyword == "HEALTHCHECK").split("CMD", 1)[1])
-    _export_version(tmp_path / "models" / "linear_model" / "1")
-    rest, grpc = free_port(), free_port()
-    env = {**os.environ, "MODEL_NAME": "linear_model",
-           "MODEL_BASE_PATH": str(tmp_path / "models"), "PYTHONPATH": str(ROOT)}
-    command = [sys.executable if word == "python" else word for word in entrypoint]
-    command[2] = command[2].replace("exec python", f"exec {sys.executable}")
-    server = subprocess.Popen([*command, f"--rest_api_port={rest}", "--rest_api_host=127.0.0.1",
-                               f"--port={grpc}"], cwd=tmp_path, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deployment = next(o for o in render(ROOT / "deploy" / "k8s" / "overlays" / "our-server")
+                      if o["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    models = tmp_path / "models"
+    env = {**os.environ, **{e["name"]: e["value"] for e in container["env"]},
+           "MODEL_BASE_PATH": str(models), "PYTHONPATH": str(ROOT)}
+    _export_version(models / env["MODEL_NAME"] / "1")
+    rest, grpc_port = free_port(), free_port()
+    command = [*entrypoint[:2], entrypoint[2].replace("exec python", f"exec {sys.executable}"),
+               *entrypoint[3:], *container["args"],
+               f"--rest_api_port={rest}", "--rest_api_host=127.0.0.1", f"--port={grpc_port}"]
     health = [sys.executable if word == "python" else word.replace(":8501/", f":{rest}/") for word in check]
+    server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     try:
         def healthy() -> bool:
             assert server.poll() is None, "the entrypoint's server exited"
             return subprocess.run(health, env=env, capture_output=True, timeout=30).returncode == 0
 
         wait_for(healthy, timeout=120, interval=0.5)
+        from grpc_health.v1 import health_pb2
+
+        assert _grpc_health(grpc_port) == health_pb2.HealthCheckResponse.SERVING
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -150,24 +150,24 @@ def test_service_hpa_and_claim_point_at_the_deployment():
         v.get("persistentVolumeClaim") for v in volumes]
 
 
-def test_probes_ask_the_served_model_for_its_status():
+def test_probes_ask_the_served_model_for_its_status_and_grpc_for_its_health():
     container = deployment()["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
     status_path = f"/v1/models/{env['MODEL_NAME']}"
     assert container["readinessProbe"]["httpGet"] == {"path": status_path, "port": "http"}
     assert container["startupProbe"]["httpGet"] == {"path": status_path, "port": "http"}
+    assert container["livenessProbe"]["grpc"] == {"port": 8500}
+    assert "--enable_grpc_healthcheck_service=true" in container["args"]  # else the probe fails
     mount = next(m for m in container["volumeMounts"] if m["name"] == "models")
     assert mount["mountPath"] == env["MODEL_BASE_PATH"] and mount["readOnly"] is True
 
 
-def test_our_server_overlay_swaps_the_image_and_probes_grpc_health():
+def test_our_server_overlay_swaps_only_the_image():
     base, overlay = deployment(), one(rendered("k8s/overlays/our-server"), "Deployment")
     container = overlay["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "tf-serving-dashboard/model-server:0.1.0"
-    assert container["livenessProbe"]["grpc"] == {"port": 8500}
-    assert "tcpSocket" not in container["livenessProbe"]
-    assert container["readinessProbe"] == base["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
-    assert [c["name"] for c in overlay["spec"]["template"]["spec"]["containers"]] == ["model-server"]
+    base["spec"]["template"]["spec"]["containers"][0]["image"] = container["image"]
+    assert overlay == base
 
 
 def test_server_flags_in_the_manifests_exist_in_our_server():
