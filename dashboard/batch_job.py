@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from typing import Any
 SPEC, PROGRESS, REPORT, ERROR = "spec.json", "progress.jsonl", "report.json", "error.json"
 LOG, PID = "log.txt", "pid"
 OUTPUT, REJECTS = "predictions.parquet", "predictions.rejects.parquet"
+KEEP_JOBS = 10
+"""Finished jobs kept on disk (their uploads and outputs); older ones are removed when a job starts."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ def start_job(root: Path, *, base_path: Path, version: int | None, master: str =
     """
     if (input_path is None) == (upload is None):
         raise ValueError("give exactly one of input_path or upload")
+    prune(Path(root))
     folder = Path(root) / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     folder.mkdir(parents=True)
     if upload is not None:
@@ -77,6 +81,23 @@ def start_job(root: Path, *, base_path: Path, version: int | None, master: str =
                                  start_new_session=True)
     (folder / PID).write_text(str(child.pid))
     return folder
+
+
+def job_folders(root: Path) -> list[Path]:
+    """Every job folder under `root`, oldest first (their names start with the start time)."""
+    return sorted(p for p in Path(root).glob("*") if (p / SPEC).is_file()) if Path(root).is_dir() else []
+
+
+def latest_running(root: Path) -> Path | None:
+    """The newest job that is still running, so a new browser session finds the job it started."""
+    return next((f for f in reversed(job_folders(root)) if read_state(f).running), None)
+
+
+def prune(root: Path, keep: int = KEEP_JOBS) -> None:
+    """Delete finished jobs beyond the newest `keep` (running ones are never touched)."""
+    for folder in job_folders(root)[:-keep] if keep else job_folders(root):
+        if not read_state(folder).running:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:

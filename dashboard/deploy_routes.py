@@ -8,6 +8,7 @@ import TensorFlow) is imported on first use, and the Java client is a `java` chi
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import math
@@ -19,10 +20,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.settings import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from pipeline.formats.tflite import LiteRTModel
 
 REST, GRPC, LITERT, TFJS, JAVA = "REST", "gRPC", "LiteRT (.tflite)", "TF.js (your browser)", "Java client"
 ROUTES = (REST, GRPC, LITERT, TFJS, JAVA)
@@ -157,18 +162,35 @@ def grpc_route(target: str, model: str, version: int, rows: list[list[float]]) -
     if not grpc_available():
         return RouteAnswer(GRPC, skipped="the gRPC client (pipeline/client/grpc.py) is not in this checkout "
                                          "yet; the REST route answers for the same server")
-    from pipeline.client import grpc as grpc_client
+    if not grpc_listening(target):
+        return RouteAnswer(GRPC, error=f"nothing answers gRPC at {target}: start the server with a gRPC port "
+                                       "(`--port 8500`) or set GRPC_TARGET")
+    from pipeline.client.grpc import GrpcClient
 
-    started = time.perf_counter()
+    client = GrpcClient(target)
     try:
-        client = grpc_client.GrpcClient(target)
         result = client.predict(model, rows, version=version)
-        values = _one_per_row(getattr(result, "predictions", result), len(rows))
+        values = _one_per_row(result.predictions, len(rows))
     except Exception as error:  # noqa: BLE001 - any failure of the route is shown, never raised
         return RouteAnswer(GRPC, error=f"gRPC call to {target} failed: {error}")
-    latency = getattr(result, "latency_s", None)
-    latency_ms = latency * 1000 if latency is not None else (time.perf_counter() - started) * 1000
-    return RouteAnswer(GRPC, values, latency_ms, "RPC round trip")
+    finally:
+        client.close()
+    return RouteAnswer(GRPC, values, result.latency_s * 1000, "RPC round trip")
+
+
+def grpc_listening(target: str, timeout_s: float = 1.0) -> bool:
+    """Whether a gRPC server accepts a connection at `target`, asked with plain grpcio: the client's
+    protos import TensorFlow, which the dashboard loads only when there is a server to talk to."""
+    import grpc
+
+    channel = grpc.insecure_channel(target)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout_s)
+    except grpc.FutureTimeoutError:
+        return False
+    finally:
+        channel.close()
+    return True
 
 
 def litert_route(version_path: Path, rows: list[list[float]]) -> RouteAnswer:
@@ -177,18 +199,27 @@ def litert_route(version_path: Path, rows: list[list[float]]) -> RouteAnswer:
     if not tflite.is_file():
         return RouteAnswer(LITERT, skipped="this version has no model.tflite yet: convert it above")
     from pipeline.formats.errors import FormatError
-    from pipeline.formats.tflite import LiteRTModel
 
     try:
-        model = LiteRTModel(tflite)
+        stat = tflite.stat()
+        model = _litert_model(str(tflite), stat.st_mtime_ns, stat.st_size)
         model.predict(rows)  # warm-up: the first call allocates tensors for the batch size
         started = time.perf_counter()
         output = model.predict(rows)
         latency_ms = (time.perf_counter() - started) * 1000
         values = _one_per_row(np.asarray(output).tolist(), len(rows))
-    except (FormatError, ValueError, ImportError) as error:
+    except (FormatError, ValueError, ImportError, OSError) as error:
         return RouteAnswer(LITERT, error=str(error))
     return RouteAnswer(LITERT, values, latency_ms, "warm call in the dashboard's process")
+
+
+@functools.lru_cache(maxsize=4)
+def _litert_model(path: str, mtime_ns: int, size: int) -> LiteRTModel:
+    """One LiteRT interpreter per file version (a rewritten file has another mtime or size), so a
+    rerun does not reload it (nor print LiteRT's "Created ... delegate" line again)."""
+    from pipeline.formats.tflite import LiteRTModel
+
+    return LiteRTModel(path)
 
 
 def java_available() -> bool:

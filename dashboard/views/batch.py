@@ -23,8 +23,9 @@ from pipeline.model_dir import version_dirs
 JOB_KEY = "batch_job"
 SAMPLE_ROWS = 1000
 POLL_S = 1.0
+# Columns that hold the observed value of a row (`pipeline.batch` keeps them out of the features).
+# (No bare strings at module level: Streamlit's magic would print them on the page.)
 LABELS = ("y", "label", "target", "truth", "y_true")
-"""Columns that hold the observed value of a row (as `pipeline.batch` keeps them out of the features)."""
 NEWEST = "newest"
 
 
@@ -42,8 +43,11 @@ def render_form(versions: dict[int, Path]) -> None:
                       key="batch_source")
     upload, path_text = None, ""
     if source == "Upload a file":
+        limit = st.get_option("server.maxUploadSize")
         upload = st.file_uploader("CSV (with a header line) or Parquet", type=["csv", "parquet"],
-                                  key="batch_upload")
+                                  key="batch_upload",
+                                  help=f"Uploads are limited to {limit} MB (`server.maxUploadSize`); for a "
+                                       "larger file choose **A file on this machine** and give its path.")
     else:
         path_text = st.text_input("Path of a .csv or .parquet file", key="batch_path",
                                   placeholder="/data/rows.parquet")
@@ -131,7 +135,9 @@ def render_report(report: dict[str, Any], versions: dict[int, Path]) -> None:
     cols[0].metric("Rows in", f"{report['rows_in']:,}")
     cols[1].metric("Scored", f"{report['scored']:,}")
     cols[2].metric("Rejected", f"{report['rejected']:,}")
-    cols[3].metric("Rows per second", f"{report['rows_in'] / max(report['seconds'], 1e-9):,.0f}")
+    cols[3].metric("Time", f"{report['seconds']:,.1f} s",
+                   help="Wall time of the whole job, Spark's start-up and the workers loading the model "
+                        "included: it dominates small files.")
     import pyarrow.parquet as pq
 
     try:
@@ -176,6 +182,9 @@ def main() -> None:
         st.info(f"No versions in {utils.base_path()} yet: train one on the Train page (or `make demo`).",
                 icon=":material/inventory_2:")
         return
+    if JOB_KEY not in st.session_state:  # a new session (a reload) finds the job still running
+        running = batch_job.latest_running(batch_job.jobs_root(utils.settings().run_dir))
+        st.session_state[JOB_KEY] = str(running) if running else None
     folder = st.session_state.get(JOB_KEY)
     state = batch_job.read_state(Path(folder)) if folder and Path(folder).is_dir() else None
     if state is not None and state.running:

@@ -18,7 +18,7 @@ import streamlit as st
 from dashboard import deploy_routes as routes
 from dashboard import utils
 from dashboard.components import tfjs_predict
-from pipeline.client.snippets import curl_command
+from pipeline.client.snippets import curl_command, grpc_python_snippet
 from pipeline.client.urls import model_url
 from pipeline.model_dir import version_dirs
 
@@ -185,8 +185,8 @@ def render_snippets(version: int, rows: list[list[float]]) -> None:
                                               "TF.js (JavaScript)", "Java"])
     rest.code(curl_command(model_url(url, name, version, verb="predict"), {"instances": rows[:2]}),
               language="bash")
-    grpc.code(GRPC_SNIPPET.format(target=utils.settings().grpc_target, name=name, version=version),
-              language="python")
+    grpc.code(grpc_python_snippet(utils.settings().grpc_target, name, [[1.0, 2.0], [5.0, 7.0]],
+                                  version=version), language="python")
     litert.code(KOTLIN_SNIPPET, language="kotlin")
     tflite = utils.base_path() / str(version) / "model.tflite"
     litert.code(f'from pipeline.formats.tflite import LiteRTModel\n'
@@ -196,18 +196,6 @@ def render_snippets(version: int, rows: list[list[float]]) -> None:
     java.code(f"{command} '[[1,2],[5,7]]'", language="bash")
 
 
-GRPC_SNIPPET = """import grpc
-import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel("{target}"))
-request = predict_pb2.PredictRequest()
-request.model_spec.name = "{name}"
-request.model_spec.version.value = {version}
-request.model_spec.signature_name = "serving_default"
-request.inputs["inputs"].CopyFrom(tf.make_tensor_proto([[1.0, 2.0], [5.0, 7.0]], dtype=tf.float32))
-print(tf.make_ndarray(stub.Predict(request, timeout=10).outputs["output_0"]))
-"""
 KOTLIN_SNIPPET = """// Android: implementation("com.google.ai.edge.litert:litert:1.0.1")
 // and model.tflite (the download above) in src/main/assets/
 val model = context.assets.openFd("model.tflite").use { fd ->
@@ -248,18 +236,16 @@ def main() -> None:
 
     st.subheader("Every route, the same rows")
     key = json.dumps([str(path), rows, sorted(routes.file_sizes(path).items())])
-    if st.button("Predict with every route", key="deploy_run", type="primary", icon=":material/play_arrow:"):
-        with st.spinner("Asking the server (REST, gRPC), LiteRT and the Java client…"):
-            st.session_state[RESULTS_KEY] = (key, server_routes(version, path, rows))
     stored = st.session_state.get(RESULTS_KEY)
-    answers = stored[1] if stored and stored[0] == key else []
-    browser = browser_route(path, rows)
-    if not answers:
-        st.info("Press **Predict with every route** to ask the server, LiteRT and the Java client; "
-                "your browser runs the TF.js model by itself.", icon=":material/touch_app:")
-        answers = [routes.RouteAnswer(r, skipped="press Predict with every route")
-                   for r in (routes.REST, routes.GRPC, routes.LITERT, routes.JAVA)]
-    answers = [*answers[:3], browser, *answers[3:]]
+    again = st.button("Ask every route again", key="deploy_run", icon=":material/refresh:",
+                      help="The routes answer by themselves when the version or the rows change; this "
+                           "asks them again, e.g. for fresh latencies or after restarting the server.")
+    if again or not stored or stored[0] != key:
+        with st.spinner("Asking the server (REST, gRPC), LiteRT and the Java client…"):
+            stored = (key, server_routes(version, path, rows))
+        st.session_state[RESULTS_KEY] = stored
+    answers = stored[1]
+    answers = [*answers[:3], browser_route(path, rows), *answers[3:]]
     render_answers(rows, answers, version)
     render_snippets(version, rows)
 

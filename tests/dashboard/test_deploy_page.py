@@ -22,11 +22,14 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import deploy_routes
 from dashboard.components import tfjs_predict
+from pipeline.client.grpc import GrpcClient, GrpcPredictResult
 from pipeline.client.rest import PredictResult, ServingClient
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "dashboard" / "views" / "deploy.py")
 W, B = np.array([[1.987], [-1.013]], "float32"), np.array([2.93], "float32")
+REST_CALLS: list[list[list[float]]] = []
 
 BUILD = r"""
 import sys
@@ -85,13 +88,23 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.delenv("MODEL_BASE_PATH", raising=False)
     monkeypatch.setenv("SERVING_URL", "http://127.0.0.1:9")
 
-    def predict(client: ServingClient, model: str, *, instances=None, version=None, **_: object) -> PredictResult:
+    def predict(client: ServingClient, model: str, *, instances=None, version=None,
+                **_: object) -> PredictResult:
         values = (np.asarray(instances, "float32") @ W + B).tolist()
+        REST_CALLS.append(instances)
         url = f"http://127.0.0.1:9/v1/models/{model}/versions/{version}:predict"
         return PredictResult(url=url, request={"instances": instances}, response={"predictions": values},
                              status_code=200, latency_s=0.004)
 
     monkeypatch.setattr(ServingClient, "predict", predict)
+
+    def grpc_predict(client: GrpcClient, model: str, rows, version=None, **_: object) -> GrpcPredictResult:
+        values = (np.asarray(rows, "float32") @ W + B).tolist()
+        return GrpcPredictResult(model=model, version=version, signature="serving_default",
+                                 outputs={"output_0": values}, latency_s=0.002)
+
+    monkeypatch.setattr(deploy_routes, "grpc_listening", lambda target: True)
+    monkeypatch.setattr(GrpcClient, "predict", grpc_predict)
     monkeypatch.setattr(deploy_routes, "java_available", lambda: False)
     monkeypatch.setattr(tfjs_predict, "PUBLISHED", tmp_path / "published")  # never into the checkout
     return models
@@ -120,21 +133,32 @@ def test_convert_then_every_route_agrees_with_the_savedmodel(env: Path, built: d
     labels = [b.label for b in at.get("download_button")]
     assert "Download model.tflite" in labels and "Download the TF.js model (zip)" in labels
 
-    at.button(key="deploy_run").click().run()
-    routes = summary(at)
+    routes = summary(at)  # the routes answer by themselves once the files are there
     assert routes["REST"]["status"] == "answered"
     litert = routes[deploy_routes.LITERT]
     assert litert["status"] == "answered" and litert["agrees within 1e-05"] == "yes"
     assert litert["max relative Δ"] <= 1e-5
-    assert routes[deploy_routes.JAVA]["status"] == "not run" and "openjdk" in routes[deploy_routes.JAVA]["timed"]
+    grpc = routes[deploy_routes.GRPC]
+    assert grpc["status"] == "answered" and grpc["agrees within 1e-05"] == "yes"
+    java = routes[deploy_routes.JAVA]
+    assert java["status"] == "not run" and "openjdk" in java["timed"]
     assert routes[deploy_routes.TFJS]["status"] == "not run"  # no browser under AppTest
     document = json.loads(at.get("code")[0].value)
     rows = np.asarray(document["rows"], "float32")
     assert document["rows"][:2] == [[1.0, 2.0], [5.0, 7.0]] and len(rows) == 7
     np.testing.assert_allclose(document["predictions"][deploy_routes.LITERT], (rows @ W + B)[:, 0], rtol=1e-5)
 
+    asked = len(REST_CALLS)
+    at.run()
+    assert len(REST_CALLS) == asked  # a rerun (e.g. the browser reporting back) asks no route again
+    at.button(key="deploy_run").click().run()
+    assert len(REST_CALLS) == asked + 1
+    at.number_input(key="deploy_random_count").set_value(20).run()
+    assert len(REST_CALLS) == asked + 2 and len(REST_CALLS[-1]) == 22  # new rows: asked by themselves
 
-def test_a_failed_conversion_is_readable_and_leaves_the_savedmodel_alone(env: Path, built: dict[str, Path]) -> None:
+
+def test_a_failed_conversion_is_readable_and_leaves_the_savedmodel_alone(env: Path,
+                                                                         built: dict[str, Path]) -> None:
     version = install(built["sin"], env)
     before = (version / "saved_model.pb").read_bytes()
     at = AppTest.from_file(PAGE, default_timeout=240).run()
@@ -150,7 +174,6 @@ def test_a_corrupt_tflite_is_refused_readably(env: Path, built: dict[str, Path])
     version = install(built["linear"], env)
     (version / "model.tflite").write_bytes(b"not a flatbuffer at all")
     at = AppTest.from_file(PAGE, default_timeout=60).run()
-    at.button(key="deploy_run").click().run()
     assert not at.exception
     assert summary(at)[deploy_routes.LITERT]["status"] == "failed"
     assert any("is not a TensorFlow Lite model" in e.value for e in at.error)
@@ -165,3 +188,8 @@ def test_without_tfjs_installed_the_page_says_what_to_run(env: Path, built: dict
     assert not at.exception
     assert any("make tfjs" in i.value and "npm" in i.value for i in at.info)
     assert summary(at)[deploy_routes.TFJS]["status"] == "not run"
+
+
+def test_no_grpc_server_is_said_without_loading_tensorflow() -> None:
+    answer = deploy_routes.grpc_route(f"127.0.0.1:{free_port()}", "linear_model", 1, [[1.0, 2.0]])
+    assert answer.predictions is None and "nothing answers gRPC" in answer.error and "--port" in answer.error
