@@ -1,0 +1,217 @@
+"""The ``grpc`` section of ``python -m bench``: 1-row Predict over gRPC at 1, 8, 32 and 128 in flight.
+
+Load comes from Debian's ``h2load`` (nghttp2-client), which posts a pre-framed gRPC body (1 flag byte,
+4-byte big-endian length, the serialized ``PredictRequest``) with ``content-type: application/grpc``
+and ``te: trailers``. In flight = h2load clients x concurrent streams per client (at most 4 clients,
+each multiplexing its share, as gRPC clients do). The same h2load measures our REST API (``--h1``,
+one request per connection in flight) on the same server process, so the two APIs are compared with
+one tool. The floor is ``bench/grpc_canned.py``: the same grpcio server answering a fixed
+PredictResponse. h2load counts HTTP statuses only (a gRPC error is HTTP 200 too), so answers are
+checked separately: 64 concurrent Predicts through grpcio must each answer 3.0, and for our server
+the Prometheus count of Predicts answered OK must have grown by at least h2load's successes.
+
+h2load reports a mean latency, not percentiles; the table shows it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import contenders as cs
+
+IN_FLIGHT = (1, 8, 32, 128)
+GRPC_PATH = "/tensorflow.serving.PredictionService/Predict"
+MAX_CLIENTS = 4
+INPUT_NAME = "inputs"
+
+
+@dataclass(frozen=True)
+class H2Result:
+    requests: int
+    succeeded: int
+    rps: float
+    mean_ms: float
+
+
+def h2load_available() -> bool:
+    return shutil.which("h2load") is not None
+
+
+def grpc_frame() -> bytes:
+    """The bench's 1-row request ([[1.0, 2.0]] -> 3.0) as one length-prefixed gRPC message."""
+    from tensorflow.core.framework import types_pb2
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = cs.MODEL_NAME
+    tensor = request.inputs[INPUT_NAME]
+    tensor.dtype = types_pb2.DT_FLOAT
+    tensor.tensor_shape.dim.add().size = 1
+    tensor.tensor_shape.dim.add().size = 2
+    tensor.float_val.extend([1.0, 2.0])
+    payload = request.SerializeToString()
+    return b"\x00" + len(payload).to_bytes(4, "big") + payload
+
+
+def parse_h2load(text: str) -> H2Result:
+    """requests done/succeeded, req/s and the mean request time from h2load's report."""
+    finished = re.search(r"finished in [0-9.]+\w+, ([0-9.]+) req/s", text)
+    counts = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded", text)
+    mean = re.search(r"time for request:\s+\S+\s+\S+\s+([0-9.]+)(us|ms|s)", text)
+    if not (finished and counts and mean):
+        raise RuntimeError(f"unreadable h2load output: {text[-500:]}")
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[mean.group(2)]
+    return H2Result(int(counts.group(2)), int(counts.group(3)), float(finished.group(1)),
+                    float(mean.group(1)) * scale)
+
+
+def h2load(url: str, body: Path, in_flight: int, duration_s: float, warmup_s: float,
+           grpc: bool) -> H2Result:
+    """One timed h2load run (after its own warm-up) with `in_flight` requests outstanding."""
+    if grpc:
+        clients = min(in_flight, MAX_CLIENTS)
+        mode = ["-c", str(clients), "-m", str(in_flight // clients),
+                "-H", "content-type: application/grpc", "-H", "te: trailers"]
+    else:
+        mode = ["--h1", "-c", str(in_flight), "-m", "1", "-H", "content-type: application/json"]
+    command = ["h2load", "-t", "1", *mode, "-D", f"{duration_s:g}", f"--warm-up-time={warmup_s:g}",
+               "-d", str(body), url]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + warmup_s + 120)
+    return parse_h2load(out.stdout + out.stderr)
+
+
+def check_answers(target: str, count: int = 64) -> int:
+    """How many of `count` concurrent grpcio Predicts did NOT answer 3.0 (0 means all correct)."""
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest.FromString(grpc_frame()[5:])
+    with grpc.insecure_channel(target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+        def one(_: int) -> bool:
+            try:
+                response = stub.Predict(request, timeout=30)
+            except grpc.RpcError:
+                return False
+            return [list(t.float_val) for t in response.outputs.values()] == [[3.0]]
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            return sum(not ok for ok in pool.map(one, range(count)))
+
+
+def _ok_predicts(rest_port: int) -> float:
+    """Predicts our server answered OK so far (REST and gRPC), from its Prometheus metrics."""
+    import urllib.request
+
+    url = f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    pattern = (r"^tensorflow_serving_request_count_total\{model_name=\"" + cs.MODEL_NAME
+               + r"\",status=\"OK\"\} (\S+)$")
+    found = re.search(pattern, text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def _start_canned(port: int, log_dir: Path, timeout_s: float = cs.START_TIMEOUT_S) -> subprocess.Popen:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / "grpc-canned.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(cs.REPO / "bench" / "grpc_canned.py"), f"--port={port}"], cwd=cs.REPO,
+            env=cs.subprocess_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    while check_answers(f"127.0.0.1:{port}", 1):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise cs.ContenderError(f"grpc_canned.py did not answer on port {port}")
+        time.sleep(0.2)
+    return process
+
+
+def run(base_path: Path, work: Path, log_dir: Path, duration_s: float, warmup_s: float,
+        say: Callable[[str], None]) -> str:
+    """Measure ours (gRPC and REST) and the canned floor; return the report section (markdown)."""
+    if not h2load_available():
+        return ("## 1-row Predict over gRPC\n\n"
+                "not measured: `h2load` is absent (apt-get install nghttp2-client)\n")
+    body = work / "predict.grpc"
+    body.write_bytes(grpc_frame())
+    rest_body = work / "one_row.json"
+    rest_body.write_bytes(cs.ONE_ROW)
+    rows: dict[tuple[str, int], H2Result | str] = {}
+    checks: list[str] = []
+    grpc_port = cs.free_port()
+    ours = cs.Contender("grpc-server", (
+        sys.executable, "-m", "pipeline.serving", "--rest_api_port={port}", f"--port={grpc_port}",
+        f"--model_name={cs.MODEL_NAME}", f"--model_base_path={base_path}", "--enable_prometheus"))
+    say("grpc: starting our server (REST + gRPC)")
+    running = cs.start(ours, log_dir)
+    try:
+        before = _ok_predicts(running.port)
+        succeeded = 0
+        for in_flight in IN_FLIGHT:
+            say(f"grpc: ours, {in_flight} in flight (gRPC, then REST)")
+            grpc_url = f"http://127.0.0.1:{grpc_port}{GRPC_PATH}"
+            for key, url, path, is_grpc in (("ours-grpc", grpc_url, body, True),
+                                            ("ours-rest", running.url, rest_body, False)):
+                result = h2load(url, path, in_flight, duration_s, warmup_s, is_grpc)
+                rows[(key, in_flight)] = result
+                succeeded += result.succeeded
+        counted = _ok_predicts(running.port) - before
+        wrong = check_answers(f"127.0.0.1:{grpc_port}")
+        verdict = "ok" if counted >= succeeded else "MISMATCH: some HTTP 200s were gRPC errors"
+        checks.append(f"ours: {wrong} wrong of 64 checked answers; the server counted {counted:.0f} predicts "
+                      f"answered OK for h2load's {succeeded} successes, warm-ups excluded ({verdict})")
+    finally:
+        running.stop()
+    canned_port = cs.free_port()
+    say("grpc: starting the canned-reply floor")
+    process = _start_canned(canned_port, log_dir)
+    try:
+        for in_flight in IN_FLIGHT:
+            say(f"grpc: canned floor, {in_flight} in flight")
+            rows[("canned", in_flight)] = h2load(f"http://127.0.0.1:{canned_port}{GRPC_PATH}", body,
+                                                 in_flight, duration_s, warmup_s, True)
+        wrong = check_answers(f"127.0.0.1:{canned_port}")
+        checks.append(f"canned floor: {wrong} wrong of 64 checked answers")
+    finally:
+        process.kill()
+        process.wait(15)
+    return render(rows, checks, duration_s, warmup_s)
+
+
+def render(rows: dict[tuple[str, int], H2Result | str], checks: list[str], duration_s: float,
+           warmup_s: float) -> str:
+    names = {"ours-grpc": "this server, gRPC", "ours-rest": "this server, REST (h2load --h1)",
+             "canned": "canned-reply grpcio floor"}
+    lines = ["## 1-row Predict over gRPC (h2load)", "",
+             f"{duration_s:g} s per point after {warmup_s:g} s warm-up; mean latency (h2load gives no "
+             "percentiles). KServe's gRPC endpoint: not measured (the bench installs KServe for REST "
+             "only, with its gRPC port off).", "",
+             "| in flight | contender | req/s | mean ms | ÷ canned floor | gRPC ÷ REST |",
+             "|---|---|---|---|---|---|"]
+    for in_flight in IN_FLIGHT:
+        floor = rows.get(("canned", in_flight))
+        rest = rows.get(("ours-rest", in_flight))
+        for key in ("ours-grpc", "ours-rest", "canned"):
+            result = rows.get((key, in_flight))
+            if not isinstance(result, H2Result):
+                continue
+            ratio = f"{result.rps / floor.rps:.2f}" if isinstance(floor, H2Result) and floor.rps else ""
+            versus = (f"{result.rps / rest.rps:.2f}" if key == "ours-grpc" and isinstance(rest, H2Result)
+                      and rest.rps else "")
+            lost = result.requests - result.succeeded
+            failed = f" ({lost} failed)" if lost else ""
+            lines.append(f"| {in_flight} | {names[key]} | {result.rps:,.0f}{failed} | "
+                         f"{result.mean_ms:.2f} | {ratio} | {versus} |")
+    lines += ["", *[f"- {check}" for check in checks], ""]
+    return "\n".join(lines)

@@ -1,0 +1,232 @@
+"""A small client for TensorFlow Serving's gRPC API (our server's `--port`, or a real one), built on the
+official stubs of `tensorflow-serving-api`.
+
+The gRPC twin of `pipeline.client.rest.ServingClient`, for the dashboard and scripts: every failure is
+a `ClientError` whose `str()` a user can act on (its `message` starts with the gRPC status name, e.g.
+`NOT_FOUND: Servable not found ...`). TensorFlow's protos are imported on the first call, never at
+import, so a page importing this module starts fast::
+
+    from pipeline.client.grpc import GrpcClient
+
+    client = GrpcClient("127.0.0.1:8500")
+    result = client.predict("linear_model", [[1.0, 2.0], [5.0, 7.0]])
+    print(result.predictions, result.version, f"{result.latency_s * 1000:.1f} ms")
+    print(client.health())   # "SERVING" (with --enable_grpc_healthcheck_service)
+
+Thread-safe: one channel per client (grpc channels are), shared by every thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.client.errors import ClientError
+
+DEFAULT_SIGNATURE = "serving_default"
+MAX_MESSAGE_BYTES = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class GrpcPredictResult:
+    """One successful Predict: every output as nested lists, the version that answered, the latency."""
+
+    model: str
+    version: int
+    signature: str
+    outputs: dict[str, Any]
+    latency_s: float
+    """Wall-clock round trip of the call (serialize, send, server work, receive, parse)."""
+    predictions: Any = field(init=False)
+    """The only output's values (like REST's `predictions` for one output), else every output."""
+
+    def __post_init__(self) -> None:
+        values = next(iter(self.outputs.values())) if len(self.outputs) == 1 else self.outputs
+        object.__setattr__(self, "predictions", values)
+
+
+class GrpcClient:
+    """Speaks PredictionService / ModelService / grpc.health.v1 at `target` ("host:port" or
+    "unix:/path"); TLS with `root_certificates` (PEM bytes) when given."""
+
+    def __init__(self, target: str, timeout: float = 5.0, root_certificates: bytes | None = None) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._root_certificates = root_certificates
+        self._lock = threading.Lock()
+        self._channel: Any = None
+        self._inputs: dict[tuple, str] = {}  # (model, version, label, signature) -> input key
+
+    def __repr__(self) -> str:
+        return f"GrpcClient({self.target!r}, timeout={self.timeout})"
+
+    @property
+    def url(self) -> str:
+        """How errors and the dashboard name the endpoint."""
+        return self.target if self.target.startswith("unix:") else f"grpc://{self.target}"
+
+    def close(self) -> None:
+        """Close the channel; a later call opens a new one."""
+        with self._lock:
+            channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
+
+    def _open(self) -> Any:
+        import grpc
+
+        with self._lock:
+            if self._channel is None:
+                options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                           ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
+                if self._root_certificates is not None:
+                    credentials = grpc.ssl_channel_credentials(self._root_certificates)
+                    self._channel = grpc.secure_channel(self.target, credentials, options=options)
+                else:
+                    self._channel = grpc.insecure_channel(self.target, options=options)
+            return self._channel
+
+    def _call(self, service: str, method: str, request: Any) -> tuple[Any, float]:
+        """One unary call; (response, seconds). Every failure becomes a ClientError."""
+        import grpc
+
+        if service == "prediction":
+            from tensorflow_serving.apis import prediction_service_pb2_grpc as stubs
+
+            stub = stubs.PredictionServiceStub(self._open())
+        elif service == "model":
+            from tensorflow_serving.apis import model_service_pb2_grpc as stubs
+
+            stub = stubs.ModelServiceStub(self._open())
+        else:
+            from grpc_health.v1 import health_pb2_grpc
+
+            stub = health_pb2_grpc.HealthStub(self._open())
+        started = time.perf_counter()
+        try:
+            response = getattr(stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise _client_error(error, self.url, self.timeout) from None
+        return response, time.perf_counter() - started
+
+    # -- API ---------------------------------------------------------------------------------------
+
+    def predict(self, model: str, rows: Sequence[Sequence[float]], version: int | None = None,
+                label: str | None = None, signature: str = DEFAULT_SIGNATURE,
+                input_name: str | None = None) -> GrpcPredictResult:
+        """Predict `rows` (a float32 [n, d] tensor) with `signature`; the input key is `input_name`
+        or, if None, the signature's only input (read once from the model's metadata)."""
+        import numpy as np
+        from tensorflow_serving.apis import predict_pb2
+
+        key = input_name or self._input_name(model, version, label, signature)
+        array = np.asarray(rows, dtype=np.float32)
+        request = predict_pb2.PredictRequest()
+        _model_spec(request.model_spec, model, version, label, signature)
+        tensor = request.inputs[key]
+        tensor.dtype = 1  # DT_FLOAT
+        for size in array.shape:
+            tensor.tensor_shape.dim.add().size = size
+        tensor.float_val.extend(array.ravel().tolist())
+        response, seconds = self._call("prediction", "Predict", request)
+        outputs = {name: _tensor_values(proto) for name, proto in sorted(response.outputs.items())}
+        return GrpcPredictResult(model=model, version=response.model_spec.version.value,
+                                 signature=response.model_spec.signature_name or signature,
+                                 outputs=outputs, latency_s=seconds)
+
+    def model_status(self, model: str, version: int | None = None) -> list[dict[str, Any]]:
+        """`model_version_status` as the REST API shows it: version, state name, status."""
+        from tensorflow_serving.apis import get_model_status_pb2
+
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = model
+        if version is not None:
+            request.model_spec.version.value = version
+        response, _ = self._call("model", "GetModelStatus", request)
+        state = get_model_status_pb2.ModelVersionStatus.State
+        return [{"version": entry.version, "state": state.Name(entry.state),
+                 "status": {"error_code": _code_name(entry.status.error_code),
+                            "error_message": entry.status.error_message}}
+                for entry in response.model_version_status]
+
+    def metadata(self, model: str, version: int | None = None, label: str | None = None) -> dict[str, Any]:
+        """GetModelMetadata(signature_def) as the REST metadata JSON: model_spec and signature_def."""
+        from google.protobuf import json_format
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        _model_spec(request.model_spec, model, version, label, None)
+        request.metadata_field.append("signature_def")
+        response, _ = self._call("prediction", "GetModelMetadata", request)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        as_dict = json_format.MessageToDict(signature_map, preserving_proto_field_name=True)
+        return {"model_spec": {"name": response.model_spec.name,
+                               "version": str(response.model_spec.version.value)},
+                "metadata": {"signature_def": as_dict}}
+
+    def health(self, service: str = "") -> str:
+        """The grpc.health.v1 status of `service` ("" = the whole server): SERVING, NOT_SERVING,
+        SERVICE_UNKNOWN or UNKNOWN. A server without the health service raises ClientError."""
+        from grpc_health.v1 import health_pb2
+
+        response, _ = self._call("health", "Check", health_pb2.HealthCheckRequest(service=service))
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+    def _input_name(self, model: str, version: int | None, label: str | None, signature: str) -> str:
+        cache_key = (model, version, label, signature)
+        if cache_key not in self._inputs:
+            defs = self.metadata(model, version, label)["metadata"]["signature_def"].get("signature_def", {})
+            inputs = list(defs.get(signature, {}).get("inputs", {}))
+            if len(inputs) != 1:
+                raise ClientError(f"Signature {signature!r} of {model} has inputs {inputs}, not exactly one",
+                                  url=self.url, hint="Pass input_name= to say which input the rows are.")
+            self._inputs[cache_key] = inputs[0]
+        return self._inputs[cache_key]
+
+
+def _model_spec(spec: Any, model: str, version: int | None, label: str | None, signature: str | None) -> None:
+    spec.name = model
+    if label:
+        spec.version_label = label
+    elif version is not None:
+        spec.version.value = version
+    if signature:
+        spec.signature_name = signature
+
+
+def _code_name(number: int) -> str:
+    from tensorflow_serving.apis import status_pb2
+
+    codes = status_pb2.StatusProto.DESCRIPTOR.fields_by_name["error_code"].enum_type.values_by_number
+    return codes[number].name if number in codes else str(number)
+
+
+def _tensor_values(proto: Any) -> Any:
+    """A response TensorProto as nested Python lists."""
+    import tensorflow as tf
+
+    return tf.make_ndarray(proto).tolist()
+
+
+def _client_error(error: Any, url: str, timeout: float) -> ClientError:
+    import grpc
+
+    code = error.code()
+    details = error.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        hint = ("Start a model server with a gRPC port (python -m pipeline.serving --port 8500), "
+                "or fix the target.")
+    elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        hint = f"No answer within {timeout:g} s: the server may be busy; try again."
+    elif code == grpc.StatusCode.NOT_FOUND:
+        hint = "Check the model name and version, or train and export a version."
+    elif code == grpc.StatusCode.UNIMPLEMENTED:
+        hint = ("The server does not offer this service "
+                "(health checks need --enable_grpc_healthcheck_service).")
+    else:
+        hint = ""
+    return ClientError(f"{code.name}: {details}", url=url, hint=hint)
