@@ -9,6 +9,7 @@ words (``learned``, ``true``, ``OLS``) because those names are what the legend s
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -41,16 +42,58 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int 
     return fig
 
 
-def log_ticks(values: Sequence[float]) -> list[float]:
-    """Tick values 1, 2, 5, 10, 20, 50, ... covering ``values`` (positives only): a log axis
-    labelled with plain numbers instead of Plotly's crowded per-digit minor labels."""
+LEGEND_ROOM_PX = 100
+"""Space under a Train/Models chart's plot area for the x-axis title and a legend of up to
+three rows, so the legend never covers the axis title, even three charts abreast at 1024 px."""
+
+
+def _panel_layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = 380) -> go.Figure:
+    """The layout of the Train and Models pages' 2-D charts: the legend sits at the bottom of the
+    figure (``yref="container"``), below the x-axis title rather than on it, in a margin sized
+    for it; tick labels are laid out automatically so none is clipped."""
+    fig.update_layout(
+        title={"text": title, "x": 0.0, "xanchor": "left"}, xaxis_title=x_title, yaxis_title=y_title,
+        height=height, margin={"l": 10, "r": 10, "t": 50, "b": LEGEND_ROOM_PX},
+        legend={"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom", "x": 0.0},
+    )
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
+    return fig
+
+
+MAX_LOG_TICKS = 7
+"""More ticks than this on a log axis pile into an unreadable smear."""
+
+
+def log_ticks(values: Sequence[float], max_ticks: int = MAX_LOG_TICKS) -> list[float]:
+    """Tick values for a log axis covering ``values`` (positives only), at most ``max_ticks``:
+    1, 2, 5, 10, 20, 50, ... when the values span a decade or two, every power of ten over a
+    wider span, and every 2nd, 3rd, ... power of ten over many decades (a loss that falls from
+    1e9 to 1e-12 on noise-free data). Plain numbers instead of Plotly's per-digit minor labels."""
     positive = [v for v in values if v > 0 and np.isfinite(v)]
     if not positive:
         return []
     low, high = int(np.floor(np.log10(min(positive)))), int(np.ceil(np.log10(max(positive))))
     ticks = [m * 10.0**e for e in range(low, high + 1) for m in (1, 2, 5)]
     inside = [t for t in ticks if min(positive) / 2 <= t <= max(positive) * 2]
+    if len(inside) > max_ticks:
+        step = max(1, int(np.ceil((high - low + 1) / max_ticks)))
+        inside = [10.0**e for e in range(low, high + 1) if (e - low) % step == 0]
     return [float(f"{t:.6g}") for t in inside]
+
+
+def tick_label(value: float) -> str:
+    """``0.05`` -> ``0.05``, ``20000`` -> ``20,000``, ``1e-07`` -> ``1e-7``, ``1e9`` -> ``1e9``:
+    short, with thousands separators where a plain number is readable."""
+    if 1e-3 <= abs(value) < 1e6:
+        return f"{value:,g}"
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _log_axis(fig: go.Figure, values: Sequence[float]) -> None:
+    ticks = log_ticks(values)
+    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[tick_label(t) for t in ticks])
 
 
 def loss_curve_figure(history: Sequence[Mapping[str, Any]], noise: float | None = None) -> go.Figure:
@@ -69,9 +112,8 @@ def loss_curve_figure(history: Sequence[Mapping[str, Any]], noise: float | None 
         fig.add_trace(go.Scatter(x=[min(epochs), max(epochs)], y=[floor, floor], mode="lines",
                                  name=f"noise floor σ² = {floor:.4g}",
                                  line={"dash": "dash", "color": "gray"}))
-    ticks = log_ticks([*losses, *([noise**2] if noise else [])])
-    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
-    return _layout(fig, "Training loss per epoch", "epoch", "loss (MSE, log scale)")
+    _log_axis(fig, [*losses, *([noise**2] if noise else [])])
+    return _panel_layout(fig, "Training loss per epoch", "epoch", "loss (MSE, log scale)")
 
 
 def weights_trajectory_figure(
@@ -90,7 +132,7 @@ def weights_trajectory_figure(
         fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines", name=name, line={"color": color}))
         fig.add_trace(go.Scatter(x=span, y=[truth[i], truth[i]], mode="lines", name=f"true {name}",
                                  line={"color": color, "dash": "dash", "width": 1}))
-    return _layout(fig, "Weights per epoch vs truth", "epoch", "value (dashed: true)")
+    return _panel_layout(fig, "Weights per epoch", "epoch", "value (dashed: true)")
 
 
 def learned_vs_true_figure(
@@ -107,7 +149,7 @@ def learned_vs_true_figure(
         for label, values in series
     ])
     fig.update_layout(barmode="group")
-    return _layout(fig, "Learned vs true vs OLS", "parameter", "value")
+    return _panel_layout(fig, "Learned vs true vs OLS", "parameter", "value")
 
 
 def plane_grid(w: Sequence[float], b: float, steps: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -133,14 +175,45 @@ def data_planes_figure(
         raise ValueError(f"a 3-D view needs exactly 2 input features, this data has {len(true_w)}")
     fig = go.Figure(go.Scatter3d(x=x[:, 0], y=x[:, 1], z=y, mode="markers", name=f"data ({len(y):,} points)",
                                  marker={"size": 2, "color": "#555555", "opacity": 0.6}))
-    planes = [("true plane", true_w, true_b, SERIES_COLORS["true"])]
+    # two planes that (nearly) coincide would blend into one colour: each gets its own colour
+    # and opacity plus a solid (true) or dashed (learned) outline, so both stay visible
+    planes = [("true plane", true_w, true_b, SERIES_COLORS["true"], 0.35, "solid")]
     if learned_w is not None and learned_b is not None:
-        planes.append(("learned plane", learned_w, learned_b, SERIES_COLORS["learned"]))
-    for name, w, b, color in planes:
+        planes.append(("learned plane", learned_w, learned_b, SERIES_COLORS["learned"], 0.55, "dash"))
+    for name, w, b, color, opacity, dash in planes:
         x0, x1, z = plane_grid(w, b)
-        fig.add_trace(go.Surface(x=x0, y=x1, z=z, name=name, showscale=False, opacity=0.5,
-                                 colorscale=[[0, color], [1, color]], showlegend=True))
-    return _plane_layout(fig, "Data and fitted planes", 560, ("x[0]", "x[1]"))
+        fig.add_trace(go.Surface(x=x0, y=x1, z=z, name=name, showscale=False, opacity=opacity,
+                                 colorscale=[[0, color], [1, color]], showlegend=True, legendgroup=name))
+        ring = [(0, 0), (0, 1), (1, 1), (1, 0), (0, 0)]
+        fig.add_trace(go.Scatter3d(x=[x0[i, j] for i, j in ring], y=[x1[i, j] for i, j in ring],
+                                   z=[z[i, j] for i, j in ring], mode="lines", name=f"{name} outline",
+                                   line={"color": color, "width": 5, "dash": dash}, showlegend=False,
+                                   legendgroup=name, hoverinfo="skip"))
+    _plane_layout(fig, "Data and fitted planes", 600, ("x1", "x2"))
+    span = float(np.ptp(y)) if y.size and np.all(np.isfinite(y)) else 0.0
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 50, "b": 40},
+                      scene={"camera": {"eye": face_on_eye(true_w, span)},
+                             "xaxis": {"nticks": 5}, "yaxis": {"nticks": 5}, "zaxis": {"nticks": 6}},
+                      legend={"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom"})
+    return fig
+
+
+def face_on_eye(w: Sequence[float], z_span: float, distance: float = 2.5) -> dict[str, float]:
+    """A camera position that sees the plane ``z = w·x + b`` from about 50° off its surface,
+    never edge-on: the plane's normal in the cube-scaled scene, tilted sideways along the plane.
+
+    With ``aspectmode="cube"`` each axis spans the same length on screen, so a slope of ``w``
+    over the x range (20) against the z range (``z_span``) is what the camera sees.
+    """
+    scale = (X_RANGE[1] - X_RANGE[0]) / z_span if z_span > 0 else 0.0
+    a, c = float(w[0]) * scale, float(w[1]) * scale
+    normal = np.array([-a, -c, 1.0]) / np.sqrt(a * a + c * c + 1.0)
+    side = np.array([c, -a, 0.0])
+    length = float(np.linalg.norm(side))
+    side = side / length if length > 1e-9 else np.array([1.0, -1.0, 0.0]) / np.sqrt(2.0)
+    eye = normal + 0.9 * side
+    eye = eye / np.linalg.norm(eye) * distance
+    return {"x": float(eye[0]), "y": float(eye[1]), "z": float(eye[2])}
 
 
 def compare_versions_weights_figure(
@@ -158,7 +231,7 @@ def compare_versions_weights_figure(
     if true is not None:
         fig.add_trace(go.Bar(x=names, y=_params(true), name="true", marker_color=SERIES_COLORS["true"]))
     fig.update_layout(barmode="group")
-    return _layout(fig, "Weights side by side", "parameter", "value")
+    return _panel_layout(fig, "Weights side by side", "parameter", "value")
 
 
 def run_errors_figure(records: Sequence[Mapping[str, Any]]) -> go.Figure:
@@ -166,7 +239,7 @@ def run_errors_figure(records: Sequence[Mapping[str, Any]]) -> go.Figure:
     oldest first; hovering shows the run id and the version it became: which runs learned
     well, at a glance. Runs without errors (failed, or still running) are left out."""
     done = [r for r in sorted(records, key=lambda r: str(r.get("id", ""))) if r.get("errors")]
-    when = [r.get("started") or r["id"] for r in done]
+    when = [_local_time(r.get("started")) or r["id"] for r in done]
     labels = [f"run {r['id']}" + (f", version {r['version']}" if r.get("version") is not None else "")
               for r in done]
     series = (("vs_true", "max |learned − true|"), ("vs_ols", "max |learned − OLS|"))
@@ -175,9 +248,18 @@ def run_errors_figure(records: Sequence[Mapping[str, Any]]) -> go.Figure:
                    hovertemplate="%{text}<br>%{y:.4g}<extra>%{fullData.name}</extra>")
         for key, name in series
     ])
-    ticks = log_ticks([float(r["errors"][key]) for r in done for key, _ in series])
-    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
-    return _layout(fig, "Errors per run", "started", "error (log scale)")
+    _log_axis(fig, [float(r["errors"][key]) for r in done for key, _ in series])
+    fig.update_xaxes(tickformat="%-d %b %H:%M")
+    return _panel_layout(fig, "Errors per run", "started (local time)", "error (log scale)")
+
+
+def _local_time(iso: str | None) -> datetime | None:
+    """An ISO time as a naive local datetime (Plotly draws those as readable dates), or None."""
+    try:
+        when = datetime.fromisoformat(str(iso))
+    except (TypeError, ValueError):
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone().replace(tzinfo=None)
 
 
 # -- Predict page: served predictions against the noiseless truth -------------------------------------

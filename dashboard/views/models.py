@@ -1,34 +1,52 @@
-"""Models: the versions on disk next to what the model server says about them, and every run.
+"""Models: the versions on disk next to what the model server says about them, labels, and every run.
 
-Disk is the source of truth for what exists (``pipeline.store.versions.list_versions``); the server only adds
-each version's serving state, so with the server down the page still lists every version
-(state "unknown") and says why. Deleting renames the version away first, so the server stops
-seeing it at once. The run history includes failed and cancelled runs.
+Disk is the source of truth for what exists (``pipeline.store.versions.list_versions``); the server
+only adds each version's serving state and load error, so with the server down the page still lists
+every version (state "unknown") and says why. Deleting renames the version away first, so the
+server stops seeing it at once; its number is never given out again. Labels (``stable``,
+``canary``) are written to the embedded server's ``models.config``
+(:mod:`pipeline.store.serving_config`). Actions run in ``on_click`` callbacks, before the page is
+drawn, so a page never shows the state from before the click next to the state after it. The run
+history includes failed and cancelled runs and marks deleted versions. The ``formats`` column says
+which other deployment formats (``.tflite``, TF.js) each version has.
+
+When the model folder does not exist on this machine (the server runs in a cluster and reads a
+volume), the versions come from the server instead (:mod:`dashboard.remote_versions`:
+``model_version_status`` and ``metadata``), the page says so, and the actions that need the folder
+(delete, labels, demo data) are not offered.
 """
 
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import charts, utils
+from dashboard.remote_versions import RemoteModel, load_error, read_remote_model, signature_summary
 from pipeline import model_dir
+from pipeline.client import local_server
 from pipeline.client.errors import ClientError
+from pipeline.client.rest import signature_rows
 from pipeline.demo import MAX_DEMO_VERSIONS
+from pipeline.runs.conversions import format_errors, format_summary
 from pipeline.runs.process import seed_demo_in_process
-from pipeline.runs.report import flat_params, param_names, run_row, short_time
+from pipeline.runs.report import RUN_COLUMN_FORMATS, flat_params, param_names, run_row, short_time
 from pipeline.store import records as run_records
+from pipeline.store import serving_config
 from pipeline.store import versions as store
 
 UNKNOWN = "unknown"
 NOT_LOADED = "not loaded"
+SUGGESTED_LABELS = ("stable", "canary")
+CONFIG_POLL_FLAG = "--model_config_file_poll_wait_seconds"
 
 
-def serving_states() -> tuple[dict[int, str], str]:
-    """``({version: state}, state for versions the server did not mention)``.
+def serving_states() -> tuple[dict[int, dict[str, Any]], str]:
+    """``({version: model_version_status entry}, state for versions the server did not mention)``.
 
     A server that answers but has no version of the model (TF Serving's 404 "Could not find
     any versions") is not an outage: its versions are "not loaded". A server that cannot be
@@ -45,58 +63,108 @@ def serving_states() -> tuple[dict[int, str], str]:
     states = {}
     for entry in statuses:
         try:
-            states[int(entry["version"])] = str(entry.get("state", UNKNOWN))
+            states[int(entry["version"])] = entry
         except (KeyError, TypeError, ValueError):
             continue
     return states, NOT_LOADED
 
 
-def version_row(info: store.VersionInfo, state: str) -> dict[str, Any]:
-    """One line of the versions table: what the version is, how good it is, how it is served."""
+def state_text(entry: dict[str, Any] | None, default: str) -> str:
+    if entry is None:
+        return default
+    state = str(entry.get("state", UNKNOWN))
+    return f"{state} (load failed)" if load_error(entry) else state
+
+
+def version_row(info: store.VersionInfo, entry: dict[str, Any] | None, default: str,
+                labels: dict[int, list[str]]) -> dict[str, Any]:
+    """One line of the versions table: what the version is, how good it is, how it is served.
+    A version without a run record (copied in by hand) says so instead of showing blanks."""
     record = info.run_record or {}
     cfg = record.get("config") or {}
     learned = record.get("learned") or {}
     errors = record.get("errors") or {}
     return {
         "version": info.version,
-        "state": state,
+        "state": state_text(entry, default),
+        "labels": ", ".join(sorted(labels.get(info.version, []))),
+        "quality": (record.get("quality") or {}).get("level", ""),
         "created": short_time(info.created),
         "samples": cfg.get("samples"),
         "epochs": cfg.get("epochs"),
         "noise": cfg.get("noise"),
-        "learned w": ", ".join(f"{v:.4f}" for v in learned.get("w", [])),
+        "learned w1, w2": ", ".join(f"{v:,.4f}" for v in learned.get("w", [])),
         "learned b": learned.get("b"),
         "max |learned − true|": errors.get("vs_true"),
         "max |learned − OLS|": errors.get("vs_ols"),
         "size (KiB)": round(info.size_bytes / 1024, 1),
-        "run": record.get("id", ""),
+        "formats": format_summary(info.formats, record.get("formats")),
+        "load error": load_error(entry),
+        "run": record.get("id") or "no run record (not made by a training run here)",
     }
 
 
 @st.cache_data(show_spinner="Reading the SavedModel (the first time loads TensorFlow)…", max_entries=64)
 def signature_text(version_path: str, created: str) -> str:
     """``saved_model_cli show`` text of the version's serving_default signature; cached per
-    version (``created`` tells a re-used version number apart from the deleted one)."""
+    version (``created`` tells versions at the same path apart)."""
     return model_dir.read_signature(version_path).cli_text()
+
+
+def config_path() -> Path:
+    """The embedded server's models.config (the file its command line names)."""
+    return utils.settings().run_dir / local_server.MODELS_CONFIG_NAME
+
+
+def labels_by_version() -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    for label, version in serving_config.labels_of(config_path(), utils.model_name()).items():
+        found.setdefault(version, []).append(label)
+    return found
 
 
 def versions_section(versions: list[store.VersionInfo]) -> dict[int, str]:
     states, default = serving_states()
-    table = pd.DataFrame([version_row(v, states.get(v.version, default)) for v in reversed(versions)])
+    labels = labels_by_version()
+    table = pd.DataFrame([version_row(v, states.get(v.version), default, labels) for v in reversed(versions)])
+    shown_as = {"learned b": "%.4f", "max |learned − true|": "%.4g", "max |learned − OLS|": "%.4g",
+               "samples": "localized", "noise": "%g"}
     st.dataframe(table.set_index("version"), key="versions_table", placeholder="–",
-                 column_config={"learned b": st.column_config.NumberColumn(format="%.4f"),
-                                "max |learned − true|": st.column_config.NumberColumn(format="%.4f"),
-                                "max |learned − OLS|": st.column_config.NumberColumn(format="%.4f")})
-    extra = sorted(set(states) - {v.version for v in versions})
-    if extra:
-        st.caption(f"The server also reports version(s) {', '.join(map(str, extra))}, which are no longer "
-                   "on disk (they are being unloaded, or the server reads another folder).")
-    return {v.version: states.get(v.version, default) for v in versions}
+                 column_config={c: st.column_config.NumberColumn(format=f) for c, f in shown_as.items()})
+    formats_section(versions)
+    failed = {n: load_error(e) for n, e in states.items() if load_error(e)}
+    on_disk = {v.version for v in versions}
+    for number, message in sorted(failed.items()):
+        if number in on_disk:
+            st.error(f"Version {number} failed to load on the server: {message}", icon=":material/error:")
+    # TF Serving keeps reporting versions it unloaded as END: only a version still on its way
+    # out (not END) is worth a word once it is gone from disk
+    leaving = sorted(n for n, e in states.items() if n not in on_disk and str(e.get("state")) != "END")
+    if leaving:
+        st.caption(f"The server still reports version(s) {', '.join(map(str, leaving))}, which are no longer "
+                   "on disk: they are being unloaded (or the server reads another folder).")
+    return {v.version: state_text(states.get(v.version), default) for v in versions}
+
+
+def formats_section(versions: list[store.VersionInfo]) -> None:
+    """Say which versions lack a format because its conversion failed, and how to retry."""
+    for info in reversed(versions):
+        for label, message in format_errors(info.formats, (info.run_record or {}).get("formats")).items():
+            st.caption(f"Version {info.version} has no {label} model: {message} The SavedModel is served as "
+                       "usual. Convert it again on the Deploy page, or with `python -m pipeline.formats "
+                       f"--model-base-path {utils.base_path()} --version {info.version}`.")
+
+
+def _keep_valid(key: str, options: list[int]) -> None:
+    """Forget a remembered choice that is no longer an option (a deleted version)."""
+    if key in st.session_state and st.session_state[key] not in options:
+        del st.session_state[key]
 
 
 def signature_section(by_number: dict[int, store.VersionInfo]) -> None:
     st.subheader("Signature")
     numbers = sorted(by_number, reverse=True)
+    _keep_valid("models_sig_version", numbers)
     chosen = st.selectbox("Version", numbers, key="models_sig_version", format_func=lambda n: f"version {n}")
     if st.toggle("Show its serving_default signature (as `saved_model_cli show` prints it)",
                  key="models_sig_show"):
@@ -113,11 +181,16 @@ def compare_section(by_number: dict[int, store.VersionInfo]) -> None:
     if len(numbers) < 2:
         st.caption("Comparing needs two versions with recorded weights.")
         return
+    for key in ("models_cmp_a", "models_cmp_b"):
+        _keep_valid(key, numbers)
     left, right = st.columns(2)
     a = left.selectbox("First", numbers, index=len(numbers) - 2, key="models_cmp_a",
                        format_func=lambda n: f"version {n}")
     b = right.selectbox("Second", numbers, index=len(numbers) - 1, key="models_cmp_b",
                         format_func=lambda n: f"version {n}")
+    if a == b:
+        st.info(f"Both sides are version {a}: choose two different versions.")
+        return
     ra, rb = by_number[a].run_record or {}, by_number[b].run_record or {}
     pa, pb = flat_params(ra["learned"]), flat_params(rb["learned"])
     ta, tb = flat_params(ra.get("true")), flat_params(rb.get("true"))
@@ -140,31 +213,88 @@ def compare_section(by_number: dict[int, store.VersionInfo]) -> None:
                     key="compare_chart")
 
 
+def labels_section(numbers: list[int], states: dict[int, str]) -> None:
+    """Point a label at a version in the embedded server's models.config."""
+    st.subheader("Labels")
+    path = config_path()
+    if not path.exists():
+        st.caption(f"Labels live in the model server's models.config. The embedded server's is `{path}`; it "
+                   "is written when the embedded server starts (Serving page). For another server, add "
+                   "`version_labels { key: \"stable\" value: 3 }` to its own config.")
+        return
+    current = serving_config.labels_of(path, utils.model_name())
+    if current:
+        st.markdown(" · ".join(f"`{k}` → version {v}" for k, v in sorted(current.items())))
+    left, middle, right = st.columns([2, 2, 1])
+    left.selectbox("Label", sorted({*SUGGESTED_LABELS, *current}), key="models_label_name",
+                   accept_new_options=True,
+                   help="stable, canary, or a name of your own: a letter, then up to 63 letters, digits, "
+                   "'_' or '-'.")
+    _keep_valid("models_label_version", numbers)
+    middle.selectbox("Version", sorted(numbers, reverse=True), key="models_label_version",
+                     format_func=lambda n: f"version {n} ({states.get(n, UNKNOWN)})")
+    right.button("Set label", key="models_label_set", type="primary", on_click=_set_label, args=(True,),
+                 width="stretch")
+    if current:
+        right.button("Remove label", key="models_label_remove", on_click=_set_label, args=(False,),
+                     width="stretch")
+    st.caption("TF Serving assigns a label only to a version it has loaded (AVAILABLE); the embedded server "
+               f"keeps the {local_server.LOADED_VERSIONS} newest loaded. Requests name it as "
+               f"`/v1/models/{utils.model_name()}/labels/<label>:predict`.")
+
+
+def _reload_note() -> str:
+    """What happens next, true for the server that actually runs."""
+    command = utils.server_status().command
+    if CONFIG_POLL_FLAG in command:
+        seconds = command[command.index(CONFIG_POLL_FLAG) + 1]
+        return f"the embedded server re-reads it every {seconds} s"
+    return "it takes effect when the model server restarts (Serving page → Restart)"
+
+
+def _set_label(assign: bool) -> None:
+    label = st.session_state.get("models_label_name")
+    version = st.session_state.get("models_label_version") if assign else None
+    try:
+        serving_config.set_label(config_path(), utils.model_name(), str(label or ""), version)
+    except (ValueError, OSError) as exc:
+        st.session_state["models_label_error"] = f"Could not set the label: {exc}"
+        return
+    what = f"Label `{label}` → version {version}" if assign else f"Removed label `{label}`"
+    utils.flash(f"{what} in `{config_path()}`; {_reload_note()}.")
+
+
 def delete_section(numbers: list[int], states: dict[int, str]) -> None:
     st.subheader("Delete a version")
+    _keep_valid("models_del_version", numbers)
     version = st.selectbox("Version to delete", sorted(numbers, reverse=True), index=None,
                            key="models_del_version", format_func=lambda n: f"version {n}",
                            placeholder="Choose a version")
     if version is None:
         return
     if states.get(version) == "AVAILABLE":
-        st.warning(f"Version {version} is being served right now; the server unloads it within seconds "
-                   "(and serves the newest remaining version, if its policy says so).")
+        st.warning(f"Version {version} is being served right now. A server polling this folder unloads it "
+                   "at its next poll (the embedded server: within a second) and serves the newest "
+                   "remaining version. Its number is never given to another version.")
     confirmed = st.checkbox(f"Yes, delete version {version} from disk for good", key="models_del_confirm")
-    if st.button(f"Delete version {version}", key="models_del_button", disabled=not confirmed,
-                 type="primary"):
-        try:
-            store.delete_version(utils.base_path(), version)
-        except (ValueError, OSError) as exc:
-            st.error(f"Could not delete version {version}: {exc}")
-            return
-        for key in ("models_del_version", "models_del_confirm"):
-            st.session_state.pop(key, None)
-        utils.flash(f"Deleted version {version}.")
-        st.rerun()
+    st.button(f"Delete version {version}", key="models_del_button", disabled=not confirmed, type="primary",
+              on_click=_delete, args=(version,))
 
 
-def history_section() -> None:
+def _delete(version: int) -> None:
+    """Delete before the page is drawn again, and forget every choice that named the version."""
+    try:
+        store.delete_version(utils.base_path(), version)
+    except (ValueError, OSError) as exc:
+        st.session_state["models_del_error"] = f"Could not delete version {version}: {exc}"
+        return
+    for key in ("models_del_version", "models_del_confirm", "models_sig_version", "models_cmp_a",
+                "models_cmp_b", "models_label_version"):
+        st.session_state.pop(key, None)
+    utils.flash(f"Deleted version {version}.")
+
+
+def history_section(on_disk: set[int]) -> None:
     st.subheader("Run history")
     records = run_records.list_runs(utils.base_path())
     if not records:
@@ -172,11 +302,10 @@ def history_section() -> None:
         return
     counts = pd.Series([r.get("status", "unknown") for r in records]).value_counts()
     st.caption(" · ".join(f"{n} {status}" for status, n in counts.items()))
-    st.dataframe(pd.DataFrame([run_row(r) for r in records]).set_index("run"), key="runs_table",
+    st.dataframe(pd.DataFrame([run_row(r, on_disk) for r in records]).set_index("run"), key="runs_table",
                  placeholder="–",
-                 column_config={"max |learned − true|": st.column_config.NumberColumn(format="%.4f"),
-                                "max |learned − OLS|": st.column_config.NumberColumn(format="%.4f"),
-                                "fit time (s)": st.column_config.NumberColumn(format="%.2f")})
+                 column_config={c: st.column_config.NumberColumn(format=f)
+                                for c, f in RUN_COLUMN_FORMATS.items()})
     if sum(1 for r in records if r.get("errors")) >= 2:
         st.plotly_chart(charts.run_errors_figure(records), key="runs_errors_chart")
 
@@ -185,7 +314,8 @@ def empty_folder() -> None:
     """What an empty model folder means, and a one-click way to fill it for a demo."""
     st.info(f"There are no versions under `{utils.base_path()}` yet. A version is a numbered folder with "
             "a SavedModel, written when a training run is exported; the model server serves the newest. "
-            "Train one on the Train page, or seed demo data: three small runs exported as versions 1-3, plus "
+            "Train one on the Train page, or seed demo data: three small runs exported as the next versions "
+            "(the first, a short run, on purpose exported although the quality gate warns), plus "
             "a cancelled and a failed run for the history (about 10 seconds).")
     count = st.number_input("Demo versions", 1, MAX_DEMO_VERSIONS, 3, key="models_demo_count")
     if st.button("Seed demo data", key="models_seed_demo", type="primary", icon=":material/science:"):
@@ -199,10 +329,61 @@ def empty_folder() -> None:
         st.rerun()
 
 
+def remote_model() -> RemoteModel | None:
+    """The model's versions as the server reports them, when its folder is not on this machine;
+    ``None`` (with a caption saying why) when the server cannot tell either."""
+    try:
+        return read_remote_model(utils.get_client(), utils.model_name())
+    except ClientError as exc:
+        st.caption(f"`{utils.base_path()}` does not exist on this machine, so the page asked the model "
+                   f"server at {utils.serving_url()} for the versions instead; it cannot list them: {exc}")
+        return None
+
+
+def remote_versions_section(remote: RemoteModel) -> None:
+    """The versions table and signatures of a server whose folder is elsewhere (a cluster)."""
+    st.info(f"Versions are read from the model server at {utils.serving_url()} (its `model_version_status` "
+            f"and `metadata`), because the model folder `{utils.base_path()}` is not on this machine: the "
+            "server reads its versions from its own disk, e.g. a Kubernetes volume. Deleting versions, "
+            "labels, other formats and the run history need the folder, so they are managed where it lives.",
+            icon=":material/cloud:")
+    st.subheader("Versions (from the server)")
+    rows = [{"version": v.version,
+             "state": f"{v.state} (load failed)" if v.load_error else v.state,
+             "answers requests without a version": v.version == remote.default_version,
+             "serving_default": signature_summary(v.metadata) or v.metadata_error,
+             "load error": v.load_error} for v in remote.versions]
+    st.dataframe(pd.DataFrame(rows).set_index("version"), key="remote_versions_table", placeholder="–")
+    for v in remote.versions:
+        if v.load_error:
+            st.error(f"Version {v.version} failed to load on the server: {v.load_error}",
+                     icon=":material/error:")
+    loaded = [v for v in remote.versions if v.metadata is not None]
+    st.subheader("Signature")
+    if not loaded:
+        st.caption("No version is AVAILABLE, so the server has no signature to show yet.")
+        return
+    by_number = {v.version: v for v in loaded}
+    _keep_valid("models_remote_sig_version", list(by_number))
+    chosen = st.selectbox("Version", list(by_number), key="models_remote_sig_version",
+                          format_func=lambda n: f"version {n}")
+    st.dataframe(pd.DataFrame(signature_rows(by_number[chosen].metadata)), key="remote_signature_table",
+                 hide_index=True)
+
+
 def main() -> None:
     st.title("Models")
-    st.caption(f"Model `{utils.model_name()}` · folder `{utils.base_path()}` · server {utils.serving_url()}")
+    st.caption(f"Model `{utils.model_name()}` · folder `{utils.base_path()}` · "
+               f"server {utils.serving_url()} · TF Serving serves the newest version (policy `latest`) "
+               "to requests without a version; "
+               "a run the quality gate warns about is not exported unless you ask.")
     utils.show_flash()
+    for key in ("models_del_error", "models_label_error"):
+        if message := st.session_state.pop(key, None):
+            st.error(message)
+    if not utils.base_path().exists() and (remote := remote_model()) is not None:
+        remote_versions_section(remote)
+        return
     versions = store.list_versions(utils.base_path())
     if not versions:
         empty_folder()
@@ -212,8 +393,9 @@ def main() -> None:
         by_number = {v.version: v for v in versions}
         signature_section(by_number)
         compare_section(by_number)
+        labels_section(list(by_number), states)
         delete_section(list(by_number), states)
-    history_section()
+    history_section({v.version for v in versions})
 
 
 main()

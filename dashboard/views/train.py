@@ -15,15 +15,17 @@ run is a red failure, an unconverged one an amber warning with its numbers and a
 
 from __future__ import annotations
 
-import re
+import contextlib
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import charts, utils
+from pipeline.client import local_server
 from pipeline.runs import lock
 from pipeline.runs.process import TrainingProcess, export_run_in_process
 from pipeline.runs.report import (
@@ -37,6 +39,7 @@ from pipeline.runs.report import (
     weights_rows,
 )
 from pipeline.store import records as run_records
+from pipeline.store import serving_config
 from pipeline.store.versions import list_versions, next_version_number
 from pipeline.training.fit import (
     LR_SCHEDULES,
@@ -46,6 +49,7 @@ from pipeline.training.fit import (
     TrainConfig,
     auto_batch_size,
 )
+from pipeline.training.inputs import TRUE_PARAM_BOUND, config_from_inputs
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 FORM_KEYS = {"train_samples": "samples", "train_noise": "noise", "train_seed": "seed",
@@ -55,10 +59,6 @@ LOADED_FROM = "train_form_loaded_from"
 MAX_PLOT_POINTS = 2_000
 RECENT_RUNS = 20
 STALE_AFTER_S = 120.0
-# True weights and bias are limited to ±FLOAT_BOUND: beyond it the synthetic data stops looking
-# like the tutorial's and the default learning rate cannot reach the values in a sane time.
-# (Comments, not docstrings: Streamlit's magic would print a bare string on the page.)
-FLOAT_BOUND = 1e4
 
 SCHEDULE_HELP = {"cosine": "decays the rate to 1% over the run, so the last epochs settle on the optimum",
                  "constant": "keeps the rate fixed for the whole run"}
@@ -76,17 +76,12 @@ def number_columns(formats: dict[str, str]) -> dict[str, Any]:
     return {name: st.column_config.NumberColumn(format=fmt) for name, fmt in formats.items()}
 
 
-def parse_batch_size(text: str) -> int | None:
-    """``"auto"`` (or empty) -> ``None``; a whole number like ``64`` or ``1,024`` -> that number.
-
-    ``ValueError`` with a sentence naming the allowed values for anything else."""
-    cleaned = text.strip().lower().replace(",", "").replace("_", "")
-    if cleaned in ("", "auto"):
-        return None
-    if not re.fullmatch(r"\d+", cleaned) or not 1 <= int(cleaned) <= MAX_BATCH_SIZE:
-        raise ValueError(f"Batch size must be 'auto' or a whole number from 1 to {MAX_BATCH_SIZE:,}, "
-                         f"got {text!r}")
-    return int(cleaned)
+def form_defaults(d: TrainConfig) -> dict[str, Any]:
+    """The form's starting values, by widget key (from the settings' default run)."""
+    return {"train_samples": d.samples, "train_w0": float(d.true_w[0]), "train_w1": float(d.true_w[1]),
+            "train_b": float(d.true_b), "train_noise": float(d.noise), "train_epochs": d.epochs,
+            "train_batch": "auto", "train_optimizer": d.optimizer, "train_lr": float(d.learning_rate),
+            "train_schedule": d.lr_schedule, "train_seed": d.seed, "train_export": True}
 
 
 def load_settings_of(record: dict[str, Any]) -> None:
@@ -95,9 +90,10 @@ def load_settings_of(record: dict[str, Any]) -> None:
     if st.session_state.get(LOADED_FROM) == record.get("id"):
         return
     cfg = record.get("config") or {}
+    defaults = form_defaults(TrainConfig())
     for key, field in FORM_KEYS.items():
-        if field in cfg:
-            st.session_state[key] = cfg[field]
+        if field in cfg:  # the widget's own type: an int field takes an int, a float field a float
+            st.session_state[key] = type(defaults[key])(cfg[field])
     true_w = cfg.get("true_w") or []
     if len(true_w) == 2:
         st.session_state["train_w0"], st.session_state["train_w1"] = (float(v) for v in true_w)
@@ -108,14 +104,6 @@ def load_settings_of(record: dict[str, Any]) -> None:
     st.session_state[LOADED_FROM] = record.get("id")
 
 
-def _checked_floats(values: dict[str, float]) -> None:
-    """``ValueError`` naming a true weight or bias outside ±FLOAT_BOUND."""
-    for name, value in values.items():
-        if not abs(value) <= FLOAT_BOUND:
-            raise ValueError(f"{name} must be between {-FLOAT_BOUND:,.0f} and {FLOAT_BOUND:,.0f}, "
-                             f"got {value:,g}")
-
-
 def training_form(running: bool) -> tuple[TrainConfig, bool] | None:
     """The run settings; returns ``(config, export)`` when submitted with valid values,
     shows an ``st.error`` naming the bad value and returns ``None`` otherwise.
@@ -124,44 +112,44 @@ def training_form(running: bool) -> tuple[TrainConfig, bool] | None:
     refused with a visible message, instead of a tooltip that makes Train do nothing. Floats
     use ``%g``, so the field shows the exact value it uses (0.004, not 0.00)."""
     d = TrainConfig.from_settings(utils.settings())
+    for key, default in form_defaults(d).items():  # widgets read their values from here only, so a
+        st.session_state.setdefault(key, default)  # run's settings can be loaded into them
     with st.form("train_form"):
         st.markdown("**Data**: `y = x @ w0 + b0 + noise`, inputs `x1`, `x2` uniform in [-10, 10], "
                     "true weights `w0 = (w1, w2)` and bias `b0`")
         c1, c2, c3, c4, c5 = st.columns(5)
-        samples = c1.number_input("Samples", value=d.samples, step=100, key="train_samples",
+        samples = c1.number_input("Samples", step=100, key="train_samples",
                                   help="Rows of synthetic data, 2 to 10,000,000. Millions train in seconds "
                                   "per epoch (the batch size grows with the data).")
-        w0 = c2.number_input("True w1", value=float(d.true_w[0]), step=0.5, format="%g", key="train_w0",
-                             help=f"Weight of input x1 in the true model (±{FLOAT_BOUND:,.0f}).")
-        w1 = c3.number_input("True w2", value=float(d.true_w[1]), step=0.5, format="%g", key="train_w1",
-                             help=f"Weight of input x2 in the true model (±{FLOAT_BOUND:,.0f}).")
-        b0 = c4.number_input("True b", value=float(d.true_b), step=0.5, format="%g", key="train_b",
+        w0 = c2.number_input("True w1", step=0.5, format="%g", key="train_w0",
+                             help=f"Weight of input x1 in the true model (±{TRUE_PARAM_BOUND:,.0f}).")
+        w1 = c3.number_input("True w2", step=0.5, format="%g", key="train_w1",
+                             help=f"Weight of input x2 in the true model (±{TRUE_PARAM_BOUND:,.0f}).")
+        b0 = c4.number_input("True b", step=0.5, format="%g", key="train_b",
                              help="Bias (intercept) of the true model, b0.")
-        noise = c5.number_input("Noise std", value=float(d.noise), step=0.5, format="%g", key="train_noise",
+        noise = c5.number_input("Noise std", step=0.5, format="%g", key="train_noise",
                                 help="Standard deviation of the Gaussian noise added to y. "
                                 "0 makes the data exactly linear; the loss cannot go below noise².")
         st.markdown("**Training**")
         c1, c2, c3, c4, c5 = st.columns(5)
-        epochs = c1.number_input("Epochs", value=d.epochs, step=1, key="train_epochs",
+        epochs = c1.number_input("Epochs", step=1, key="train_epochs",
                                  help=f"Passes over the data, 1 to {MAX_EPOCHS:,}.")
-        batch_text = c2.text_input("Batch size", "auto", key="train_batch",
+        batch_text = c2.text_input("Batch size", key="train_batch",
                                    help=f"'auto' or a whole number from 1 to {MAX_BATCH_SIZE:,}. Auto is "
                                    f"64 for small data (e.g. {auto_batch_size(800)} at 800 rows) and grows "
                                    "to keep about 100 steps per epoch on large data.")
-        optimizer = c3.selectbox("Optimizer", OPTIMIZERS, OPTIMIZERS.index(d.optimizer),
-                                 key="train_optimizer",
+        optimizer = c3.selectbox("Optimizer", OPTIMIZERS, key="train_optimizer",
                                  help="Keras optimizer. Adam converges with the defaults; plain SGD "
                                  "needs a much smaller rate (about 0.001) on this data.")
-        lr = c4.number_input("Learning rate", value=d.learning_rate, step=0.01, format="%g",
+        lr = c4.number_input("Learning rate", step=0.01, format="%g",
                              key="train_lr", help="Initial step size, above 0 and at most 10.")
-        schedule = c5.selectbox("LR schedule", LR_SCHEDULES, LR_SCHEDULES.index(d.lr_schedule),
-                                key="train_schedule",
+        schedule = c5.selectbox("LR schedule", LR_SCHEDULES, key="train_schedule",
                                 help="; ".join(f"{k}: {v}" for k, v in SCHEDULE_HELP.items()))
         c1, c2, c3 = st.columns([2, 2, 1])
-        seed = c1.number_input("Seed", value=d.seed, step=1, key="train_seed",
+        seed = c1.number_input("Seed", step=1, key="train_seed",
                                help="Seeds the data, the initial weights and the shuffling: "
                                "the same settings give the same run.")
-        export = c2.toggle("Export automatically when it passes the quality gate", True, key="train_export",
+        export = c2.toggle("Export if it passes the gate", key="train_export",
                            help="On: a run that converged becomes the next version at once, and a model "
                            "server that polls this folder serves it (TF Serving serves the newest "
                            "version). A run the gate warns about is never exported by itself. Off: "
@@ -174,23 +162,12 @@ def training_form(running: bool) -> tuple[TrainConfig, bool] | None:
     if not submitted:
         return None
     try:
-        _checked_floats({"True w1": float(w0), "True w2": float(w1), "True b": float(b0)})
-        cfg = TrainConfig(samples=_whole(samples, "samples"), true_w=(float(w0), float(w1)), true_b=float(b0),
-                          noise=float(noise), seed=_whole(seed, "seed"), epochs=_whole(epochs, "epochs"),
-                          batch_size=parse_batch_size(batch_text), optimizer=optimizer,
-                          learning_rate=float(lr), lr_schedule=schedule)
-        cfg.validate()
+        cfg = config_from_inputs(samples=samples, w1=w0, w2=w1, b=b0, noise=noise, seed=seed, epochs=epochs,
+                                 batch=batch_text, optimizer=optimizer, learning_rate=lr, schedule=schedule)
     except ValueError as exc:
         st.error(f"Cannot start this run: {exc}", icon=":material/block:")
         return None
     return cfg, bool(export)
-
-
-def _whole(value: float, name: str) -> int:
-    """A number field's value as an int; ``ValueError`` for 2.5 (never silently rounded)."""
-    if float(value) != int(value):
-        raise ValueError(f"{name} must be a whole number, got {value:g}")
-    return int(value)
 
 
 def start_job(cfg: TrainConfig, export: bool) -> str | None:
@@ -205,12 +182,32 @@ def start_job(cfg: TrainConfig, export: bool) -> str | None:
     except (ValueError, OSError) as exc:
         st.error(f"Cannot start this run: {exc}")
         return None
+    with contextlib.suppress(ValueError, OSError):  # a model this session named: the embedded server
+        serving_config.ensure_model(embedded_config(), utils.model_name(), utils.base_path())
     jobs = job_registry()
     for run_id in [k for k, j in jobs.items() if not j.running][:-50]:  # keep the registry small
         jobs.pop(run_id, None)
     jobs[job.run_id] = job
     select_run(job.run_id)
     return job.run_id
+
+
+def embedded_config() -> Path:
+    """The embedded model server's models.config (written when it starts)."""
+    return utils.settings().run_dir / local_server.MODELS_CONFIG_NAME
+
+
+def served_note() -> str:
+    """Who serves this folder's versions, in words that are true for the server that runs: the
+    embedded server re-reads its models.config and the folder every second; any TF Serving that
+    polls the folder serves the newest version."""
+    config = embedded_config()
+    command = utils.server_status().command
+    if (utils.model_name() in serving_config.served_models(config) and utils.server_status().running
+            and "--model_config_file_poll_wait_seconds" in command):
+        return "the embedded server checks it every second and serves the newest version"
+    return ("a model server that polls this folder (TF Serving, or the embedded one started on the "
+            "Serving page) serves the newest version")
 
 
 def select_run(run_id: str) -> None:
@@ -414,8 +411,7 @@ def _open_chosen_run() -> None:
 
 def main() -> None:
     st.title("Train")
-    st.caption(f"Model folder: `{utils.base_path()}` · every export is a new version; TF Serving (and the "
-               "embedded server, which checks the folder every second) serves the newest.")
+    st.caption(f"Model folder: `{utils.base_path()}` · every export is a new version; {served_note()}.")
     utils.show_flash()
     base = utils.base_path()
     holder = lock.holder(base)
@@ -427,7 +423,7 @@ def main() -> None:
     job = find_job(run_id) if run_id else None
     # the record, not the process, says when a run is over (a process takes a moment to exit)
     running = job is not None and job.running and (record is None or record.get("status") == "running")
-    if running and record is not None:
+    if record is not None and record.get("status") == "running":
         load_settings_of(record)
     submitted = training_form(running or holder is not None)
     if submitted is not None and start_job(*submitted):

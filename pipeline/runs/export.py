@@ -9,7 +9,7 @@ automatic export; nothing is retrained, so the version serves exactly the weight
 saw. It works after a page refresh or a dashboard restart, because it reads only the disk.
 
 ``python -m pipeline.runs.export --run-id ID [--base-path ...]`` does the same from a shell
-and prints ``{"version": N, "path": ...}`` (the dashboard calls it in a child process).
+and prints ``{"version": N, "path": ..., "formats": {...}}`` (the dashboard calls it in a child process).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline.runs import conversions
 from pipeline.settings import Settings
 from pipeline.store import records, versions
 from pipeline.training.quality import Verdict
@@ -46,7 +47,9 @@ def export_run(base_path: Path | str, run_id: str, anyway: bool = False) -> vers
     Only a succeeded run that has no version yet can be exported (``ValueError`` naming
     the reason otherwise: unknown run, still running, cancelled, failed, already version N).
     On success the run record on disk gains ``version``, ``version_path`` and ``exported``,
-    so the run history shows which version the run became.
+    so the run history shows which version the run became; then the version gets its
+    ``.tflite`` and TF.js formats and the record their outcome (``formats``; a failed
+    conversion is recorded there and does not fail the export).
 
     Exports of one base path are serialised across processes (the dashboard exports in a new
     process per click) by :func:`pipeline.store.records.export_lock`, and the record is read
@@ -79,7 +82,11 @@ def export_run(base_path: Path | str, run_id: str, anyway: bool = False) -> vers
                       exported_anyway=bool(verdict is not None and verdict.blocks_export))
         record.pop("export_held", None)
         records.save_run(base_path, record)
-        return info
+    # outside the export lock: the version is in place and served; converting it must not hold up
+    # other exports, and a failed conversion is a note in the record, never a failed export
+    conversions.add_formats(record, info.path)
+    records.save_run(base_path, record)
+    return info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         info = export_run(args.base_path, args.run_id, anyway=args.anyway)
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
-    print(json.dumps({"version": info.version, "path": str(info.path)}))
+    record = records.load_run(args.base_path, args.run_id) or {}
+    print(json.dumps({"version": info.version, "path": str(info.path), "formats": record.get("formats", {})}))
     return 0
 
 

@@ -2,7 +2,8 @@
 
 :func:`run_training` trains (in the calling thread), keeps the run record under
 ``<base_path>/runs/`` up to date while it runs (throttled), exports a version when
-asked and the run succeeded, and always ends with a final record whose ``status`` is
+asked and the run succeeded (the SavedModel, then its ``.tflite`` and TF.js formats:
+:mod:`pipeline.runs.conversions`), and always ends with a final record whose ``status`` is
 ``succeeded``, ``cancelled`` or ``failed`` (with the error text).
 
 The CLI (`python -m pipeline.train`) and the demo seeder call it directly; the dashboard runs
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.runs import lock
+from pipeline.runs import conversions, lock
 from pipeline.store import records, versions
 from pipeline.training.fit import Progress, TrainConfig
 
@@ -124,10 +125,15 @@ def _run(cfg: TrainConfig, base_path: Path | str | None, export: bool,
             record["export_held"] = ("not exported automatically: the quality gate warned ("
                                      + " ".join(result.quality.reasons) + ")")
         elif wanted:
+            started = time.perf_counter()
             info = versions.export_version(
                 result.model, base_path, {k: v for k, v in record.items() if k != "progress"}
             )
-            record.update(version=info.version, version_path=str(info.path), exported=info.created)
+            record.update(version=info.version, version_path=str(info.path), exported=info.created,
+                          exported_anyway=warned)
+            record.setdefault("timings", {})["export_s"] = time.perf_counter() - started
+            # the SavedModel is in place and served; the other formats never fail the run
+            conversions.add_formats(record, info.path)
     except Exception as exc:  # recorded, not raised: a run always ends in a record
         record.update(
             status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8)

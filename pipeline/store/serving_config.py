@@ -219,3 +219,11 @@ def labels_of(path: Path | str, model_name: str) -> dict[str, int]:
     except ValueError:
         return {}
     return next((dict(m.labels) for m in models if m.name == model_name), {})
+
+
+def served_models(path: Path | str) -> set[str]:
+    """The names of the models the config serves (none if it is missing or unreadable)."""
+    try:
+        return {m.name for m in read(path)}
+    except ValueError:
+        return set()

@@ -61,6 +61,9 @@ class VersionInfo:
     """ISO-8601 UTC time the version was exported (from its run record, else the dir mtime)."""
     size_bytes: int
     run_record: dict[str, Any] | None = field(default=None, compare=False)
+    formats: tuple[str, ...] = field(default=(), compare=False)
+    """Other deployment formats present beside the SavedModel: ``tflite`` (``model.tflite``),
+    ``tfjs`` (``tfjs/model.json``); see :mod:`pipeline.formats`."""
 
 
 def check_writable_base_path(base_path: Path | str) -> Path:
@@ -223,6 +226,36 @@ def _tree_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
+FORMAT_FILES = {"tflite": Path("model.tflite"), "tfjs": Path("tfjs") / "model.json"}
+"""The file whose presence says a version has that format (written last, atomically, by
+:mod:`pipeline.formats`)."""
+
+
+def formats_present(version_path: Path | str) -> tuple[str, ...]:
+    """Which of :data:`FORMAT_FILES` a version folder holds."""
+    return tuple(name for name, rel in FORMAT_FILES.items() if (Path(version_path) / rel).is_file())
+
+
+def update_run_record(version_path: Path | str, updates: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``updates`` into a version's run record and write it back atomically (a hidden
+    temporary file in ``assets.extra``, fsynced, renamed): for facts learned after the version
+    was renamed into place, such as its other formats. Model servers ignore ``assets.extra``'s
+    ``run.json``, so a served version is never disturbed. Returns the new record."""
+    target = Path(version_path) / RUN_RECORD
+    record = {**(read_run_record(version_path) or {}), **updates}
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(json.dumps(record, indent=2, sort_keys=True, allow_nan=True))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return record
+
+
 def read_run_record(version_path: Path | str) -> dict[str, Any] | None:
     """The run record stored in a version, or ``None`` if it has none or it is unreadable."""
     try:
@@ -250,7 +283,8 @@ def list_versions(base_path: Path | str) -> list[VersionInfo]:
             created = (record or {}).get("created") or datetime.fromtimestamp(
                 child.stat().st_mtime, UTC
             ).isoformat(timespec="seconds")
-            found.append(VersionInfo(number, child, created, _tree_size(child), record))
+            found.append(VersionInfo(number, child, created, _tree_size(child), record,
+                                     formats_present(child)))
         except FileNotFoundError:
             continue
     return sorted(found, key=lambda v: v.version)

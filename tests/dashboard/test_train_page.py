@@ -270,3 +270,24 @@ def test_a_version_number_is_never_reused_after_a_delete(base):
     assert [v.version for v in registry.list_versions(base)] == [2]
     recent = next(df.value for df in at.dataframe if "version note" in df.value.columns)
     assert sorted(recent["version note"]) == ["deleted", "on disk"]
+
+
+def test_training_another_model_name_adds_it_to_the_embedded_servers_config(tmp_path, monkeypatch):
+    """The model name belongs to the session: a run for another name makes the shared embedded
+    server serve that model too (it re-reads models.config), without a restart or a change for
+    the sessions that use the first name."""
+    from pipeline.store import serving_config
+
+    models, run_dir = tmp_path / "models", tmp_path / "run"
+    monkeypatch.setenv("MODELS_DIR", str(models))
+    monkeypatch.delenv("MODEL_BASE_PATH", raising=False)
+    monkeypatch.setenv("SERVING_RUN_DIR", str(run_dir))
+    config = run_dir / "models.config"
+    serving_config.write_for_server(config, "linear_model", models / "linear_model")
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["model_name"] = "other"
+    at.run()
+    fill(at, samples=200, epochs=2, export=False).button(key="train_submit").click().run()
+    run_until(at, finished)
+    assert [m.name for m in serving_config.read(config)] == ["linear_model", "other"]
+    assert runs.list_runs(models / "other")[0]["status"] == "succeeded"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 
@@ -42,13 +44,13 @@ def test_loss_curve_without_noise_has_no_floor_and_tolerates_an_empty_history():
 
 def test_weights_trajectory_pairs_each_parameter_with_its_true_value():
     fig = charts.weights_trajectory_figure(HISTORY, [2.0, -1.0], 3.0)
-    assert names(fig) == ["w[0]", "true w[0]", "w[1]", "true w[1]", "b", "true b"]
+    assert names(fig) == ["w1", "true w1", "w2", "true w2", "b", "true b"]
     assert list(fig.data[0].y) == [0.5, 1.5, 1.98]
     assert list(fig.data[2].y) == [-0.2, -0.8, -1.01]
     assert list(fig.data[4].y) == [0.3, 1.9, 2.95]
     assert list(fig.data[5].y) == [3.0, 3.0] and fig.data[5].line.dash == "dash"
     assert fig.data[0].line.color == fig.data[1].line.color != fig.data[2].line.color
-    assert fig.layout.title.text == "Weights per epoch vs truth"
+    assert fig.layout.title.text == "Weights per epoch"  # short enough for a third of 1024 px
     assert fig.layout.yaxis.title.text == "value (dashed: true)"
 
 
@@ -56,7 +58,7 @@ def test_learned_vs_true_groups_learned_true_and_ols_bars_per_parameter():
     fig = charts.learned_vs_true_figure({"w": [1.9, -0.9], "b": 2.8}, {"w": [2.0, -1.0], "b": 3.0},
                                         {"w": [1.95, -0.95], "b": 2.85})
     assert names(fig) == ["learned", "true", "OLS"]
-    assert all(list(t.x) == ["w[0]", "w[1]", "b"] for t in fig.data)
+    assert all(list(t.x) == ["w1", "w2", "b"] for t in fig.data)
     assert list(fig.data[0].y) == [1.9, -0.9, 2.8]
     assert list(fig.data[2].y) == [1.95, -0.95, 2.85]
     assert fig.layout.barmode == "group" and fig.layout.title.text == "Learned vs true vs OLS"
@@ -64,26 +66,30 @@ def test_learned_vs_true_groups_learned_true_and_ols_bars_per_parameter():
 
 def test_learned_vs_true_without_ols_shows_two_series():
     fig = charts.learned_vs_true_figure({"w": [1.0], "b": 0.0}, {"w": [2.0], "b": 3.0})
-    assert names(fig) == ["learned", "true"] and list(fig.data[0].x) == ["w[0]", "b"]
+    assert names(fig) == ["learned", "true"] and list(fig.data[0].x) == ["w1", "b"]
 
 
 def test_data_planes_shows_points_and_both_planes_over_the_data_range():
     x = np.array([[0.0, 0.0], [1.0, 2.0], [-3.0, 4.0]])
     y = np.array([[3.0], [3.5], [-5.0]])
     fig = charts.data_planes_figure(x, y, [2.0, -1.0], 3.0, [1.0, 0.0], 1.0)
-    assert names(fig) == ["data (3 points)", "true plane", "learned plane"]
+    assert [n for n in names(fig) if "outline" not in n] == ["data (3 points)", "true plane", "learned plane"]
     assert list(fig.data[0].z) == [3.0, 3.5, -5.0]
-    true_plane, learned_plane = fig.data[1], fig.data[2]
+    true_plane, learned_plane = fig.data[1], fig.data[3]
+    # two distinct colours, and outlines that keep coinciding planes apart
+    assert true_plane.colorscale[0][1] != learned_plane.colorscale[0][1]
+    assert fig.data[2].line.dash == "solid" and fig.data[4].line.dash == "dash"
     # corners of [-10, 10]²: z = 2·x0 − x1 + 3 for the truth, z = x0 + 1 for the learned plane
     assert np.asarray(true_plane.x).min() == -10 and np.asarray(true_plane.x).max() == 10
     assert np.allclose(np.asarray(true_plane.z), 2 * np.asarray(true_plane.x) - np.asarray(true_plane.y) + 3)
     assert np.allclose(np.asarray(learned_plane.z), np.asarray(learned_plane.x) + 1)
     assert fig.layout.scene.zaxis.title.text == "y"
+    assert (fig.layout.scene.xaxis.title.text, fig.layout.scene.yaxis.title.text) == ("x1", "x2")
 
 
 def test_data_planes_without_learned_weights_shows_only_the_truth():
     fig = charts.data_planes_figure(np.zeros((2, 2)), np.zeros(2), [2.0, -1.0], 3.0)
-    assert names(fig) == ["data (2 points)", "true plane"]
+    assert names(fig) == ["data (2 points)", "true plane", "true plane outline"]
 
 
 def test_data_planes_refuses_anything_but_two_features():
@@ -97,7 +103,7 @@ def test_compare_versions_shows_each_version_and_the_truth():
         {"w": [2.0, -1.0], "b": 3.0})
     assert names(fig) == ["version 1", "version 2", "true"]
     assert list(fig.data[1].y) == [2.0, -1.0, 2.9]
-    assert list(fig.data[2].x) == ["w[0]", "w[1]", "b"]
+    assert list(fig.data[2].x) == ["w1", "w2", "b"]
     assert fig.layout.title.text == "Weights side by side"
     with pytest.raises(ValueError, match="nothing to compare"):
         charts.compare_versions_weights_figure([])
@@ -113,7 +119,39 @@ def test_run_errors_lists_finished_runs_oldest_first_with_their_versions():
     ]
     fig = charts.run_errors_figure(records)
     assert names(fig) == ["max |learned − true|", "max |learned − OLS|"]
-    assert list(fig.data[0].x) == ["2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00"]
+    assert all(isinstance(x, datetime) for x in fig.data[0].x)  # a date axis, not raw ISO text
+    assert [x.astimezone(UTC).day for x in fig.data[0].x] == [1, 2]
     assert list(fig.data[0].text) == ["run a", "run b, version 2"]
     assert list(fig.data[0].y) == [1.5, 0.1] and list(fig.data[1].y) == [1.2, 0.01]
     assert fig.layout.yaxis.type == "log" and fig.layout.title.text == "Errors per run"
+
+
+def test_log_ticks_over_many_decades_stay_few_and_readable():
+    """A loss that falls from 1e9 to 1e-12 (true weights of 1e4, or noise-free data) or errors
+    from 1e-4 to 1e4 across runs: at most 7 ticks, never a smear of 1-2-5 labels."""
+    for values in ([3e9, 1e-12], [1e-4, 2e4], [0.003, 7.0]):
+        ticks = charts.log_ticks(values)
+        assert 2 <= len(ticks) <= 7, (values, ticks)
+        assert ticks[0] <= min(values) * 1e4 and ticks[-1] >= max(values) / 1e4  # they span the data
+    assert [charts.tick_label(t) for t in (0.05, 20_000.0, 1e-7, 1e9)] == ["0.05", "20,000", "1e-7", "1e9"]
+    fig = charts.loss_curve_figure([{"epoch": 1, "loss": 3.4e9}, {"epoch": 2, "loss": 1e-12}], noise=0.0)
+    assert len(fig.layout.yaxis.tickvals) <= 7
+
+
+def test_the_train_and_models_charts_keep_the_legend_off_the_axis_title():
+    for fig in (charts.loss_curve_figure(HISTORY, noise=2.0),
+                charts.weights_trajectory_figure(HISTORY, [2.0, -1.0], 3.0),
+                charts.learned_vs_true_figure({"w": [1.9, -0.9], "b": 2.8}, {"w": [2.0, -1.0], "b": 3.0})):
+        assert fig.layout.legend.yref == "container" and fig.layout.legend.yanchor == "bottom"
+        assert fig.layout.margin.b >= 100  # room for the x-axis title, then the legend below it
+
+
+def test_the_3d_camera_never_sees_a_plane_edge_on():
+    cases = (([2.0, -1.0], 60.0), ([10_000.0, -1.0], 400_000.0), ([0.0, 0.0], 10.0), ([50.0, 0.0], 20.0))
+    for w, span in cases:
+        eye = charts.face_on_eye(w, span)
+        scale = 20.0 / span
+        normal = np.array([-w[0] * scale, -w[1] * scale, 1.0])
+        v = np.array([eye["x"], eye["y"], eye["z"]])
+        angle = np.degrees(np.arcsin(abs(v @ normal) / np.linalg.norm(v) / np.linalg.norm(normal)))
+        assert angle > 45, (w, angle)  # from well above the plane's surface

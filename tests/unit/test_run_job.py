@@ -67,7 +67,7 @@ def test_a_run_far_from_the_optimum_is_recorded_but_not_exported_unless_asked(tm
     assert held.get("version") is None and "quality gate warned" in held["export_held"]
     assert registry.list_versions(tmp_path) == []
     forced = jobs.run_training(cfg, tmp_path, export_anyway=True)
-    assert forced["version"] == 1 and forced["export_anyway"]
+    assert forced["version"] == 1 and forced["export_anyway"] and forced["exported_anyway"]
 
 
 def test_one_run_at_a_time_per_model_folder(tmp_path):
