@@ -2,7 +2,10 @@
 
 Start-up order: parse flags (errors exit 2 before TensorFlow is imported), build the manager, try
 the versions already on disk (missing or empty base paths do not block), then open the port and
-serve until SIGINT/SIGTERM. Exit status 1 for an unusable models.config or monitoring config.
+serve until SIGINT/SIGTERM. Exit status 1 for an unusable models.config or monitoring config (the
+message is TF Serving's: `Error parsing text-format tensorflow.serving.ModelServerConfig: ...`).
+With `--model_config_file_poll_wait_seconds` > 0 the models.config is re-read while serving
+(`config_poll.py`). Flags that have no effect here are logged once each.
 
 Once the first versions are loaded, and after each later load, everything alive is frozen out of the
 garbage collector's reach (`gc.freeze`): full collections of a process holding TensorFlow took
@@ -19,7 +22,13 @@ import threading
 from collections.abc import Sequence
 from importlib import metadata
 
-from pipeline.serving.flags import batching_options, model_configs, monitoring_options, parse_flags
+from pipeline.serving.flags import (
+    batching_options,
+    ignored_flag_messages,
+    model_configs,
+    monitoring_options,
+    parse_flags,
+)
 from pipeline.serving.model_config import ConfigError
 
 log = logging.getLogger("pipeline.serving")
@@ -40,22 +49,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, OSError) as error:
         log.error("Failed to start server. Error: %s", error)
         return 1
+    for message in ignored_flag_messages(flags):
+        log.info("%s", message)
 
     from pipeline.tf_env import quiet_tensorflow_logs
 
     quiet_tensorflow_logs()
     import uvicorn
 
-    from pipeline.serving import tf_fastcall
+    from pipeline.serving import session_callable
     from pipeline.serving.batching import BatchListeners, BatchScheduler
     from pipeline.serving.manager import ServableManager
     from pipeline.serving.metrics import ServerMetrics
     from pipeline.serving.overload import Admission
     from pipeline.serving.rest.app import HttpOptions, RestApi
     from pipeline.serving.rest.uvicorn_protocol import http_protocol
-    from pipeline.serving.servable import Servable
+    from pipeline.serving.servable import Servable, ServableOptions
 
-    log.info("%s", tf_fastcall.status())
+    log.info("%s", session_callable.status())
     metrics = ServerMetrics(batching=batching is not None) if monitoring.enable else None
     scheduler = None
     if batching is not None:
@@ -70,21 +81,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     manager = ServableManager(
         configs,
         loader=functools.partial(
-            Servable.load, warmup=flags.enable_model_warmup, batching=scheduler,
+            Servable.load, options=ServableOptions.from_flags(flags), batching=scheduler,
             on_warmup_failure=metrics.record_warmup_failure if metrics is not None else None),
         poll_wait_seconds=flags.file_system_poll_wait_seconds,
         max_load_retries=flags.max_num_load_retries,
         load_retry_interval_seconds=flags.load_retry_interval_micros / 1e6,
         on_load=functools.partial(_loaded, metrics, serving),
     )
-    if flags.port:
-        log.info("gRPC is not served by this server yet: --port=%d is accepted and ignored", flags.port)
     for config in configs:
         log.info("Serving model %s from base path %s (policy %s)",
                  config.name, config.base_path, config.policy)
     manager.start()
     _settle_heap()
     serving.set()
+    from pipeline.serving.config_poll import ModelConfigPoller
+
+    config_poller = ModelConfigPoller(flags.model_config_file, manager,
+                                      flags.model_config_file_poll_wait_seconds, configs)
+    if flags.model_config_file:
+        config_poller.start()
 
     timeout = flags.rest_api_timeout_in_ms / 1000 if flags.rest_api_timeout_in_ms > 0 else None
     admission = Admission(flags.max_pending_requests)
@@ -116,13 +131,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     ))
     from pipeline.lifeline import watch_parent
 
+    grpc_server = _start_grpc(flags, manager, metrics, admission)
     watch_parent(lambda: setattr(server, "should_exit", True))  # embedded: exit with the dashboard
     try:
         server.run()
     finally:
+        if grpc_server is not None:
+            grpc_server.stop()
+        config_poller.stop()
         api.close()
         manager.stop()
     return 0 if server.started else 1
+
+
+def _start_grpc(flags, manager, metrics, admission):
+    """The gRPC front end on --port (and --grpc_socket_path), sharing the REST side's manager,
+    metrics and admission; None when both are off. HandleReloadConfigRequest applies configs
+    through `ServableManager.apply_config`. A port that cannot be bound is logged and REST serves on."""
+    from pipeline.serving.grpc.services import GrpcCore
+    from pipeline.serving.grpc.transport import GrpcConfigError, GrpcOptions, GrpcServer
+
+    options = GrpcOptions(host=flags.rest_api_host, port=flags.port, socket_path=flags.grpc_socket_path,
+                          channel_arguments=flags.grpc_channel_arguments,
+                          enable_health=flags.enable_grpc_healthcheck_service,
+                          ssl_config_file=flags.ssl_config_file)
+    if not options.enabled:
+        log.info("gRPC is off (--port=0 and no --grpc_socket_path)")
+        return None
+    core = GrpcCore(manager=manager, metrics=metrics, admission=admission,
+                    num_threads=max(1, flags.grpc_max_threads),
+                    tensor_content=flags.enable_serialization_as_tensor_content,
+                    reload_config=manager.apply_config)
+    try:
+        server = GrpcServer(core, options)
+        server.start()
+    except (GrpcConfigError, OSError) as error:
+        log.error("Failed to start the gRPC server: %s; REST serves on", error)
+        return None
+    log.info("Running gRPC ModelServer at %s ...", ", ".join(server.addresses))
+    return server
 
 
 def _loaded(metrics, serving: threading.Event, name: str, version: int, ok: bool) -> None:

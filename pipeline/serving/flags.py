@@ -1,11 +1,12 @@
 """Command-line flags of `python -m pipeline.serving`, and the configs they name.
 
-The flags mirror `tensorflow_model_server` (same names, same meaning, booleans written `--flag` or
-`--flag=true|false`), so a TF Serving command line or Docker `args:` list works unchanged. Our own
+Every flag of `tensorflow_model_server` 2.21 (its `main.cc`) is accepted with the same name and
+meaning, as `--flag=value` or `--flag value`, booleans also bare `--flag`, so a TF Serving command
+line, Docker `args:` list or upstream test works unchanged. Most are implemented; `NO_OP_FLAGS`
+change nothing here, and `ignored_flag_messages` gives the one log line each says when set. Our own
 additions are `--rest_api_host`, `--rest_api_max_body_bytes`, `--max_pending_requests` and
-`--enable_prometheus`; one default
-differs: `--enable_batching` is true here (false in TF Serving). Unknown flags are an error (exit
-status 2), like absl flags.
+`--enable_prometheus`; one default differs: `--enable_batching` is true here (false in TF Serving).
+Unknown flags and bad values are an error (exit status 2), like absl flags.
 
 Defaults for the model name, base path and ports come from `pipeline.settings.Settings.from_env()`
 read when the flags are parsed (never at import). `model_configs()` turns the flags into
@@ -19,9 +20,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.serving.model_config import (
     DEFAULT_PROMETHEUS_PATH,
@@ -29,8 +31,8 @@ from pipeline.serving.model_config import (
     ModelConfig,
     MonitoringOptions,
     parse_batching_parameters_text,
-    parse_model_config_text,
     parse_monitoring_config_text,
+    read_model_config_file,
 )
 from pipeline.serving.overload import DEFAULT_MAX_PENDING_REQUESTS
 from pipeline.settings import Settings
@@ -71,15 +73,64 @@ def _positive(text: str) -> int:
     return value
 
 
+def _config_poll_seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (read once) or more, got {text}")
+    return value
+
+
+@dataclass(frozen=True)
+class NoOpFlag:
+    """A `tensorflow_model_server` flag accepted for command-line compatibility that changes nothing
+    here; `reason` is logged once at start-up when the flag is given a non-default value."""
+
+    name: str
+    type: Callable[[str], Any]
+    default: Any
+    reason: str
+
+
+NO_OP_FLAGS: tuple[NoOpFlag, ...] = (
+    NoOpFlag("allow_version_labels_for_unavailable_models", _bool, False,
+             "labels here always resolve when a request arrives, to a version that must then be "
+             "AVAILABLE (as with this flag true)"),
+    NoOpFlag("enable_per_model_batching_parameters", _bool, False,
+             "batching uses --batching_parameters_file for every model"),
+    NoOpFlag("num_load_threads", int, 0, "each model loads its versions in its own thread"),
+    NoOpFlag("num_unload_threads", int, 0, "unloading only drops references; memory goes with "
+             "the last in-flight request"),
+    NoOpFlag("flush_filesystem_caches", _bool, True, "there is no file system cache to flush"),
+    NoOpFlag("tensorflow_session_config_file", str, "", "sessions use TensorFlow's default ConfigProto"),
+    NoOpFlag("use_alts_credentials", _bool, False, "Google ALTS is not available"),
+    NoOpFlag("platform_config_file", str, "", "only the tensorflow platform is served"),
+    NoOpFlag("per_process_gpu_memory_fraction", float, 0.0, "the server runs on CPU"),
+    NoOpFlag("remove_unused_fields_from_bundle_metagraph", _bool, False,
+             "the MetaGraphDef is not kept after loading"),
+    NoOpFlag("num_tflite_pools", int, 0, "one pool of interpreters per .tflite version"),
+    NoOpFlag("xla_cpu_compilation_enabled", _bool, False, "XLA JIT is left as TensorFlow configures it"),
+    NoOpFlag("xla_gpu_compilation_enabled", _bool, False, "the server runs on CPU"),
+    NoOpFlag("enable_profiler", _bool, True, "there is no profiler service"),
+    NoOpFlag("thread_pool_factory_config_file", str, "", "thread pools are the server's own"),
+    NoOpFlag("mixed_precision", str, "", "models run at the precision they were exported with"),
+    NoOpFlag("skip_initialize_tpu", _bool, False, "there is no TPU"),
+)
+"""Upstream flags (tensorflow_model_server 2.21 main.cc) that have no effect here, and why."""
+
+
 def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
-    """The flag parser, with defaults from `settings` (default: `Settings.from_env()` now)."""
+    """The flag parser, with defaults from `settings` (default: `Settings.from_env()` now).
+
+    Every flag of `tensorflow_model_server` 2.21 is accepted, as `--flag=value` or `--flag value`
+    (booleans also bare `--flag`); the ones with no effect here are `NO_OP_FLAGS`."""
     project = settings or Settings.from_env()
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.serving",
         description="Serve SavedModel versions over the TensorFlow Serving REST API "
-        "(a drop-in for tensorflow_model_server's REST port). See docs/serving.md.",
+        "(a drop-in for tensorflow_model_server). See docs/serving.md.",
         allow_abbrev=False,
     )
+    cpus = os.cpu_count() or 1
 
     def flag(name: str, default: bool, text: str) -> None:
         parser.add_argument(
@@ -87,8 +138,19 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         )
 
     parser.add_argument("--port", type=_port, default=project.grpc_port, metavar="PORT",
-                        help="gRPC port, accepted for command-line compatibility; gRPC is not served yet "
-                        "(default %(default)s)")
+                        help="gRPC port; 0 disables gRPC (default %(default)s)")
+    parser.add_argument("--grpc_socket_path", default="", metavar="PATH",
+                        help="also serve gRPC on this UNIX socket, if given")
+    parser.add_argument("--grpc_channel_arguments", default="", metavar="K=V,...",
+                        help="gRPC server channel arguments, e.g. grpc.max_connection_age_ms=2000")
+    parser.add_argument("--grpc_max_threads", type=_positive, default=4 * cpus, metavar="N",
+                        help="most gRPC requests handled at once (default %(default)s)")
+    flag("--enable_grpc_healthcheck_service", False,
+         "serve the standard gRPC health checking service (default false)")
+    parser.add_argument("--ssl_config_file", default="", metavar="FILE",
+                        help="SSLConfig text proto: serve gRPC over TLS")
+    flag("--enable_serialization_as_tensor_content", False,
+         "gRPC predict responses carry tensor_content bytes (default false)")
     parser.add_argument("--rest_api_port", type=_rest_port, metavar="PORT", default=project.rest_port,
                         help="REST API port (default %(default)s)")
     parser.add_argument("--rest_api_host", default="127.0.0.1", metavar="HOST",
@@ -101,10 +163,14 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--model_config_file", default="", metavar="FILE",
                         help="ModelServerConfig text proto (model_config_list with several models, "
                         "model_version_policy, version_labels); overrides --model_name/--model_base_path")
+    parser.add_argument("--model_config_file_poll_wait_seconds", type=_config_poll_seconds, default=0.0,
+                        metavar="SECONDS",
+                        help="seconds between reads of --model_config_file, applying models added, "
+                        "removed or changed; 0 reads it once (default %(default)s)")
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0, metavar="SECONDS",
                         help="seconds between scans of each base path for new or deleted versions; "
                         "0 scans once at start-up (default %(default)s)")
-    parser.add_argument("--rest_api_num_threads", type=int, default=4 * (os.cpu_count() or 1), metavar="N",
+    parser.add_argument("--rest_api_num_threads", type=int, default=4 * cpus, metavar="N",
                         help="worker threads running models (default 4 x CPUs = %(default)s)")
     parser.add_argument("--rest_api_timeout_in_ms", type=int, default=30000, metavar="MS",
                         help="per-request model run timeout, answered with 504 DEADLINE_EXCEEDED; "
@@ -132,14 +198,44 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
                         help="BatchingParameters text proto, e.g. max_batch_size { value: 128 } "
                         "batch_timeout_micros { value: 0 }; ignored with --enable_batching=false")
     flag("--enable_model_warmup", True,
-         "run each signature once before a version is AVAILABLE (default true)")
+         "replay assets.extra/tf_serving_warmup_requests (or run each signature once) before a "
+         "version is AVAILABLE (default true)")
+    parser.add_argument("--num_request_iterations_for_warmup", type=int, default=1, metavar="N",
+                        help="times each warm-up request is replayed; used if > 0 (default 1)")
+    flag("--enable_signature_method_name_check", False,
+         "classify/regress require the signature's method_name to be tensorflow/serving/classify "
+         "or .../regress (default false, as TF Serving)")
+    flag("--prefer_tflite_model", False,
+         "serve a version folder's model.tflite instead of its saved_model.pb when both exist")
+    parser.add_argument("--num_tflite_interpreters_per_pool", type=_positive, default=1, metavar="N",
+                        help="TensorFlow Lite interpreters per version (default 1)")
+    parser.add_argument("--saved_model_tags", default="serve", metavar="TAGS",
+                        help="comma-separated tags of the MetaGraph to load (default serve)")
+    parser.add_argument("--tensorflow_session_parallelism", type=int, default=0, metavar="N",
+                        help="threads of TensorFlow's intra- and inter-op pools; 0 = automatic")
+    parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0, metavar="N",
+                        help="threads that run one op; 0 = automatic (overrides the flag above)")
+    parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0, metavar="N",
+                        help="ops run at once; 0 = automatic (overrides the flag above)")
     parser.add_argument("--max_num_load_retries", type=int, default=0, metavar="N",
                         help="extra attempts after a version fails to load (TF Serving: 5; "
                         "default %(default)s, since exports here are written atomically)")
     parser.add_argument("--load_retry_interval_micros", type=int, default=60_000_000, metavar="MICROS",
                         help="pause between load attempts (default %(default)s)")
+    for noop in NO_OP_FLAGS:
+        parser.add_argument(f"--{noop.name}", type=noop.type, default=noop.default,
+                            nargs="?" if noop.type is _bool else None,
+                            const=True if noop.type is _bool else None,
+                            metavar="true|false" if noop.type is _bool else "VALUE",
+                            help=f"accepted for compatibility, no effect: {noop.reason}")
     parser.add_argument("--version", action="store_true", help="print the server and TensorFlow versions")
     return parser
+
+
+def ignored_flag_messages(flags: argparse.Namespace) -> list[str]:
+    """One log line per no-op flag given a value other than its default, naming why it changes nothing."""
+    return [f"--{noop.name}={getattr(flags, noop.name)} has no effect here: {noop.reason}"
+            for noop in NO_OP_FLAGS if getattr(flags, noop.name) != noop.default]
 
 
 def parse_flags(argv: Sequence[str] | None = None, settings: Settings | None = None) -> argparse.Namespace:
@@ -150,7 +246,7 @@ def parse_flags(argv: Sequence[str] | None = None, settings: Settings | None = N
 def model_configs(flags: argparse.Namespace) -> list[ModelConfig]:
     """The models to serve: from `--model_config_file` if given, else the single-model flags."""
     if flags.model_config_file:
-        return parse_model_config_text(Path(flags.model_config_file).read_text())
+        return read_model_config_file(flags.model_config_file)
     if not flags.model_base_path:
         raise ConfigError(
             "Both server_options.model_base_path and server_options.model_config_file are empty!")

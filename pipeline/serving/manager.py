@@ -17,6 +17,9 @@ ServableStateMonitor):
   atomically by the polling thread. A request keeps using the `Servable` it got even if the version
   is unloaded meanwhile; the memory goes when the last request drops it.
 - Labels come from the config and resolve to a version; they serve only while it is AVAILABLE.
+- The set of models is not fixed: `apply_config` (models.config reloads, gRPC's
+  HandleReloadConfigRequest) adds models (loading them), removes models (unloading every version;
+  their END history stays answerable), and changes policies, labels and base paths in place.
 
 Thread-safety: every public method may be called from any thread. HTTP is not known here: errors
 are `ServingError`s with canonical code names and TF Serving's message texts, so a gRPC API can sit
@@ -27,14 +30,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tensorflow_serving.apis import get_model_status_pb2, status_pb2
 
 from pipeline.serving.errors import ServingError
-from pipeline.serving.model_config import ModelConfig
+from pipeline.serving.model_config import ConfigError, ModelConfig, configs_from_proto
 from pipeline.serving.servable import Servable
 from pipeline.serving.source import VersionSource
 
@@ -62,11 +65,13 @@ class VersionState:
 class _Model:
     """Per-model bookkeeping; written only by the model's polling thread (under the manager lock)."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, history: dict[int, VersionState] | None = None) -> None:
         self.config = config
         self.source = VersionSource(config.name, config.base_path, config.policy)
-        self.history: dict[int, VersionState] = {}
+        self.history: dict[int, VersionState] = history if history is not None else {}
         self.failed: set[int] = set()
+        self.wake = threading.Event()      # reconcile now (config changed, or stopping)
+        self.removed = threading.Event()   # taken out of the config: the polling thread ends
         # Snapshot read lock-free by lookups; replaced (never mutated) by the polling thread.
         self.available: dict[int, Servable] = {}
         self.latest: Servable | None = None
@@ -80,7 +85,11 @@ class ServableManager:
     def __init__(self, configs: Iterable[ModelConfig], loader: Loader, poll_wait_seconds: float = 1.0,
                  max_load_retries: int = 0, load_retry_interval_seconds: float = 60.0,
                  on_load: LoadListener | None = None) -> None:
+        # Read lock-free by lookups; replaced (never mutated) by `apply_config`.
         self._models = {config.name: _Model(config) for config in configs}
+        self._retired: dict[str, dict[int, VersionState]] = {}  # histories of removed models
+        self._config_lock = threading.Lock()  # one config change at a time
+        self._started = False
         self._loader = loader
         self._poll_wait = poll_wait_seconds
         self._max_load_retries = max(0, max_load_retries)
@@ -97,10 +106,10 @@ class ServableManager:
         """Start one polling thread per model. With `wait_for_first_poll`, return once every model
         has tried the versions on disk at start-up (loaded or failed): missing or empty base paths
         do not block, so the server can open its port and report 404 until a version appears."""
-        for model in self._models.values():
-            model.thread = threading.Thread(target=self._poll_loop, args=(model,),
-                                            name=f"poll-{model.config.name}", daemon=True)
-            model.thread.start()
+        with self._config_lock:
+            self._started = True
+            for model in self._models.values():
+                self._start_polling(model)
         if wait_for_first_poll:
             for model in self._models.values():
                 model.first_poll_done.wait()
@@ -108,6 +117,8 @@ class ServableManager:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop polling and drop every servable. Loads in progress finish first (bounded by timeout)."""
         self._stop.set()
+        for model in self._models.values():
+            model.wake.set()
         for model in self._models.values():
             if model.thread is not None:
                 model.thread.join(timeout)
@@ -118,6 +129,95 @@ class ServableManager:
         """Reconcile one model with its base path now, in the calling thread. For tests and tools that
         do not `start()` the polling threads: it must not run concurrently with them."""
         self._reconcile(self._models[model_name])
+
+    def apply_config(self, config: Sequence[ModelConfig] | object, wait: bool = True) -> None:
+        """Serve exactly the models of `config` from now on (TF Serving's ServerCore::ReloadConfig).
+
+        `config` is a list of `ModelConfig`s or a `ModelServerConfig` message (as gRPC's
+        ReloadConfigRequest carries it; an empty message changes nothing, as upstream). New models
+        start polling and loading; removed models stop and unload every version (lookups answer
+        NOT_FOUND at once, their status keeps the END history); models whose policy, labels or base
+        path changed are reconciled now. With `wait`, returns once every added model has tried
+        the versions on its base path.
+
+        Raises ServingError: INVALID_ARGUMENT for a config that does not validate (nothing changes);
+        UNKNOWN `N model(s) did not become available: ...` when an added model had versions and
+        none loaded (the new config stays in force, as upstream). Thread-safe; calls are serialized.
+        """
+        if isinstance(config, (list, tuple)):
+            configs = list(config)
+        else:
+            if config.WhichOneof("config") is None:  # type: ignore[attr-defined]
+                log.info("Taking no action for empty config.")
+                return
+            try:
+                configs = configs_from_proto(config)
+            except ConfigError as error:
+                raise ServingError("INVALID_ARGUMENT", str(error)) from None
+        names = [c.name for c in configs]
+        for name in names:
+            if names.count(name) > 1:
+                raise ServingError("INVALID_ARGUMENT",
+                                   f"Illegal to list model {name} multiple times in config list")
+        with self._config_lock:
+            added = self._swap_models(configs)
+        if wait and self._started:
+            for model in added:
+                model.first_poll_done.wait()
+            self._check_available(added)
+
+    def _swap_models(self, configs: list[ModelConfig]) -> list[_Model]:
+        """Install `configs` (under the config lock); returns the models added."""
+        current, models, added = self._models, {}, []
+        for config in configs:
+            model = current.get(config.name)
+            if model is None:
+                model = _Model(config, self._retired.pop(config.name, None))
+                added.append(model)
+                log.info("Adding model %s from base path %s (policy %s)",
+                         config.name, config.base_path, config.policy)
+            elif model.config != config:
+                with self._lock:
+                    if (config.base_path, config.policy) != (model.config.base_path, model.config.policy):
+                        model.source = VersionSource(config.name, config.base_path, config.policy)
+                    model.config = config
+                log.info("Updated model %s: base path %s, policy %s, labels %s",
+                         config.name, config.base_path, config.policy, config.labels)
+                model.wake.set()
+            models[config.name] = model
+        removed = [model for name, model in current.items() if name not in models]
+        self._models = models  # removed models are NOT_FOUND from here on
+        for model in removed:
+            self._retired[model.config.name] = model.history
+            self._remove(model)
+        if self._started:
+            for model in added:
+                self._start_polling(model)
+        return added
+
+    def _remove(self, model: _Model) -> None:
+        """Stop a removed model's polling (a load in progress finishes first) and unload it all."""
+        model.removed.set()
+        model.wake.set()
+        if model.thread is not None and model.thread is not threading.current_thread():
+            model.thread.join()
+        for version in sorted(model.available, reverse=True):
+            self._unload(model, version)
+        log.info("Removed model %s", model.config.name)
+
+    def _check_available(self, added: list[_Model]) -> None:
+        failed = [m for m in added if not m.available and m.failed]
+        if not failed:
+            return
+        details = "".join(
+            f"{{{{name: {m.config.name} version: {v}}} due to error: {m.history[v].error_message}}}, "
+            for m in failed for v in sorted(m.failed))
+        raise ServingError("UNKNOWN", f"{len(failed)} model(s) did not become available: {{{details}}}")
+
+    def _start_polling(self, model: _Model) -> None:
+        model.thread = threading.Thread(target=self._poll_loop, args=(model,),
+                                        name=f"poll-{model.config.name}", daemon=True)
+        model.thread.start()
 
     def servable(self, model_name: str, version: int | None = None, label: str | None = None) -> Servable:
         """The servable a request names: by label, by version, else the highest AVAILABLE version.
@@ -144,10 +244,9 @@ class ServableManager:
     def version_states(self, model_name: str) -> list[VersionState]:
         """Every tracked version of a model, newest first ([] if none or unknown model)."""
         model = self._models.get(model_name)
-        if model is None:
-            return []
+        history = model.history if model is not None else self._retired.get(model_name, {})
         with self._lock:
-            return [model.history[v] for v in sorted(model.history, reverse=True)]
+            return [history[v] for v in sorted(history, reverse=True)]
 
     def model_status(self, model_name: str, version: int | None = None
                      ) -> get_model_status_pb2.GetModelStatusResponse:
@@ -174,9 +273,13 @@ class ServableManager:
             self._reconcile_logged(model)
         finally:
             model.first_poll_done.set()
-        if self._poll_wait <= 0:
-            return
-        while not self._stop.wait(self._poll_wait):
+        # Without periodic polls (0), the thread still wakes for config changes.
+        timeout = self._poll_wait if self._poll_wait > 0 else None
+        while True:
+            model.wake.wait(timeout)
+            model.wake.clear()
+            if self._stop.is_set() or model.removed.is_set():
+                return
             self._reconcile_logged(model)
 
     def _reconcile_logged(self, model: _Model) -> None:
@@ -189,7 +292,7 @@ class ServableManager:
         """Move the model towards its aspired versions (the AvailabilityPreservingPolicy loop)."""
         aspired = model.source.poll()
         model.failed &= aspired.keys()  # forget failures of versions that went away: retry if they return
-        while not self._stop.is_set():
+        while not (self._stop.is_set() or model.removed.is_set()):
             loaded = model.available
             unaspired = [v for v in loaded if v not in aspired]
             aspired_ready = any(v in loaded for v in aspired)

@@ -59,8 +59,27 @@ class MonitoringOptions:
     path: str = DEFAULT_PROMETHEUS_PATH
 
 
+MODEL_SERVER_CONFIG = "tensorflow.serving.ModelServerConfig"
+
+
+def read_model_config_file(path: str | Path) -> list[ModelConfig]:
+    """The models of a models.config file; ConfigError (TF Serving's texts) if unreadable or invalid."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"Invalid protobuf file: '{path}': {error}") from error
+    try:
+        return parse_model_config_text(text)
+    except ConfigError as error:
+        raise ConfigError(f"{error}\nInvalid protobuf file: '{path}'") from error
+
+
 def parse_model_config_text(text: str) -> list[ModelConfig]:
-    """Parse a `ModelServerConfig` text proto into ModelConfigs; raise ConfigError when unservable."""
+    """Parse a `ModelServerConfig` text proto into ModelConfigs; raise ConfigError when unservable.
+
+    A text that is not a ModelServerConfig is reported as protobuf's C++ parser does (TF Serving's
+    own tests look for it): `Error parsing text-format tensorflow.serving.ModelServerConfig: 3:5: ...`.
+    """
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
@@ -68,7 +87,14 @@ def parse_model_config_text(text: str) -> list[ModelConfig]:
     try:
         text_format.Parse(text, message)
     except text_format.ParseError as error:
-        raise ConfigError(f"Invalid model config: {error}") from error
+        raise ConfigError(f"Error parsing text-format {MODEL_SERVER_CONFIG}: {error}") from error
+    return configs_from_proto(message)
+
+
+def configs_from_proto(message) -> list[ModelConfig]:
+    """The ModelConfigs of a `ModelServerConfig` message (e.g. a gRPC ReloadConfigRequest's config),
+    validated as TF Serving's ServerCore does; raise ConfigError when unservable. An empty config
+    (no `config` oneof set) is an empty list."""
     if message.WhichOneof("config") == "custom_model_config":
         raise ConfigError("custom_model_config is not supported; use model_config_list")
     result: list[ModelConfig] = []

@@ -1,17 +1,18 @@
-"""One loaded version of a SavedModel: its signatures, a warm-up, and the calls that run them.
+"""One loaded version of a model: its signatures, its warm-up, and the calls that run them.
 
-A `Servable` is immutable after `Servable.load` returns and safe to call from many threads at once
-(TensorFlow concrete functions are). It never talks HTTP: callers hand it numpy arrays (predict) or
-serialized `tf.Example`s (classify, regress) and get numpy arrays back, or a `ServingError` carrying
-a canonical status code name and TF Serving's message text. The REST layer (and a later gRPC layer)
-turn those into their wire formats.
+A `Servable` runs a version the way TensorFlow Serving does. A SavedModel's `serve` MetaGraph is
+loaded into its own Session (`session_runner.py`) and each SignatureDef is resolved to tensor names
+once; a request's tensors are fed by those names with no shape check of ours (only the dtype
+conversion the JSON decoding does), so the graph's own ops accept or refuse them, as upstream. With
+`prefer_tflite_model` and a `model.tflite` in the version folder, LiteRT runs the file instead
+(`litert.py`, pooled interpreters). Before the version is returned its warm-up requests are
+replayed (`warmup.py`).
 
-Everything that does not depend on a request is computed once at load: the signature functions
-(`tf.saved_model.load(path).signatures[name]`, never `Model.predict`), input name -> dtype name
-maps, output names, input specs for shape messages, the flat input specs of the fast call
-(`tf_fastcall`, verified at load by a probe call through both paths), the batch queue of each
-signature when batching is on, and the `SignatureDefMap` of the `serve` MetaGraph
-(`pipeline.model_dir.read_meta_graph`, the project's one SavedModel reader) for metadata.
+It is immutable after `Servable.load` returns and safe to call from many threads at once. It never
+talks HTTP or gRPC: callers hand it numpy arrays (predict) or serialized `tf.Example`s (classify,
+regress) and get numpy arrays back, or a `ServingError` carrying a canonical code name and TF
+Serving's message text; each front end turns those into its wire format. With batching, concurrent
+calls of one signature merge into one call of the same runner.
 """
 
 from __future__ import annotations
@@ -26,16 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from pipeline.model_dir import SERVE_TAG, ModelDirError, read_meta_graph
-from pipeline.serving import tf_fastcall
+from pipeline.serving import litert, warmup
 from pipeline.serving.batching import BatchQueue, BatchScheduler, Done, QueueFullError
-from pipeline.serving.errors import ServingError, clean_tf_message, from_code_number
+from pipeline.serving.errors import ServingError
 from pipeline.serving.overload import Deadline
+from pipeline.serving.session_runner import RunFunction, SessionModel
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,43 @@ PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 DEFAULT_SIGNATURE = "serving_default"
-_EXAMPLE_METHODS = (CLASSIFY_METHOD, REGRESS_METHOD)
 WarmupListener = Callable[[str], None]
-"""Told the model name when a signature's warm-up call failed."""
+"""Told the model name when a version's warm-up failed (and with it the load)."""
+
+
+@dataclass(frozen=True)
+class ServableOptions:
+    """How versions are loaded; the fields are the flags of the same names."""
+
+    enable_model_warmup: bool = True
+    num_request_iterations_for_warmup: int = 1
+    prefer_tflite_model: bool = False
+    enable_signature_method_name_check: bool = False
+    num_tflite_interpreters_per_pool: int = 1
+    saved_model_tags: str = SERVE_TAG
+    tensorflow_session_parallelism: int = 0
+    tensorflow_intra_op_parallelism: int = 0
+    tensorflow_inter_op_parallelism: int = 0
+
+    @property
+    def tags(self) -> list[str]:
+        """The MetaGraph tag set to load, from the comma-separated `saved_model_tags`."""
+        return [tag.strip() for tag in self.saved_model_tags.split(",") if tag.strip()] or [SERVE_TAG]
+
+    @property
+    def threads(self) -> tuple[int, int]:
+        """(intra-op, inter-op) thread counts of each Session; 0 lets TensorFlow choose. As upstream,
+        the specific flags win over `tensorflow_session_parallelism`."""
+        shared = self.tensorflow_session_parallelism
+        intra, inter = self.tensorflow_intra_op_parallelism, self.tensorflow_inter_op_parallelism
+        return (intra or shared, inter or shared)
+
+    @classmethod
+    def from_flags(cls, flags: Any) -> ServableOptions:
+        """The options a parsed command line asks for; flags it lacks keep their defaults."""
+        defaults = cls()
+        return cls(**{field.name: getattr(flags, field.name, getattr(defaults, field.name))
+                      for field in dataclasses.fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -54,53 +89,50 @@ class Signature:
 
     name: str
     method_name: str
-    function: Callable[..., Mapping[str, Any]]
     input_dtypes: Mapping[str, str]       # input key -> DataType name, e.g. "DT_FLOAT"
-    input_shapes: Mapping[str, Any]       # input key -> tf.TensorShape of the signature
     output_names: tuple[str, ...]
-    # The fast call, when the function allows it: inputs in flat order as (key, numpy dtype, dims or
-    # None for any rank), checked in Python, then passed as tensors without TF's argument binding.
-    flat_inputs: tf_fastcall.FlatSpecs | None = None
-    batch_queue: BatchQueue | None = None  # with --enable_batching: merges concurrent calls
+    runner: RunFunction                   # {input key: array} -> {output key: array}, errors as ServingError
+    batch_queue: BatchQueue | None = None  # with batching: merges concurrent calls
 
 
 class Servable:
-    """A loaded SavedModel version. Build with `Servable.load`; then read-only and thread-safe."""
+    """A loaded version. Build with `Servable.load`; then read-only and thread-safe."""
 
     def __init__(self, name: str, version: int, path: Path, signatures: dict[str, Signature],
-                 signature_def_map: get_model_metadata_pb2.SignatureDefMap, loaded: Any = None) -> None:
-        self._loaded = loaded  # the restored object: keeps variables and functions alive
+                 signature_def_map: get_model_metadata_pb2.SignatureDefMap, backend: Any = None,
+                 check_method_names: bool = False) -> None:
+        self._backend = backend  # the Session or LiteRT pools: alive as long as the servable
         self.name = name
         self.version = version
         self.path = path
         self.signatures = signatures
         self.signature_def_map = signature_def_map
+        self.check_method_names = check_method_names
         # The metadata body without model_spec, as TF Serving prints it (Any unpacked, proto names).
         self.metadata_dict = {"signature_def": json_format.MessageToDict(
             signature_def_map, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)}
 
+    @property
+    def runtime(self) -> str:
+        """"tflite" when LiteRT runs this version, else "tensorflow"."""
+        return "tflite" if isinstance(self._backend, litert.LiteRTServable) else "tensorflow"
+
     @classmethod
-    def load(cls, name: str, version: int, path: Path, warmup: bool = True,
+    def load(cls, name: str, version: int, path: Path, options: ServableOptions | None = None,
              batching: BatchScheduler | None = None, on_warmup_failure: WarmupListener | None = None
              ) -> Servable:
-        """Load `path` (a version dir); raise ServingError with a canonical code if it cannot serve.
-        With a `batching` scheduler, concurrent `run`s of one signature are merged into one call.
-        A failed warm-up is logged as a warning and reported to `on_warmup_failure`."""
+        """Load the version in `path`, replay its warm-up requests, and return it ready to serve;
+        raise ServingError with a canonical code if it cannot serve (a failed warm-up included, after
+        telling `on_warmup_failure`). With a `batching` scheduler, concurrent `run`s of one signature
+        are merged into one call."""
+        options = options or ServableOptions()
         started = time.perf_counter()
-        try:
-            signature_defs = dict(read_meta_graph(path).signature_def)
-        except ModelDirError as error:
-            raise ServingError(error.code, error.message) from None
-        try:
-            loaded = tf.saved_model.load(str(path), tags=[SERVE_TAG])
-        except tf.errors.OpError as error:
-            raise from_code_number(error.error_code, error.message) from None
-        except (OSError, ValueError, RuntimeError) as error:
-            raise ServingError("UNKNOWN", f"Failed to load SavedModel at {path}: {error}") from error
-        signatures = {
-            key: _signature(key, function, signature_defs[key])
-            for key, function in loaded.signatures.items() if key in signature_defs
-        }
+        backend, signature_defs = _load_backend(path, options)
+        signatures = {key: Signature(
+            name=key, method_name=signature_def.method_name,
+            input_dtypes={k: types_pb2.DataType.Name(info.dtype) for k, info in signature_def.inputs.items()},
+            output_names=tuple(signature_def.outputs), runner=backend.runner(key))
+            for key, signature_def in signature_defs.items()}
         if batching is not None:
             signatures = {key: dataclasses.replace(
                 signature, batch_queue=batching.queue(name, functools.partial(call_signature, signature)))
@@ -108,34 +140,19 @@ class Servable:
         sdm = get_model_metadata_pb2.SignatureDefMap()
         for key, signature_def in signature_defs.items():
             sdm.signature_def[key].CopyFrom(signature_def)
-        servable = cls(name, version, path, signatures, sdm, loaded)
-        if warmup:
-            servable.warm_up(on_warmup_failure)
-        log.info("Loaded servable version {name: %s version: %d} from %s in %.2f s",
-                 name, version, path, time.perf_counter() - started)
-        return servable
-
-    def warm_up(self, on_failure: WarmupListener | None = None) -> None:
-        """Call each signature once with a batch of one zero/empty element, so the first real
-        request does not pay for graph initialization. A failure here is not a load failure, but it
-        is logged as a warning and told to `on_failure` (a model that refuses zeros may refuse real
-        inputs too). Signatures with a fast call are skipped: its probe at load called them already;
-        so are classify/regress signatures: their input is serialized tf.Examples, and an empty one is
-        not a valid example for a model that requires features (TF Serving itself warms up only from
-        `assets.extra` requests)."""
-        for signature in self.signatures.values():
-            if signature.flat_inputs is not None or signature.method_name in _EXAMPLE_METHODS:
-                continue
-            inputs = {key: _zeros(shape, signature.input_dtypes[key])
-                      for key, shape in signature.input_shapes.items()}
+        servable = cls(name, version, path, signatures, sdm, backend,
+                       check_method_names=options.enable_signature_method_name_check)
+        requests = warmup.warmup_file(path) if options.enable_model_warmup else None
+        if requests is not None:
             try:
-                signature.function(**inputs)
-            except Exception as error:  # noqa: BLE001 - any model error just means no warm-up
-                text = clean_tf_message(error.message) if isinstance(error, tf.errors.OpError) else str(error)
-                log.warning("Warm-up of %s version %d signature %s failed: %s",
-                            self.name, self.version, signature.name, " ".join(text.split())[:500])
-                if on_failure is not None:
-                    on_failure(self.name)
+                warmup.replay(servable, requests, options.num_request_iterations_for_warmup)
+            except ServingError:
+                if on_warmup_failure is not None:
+                    on_warmup_failure(name)
+                raise
+        log.info("Loaded servable version {name: %s version: %d} from %s (%s) in %.2f s",
+                 name, version, path, servable.runtime, time.perf_counter() - started)
+        return servable
 
     def predict_signature(self, signature_name: str) -> Signature:
         """The signature a predict request names, or INVALID_ARGUMENT with TF Serving's text."""
@@ -143,6 +160,10 @@ class Servable:
         if signature is None:
             raise ServingError("INVALID_ARGUMENT",
                                f'Serving signature name: "{signature_name}" not found in signature def')
+        if self.check_method_names and signature.method_name != PREDICT_METHOD:
+            raise ServingError("INVALID_ARGUMENT",
+                               f'Expected prediction signature method_name to be {PREDICT_METHOD}. '
+                               f"Was: {signature.method_name}")
         return signature
 
     def run(self, signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -211,10 +232,12 @@ class Servable:
         return values.reshape(len(examples))
 
     def _inference_signature(self, signature_name: str, method: str, kind: str) -> Signature:
+        """The classify/regress signature; its method_name is checked only when asked
+        (`--enable_signature_method_name_check`), as TF Serving does."""
         signature = self.signatures.get(signature_name)
         if signature is None:
             raise ServingError("INVALID_ARGUMENT", f"No signature was found with the name: {signature_name}")
-        if signature.method_name != method:
+        if self.check_method_names and signature.method_name != method:
             raise ServingError("INVALID_ARGUMENT", f"Expected {kind} signature method_name to be {method}. "
                                f"Was: {signature.method_name}")
         if len(signature.input_dtypes) != 1:
@@ -226,6 +249,21 @@ class Servable:
             raise ServingError("INVALID_ARGUMENT", "Input is empty.")
         (input_key,) = signature.input_dtypes
         return self.run(signature, {input_key: np.array(examples, dtype=object)})
+
+
+def _load_backend(path: Path, options: ServableOptions) -> tuple[Any, dict[str, Any]]:
+    """(the runtime, its SignatureDefs by key): LiteRT for a preferred `model.tflite`, else the
+    SavedModel in a Session (the signatures read by `pipeline.model_dir`, the one SavedModel reader)."""
+    if options.prefer_tflite_model and litert.has_tflite(path):
+        backend = litert.LiteRTServable(path, options.num_tflite_interpreters_per_pool)
+        return backend, dict(backend.signature_defs)
+    if options.tags == [SERVE_TAG]:  # TF Serving's wording for a missing or unreadable SavedModel
+        try:
+            read_meta_graph(path)
+        except ModelDirError as error:
+            raise ServingError(error.code, error.message) from None
+    session = SessionModel(path, options.tags, *options.threads)
+    return session, dict(session.meta_graph.signature_def)
 
 
 def _exact_inputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
@@ -240,57 +278,8 @@ def _exact_inputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> Map
 
 def call_signature(signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Call `signature` now, in the calling thread, on exactly its inputs; every output as numpy.
-
-    Inputs whose dtypes and shapes the flat input specs accept skip TF's argument binding (the costly
-    part of calling a small model); anything else goes through the function's own checks and errors.
-    """
-    flat = signature.flat_inputs
-    function = signature.function
-    try:
-        if flat is not None and tf_fastcall.accepts(flat, inputs):
-            outputs = tf_fastcall.call(function, flat, inputs)
-        else:
-            outputs = function(**inputs)
-    except tf.errors.OpError as error:
-        raise from_code_number(error.error_code, error.message) from None
-    except (TypeError, ValueError) as error:
-        raise ServingError("INVALID_ARGUMENT", _mismatch_message(signature, inputs, error)) from None
-    return {key: value.numpy() for key, value in outputs.items()}
-
-
-def _signature(key: str, function: Any, signature_def: Any) -> Signature:
-    specs = function.structured_input_signature[1]
-    input_shapes = {k: specs[k].shape if k in specs else tf.TensorShape(None) for k in signature_def.inputs}
-    return Signature(
-        name=key,
-        method_name=signature_def.method_name,
-        function=function,
-        input_dtypes={k: types_pb2.DataType.Name(info.dtype) for k, info in signature_def.inputs.items()},
-        input_shapes=input_shapes,
-        output_names=tuple(signature_def.outputs),
-        flat_inputs=tf_fastcall.flat_specs(function, input_shapes),
-    )
-
-
-def _zeros(shape: Any, dtype_name: str) -> np.ndarray:
-    dims = [] if shape.rank is None else [1 if d is None else d for d in shape.as_list()]
-    dtype = tf.dtypes.as_dtype(types_pb2.DataType.Value(dtype_name))
-    if dtype == tf.string:
-        return np.full(dims, b"", dtype=object)
-    return np.zeros(dims, dtype=dtype.as_numpy_dtype)
-
-
-def _mismatch_message(signature: Signature, inputs: Mapping[str, np.ndarray], error: Exception) -> str:
-    """A readable message for inputs the signature's specs refuse (shape or dtype)."""
-    for key, value in inputs.items():
-        expected = signature.input_shapes[key]
-        shape = np.shape(value)
-        if not expected.is_compatible_with(shape):
-            want = ("unknown" if expected.rank is None
-                    else [-1 if d is None else d for d in expected.as_list()])
-            return (f"Input {key} of signature {signature.name} has shape {list(shape)}, "
-                    f"which is not compatible with the signature's shape {want}")
-    return str(error).split("\n", 1)[0]
+    The batch queues call this too, with merged inputs."""
+    return signature.runner(inputs)
 
 
 def _check_batch(tensor: np.ndarray, batch: int, name: str, allow_vector: bool) -> None:

@@ -98,7 +98,7 @@ def start_server(args: list[str], log_path: Path, port: int | None = None, batch
         try:
             requests.get(server.url + "/", timeout=1)
             return True
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy starting
             return False
 
     try:

@@ -107,9 +107,9 @@ def test_batching_is_on_by_default(batching: Server) -> None:
 
 
 def test_start_up_log_names_the_active_fast_paths(batching: Server) -> None:
-    """Both private-API speedups say at start-up that they are in use (tf_fastcall, uvicorn_protocol)."""
+    """Both private-API paths say at start-up that they are in use (session_callable, uvicorn_protocol)."""
     log = batching.log()
-    assert "TensorFlow fast call active" in log
+    assert "Session callables active" in log
     assert "uvicorn httptools with coalesced writes" in log
 
 
@@ -166,12 +166,13 @@ def test_requests_that_cannot_be_merged_still_succeed(batching: Server) -> None:
 
 
 def test_bad_requests_in_a_batch_fail_alone(batching: Server) -> None:
-    """A shape error is that request's 400; its neighbours still get their answers."""
+    """A shape the graph refuses is that request's 400 (TF's own message, as TF Serving answers it);
+    its neighbours still get their answers."""
     bodies = [{"instances": [[1.0, 2.0, 3.0]]} if i == 3 else {"instances": [[float(i), 0.0]]}
               for i in range(8)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         responses = list(pool.map(lambda body: predict(batching, "linear", body), bodies, timeout=60))
-    assert "not compatible" in error_of(responses[3], 400)
+    assert "Matrix size-incompatible: In[0]: [1,3], In[1]: [2,1]" in error_of(responses[3], 400)
     for i, response in enumerate(responses):
         if i != 3:
             assert ok_json(response) == {"predictions": [[2.0 * i + 3.0]]}

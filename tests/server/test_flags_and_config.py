@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from pipeline.model_dir import parse_version, version_dirs
-from pipeline.serving.flags import DEFAULT_MAX_BODY_BYTES, model_configs, parse_flags
+from pipeline.serving.flags import (
+    DEFAULT_MAX_BODY_BYTES,
+    NO_OP_FLAGS,
+    ignored_flag_messages,
+    model_configs,
+    parse_flags,
+)
 from pipeline.serving.model_config import (
     ConfigError,
     ModelConfig,
@@ -53,6 +59,87 @@ def test_unusable_model_config_exits_1(tmp_path: Path) -> None:
     result = run_cli(f"--model_config_file={config}", "--rest_api_port=1")
     assert result.returncode == 1
     assert "Illegal to list model x multiple times" in result.stderr
+
+
+def test_a_bad_model_config_fails_with_upstreams_words(tmp_path: Path) -> None:
+    """testBadModelConfig of tensorflow_model_server_test.py looks for this text on stderr."""
+    config = tmp_path / "bad_model_config.txt"
+    config.write_text("improperly formatted file")
+    result = run_cli(f"--model_config_file={config}", "--rest_api_port=1")
+    assert result.returncode != 0
+    assert "Error parsing text-format tensorflow.serving.ModelServerConfig" in result.stderr
+    assert f"Invalid protobuf file: '{config}'" in result.stderr
+
+
+# Every flag of tensorflow_model_server 2.21 (main.cc), with a value of its type.
+UPSTREAM_FLAGS = {
+    "port": "8500", "grpc_socket_path": "/tmp/tfs.sock", "rest_api_port": "8501",
+    "rest_api_num_threads": "4", "rest_api_timeout_in_ms": "30000", "rest_api_enable_cors_support": "true",
+    "enable_batching": "false", "allow_version_labels_for_unavailable_models": "true",
+    "batching_parameters_file": "", "enable_per_model_batching_parameters": "false",
+    "model_config_file": "", "model_config_file_poll_wait_seconds": "30", "model_name": "default",
+    "model_base_path": "/models/default", "num_load_threads": "0", "num_unload_threads": "0",
+    "max_num_load_retries": "5", "load_retry_interval_micros": "60000000",
+    "file_system_poll_wait_seconds": "1", "flush_filesystem_caches": "true",
+    "tensorflow_session_parallelism": "0", "tensorflow_session_config_file": "",
+    "tensorflow_intra_op_parallelism": "1", "tensorflow_inter_op_parallelism": "1",
+    "use_alts_credentials": "false", "ssl_config_file": "", "platform_config_file": "",
+    "per_process_gpu_memory_fraction": "0.5", "saved_model_tags": "serve",
+    "grpc_channel_arguments": "grpc.max_connection_age_ms=2000,grpc.lb_policy_name=grpclb",
+    "grpc_max_threads": "8", "enable_model_warmup": "true", "num_request_iterations_for_warmup": "3",
+    "version": None, "monitoring_config_file": "", "remove_unused_fields_from_bundle_metagraph": "true",
+    "prefer_tflite_model": "true", "num_tflite_pools": "2", "num_tflite_interpreters_per_pool": "2",
+    "enable_signature_method_name_check": "true", "xla_cpu_compilation_enabled": "false",
+    "xla_gpu_compilation_enabled": "false", "enable_profiler": "true",
+    "thread_pool_factory_config_file": "", "mixed_precision": "bfloat16", "skip_initialize_tpu": "true",
+    "enable_grpc_healthcheck_service": "true", "enable_serialization_as_tensor_content": "true",
+}
+
+
+@pytest.mark.parametrize("spelling", ["equals", "space"])
+def test_every_upstream_flag_is_accepted(spelling: str) -> None:
+    args: list[str] = []
+    for name, value in UPSTREAM_FLAGS.items():
+        if value is None:
+            args.append(f"--{name}")
+        elif spelling == "equals":
+            args.append(f"--{name}={value}")
+        elif value:  # argparse cannot tell an empty separate argument from a missing one
+            args += [f"--{name}", value]
+    flags = parse_flags(args)
+    assert flags.grpc_socket_path == "/tmp/tfs.sock"
+    assert flags.grpc_channel_arguments == "grpc.max_connection_age_ms=2000,grpc.lb_policy_name=grpclb"
+    assert (flags.enable_signature_method_name_check, flags.prefer_tflite_model) == (True, True)
+    assert (flags.num_request_iterations_for_warmup, flags.enable_model_warmup) == (3, True)
+    assert (flags.model_config_file_poll_wait_seconds, flags.grpc_max_threads, flags.port) == (30, 8, 8500)
+    assert flags.enable_grpc_healthcheck_service is True and flags.ssl_config_file == ""
+    assert flags.tensorflow_intra_op_parallelism == 1 and flags.num_tflite_interpreters_per_pool == 2
+    ignored = ignored_flag_messages(flags)
+    assert "--per_process_gpu_memory_fraction=0.5 has no effect here: the server runs on CPU" in ignored
+    assert len(ignored) == 6  # the no-op flags given non-default values above
+
+
+def test_no_op_flags_say_nothing_at_their_defaults() -> None:
+    flags = parse_flags([])
+    assert ignored_flag_messages(flags) == []
+    assert flags.enable_signature_method_name_check is False and flags.prefer_tflite_model is False
+    assert flags.model_config_file_poll_wait_seconds == 0
+    assert {f.name for f in NO_OP_FLAGS}.isdisjoint(UPSTREAM_FLAGS.keys() - {
+        "allow_version_labels_for_unavailable_models", "enable_per_model_batching_parameters",
+        "num_load_threads", "num_unload_threads", "flush_filesystem_caches",
+        "tensorflow_session_config_file", "use_alts_credentials", "platform_config_file",
+        "per_process_gpu_memory_fraction", "remove_unused_fields_from_bundle_metagraph",
+        "num_tflite_pools", "xla_cpu_compilation_enabled", "xla_gpu_compilation_enabled",
+        "enable_profiler", "thread_pool_factory_config_file", "mixed_precision", "skip_initialize_tpu"})
+
+
+@pytest.mark.parametrize("args", [["--model_config_file_poll_wait_seconds=-1"],
+                                  ["--enable_signature_method_name_check=sometimes"],
+                                  ["--num_request_iterations_for_warmup=many"]])
+def test_bad_upstream_flag_values_exit_2(args: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_flags(args)
+    assert exit_info.value.code == 2
 
 
 def test_defaults_come_from_the_project_config() -> None:
@@ -125,7 +212,8 @@ def test_model_config_policies_and_labels() -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("model_config_list { config { name: 'a' } }", "empty base_path"),
     ("model_config_list { config { name: 'a' base_path: '/a' model_platform: 'pytorch' } }", "not supported"),
-    ("model_config_list { config { name: 'a' base_path: '/a' nonsense: 1 } }", "Invalid model config"),
+    ("model_config_list { config { name: 'a' base_path: '/a' nonsense: 1 } }",
+     "Error parsing text-format tensorflow.serving.ModelServerConfig: 1:56 : Message type "),
     ("model_config_list { config { base_path: '/a' } }", "empty name"),
 ])
 def test_model_config_errors(text: str, message: str) -> None:

@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,6 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 from pipeline.serving.errors import CODE_NAMES, ServingError
 from pipeline.serving.rest import json_tensor as jt
+from pipeline.serving.rest.float_text import decimal_text, json_array, json_items
 from pipeline.serving.rest.http_status import HTTP_STATUS, http_status
 from pipeline.serving.rest.json_body import parse_json_body, signature_name_of
 from pipeline.serving.rest.json_tensor import (
@@ -349,11 +351,40 @@ def test_p19_columnar_with_several_outputs_maps_names():
         "str_tensor": [["foo", "bar"], ["baz", "bat"]], "str_tensor_bytes": P16_JSON}}
 
 
-def test_float_text_is_shortest_at_its_own_precision():
-    f32 = np.array([0.1, 3.0, 0.5, 1e-7, 123456.7], dtype=np.float32)
-    assert format_predict_response("columnar", {"y": f32}) == b'{"outputs":[0.1,3.0,0.5,1e-7,123456.7]}'
-    f64 = np.array([0.1, 1 / 3, 2.0])
-    assert format_predict_response("columnar", {"y": f64}) == b'{"outputs":[0.1,0.3333333333333333,2.0]}'
+@pytest.mark.parametrize(("dtype", "values", "text"), [
+    # 6 digits (%g) when they read back at the tensor's precision, else 9 (float32) / 17 (float64),
+    # then ".0" when there is no "." or "e": TF Serving's WriteDecimal
+    (np.float32, [0.1, 3.0, 0.5, 1e-7, 123456.7, 9e6, 3e-5, 2.9296489, 1435774336.0, -0.0],
+     "[0.1,3.0,0.5,1e-07,123456.703,9e+06,3e-05,2.92964888,1.43577434e+09,-0.0]"),
+    (np.float64, [0.1, 1 / 3, 2.0, 9e6, 3e-5, 2.9296489, 1435774336.0, 1e100, 0.1 + 0.2],
+     "[0.1,0.33333333333333331,2.0,9e+06,3e-05,2.9296489000000001,1435774336.0,1e+100,"
+     "0.30000000000000004]"),
+    (np.float32, [np.nan, np.inf, -np.inf, 1.5], "[NaN,Infinity,-Infinity,1.5]"),
+])
+def test_float_text_is_tf_servings_write_decimal(dtype, values, text):
+    array = np.array(values, dtype=dtype)
+    assert format_predict_response("columnar", {"y": array}) == b'{"outputs":' + text.encode() + b"}"
+    assert format_predict_response("row", {"y": array}) == b'{"predictions":' + text.encode() + b"}"
+    items = text[1:-1].split(",")
+    rows = ",".join(f'{{"y":{item},"z":{index}}}' for index, item in enumerate(items))
+    body = format_predict_response("row", {"y": array, "z": np.arange(len(items))})
+    assert body == b'{"predictions":[' + rows.encode() + b"]}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [1e-40, 1e-6, 1.0, 1e5, 1e8, 1e30])
+def test_vectorised_float_text_matches_the_one_value_reference(dtype, scale):
+    rng = np.random.default_rng(int(np.log10(scale)) + 50)
+    values = rng.standard_normal(5000) * scale
+    values[::7] = np.round(values[::7], 2)          # short decimals: the 6-digit case
+    values[::11] = np.round(values[::11] * 1000)     # whole numbers: the ".0" case
+    with np.errstate(over="ignore", under="ignore"):
+        array = values.astype(dtype)
+    single = dtype == np.float32
+    expected = "[" + ",".join(decimal_text(v, single) for v in array.astype(np.float64).tolist()) + "]"
+    assert json_array(array).decode() == expected
+    matrix = array.reshape(1000, 5, 1)
+    assert orjson.dumps(json_items(matrix), option=orjson.OPT_SERIALIZE_NUMPY) == json_array(matrix)
 
 
 def test_ints_and_bools_are_json_natives():
@@ -482,3 +513,33 @@ def test_fast_path_agrees_with_tf_walk(value, dtype):
     assert fast.dtype == slow.dtype and fast.shape == slow.shape
     np.testing.assert_array_equal(fast, slow)
 
+
+
+DEEP = 500_000
+
+
+def test_an_unused_member_may_nest_500000_deep():
+    body = b'{"unused": ' + b"[" * DEEP + b"]" * DEEP + b', "instances": [1.5, NaN], "s": "]]}\\"["}'
+    request = parse_json_body(body)
+    assert request["s"] == ']]}"[' and request["instances"][0] == 1.5 and math.isnan(request["instances"][1])
+    assert signature_name_of(request) == "serving_default"
+    fmt, tensors = jt.parse_predict_inputs(request, {"x": "DT_FLOAT"})
+    assert fmt == "row" and tensors["x"][0] == np.float32(1.5)
+
+
+def test_a_deep_signature_name_is_not_a_string():
+    body = b'{"signature_name": ' + b"{\"a\":" * DEEP + b"1" + b"}" * DEEP + b', "instances": [1]}'
+    with pytest.raises(ServingError) as info:
+        signature_name_of(parse_json_body(body))
+    assert info.value.message.endswith("'signature_name' key must be a string value.")
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * DEEP + b"]" * DEEP,                                           # not an object
+    b'{"instances": ' + b"[" * DEEP + b"1" + b"]" * DEEP + b"}",            # a deep tensor
+    b'{"a": ' + b"[" * DEEP + b"]" * (DEEP - 1) + b"}",                     # unbalanced
+])
+def test_other_deep_documents_are_refused_without_recursion(body):
+    with pytest.raises(ServingError) as info:
+        parse_json_body(body)
+    assert info.value.message == "JSON Parse error: The document nests arrays/objects too deeply."

@@ -20,24 +20,12 @@ import numpy as np
 import orjson
 
 from pipeline.serving.errors import ServingError, invalid
+from pipeline.serving.rest.float_text import decimal_text
 
 # ---------------------------------------------------------------- text of JSON values in error messages
 
 _DUMP_LIMIT = 256
 _FLT_MAX = float(np.finfo(np.float32).max)
-
-
-def decimal_text(value: float, single: bool) -> str:
-    """TF's WriteDecimal: %g if it round-trips (at float32 when `single`), else 9/17 digits, '.0' added."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "-Infinity" if value < 0 else "Infinity"
-    same = (lambda s: np.float32(float(s)) == np.float32(value)) if single else (lambda s: float(s) == value)
-    text = format(value, "g")
-    if not same(text):
-        text = format(value, ".9g" if single else ".17g")
-    return text if ("." in text or "e" in text) else text + ".0"
 
 
 def dump_value(value: Any) -> str:
@@ -162,10 +150,65 @@ def _parse_slow(body: bytes) -> Any:
     except _TooBig as exc:
         raise _parse_error(text, "Number too big to be stored in double.", text.find(exc.literal)) from None
     except RecursionError:
-        raise invalid("JSON Parse error: The document nests arrays/objects too deeply.") from None
+        return _parse_deep(bytes(body))
     if "\\u" in text:
         _check_surrogates(value, text)
     return value
+
+
+_TOO_DEEP = "JSON Parse error: The document nests arrays/objects too deeply."
+_DEEP_LIMIT = 512  # nesting below a top-level member that the recursive parsers are trusted with
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_TENSOR_KEYS = frozenset({"instances", "inputs", "examples", "context"})
+
+
+class DeepValue:
+    """A top-level member's value nested too deeply to build (rapidjson has no depth limit, so TF
+    Serving accepts it): kept as its kind only. It is never a string, so as `signature_name` it
+    answers TF's "'signature_name' key must be a string value"."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+
+def _parse_deep(body: bytes) -> Any:
+    """Parse an object whose member values nest past what a recursive parser can take, without
+    recursion: depth is a running sum over the brackets outside strings (numpy, one pass over the
+    bytes), each top-level member is cut at the depth-1 commas, shallow values are parsed as usual
+    and deep ones become `DeepValue`s. A deep tensor (instances, inputs, examples, context), a deep
+    document that is not an object, or unbalanced brackets answer the "nests too deeply" error."""
+    outside = np.frombuffer(body, np.uint8).copy()
+    for match in _STRING.finditer(body):
+        outside[match.start():match.end()] = ord('"')
+    step = np.zeros(len(outside), np.int8)
+    step[(outside == ord("[")) | (outside == ord("{"))] = 1
+    step[(outside == ord("]")) | (outside == ord("}"))] = -1
+    depth = np.cumsum(step, dtype=np.int32)
+    del step
+    start = len(body) - len(body.lstrip(_JSON_WS.encode()))
+    if body[start:start + 1] != b"{" or depth.min() < 0:
+        raise invalid(_TOO_DEEP)
+    end = int(np.argmax(depth[start:] == 0)) + start  # the closing brace of the top-level object
+    if depth[end] != 0:
+        raise invalid(_TOO_DEEP)
+    commas = np.flatnonzero((outside[start + 1:end] == ord(",")) & (depth[start + 1:end] == 1)) + start + 1
+    result: dict[str, Any] = {}
+    for begin, stop in zip([start + 1, *(commas + 1).tolist()], [*commas.tolist(), end], strict=True):
+        key_match = _STRING.search(body, begin, stop)
+        colon = body.find(b":", key_match.end() if key_match else begin, stop)
+        if key_match is None or colon < 0:
+            raise invalid(_TOO_DEEP)
+        key = json.loads(key_match.group(0))
+        value = body[colon + 1:stop].strip(_JSON_WS.encode())
+        if int(depth[colon + 1:stop].max(initial=1)) - 1 <= _DEEP_LIMIT:
+            result[key] = _parse_slow(value)
+        elif key in _TENSOR_KEYS:
+            raise invalid(_TOO_DEEP)
+        else:
+            result[key] = DeepValue(chr(value[0]))
+    return result
 
 
 def parse_json_body(body: bytes) -> dict:
@@ -173,7 +216,8 @@ def parse_json_body(body: bytes) -> dict:
 
     orjson handles the common case; anything it refuses (NaN/Infinity/Inf tokens, trailing bytes after
     the first value, nesting past 1024, errors) goes through a rapidjson-compatible slow path that
-    also finds rapidjson's error text and byte offset. The top level must be an object.
+    also finds rapidjson's error text and byte offset; members nested past that are `DeepValue`s
+    (`_parse_deep`). The top level must be an object.
     """
     if not body:
         raise invalid("JSON Parse error: The document is empty")

@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 
 from pipeline.serving.errors import ServingError, invalid
+from pipeline.serving.rest import float_text
 from pipeline.serving.rest.json_body import (
     as_float,
     b64_decode,
@@ -289,7 +290,6 @@ def parse_predict_inputs(request: dict, input_dtypes: Mapping[str, str]) -> tupl
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 # The dtypes AddSingleValueAndAdvance writes, as numpy kind + item size.
 _WRITABLE = frozenset({"f4", "f8", "i1", "i2", "i4", "i8", "u1", "u4", "u8", "b1"})
-_NON_FINITE = {"nan": b"NaN", "inf": b"Infinity", "-inf": b"-Infinity"}
 
 
 def _tf_type_of(array: np.ndarray) -> str:
@@ -315,9 +315,10 @@ def _nest(flat: list, shape: tuple[int, ...]) -> Any:
 
 
 def tensor_json(array: np.ndarray, as_bytes: bool = False) -> bytes:
-    """One tensor as JSON text, TF's way: floats shortest at their own precision (float32 '0.1', whole
-    '3.0'), NaN/Infinity/-Infinity as bare tokens, ints, true/false, strings (or {"b64": ..} when
-    `as_bytes`). Unwritable dtypes raise TF's 'Failed to write JSON value for tensor type: ...'."""
+    """One tensor as JSON text, TF's way: floats as WriteDecimal writes them (`float_text`: '0.1',
+    '3.0', '9e+06', '2.92964888'), NaN/Infinity/-Infinity as bare tokens, ints, true/false,
+    strings (or {"b64": ..} when `as_bytes`). Unwritable dtypes raise TF's
+    'Failed to write JSON value for tensor type: ...'."""
     array = np.asarray(array)
     if array.size == 0:  # TF writes only the brackets, so even unwritable dtypes pass
         return orjson.dumps(np.zeros(array.shape, np.int8), option=_NUMPY)
@@ -326,23 +327,18 @@ def tensor_json(array: np.ndarray, as_bytes: bool = False) -> bytes:
         return orjson.dumps(_nest(flat, array.shape))
     if array.dtype.kind + str(array.dtype.itemsize) not in _WRITABLE:
         raise invalid(f"Failed to write JSON value for tensor type: {_tf_type_of(array)}")
+    if array.dtype.kind == "f":  # TF's WriteDecimal text, NaN/Infinity tokens included
+        return float_text.json_array(array)
     if array.ndim:  # (ascontiguousarray would turn a scalar into shape [1])
         array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
-    text = orjson.dumps(array if array.ndim else array[()], option=_NUMPY)
-    if array.dtype.kind != "f" or np.isfinite(array).all():
-        return text
-    # orjson writes every non-finite float as null, and a numeric tensor has no other nulls:
-    # put the right token back into each, in C order.
-    flat = array.ravel()
-    tokens = [_NON_FINITE[str(v)] for v in flat[~np.isfinite(flat)].astype(np.float64).tolist()]
-    parts = text.split(b"null")
-    return b"".join(chain.from_iterable(zip(parts, [*tokens, b""], strict=True)))
+    return orjson.dumps(array if array.ndim else array[()], option=_NUMPY)
 
 
 def _row_items(name: str, array: np.ndarray) -> list:
     """Per batch item values of one output, ready for orjson (numpy views, or pre-written fragments)."""
-    special = array.dtype.kind in "OSU" or (array.dtype.kind == "f" and not np.isfinite(array).all())
-    if array.dtype.kind + str(array.dtype.itemsize) in _WRITABLE and not special:
+    if array.dtype.kind == "f" and array.dtype.kind + str(array.dtype.itemsize) in _WRITABLE and array.size:
+        return float_text.json_items(array)
+    if array.dtype.kind + str(array.dtype.itemsize) in _WRITABLE and array.dtype.kind in "iub":
         return list(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("=")))
     as_bytes = name.endswith("_bytes")
     return [orjson.Fragment(tensor_json(array[i, ...], as_bytes)) for i in range(array.shape[0])]

@@ -1,4 +1,5 @@
-"""The one place the REST front end relies on uvicorn internals: a response leaves in one write.
+"""The one place the REST front end relies on uvicorn internals: a response leaves in one write,
+and an HTTP/2 cleartext upgrade offer is ignored.
 
 uvicorn writes a response's head and its body separately: two syscalls and two TCP segments per
 answer, a quarter of the event loop's time in profiles of small predicts. `http_protocol()` returns
@@ -10,18 +11,56 @@ fails a test instead of silently losing the speedup): the class exists, takes
 `(config, server_state, app_state)`, has a `loop` attribute, and `connection_made(transport)`
 keeps the transport it is given as `self.transport` and writes only through it. If the import
 fails, the server falls back to uvicorn's public `"httptools"` protocol and logs it at start-up.
+
+h2c: Java's default `HttpClient` offers HTTP/2 on every plain request (`Connection: Upgrade,
+HTTP2-Settings`, `Upgrade: h2c`). TF Serving ignores the offer and answers over HTTP/1.1; httptools
+(llhttp) instead treats everything after the headers as the new protocol, so the body is lost and
+the next bytes are a 400 "Invalid HTTP request received.". The protocol here drops an `Upgrade: h2c`
+header line before the parser sees it (`without_h2c_upgrade`), so such a request is plain HTTP/1.1.
+WebSocket upgrades are not touched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 FALLBACK = "httptools"
 """uvicorn's public name for the same protocol without coalescing."""
+
+
+_H2C_HEADER = re.compile(rb"\r\nupgrade:[ \t]*h2c[ \t]*(?=\r\n)", re.IGNORECASE)
+# Every beginning of such a line, so a chunk that ends inside one can keep it back.
+_H2C_START = re.compile(
+    rb"\r(?:\n(?:u(?:p(?:g(?:r(?:a(?:d(?:e(?::[ \t]*(?:h(?:2(?:c[ \t]*(?:\r\n?)?)?)?)?)?)?)?)?)?)?)?)?)?",
+    re.IGNORECASE)
+_H2C_TAIL_MAX = 32
+
+
+def without_h2c_upgrade(data: bytes, held: bytes, in_head: bool, before: bytes = b"") -> tuple[bytes, bytes]:
+    """(bytes to parse, bytes to keep for the next chunk): `held + data` without `Upgrade: h2c`
+    header lines.
+
+    A header line can be split across TCP segments: while the request head is still arriving
+    (`in_head` and no blank line yet, counting the last bytes passed on, `before`), a chunk that
+    ends in what may begin such a line (a CR, a CR LF, `\r\nUpgr`...) keeps that tail back; more
+    head bytes must follow, so this never stalls.
+    JSON bodies cannot hold a raw CR LF, so a body never matches."""
+    if held:
+        data = held + data
+    if b"h2c" in data or b"H2C" in data:
+        data = _H2C_HEADER.sub(b"", data)
+    if in_head and b"\r\n\r\n" not in before[-3:] + data:
+        tail = data.find(b"\r", max(0, len(data) - _H2C_TAIL_MAX))
+        while tail >= 0:
+            if _H2C_START.fullmatch(data, tail):
+                return data[:tail], data[tail:]
+            tail = data.find(b"\r", tail + 1)
+    return data, b""
 
 
 class CoalescingTransport:
@@ -60,12 +99,31 @@ class CoalescingTransport:
 
 
 def coalescing_protocol_class() -> type:
-    """The HttpToolsProtocol subclass with `CoalescingTransport`; ImportError if uvicorn moved it."""
+    """The HttpToolsProtocol subclass with `CoalescingTransport` that ignores h2c upgrade offers;
+    ImportError if uvicorn moved it."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+        _held = b""
+        _in_head = True  # the next bytes belong to a request head
+        _before = b""  # the last bytes handed to the parser
+
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+
+        def data_received(self, data: bytes) -> None:
+            data, self._held = without_h2c_upgrade(data, self._held, self._in_head, self._before)
+            if data:
+                self._before = data[-3:]
+                super().data_received(data)
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._in_head = True
+            super().on_message_complete()
 
     return CoalescingHttpToolsProtocol
 
