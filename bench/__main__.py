@@ -2,10 +2,13 @@
 
 Sections (names for ``--only``): the 1-row ``:predict`` contenders ``server``, ``batching``,
 ``starlette``, ``kserve``, ``raw``; then ``rows10k`` (a 10,000-row request vs the in-process
-floor), ``training`` (``train()`` vs a bare ``model.fit`` at 1,000,000 samples) and ``paint`` (the
-dashboard's first paint vs a one-line Streamlit app). Contenders run one at a time on loopback;
-the report goes to ``bench/results.md`` and stdout, progress to stderr. A section that cannot run
-(no ``--enable_batching``, KServe install failed, ...) says so in the report instead of failing.
+floor), ``training`` (``train()`` vs a bare ``model.fit`` at 1,000,000 samples), ``paint`` (the
+dashboard's first paint vs a one-line Streamlit app) and ``grpc`` (1-row Predict over gRPC with
+h2load vs our REST and a canned-reply grpcio floor, ``bench/grpc_bench.py``) and ``batch`` (Spark
+batch scoring vs the in-process floor and 10,000-row REST requests, ``bench/batch_bench.py``).
+Contenders run one at a time on loopback; the report goes to ``bench/results.md`` and stdout,
+progress to stderr. A section that cannot run (no ``--enable_batching``, KServe install failed, ...)
+says so in the report instead of failing.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from bench import contenders as cs
 from bench.load import LoadError, run_load, wrk_available, wrk_version
 from bench.report import CONNECTIONS, CONTENDERS, BenchResults, Comparison, render
 
-SECTIONS = (*CONTENDERS, "rows10k", "training", "paint")
+SECTIONS = (*CONTENDERS, "rows10k", "training", "paint", "grpc", "batch")
 BIG_ROWS = 10_000
 TRAIN_SAMPLES = 1_000_000
 LOG_DIR = cs.WORK / "logs"
@@ -48,6 +51,7 @@ class Settings:
     use_wrk: bool
     out: Path
     kserve_timeout_s: float
+    quick: bool = False
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -70,6 +74,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         duration_s=duration, warmup_s=1.0 if args.quick else 3.0, connections=CONNECTIONS,
         train_epochs=2 if args.quick else 5, paint_repeats=1 if args.quick else 3, only=only,
         use_wrk=not args.no_wrk, out=args.out, kserve_timeout_s=args.kserve_install_timeout,
+        quick=args.quick,
     )
 
 
@@ -246,6 +251,27 @@ def _section(results: BenchResults, key: str, what: str, run: Callable[[], Compa
                                               f"failed: {str(error).splitlines()[0][:200]}")
 
 
+def run_batch(settings: Settings, base_path: Path) -> str:
+    """Batch scoring rows/s on Spark `local[2]` beside the in-process floor and 10,000-row REST
+    requests to our server, as a report section; a section that cannot run says why."""
+    title = "## Batch scoring (Spark `local[2]`)\n\n"
+    rows = 200_000 if settings.quick else 1_000_000
+    try:
+        from bench import batch_bench
+
+        say("batch: starting our server for the REST row")
+        running = cs.start(cs.server(base_path, batching=True), LOG_DIR)
+        try:
+            measured = batch_bench.measure(base_path, rows=rows, server_url=running.url,
+                                           model_name=cs.MODEL_NAME, repeats=1 if settings.quick else 3)
+        finally:
+            running.stop()
+        return title + measured.table() + "\n"
+    except Exception as error:  # noqa: BLE001 (reported, the bench goes on)
+        say(f"batch failed: {error}")
+        return title + f"failed: {str(error).splitlines()[0][:200]}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
     results = BenchResults(facts=machine_facts(settings))
@@ -261,8 +287,21 @@ def main(argv: list[str] | None = None) -> int:
         _section(results, "training", "training", lambda: run_training(settings))
     if "paint" in settings.only:
         _section(results, "paint", "first paint", lambda: run_paint(settings))
+    grpc_section = ""
+    if "grpc" in settings.only:  # 1-row Predict over gRPC with h2load (bench/grpc_bench.py)
+        from bench import grpc_bench
+
+        try:
+            grpc_section = grpc_bench.run(base_path, cs.WORK, LOG_DIR, settings.duration_s,
+                                          settings.warmup_s, say)
+        except Exception as error:  # noqa: BLE001 (reported, the bench goes on)
+            say(f"grpc failed: {error}")
+            grpc_section = f"## 1-row Predict over gRPC\n\nfailed: {str(error).splitlines()[0][:200]}\n"
+    batch_section = ""
+    if "batch" in settings.only:  # batch scoring on Spark vs in-process vs REST (bench/batch_bench.py)
+        batch_section = run_batch(settings, base_path)
     results.facts["load average at end"] = " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    report = render(results)
+    report = render(results) + "".join("\n" + part for part in (grpc_section, batch_section) if part)
     settings.out.parent.mkdir(parents=True, exist_ok=True)
     settings.out.write_text(report)
     print(report)

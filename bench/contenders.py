@@ -162,7 +162,7 @@ def server(base_path: Path, batching: bool, python: str = sys.executable, explic
     row stays off whatever the server's default is; without it only "on" is passed (for
     servers that predate the flag)."""
     argv = [python, "-m", "pipeline.serving", "--rest_api_port={port}", "--rest_api_host=127.0.0.1",
-            f"--model_name={MODEL_NAME}", f"--model_base_path={base_path}"]
+            f"--model_name={MODEL_NAME}", f"--model_base_path={base_path}", "--port=0"]  # REST only
     if batching or explicit:
         argv.append(f"--enable_batching={'true' if batching else 'false'}")
     return Contender("batching" if batching else "server", tuple(argv))

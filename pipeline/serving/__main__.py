@@ -147,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _start_grpc(flags, manager, metrics, admission):
     """The gRPC front end on --port (and --grpc_socket_path), sharing the REST side's manager,
     metrics and admission; None when both are off. HandleReloadConfigRequest applies configs
-    through `ServableManager.apply_config`. A port that cannot be bound is logged and REST serves on."""
+    through `ServableManager.apply_config`. A port that cannot be bound, or a bad SSL config, ends
+    the process with status 1, as tensorflow_model_server does."""
     from pipeline.serving.grpc.services import GrpcCore
     from pipeline.serving.grpc.transport import GrpcConfigError, GrpcOptions, GrpcServer
 
@@ -166,8 +167,9 @@ def _start_grpc(flags, manager, metrics, admission):
         server = GrpcServer(core, options)
         server.start()
     except (GrpcConfigError, OSError) as error:
-        log.error("Failed to start the gRPC server: %s; REST serves on", error)
-        return None
+        # as tensorflow_model_server: a gRPC server that cannot start ends the process
+        log.error("Failed to BuildAndStart gRPC server: %s", error)
+        raise SystemExit(1) from None
     log.info("Running gRPC ModelServer at %s ...", ", ".join(server.addresses))
     return server
 

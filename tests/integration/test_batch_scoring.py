@@ -250,7 +250,7 @@ def test_cli_scores_a_csv_and_prints_the_counts(base_path, tmp_path):
 
 
 def test_bench_table_states_each_rate_against_the_in_process_floor():
-    from pipeline.batch.bench import BatchBench
+    from bench.batch_bench import BatchBench
 
     result = BatchBench(rows=1_000_000, version=2, in_process_rows_per_s=2e8, spark_rows_per_s=2e5,
                         spark_cold_rows_per_s=4e4, spark_master="local[2]", rest_rows_per_s=None,

@@ -53,7 +53,7 @@ def server_url(tmp_path_factory) -> Iterator[str]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.serving", f"--rest_api_port={port}",
+            [sys.executable, "-m", "pipeline.serving", f"--rest_api_port={port}", f"--port={free_port()}",
              f"--model_name={MODEL}", f"--model_base_path={base}"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -85,6 +85,8 @@ def start_server(args: list[str], log_path: Path, port: int | None = None, batch
     if batching is not None:
         args = [*args, *batching_args(batching)]
     port = port or free_port()
+    if not any(arg.startswith("--port") for arg in args):  # gRPC on a free port too, never 8500
+        args = [*args, f"--port={free_port()}"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         process = subprocess.Popen(

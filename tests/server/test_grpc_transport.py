@@ -1,10 +1,13 @@
 """The gRPC transport flags on real servers: Unix socket, `--port=0`, channel arguments, 2 GiB message
-limits, tensor_content answers, TLS with client verification, and a busy port (REST still serves)."""
+limits, tensor_content answers, TLS with client verification, and a busy port (the server exits,
+as upstream)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import pytest
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from tests.server.grpc_harness import RPC_TIMEOUT, predict_request, rpc_error
-from tests.server.harness import Models, Server, free_port, install_version, start_server
+from tests.server.harness import REPO, START_TIMEOUT, Models, Server, free_port, install_version, start_server
 
 
 @pytest.fixture(scope="module")
@@ -113,33 +116,28 @@ def test_tls_with_client_verification(base_path: Path, tmp_path: Path) -> None:
         server.stop()
 
 
-def test_an_unusable_ssl_config_serves_no_grpc_and_says_why(base_path: Path, tmp_path: Path) -> None:
-    """Never plaintext instead of TLS: no gRPC port at all, the reason in the log, REST serving."""
+def _exit_of(args: list[str], base_path: Path, tmp_path: Path) -> tuple[int, str]:
+    """Run the server to completion with `args`; its exit code and log."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-m", "pipeline.serving", f"--rest_api_port={free_port()}",
+                           "--model_name=hpt", f"--model_base_path={base_path}", *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=START_TIMEOUT)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_an_unusable_ssl_config_ends_the_server_and_says_why(base_path: Path, tmp_path: Path) -> None:
+    """Never plaintext instead of TLS: as tensorflow_model_server, the process exits 1 with the reason."""
     (tmp_path / "ssl.config").write_text("server_key: 'no cert'\n")
-    port = free_port()
-    server = _serve([f"--port={port}", f"--ssl_config_file={tmp_path / 'ssl.config'}"],
-                    tmp_path / "server.log", base_path)
-    try:
-        assert "Failed to start the gRPC server" in server.log()
-        assert "needs server_key and server_cert" in server.log()
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            assert rpc_error(stub.Predict, predict_request("hpt", [2.0]), timeout=5).code() == \
-                grpc.StatusCode.UNAVAILABLE
-        assert server.post("/v1/models/hpt:predict", {"instances": [2.0]}).json() == {"predictions": [3.0]}
-    finally:
-        server.stop()
+    code, log = _exit_of([f"--port={free_port()}", f"--ssl_config_file={tmp_path / 'ssl.config'}"],
+                         base_path, tmp_path)
+    assert code == 1, log[-2000:]
+    assert "Failed to BuildAndStart gRPC server" in log and "needs server_key and server_cert" in log
 
 
-def test_a_busy_grpc_port_is_logged_and_rest_keeps_serving(base_path: Path, tmp_path: Path) -> None:
+def test_a_busy_grpc_port_ends_the_server_as_upstream(base_path: Path, tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
-        busy = holder.getsockname()[1]
-        server = _serve([f"--port={busy}"], tmp_path / "server.log", base_path)
-        try:
-            assert "Failed to start the gRPC server" in server.log()
-            answer = server.post("/v1/models/hpt:predict", {"instances": [2.0]})
-            assert answer.json() == {"predictions": [3.0]}
-        finally:
-            server.stop()
+        code, log = _exit_of([f"--port={holder.getsockname()[1]}"], base_path, tmp_path)
+    assert code == 1, log[-2000:]
+    assert "Failed to BuildAndStart gRPC server" in log

@@ -7,7 +7,7 @@
 - **REST**: the same rows POSTed to a model server in 10,000-row `instances` requests, one after
   another (optional: needs `server_url`).
 
-`python -m pipeline.batch.bench --model-base-path models/linear_model --rows 1000000
+`python -m bench.batch_bench --model-base-path models/linear_model --rows 1000000
 --server-url http://127.0.0.1:8501` prints a table; `measure(...)` returns the numbers for a report
 (bench/ can call it and put the rows in bench/results.md).
 """
@@ -107,7 +107,7 @@ def measure(model_base_path: str | Path, rows: int = 1_000_000, version: int | N
     with tempfile.TemporaryDirectory(prefix="batch-bench-") as folder:
         source = Path(folder) / "rows.parquet"
         pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1]}).to_parquet(source, index=False)
-        spark = spark_session(master, app_name="pipeline.batch.bench")
+        spark = spark_session(master, app_name="bench.batch_bench")
         try:
             cold = score_file(source, Path(folder) / "cold.parquet", model_base_path=model_base_path,
                               version=spec.version, spark=spark)
@@ -123,8 +123,8 @@ def measure(model_base_path: str | Path, rows: int = 1_000_000, version: int | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m pipeline.batch.bench`: print the table (and `--json` the numbers)."""
-    p = argparse.ArgumentParser(prog="python -m pipeline.batch.bench", description=__doc__.split("\n\n")[0])
+    """`python -m bench.batch_bench`: print the table (and `--json` the numbers)."""
+    p = argparse.ArgumentParser(prog="python -m bench.batch_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--model-base-path", default="models/linear_model")
     p.add_argument("--version", type=int, default=None)
     p.add_argument("--rows", type=int, default=1_000_000)
