@@ -49,6 +49,9 @@ LOADED_VERSIONS = 2
 default is 1; 2 lets a client compare the newest version with the one before it.
 Requests without a version still go to the highest AVAILABLE version either way."""
 
+CONFIG_POLL_SECONDS = 1
+"""How often the embedded server re-reads its models.config (labels, models added)."""
+
 _children: dict[int, tuple[subprocess.Popen, Path]] = {}
 """Servers started by this process, with their pid file. Keeping the Popen lets ``poll()``
 reap an exited child, so it never lingers as a zombie that looks alive."""
@@ -87,7 +90,8 @@ def server_command(port: int, host: str = "127.0.0.1", *, model_name: str, base_
     (written here by :func:`pipeline.store.serving_config.write_for_server`): ``model_name`` and
     every other model folder beside ``base_path``, each with a ``latest { num_versions: N }``
     policy and the labels set on the Models page, so every dashboard session finds its model
-    served whichever name started the server.
+    served whichever name started the server. The server re-reads the file every
+    ``CONFIG_POLL_SECONDS`` (``--model_config_file_poll_wait_seconds``).
     """
     argv = [sys.executable, "-m", "pipeline.serving", "--rest_api_port", str(port), "--rest_api_host", host,
             "--file_system_poll_wait_seconds", "1", "--enable_prometheus"]
@@ -96,7 +100,10 @@ def server_command(port: int, host: str = "127.0.0.1", *, model_name: str, base_
     folder = Path(run_dir) if run_dir is not None else DEFAULT_RUN_DIR
     config_path = folder / MODELS_CONFIG_NAME
     serving_config.write_for_server(config_path, model_name, base_path, int(loaded_versions))
-    return argv + ["--model_config_file", str(config_path)]
+    # re-read every second: labels set on the Models page and models added by a session that
+    # works on another name take effect without a restart
+    return argv + ["--model_config_file", str(config_path),
+                   "--model_config_file_poll_wait_seconds", str(CONFIG_POLL_SECONDS)]
 
 
 def _paths(run_dir: Path | str | None) -> tuple[Path, Path, Path]:
