@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: run test lint serve train demo e2e clean help bench tfjs screenshots batch
+.PHONY: run test lint serve train demo e2e clean help bench tfjs screenshots batch conformance
 
 help:
 	@echo "make run    set up .venv and start the dashboard (http://localhost:8502) with the embedded server"
@@ -18,6 +18,7 @@ help:
 	@echo "make tfjs   npm ci the pinned @tensorflow/tfjs and copy tf.min.js into dashboard/static/tfjs/"
 	@echo "make batch ARGS=\"--input rows.csv --output predictions.parquet\"  score a file on Spark (local[*])"
 	@echo "make bench  benchmarks vs baselines (KServe, plain Starlette, raw ASGI), writes bench/results.md"
+	@echo "make conformance  TF Serving's own tests (tests/upstream) on its own models in ../shared/tfserving-testdata"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +90,17 @@ batch: $(VENV)/.runtime-installed $(VENV)/.batch-installed
 # Installs KServe into its own venv under bench/.work/ on first use. `$(PY) -m bench --quick` is short.
 bench: $(VENV)/.dev-installed
 	$(PY) -m bench
+
+# TensorFlow Serving's tests, ported (tests/upstream/), on TF Serving's own test models and command
+# lines. `make test` runs the same tests on the project's copies of those models.
+TFSERVING_TESTDATA ?= $(abspath ../shared/tfserving-testdata)
+conformance: $(VENV)/.dev-installed $(VENV)/.project-installed
+	@if [ ! -d "$(TFSERVING_TESTDATA)" ]; then \
+	  echo "make conformance: skipped: TF Serving's testdata is not at $(TFSERVING_TESTDATA)"; \
+	  echo "  (its tensorflow_serving/servables/tensorflow/testdata/ folder; set TFSERVING_TESTDATA=...)"; \
+	else \
+	  TFSERVING_TESTDATA=$(TFSERVING_TESTDATA) $(PY) -m pytest -q -p no:cacheprovider tests/upstream; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .run

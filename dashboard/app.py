@@ -8,6 +8,7 @@ per dashboard process when SERVING_URL is local and silent. The project is insta
 (`pip install -e .`, done by `make run`), so `dashboard` and `pipeline` import from anywhere.
 """
 
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -21,7 +22,9 @@ FAVICON = Path(__file__).parent / "static" / "favicon.png"
 
 st.set_page_config(page_title="Linear model · TF Serving", page_icon=str(FAVICON), layout="wide")
 launch.apply_runtime_fixes(st.get_option, st.set_option)
-if problems := launch.launch_problems({k: st.get_option(k) for k in launch.CHECKED}, settings().rest_port):
+options = {k: st.get_option(k) for k in launch.CHECKED}
+allow_open = os.environ.get(launch.ALLOW_OPEN_ENV, "") == "1"
+if problems := launch.launch_problems(options, settings().rest_port, allow_open):
     st.title("Started without its safety settings")
     st.error(launch.refusal_text(problems), icon=":material/gpp_bad:")
     launch.tell_terminal_once(launch.refusal_text(problems))

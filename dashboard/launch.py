@@ -23,6 +23,8 @@ from pipeline.settings import PROJECT_ROOT
 RUNTIME_FIXES = {"client.showErrorDetails": "none", "client.toolbarMode": "minimal"}
 """Options Streamlit lets a script set (``st.set_option``), with the safe value of each."""
 CHECKED = ("server.address", "server.port", "browser.gatherUsageStats")
+ALLOW_OPEN_ENV = "DASHBOARD_ALLOW_OPEN_ADDRESS"
+"""Set to 1 to run on an explicit non-loopback ``--server.address`` (see SECURITY.md)."""
 """Options that are fixed by the time the script runs: wrong values make the app refuse."""
 
 
@@ -48,14 +50,16 @@ def _is_loopback(address: str) -> bool:
         return False
 
 
-def launch_problems(options: Mapping[str, Any], serving_port: int) -> list[LaunchProblem]:
+def launch_problems(options: Mapping[str, Any], serving_port: int,
+                    allow_open_address: bool = False) -> list[LaunchProblem]:
     """What is unsafe in ``options`` (Streamlit option name → value) that only a restart fixes:
     an address that is not loopback (Streamlit's default binds every interface, and the
-    dashboard can train, delete versions and start servers), usage statistics switched on, and
-    the port of the model server (``serving_port``, TF Serving's 8501)."""
+    dashboard can train, delete versions and start servers) unless ``allow_open_address`` (the
+    user set :data:`ALLOW_OPEN_ENV`, e.g. behind a reverse proxy), usage statistics switched on,
+    and the port of the model server (``serving_port``, TF Serving's 8501)."""
     problems = []
     address = str(options.get("server.address") or "")
-    if not _is_loopback(address):
+    if not _is_loopback(address) and not (allow_open_address and address):
         shown = address or "every interface (Streamlit's default)"
         problems.append(LaunchProblem("server.address", f"it listens on {shown}, not on 127.0.0.1 only"))
     if options.get("browser.gatherUsageStats") not in (False, "false", "False"):
@@ -73,7 +77,8 @@ def refusal_text(problems: list[LaunchProblem]) -> str:
     return ("This dashboard was started without its settings, so it stops here:\n\n"
             f"{listed}\n\nStreamlit reads `.streamlit/config.toml` from the working directory only. "
             "Stop it (Ctrl-C) and start it from the checkout:\n\n"
-            f"`{safe_command()}`\n\nor `make run` in `{PROJECT_ROOT}`.")
+            f"`{safe_command()}`\n\nor `make run` in `{PROJECT_ROOT}`. (To listen on another address on "
+            f"purpose, e.g. behind a reverse proxy, give `--server.address` and set `{ALLOW_OPEN_ENV}=1`.)")
 
 
 def apply_runtime_fixes(get_option: Callable[[str], Any],

@@ -140,19 +140,36 @@ def entries_table(entries: list[dict[str, Any]]) -> pd.DataFrame:
     } for e in entries])
 
 
+def _send_again(entry: dict[str, Any]) -> PredictResult:
+    """The kept request sent again over its own transport (raises ClientError)."""
+    target = entry.get("target") or {}
+    if entry.get("transport") != "gRPC":
+        return utils.get_client().predict_body(utils.model_name(), entry["request"], **target)
+    spec = entry["request"].get("model_spec") or {}
+    answer = utils.get_grpc_client().predict(utils.model_name(), entry["request"]["inputs"],
+                                             version=target.get("version"), label=target.get("label"),
+                                             signature=spec.get("signature_name") or "serving_default")
+    return PredictResult(url=entry.get("url", ""), request=entry["request"], status_code=0,
+                         response={"model_spec": {"name": answer.model, "version": answer.version,
+                                                  "signature_name": answer.signature},
+                                   "outputs": answer.outputs}, latency_s=answer.latency_s)
+
+
 def replay(entry: dict[str, Any]) -> None:
     """Send a kept request again, exactly as it was, and say whether the answer is the same."""
+    transport = entry.get("transport") or "REST"
     try:
-        result = utils.get_client().predict_body(utils.model_name(), entry["request"],
-                                                 **(entry.get("target") or {}))
+        result = _send_again(entry)
     except ClientError as exc:
-        record(entry.get("target") or {}, entry["request"], entry.get("rows", 0), error=exc)
+        record(entry.get("target") or {}, entry["request"], entry.get("rows", 0), error=exc,
+               transport=transport)
         utils.show_serving_error(exc)
         return
     record(entry.get("target") or {}, result.request, entry.get("rows", 0), result=result,
-           version=entry.get("version"))
+           version=entry.get("version"), transport=transport)
     same = result.response == entry.get("response")
-    st.success(f"Replayed in {result.latency_s * 1000:.1f} ms (HTTP {result.status_code}): "
+    status = "gRPC OK" if transport == "gRPC" else f"HTTP {result.status_code}"
+    st.success(f"Replayed over {transport} in {result.latency_s * 1000:.1f} ms ({status}): "
                + ("the same answer as before." if same else "the answer differs from the one kept."),
                icon=":material/replay:")
     if not same:

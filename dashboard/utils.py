@@ -11,6 +11,10 @@ switches); every other page reads them through :func:`serving_url` and :func:`mo
 from __future__ import annotations
 
 import io
+import os
+import re
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ import streamlit as st
 from dashboard import launch
 from pipeline.client import local_server
 from pipeline.client.errors import ClientError
+from pipeline.client.grpc import GrpcClient
 from pipeline.client.rest import ServingClient
 from pipeline.client.snippets import start_command
 from pipeline.client.urls import is_local_url, url_port
@@ -82,6 +87,17 @@ def _client_for(url: str) -> ServingClient:
 def get_client() -> ServingClient:
     """The shared (cached per URL) :class:`ServingClient` for :func:`serving_url`."""
     return _client_for(serving_url())
+
+
+@st.cache_resource(show_spinner=False)
+def _grpc_client_for(target: str, timeout: float) -> GrpcClient:
+    return GrpcClient(target, timeout=timeout)
+
+
+def get_grpc_client(timeout: float = CLIENT_TIMEOUT_S) -> GrpcClient:
+    """The shared :class:`GrpcClient` for the gRPC target (``Settings.grpc_target``, TF Serving's
+    port 8500). Its first Predict imports TensorFlow's protos (seconds), never at start-up."""
+    return _grpc_client_for(settings().grpc_target, timeout)
 
 
 def server_status() -> local_server.ServerStatus:
@@ -160,6 +176,43 @@ def autostart_server_once() -> local_server.ServerStatus | None:
         return _autostart(settings().serving_url)
     except OSError:
         return None
+
+
+_CPP_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)"
+                        r"|I\d{4} [\d:.]+\s+\d+ \S+:\d+\])")
+
+
+_TF_IMPORT_LOCK = threading.Lock()
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow's Serving protos (and so TensorFlow) with the process's stderr silenced
+    for the duration, so its C++ start-up lines (oneDNN, CUDA stubs, absl's preamble, which no
+    environment variable silences) never reach the terminal the dashboard runs in. Called only
+    before the first gRPC request; TensorFlow stays out of the dashboard's start-up path."""
+    if "tensorflow" in sys.modules:
+        return
+    with _TF_IMPORT_LOCK:
+        if "tensorflow" in sys.modules:
+            return
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+                import tensorflow_serving.apis.predict_pb2  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def without_cpp_noise(log: str) -> tuple[str, int]:
+    """``log`` without TensorFlow's C++ info lines (oneDNN, CUDA stubs, absl's preamble), which
+    TF_CPP_MIN_LOG_LEVEL does not silence before absl logging starts; and how many were hidden.
+    Warnings and errors from C++ (``W``/``E`` lines) are kept: they may say why a load failed."""
+    lines = log.splitlines()
+    kept = [line for line in lines if not _CPP_NOISE.match(line)]
+    return "\n".join(kept), len(lines) - len(kept)
 
 
 DEFAULT_ROWS = ((1.0, 2.0), (5.0, 7.0))

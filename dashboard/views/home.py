@@ -30,8 +30,8 @@ from pipeline.training.fit import TrainConfig
 TUTORIAL_KEY = "home_tutorial"
 ROWS = [[1.0, 2.0], [5.0, 7.0]]
 POLL_S = 1.0
+# How long the tutorial waits for the server to report the new version AVAILABLE.
 SERVE_TIMEOUT_S = 120.0
-"""How long the tutorial waits for the server to report the new version AVAILABLE."""
 
 
 def server_state() -> tuple[str, list[int], str | None]:
@@ -83,7 +83,8 @@ def render_story() -> None:
         if entries:
             last = entries[0]
             outcome = "failed" if last.get("error") else f"{last.get('latency_ms') or 0:.1f} ms"
-            st.caption(f"Last request {last['time'][:19].replace('T', ' ')} UTC · {last.get('rows')} rows · "
+            when = last["time"][:19].replace("T", " ")
+            st.caption(f"Last request {when} UTC · {last.get('rows') or 0:,} rows · "
                        f"version {last.get('version') or '?'} · {outcome}")
         else:
             st.caption("No request sent yet.")
@@ -184,6 +185,9 @@ def tutorial_panel() -> None:
     if state is None:
         return
     advance(state)
+    if state["stage"] in ("done", "failed") and not state.get("shown"):
+        state["shown"] = True
+        st.rerun()  # the whole page: the story above shows the new version and the last request
     if state["stage"] in ("training", "serving"):
         st.info(state.get("note") or "Starting…", icon=":material/hourglass_top:")
     elif state["stage"] == "failed":

@@ -26,8 +26,14 @@ from dashboard import charts, predict_history, utils
 from pipeline.client import local_server
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import PredictResult, available_versions, served_version, signature_names
-from pipeline.client.snippets import curl_command, curl_file_command, python_file_snippet, python_snippet
-from pipeline.client.urls import is_local_url
+from pipeline.client.snippets import (
+    curl_command,
+    curl_file_command,
+    grpc_snippet,
+    python_file_snippet,
+    python_snippet,
+)
+from pipeline.client.urls import is_local_url, model_url
 from pipeline.store.versions import list_versions, read_run_record
 from pipeline.training.data import X_HIGH, X_LOW, true_values
 
@@ -35,11 +41,15 @@ ROWS_KEY, EDITOR_KEY, CSV_KEY = "predict_rows", "predict_editor", "predict_csv"
 CSV_LOADED_KEY, RESULT_KEY, COMPARE_KEY = "predict_csv_loaded", "predict_result", "predict_compare"
 LATEST, LABEL = "latest", "label"
 FORMATS = {"row": "row (instances)", "columnar": "columnar (inputs)"}
+TRANSPORTS = ("REST", "gRPC")
+LATENCY_KEY = "predict_latency_by_transport"
 MAX_RANDOM_ROWS = 10_000
+# Charts draw at most this many points (a fixed random sample); tables and metrics use all rows.
 MAX_PLOT_POINTS = 2_000
-"""Charts draw at most this many points (a fixed random sample); tables and metrics use all rows."""
+# The 3-D view draws fewer: WebGL without a GPU (software rendering) takes seconds per thousand.
+MAX_3D_POINTS = 500
+# Bodies with more rows are shown as their first rows, the whole JSON being a download.
 PREVIEW_ROWS = 20
-"""Bodies with more rows are shown as their first rows, the whole JSON being a download."""
 
 
 def set_rows(rows: pd.DataFrame) -> None:
@@ -78,6 +88,31 @@ def served(target: dict[str, Any]) -> int | None:
         return None
 
 
+def send_grpc(rows: np.ndarray, target: dict[str, Any], signature: str) -> tuple[PredictResult, int]:
+    """The same predict over gRPC (PredictionService/Predict with the official stubs), shown like
+    a REST exchange: the request's model_spec and rows, the response's outputs; and the version
+    that answered (gRPC says it). Kept in the request history as a gRPC request."""
+    values = np.asarray(rows).tolist()
+    utils.import_tensorflow_quietly()  # the stubs' protos import TensorFlow: no C++ noise in the terminal
+    client = utils.get_grpc_client()
+    spec = {"name": utils.model_name(), "signature_name": signature, **target}
+    request = {"model_spec": spec, "inputs": values}
+    try:
+        answer = client.predict(utils.model_name(), values, version=target.get("version"),
+                                label=target.get("label"), signature=signature)
+    except ClientError as exc:
+        predict_history.record(target, request, len(values), error=exc, transport="gRPC")
+        raise
+    result = PredictResult(url=f"{client.url}/tensorflow.serving.PredictionService/Predict", request=request,
+                           response={"model_spec": {"name": answer.model, "version": answer.version,
+                                                    "signature_name": answer.signature},
+                                     "outputs": answer.outputs},
+                           status_code=0, latency_s=answer.latency_s)
+    predict_history.record(target, request, len(values), result=result, version=answer.version,
+                           transport="gRPC")
+    return result, answer.version
+
+
 def send(rows: np.ndarray, target: dict[str, Any], signature: str, fmt: str,
          version: int | None = None) -> PredictResult:
     """One predict call for ``rows`` with the page's choices, kept in the request history with
@@ -96,10 +131,11 @@ def send(rows: np.ndarray, target: dict[str, Any], signature: str, fmt: str,
     return result
 
 
-def inputs_key(rows: np.ndarray | None, target: dict[str, Any], signature: str, fmt: str) -> str:
+def inputs_key(rows: np.ndarray | None, target: dict[str, Any], signature: str, fmt: str,
+               transport: str = "REST") -> str:
     """A fingerprint of everything an answer depends on: the rows, version or label, signature,
-    format. An answer whose fingerprint differs from the page's is stale."""
-    digest = hashlib.sha1(json.dumps([target, signature, fmt], sort_keys=True).encode())
+    format, transport. An answer whose fingerprint differs from the page's is stale."""
+    digest = hashlib.sha1(json.dumps([target, signature, fmt, transport], sort_keys=True).encode())
     if rows is not None:
         digest.update(np.ascontiguousarray(rows, dtype=np.float64).tobytes())
     return digest.hexdigest()
@@ -127,6 +163,7 @@ def render_inputs() -> tuple[pd.DataFrame, str | None]:
     column = st.column_config.NumberColumn(format="%.4g")
     edited = st.data_editor(st.session_state[ROWS_KEY], num_rows="dynamic", hide_index=True, key=EDITOR_KEY,
                             column_config={"x1": column, "x2": column})
+    st.caption(f"{len(edited):,} row{'s' if len(edited) != 1 else ''} in the table")
     count_col, add_col, reset_col = st.columns([2, 2, 2], vertical_alignment="bottom")
     count = count_col.number_input("Random rows", min_value=1, max_value=MAX_RANDOM_ROWS, value=5,
                                    key="predict_random_count")
@@ -142,11 +179,12 @@ def render_inputs() -> tuple[pd.DataFrame, str | None]:
 
 
 def render_options(versions: list[int], reachable: bool) -> tuple[dict[str, Any], str, str, bool]:
-    """Version or label, signature and format; returns (target kwargs, signature, format, target ok).
+    """Version or label, signature, format and transport; returns (target kwargs, signature,
+    format, target ok); the transport is read from ``st.session_state["predict_transport"]``.
     Signatures are read from the metadata only when the server answered the status call, so
     a down server is reported once, not once per question; an unknown label is reported here
     once and blocks Send (which would only repeat the same error)."""
-    target_col, sig_col, fmt_col = st.columns(3)
+    target_col, sig_col, fmt_col, transport_col = st.columns([3, 3, 3, 2])
     shown = {LATEST: "latest", LABEL: "a label…"}
     choice = target_col.selectbox("Version", [LATEST, *versions, LABEL], key="predict_target",
                                   format_func=lambda c: shown.get(c, f"version {c}"),
@@ -165,8 +203,14 @@ def render_options(versions: list[int], reachable: bool) -> tuple[dict[str, Any]
             target_ok = "label" not in target
             utils.show_serving_error(exc)
     signature = sig_col.selectbox("Signature", names, key="predict_signature")
+    transport = transport_col.radio("Transport", TRANSPORTS, key="predict_transport", horizontal=True,
+                                    help=f"REST at {utils.serving_url()}, or gRPC at "
+                                    f"{utils.settings().grpc_target} (PredictionService/Predict, the "
+                                    "official stubs; the first gRPC call loads TensorFlow's protos, a few "
+                                    "seconds).")
     fmt = fmt_col.radio("Request format", list(FORMATS), format_func=FORMATS.get, key="predict_format",
-                        horizontal=True)
+                        horizontal=True, disabled=transport == "gRPC",
+                        help="REST only: gRPC sends the rows as one TensorProto.")
     return target, signature, fmt, target_ok
 
 
@@ -186,21 +230,35 @@ def body_preview(body: dict[str, Any], rows: int) -> str:
     return f"// first {PREVIEW_ROWS} of {rows:,} rows; download the whole body\n" + json.dumps(short)
 
 
-def render_exchange(result: PredictResult, rows: int) -> None:
-    """The request and response JSON, collapsed, with downloads and copyable snippets."""
-    title = f"Request and response JSON, curl and Python ({rows:,} rows)"
+def render_exchange(outcome: dict[str, Any], rows: int) -> None:
+    """The request and response, collapsed, with downloads and copyable snippets: curl and
+    requests for REST, the official PredictionServiceStub for gRPC (beside each other)."""
+    result: PredictResult = outcome["result"]
+    grpc = outcome.get("transport") == "gRPC"
+    title = f"Request and response, curl and Python ({rows:,} rows)"
     with st.expander(title, expanded=rows <= PREVIEW_ROWS):
-        request_tab, response_tab, curl_tab, python_tab = st.tabs(["Request", "Response", "curl", "Python"])
-        request_tab.caption(f"POST {result.url}")
+        request_tab, response_tab, curl_tab, python_tab, grpc_tab = st.tabs(
+            ["Request", "Response", "curl", "Python", "Python (gRPC)"])
+        request_tab.caption(f"{'gRPC' if grpc else 'POST'} {result.url}")
         request_tab.code(body_preview(result.request, rows), language="json", wrap_lines=True)
-        response_tab.caption(f"HTTP {result.status_code} in {result.latency_s * 1000:.1f} ms")
+        status = "gRPC OK" if grpc else f"HTTP {result.status_code}"
+        response_tab.caption(f"{status} in {result.latency_s * 1000:.1f} ms")
         response_tab.code(body_preview(result.response, rows), language="json", wrap_lines=True)
-        if rows <= PREVIEW_ROWS:
-            curl_tab.code(curl_command(result.url, result.request), language="bash")
-            python_tab.code(python_snippet(result.url, result.request), language="python")
+        rest_url = outcome.get("rest_url") or result.url
+        rest_body = outcome.get("rest_body") or result.request
+        target = outcome.get("target_spec") or {}
+        small = rows <= PREVIEW_ROWS
+        if small:
+            curl_tab.code(curl_command(rest_url, rest_body), language="bash")
+            python_tab.code(python_snippet(rest_url, rest_body), language="python")
         else:
-            curl_tab.code(curl_file_command(result.url), language="bash")
-            python_tab.code(python_file_snippet(result.url), language="python")
+            curl_tab.code(curl_file_command(rest_url), language="bash")
+            python_tab.code(python_file_snippet(rest_url), language="python")
+        grpc_tab.code(grpc_snippet(utils.settings().grpc_target, utils.model_name(),
+                                   np.asarray(outcome["rows"]).tolist() if small else None,
+                                   version=target.get("version"), label=target.get("label"),
+                                   signature=outcome.get("signature") or "serving_default",
+                                   rows_file=None if small else "request.json"), language="python")
         left, right = st.columns(2)
         left.download_button("Download request.json", json.dumps(result.request), "request.json",
                              mime="application/json", key="predict_download_request",
@@ -226,26 +284,30 @@ def render_result(outcome: dict[str, Any]) -> None:
                  "and serve that version.",
                  icon=":material/warning:")
     m1, m2, m3 = st.columns(3)
-    m1.metric("Round trip", f"{result.latency_s * 1000:.1f} ms")
+    m1.metric(f"Round trip ({outcome.get('transport', 'REST')})", f"{result.latency_s * 1000:.1f} ms")
     m2.metric("RMSE vs true", f"{float(np.sqrt(np.mean(residual ** 2))):.4g}")
     m3.metric("Max |residual|", f"{float(np.max(np.abs(residual))):.4g}")
     st.caption(f"Answered by {outcome['target']} · {len(x):,} rows · true values use w0 = {w}, b0 = {b:g} "
                f"from {source}.")
+    if len(latency := st.session_state.get(LATENCY_KEY, {})) > 1:
+        st.caption("Last round trip by transport: "
+                   + " · ".join(f"{t} {s * 1000:.1f} ms" for t, s in sorted(latency.items())))
     table = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "predicted": predicted, "true (x·w0 + b0)": true,
                           "residual": residual})
     st.dataframe(table, hide_index=True, key="predict_table")
     shown = sample_index(len(x))
     shown = shown[finite[shown]]
+    shown_3d = shown[sample_index(len(shown), MAX_3D_POINTS)]
     if len(shown) < len(x):
         of_what = " of the finite answers" if not finite.all() else ""
-        st.caption(f"Charts show {len(shown):,} of {len(x):,} points (a random sample{of_what}); the table "
-                   "and metrics use all rows.")
+        st.caption(f"Charts show {len(shown):,} of {len(x):,} points (a random sample{of_what}; the 3-D view "
+                   f"{len(shown_3d):,}); the table and metrics use all rows.")
     left, right = st.columns(2)
     left.plotly_chart(charts.predicted_vs_true_figure(true[shown], predicted[shown]),
                       key="predict_chart_scatter")
-    right.plotly_chart(charts.points_on_true_plane_figure(x[shown], predicted[shown], w, b),
+    right.plotly_chart(charts.points_on_true_plane_figure(x[shown_3d], predicted[shown_3d], w, b),
                        key="predict_chart_plane")
-    render_exchange(result, len(x))
+    render_exchange(outcome, len(x))
 
 
 def stale_reasons(outcome: dict[str, Any], key: str, versions: list[int], reachable: bool) -> list[str]:
@@ -340,20 +402,30 @@ def main() -> None:
     except ValueError as exc:
         rows = None
         st.error(str(exc), icon=":material/table_view:")
-    key = inputs_key(rows, target, signature, fmt)
+    transport = st.session_state.get("predict_transport", "REST")
+    key = inputs_key(rows, target, signature, fmt if transport == "REST" else "", transport)
     blocked = rows is None or csv_problem is not None or not target_ok
     if st.button("Send", key="predict_send", type="primary", disabled=blocked, icon=":material/send:"):
         def predict() -> dict:
-            version = served(target)
-            result = send(rows, target, signature, fmt, version)
+            if transport == "gRPC":
+                result, version = send_grpc(rows, target, signature)
+            else:
+                version = served(target)
+                result = send(rows, target, signature, fmt, version)
             answered_by = f"label {target['label']}" if "label" in target else "the latest version"
             if "version" in target:
                 answered_by = f"version {version}"
             elif version is not None:
                 answered_by += f" (version {version})"
+            st.session_state.setdefault(LATENCY_KEY, {})[transport] = result.latency_s
+            rest_body = {"instances" if fmt == "row" else "inputs": rows.tolist()}
+            if signature != "serving_default":
+                rest_body = {"signature_name": signature, **rest_body}
             return {"rows": rows, "result": result, "target": answered_by, "true": true_weights(version),
                     "predicted": utils.prediction_values(result.values, len(rows)), "key": key,
-                    "version": version}
+                    "version": version, "transport": transport, "signature": signature, "target_spec": target,
+                    "rest_url": model_url(utils.serving_url(), utils.model_name(), verb="predict", **target),
+                    "rest_body": rest_body}
 
         keep_outcome(RESULT_KEY, predict)
         if RESULT_KEY in st.session_state:

@@ -30,9 +30,11 @@ from pipeline.client.urls import EXAMPLE_URL, bind_host, is_local_url, normalize
 from pipeline.store.versions import validate_model_name
 
 POLL_S = 2.0
+# Timeout of the gRPC health probe, so a silent target never slows the poll.
+GRPC_PROBE_S = 1.0
 LOG_LINES = 40
+# Metric readings kept (two minutes at the poll interval).
 WINDOW = 60
-"""Metric readings kept (two minutes at the poll interval)."""
 URL_INPUT, MODEL_INPUT = "serving_url_input", "serving_model_input"
 PROBLEM_KEY = "serving_input_problem"
 STOPPED_KEY = "serving_stopped_by_user"
@@ -153,6 +155,26 @@ def render_health(model: str) -> bool:
     return True
 
 
+def render_grpc() -> None:
+    """The gRPC endpoint's health (grpc.health.v1 when the server offers it)."""
+    client = utils.get_grpc_client(timeout=GRPC_PROBE_S)
+    try:
+        status = client.health()
+    except ClientError as exc:
+        if exc.message.startswith("UNIMPLEMENTED"):
+            st.badge("gRPC answers · no health service", icon=":material/check_circle:", color="green")
+            st.caption(f"gRPC `{client.target}` answers; its health service is off "
+                       "(`--enable_grpc_healthcheck_service` turns it on).")
+        else:
+            st.badge("gRPC down", icon=":material/cloud_off:", color="gray")
+            st.caption(f"gRPC `{client.target}`: {exc.message}. REST is enough for this dashboard; gRPC is "
+                       "for clients using the official stubs (and the Predict page's gRPC choice).")
+        return
+    serving = status == "SERVING"
+    st.badge(f"gRPC {status}", icon=":material/check_circle:" if serving else ":material/warning:",
+             color="green" if serving else "orange")
+
+
 def read_metrics(model: str) -> list[Scrape] | str:
     """This session's rolling window of metric readings with a new one appended, or why there
     is none (the server exports no metrics, or not in Prometheus' format)."""
@@ -192,7 +214,12 @@ def render_metrics(model: str) -> None:
     left.caption("Inference requests and errors per second")
     left.line_chart(frame[["requests/s", "errors/s"]], height=220, color=["#FF6F00", "#D32F2F"])
     right.caption("Latency percentiles of the requests answered in each interval (ms)")
-    right.line_chart(frame[["p50 ms", "p90 ms", "p99 ms"]], height=220)
+    latency = frame[["p50 ms", "p90 ms", "p99 ms"]].astype(float)
+    if latency.isna().all().all():
+        right.info("No inference request in this window yet: latency is charted once requests arrive "
+                   "(send some from the Predict page).", icon=":material/query_stats:")
+    else:
+        right.line_chart(latency, height=220)
     st.caption(f"From the server's Prometheus metrics, the last {len(scrapes)} readings "
                f"(up to {WINDOW}, every {POLL_S:g} s).")
 
@@ -250,10 +277,14 @@ def render_embedded(url: str) -> None:
 
 
 def render_log() -> None:
-    tail = local_server.log_tail(LOG_LINES, run_dir=utils.settings().run_dir)
+    """The embedded server's log tail, without TensorFlow's C++ info noise."""
+    tail, hidden = utils.without_cpp_noise(local_server.log_tail(LOG_LINES, run_dir=utils.settings().run_dir))
     with st.expander(f"Embedded server log (last {LOG_LINES} lines)", expanded=False):
         st.code(tail or "(no log yet: the embedded server has not been started from this project)",
                 language=None)
+        if hidden:
+            st.caption(f"{hidden} TensorFlow C++ info line(s) hidden (oneDNN, CUDA stubs); the full log is "
+                       f"`{utils.server_status().log_path}`.")
 
 
 def render_raw_metrics() -> None:
@@ -275,6 +306,7 @@ poll = st.toggle(f"Refresh every {POLL_S:g} s", value=True, key="serving_poll",
 @st.fragment(run_every=POLL_S if poll else None)
 def live_panel() -> None:
     if render_health(model):
+        render_grpc()
         render_metrics(model)
     render_embedded(url)
     render_log()

@@ -26,8 +26,9 @@ HISTORY_DIR = ".history"
 HISTORY_FILE = "requests.jsonl"
 MAX_ENTRIES = 200
 """Entries kept; older ones are dropped when the file grows past 1.5 times this."""
-MAX_BODY_BYTES = 256 * 1024
-"""Bodies larger than this (about 10,000 rows) are not kept: the entry records their row count."""
+MAX_BODY_BYTES = 32 * 1024
+"""Bodies larger than this (about 1,500 rows) are not kept: the entry records their row count and
+size. This bounds the file (a few MB at most), which every Predict page run reads."""
 
 
 def history_path(base_path: Path | str) -> Path:

@@ -83,3 +83,18 @@ def test_app_loads_every_page_without_tensorflow(tmp_path: Path) -> None:
     assert any(f"No model server answers at http://127.0.0.1:{port}" in e for e in serving_errors)
     assert any("No model server answers" in e for e in report["pages"]["views/predict.py"]["error"])
     assert report["tensorflow"] == [], "the dashboard imported TensorFlow: " + ", ".join(report["tensorflow"])
+
+
+def test_tensorflow_is_imported_without_cpp_noise_in_the_terminal(tmp_path: Path) -> None:
+    """The first gRPC request imports TensorFlow into the dashboard: its C++ start-up lines
+    (oneDNN, CUDA stubs, absl's preamble; no environment variable silences them) stay out of the
+    terminal, while the process's stderr works again afterwards."""
+    script = ("import sys\nfrom dashboard.utils import import_tensorflow_quietly\n"
+              "import_tensorflow_quietly()\n"
+              "print('tensorflow' in sys.modules)\nprint('stderr still works', file=sys.stderr)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert done.stdout.strip() == "True", done.stderr
+    assert done.stderr.strip() == "stderr still works"

@@ -346,7 +346,7 @@ def test_requests_are_kept_replayed_and_shared(fake: FakeServer, tmp_path: Path)
         ["REST", "version 2", 2, 2, "OK"]]
     assert any("?version=2&rows=1,2;5,7" in c for c in texts(at.code))
     at.button(key="history_replay").click().run()
-    assert any("Replayed in" in s and "the same answer as before" in s for s in texts(at.success))
+    assert any("Replayed over REST in" in s and "the same answer as before" in s for s in texts(at.success))
     assert len(history_file.read_text().splitlines()) == 2
     assert [c["version"] for c in fake.calls] == [2, 2]
 
@@ -358,3 +358,52 @@ def test_shared_link_sets_rows_and_version(fake: FakeServer) -> None:
     at.run()
     assert at.data_editor[0].value.values.tolist() == [[0.0, 0.0], [10.0, -10.0]]
     assert at.selectbox(key="predict_target").value == 2
+
+
+def test_grpc_transport_answers_with_its_latency_and_stub_snippet(fake: FakeServer,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 11's dashboard part: the same rows over gRPC (PredictionService/Predict), its latency
+    beside REST's, and a runnable snippet with the official PredictionServiceStub."""
+    from pipeline.client.grpc import GrpcClient, GrpcPredictResult
+
+    grpc_calls: list[dict] = []
+
+    def grpc_predict(client, model, rows, version=None, label=None, signature="serving_default", **kw):
+        grpc_calls.append({"target": client.target, "rows": rows, "version": version, "signature": signature})
+        (w1, w2), b = fake.weights[version or max(fake.weights)]
+        return GrpcPredictResult(model=model, version=version or max(fake.weights), signature=signature,
+                                 outputs={"output_0": [[w1 * x1 + w2 * x2 + b] for x1, x2 in rows]},
+                                 latency_s=0.0021)
+
+    monkeypatch.setattr(GrpcClient, "predict", grpc_predict)
+    at = run_page()
+    at.button(key="predict_send").click().run()  # REST first
+    at.radio(key="predict_transport").set_value("gRPC").run()
+    assert any("stale" in w for w in texts(at.warning))  # the REST answer is not the gRPC one
+    at.button(key="predict_send").click().run()
+    assert grpc_calls == [{"target": "127.0.0.1:8500", "rows": [[1.0, 2.0], [5.0, 7.0]], "version": None,
+                           "signature": "serving_default"}]
+    assert result_table(at)["predicted"].tolist() == [3.0, 6.0]
+    assert [m.value for m in at.metric][:1] == ["2.1 ms"]
+    assert any("Last round trip by transport: REST 12.3 ms · gRPC 2.1 ms" in c for c in texts(at.caption))
+    assert any("Answered by the latest version (version 3)" in c for c in texts(at.caption))
+    snippet = texts(at.code)[4]
+    assert "prediction_service_pb2_grpc.PredictionServiceStub(channel)" in snippet
+    assert "grpc.insecure_channel('127.0.0.1:8500')" in snippet
+    assert "rows = [[1.0, 2.0], [5.0, 7.0]]" in snippet
+    compile(snippet, "snippet.py", "exec")
+    table = next(d.value for d in at.dataframe if "transport" in d.value.columns)
+    assert table["transport"].tolist() == ["gRPC", "REST"]
+
+
+def test_url_of_the_dashboard_itself_is_explained(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit import config
+
+    url = f"http://127.0.0.1:{config.get_option('server.port')}"
+    fake.down = ClientError("The server answered with text/html instead of JSON", url=url, status_code=200)
+    monkeypatch.setattr(ServingClient, "is_streamlit", lambda client: True)
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state["serving_url"] = url
+    at.run()
+    (error,) = texts(at.error)
+    assert "is this dashboard, not a model server" in error and "http://127.0.0.1:8501" in error

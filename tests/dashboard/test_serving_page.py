@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from pipeline.client import local_server as server_process
 from pipeline.client.errors import ClientError
+from pipeline.client.grpc import GrpcClient
 from pipeline.client.rest import ServingClient
 
 PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "serving.py")
@@ -63,6 +64,14 @@ class FakeServer:
     def is_streamlit(self, client: ServingClient) -> bool:
         return False
 
+    grpc_status: str | None = "SERVING"
+    """What the gRPC health service answers; None: nothing listens at the gRPC target."""
+
+    def grpc_health(self, client: GrpcClient) -> str:
+        if self.grpc_status is None:
+            raise ClientError("UNAVAILABLE: failed to connect to all addresses", url=client.url)
+        return self.grpc_status
+
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeServer:
@@ -70,6 +79,7 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeServer:
     for name in ("ping", "model_status", "metadata", "metrics_text", "is_streamlit"):
         method = getattr(server, name)
         monkeypatch.setattr(ServingClient, name, lambda client, *a, _m=method, **k: _m(client, *a, **k))
+    monkeypatch.setattr(GrpcClient, "health", lambda client, service="": server.grpc_health(client))
     monkeypatch.setenv("SERVING_RUN_DIR", str(tmp_path))
     return server
 
@@ -186,6 +196,18 @@ def test_log_tail_is_shown(fake: FakeServer, tmp_path: Path) -> None:
     assert any("Exporting HTTP/REST API" in c for c in texts(at.code))
 
 
+def test_tensorflow_cpp_noise_is_kept_out_of_the_log_shown(fake: FakeServer, tmp_path: Path) -> None:
+    (tmp_path / "serving.log").write_text(
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1795999020.544557    7621 port.cc:153] oneDNN custom operations are on.\n"
+        "I0000 00:00:1795999020.545046    7621 cudart_stub.cc:31] Could not find cuda drivers\n"
+        "2026-11-30 00:37:02,661 INFO pipeline.serving: Exporting HTTP/REST API at:127.0.0.1:8501 ...\n")
+    at = run_page()
+    (log,) = [c for c in texts(at.code) if "Exporting HTTP/REST API" in c]
+    assert "oneDNN" not in log and "cuda" not in log and "absl" not in log
+    assert any("3 TensorFlow C++ info line(s) hidden" in c for c in texts(at.caption))
+
+
 def test_exited_embedded_server_is_reported(fake: FakeServer, monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path) -> None:
     exited = server_process.ServerStatus(running=False, log_path=tmp_path / "serving.log", pid=1, port=8501,
@@ -284,3 +306,21 @@ def test_after_a_deliberate_stop_the_page_says_stopped_not_an_error(
     assert any("stopped" in m for m in texts(at.markdown))
     assert any("You stopped the embedded server" in i for i in texts(at.info))
     assert at.button(key="serving_start").disabled is False
+
+
+def test_grpc_health_is_shown_beside_rest(fake: FakeServer) -> None:
+    at = run_page()
+    assert any("gRPC SERVING" in m for m in texts(at.markdown))
+    fake.grpc_status = None
+    at.run()
+    assert any("gRPC down" in m for m in texts(at.markdown))
+    assert any("gRPC `127.0.0.1:8500`: UNAVAILABLE" in c for c in texts(at.caption))
+    assert not at.error  # REST is what the dashboard needs: a silent gRPC port is not an error
+
+
+def test_a_quiet_window_says_so_instead_of_an_empty_latency_chart(fake: FakeServer) -> None:
+    fake.metrics = [exposition(10, 0, 10), exposition(10, 0, 10)]
+    at = run_page()
+    at.run()
+    assert any("No inference request in this window yet" in i for i in texts(at.info))
+    assert len(at.get("vega_lite_chart")) == 1  # the rate chart only

@@ -43,12 +43,20 @@ def models_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_server(models_dir: Path, tmp_path_factory) -> Iterator[str]:
+def grpc_port() -> int:
+    """The model server's gRPC port: a free one, so the suite never collides with a server on 8500."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def model_server(models_dir: Path, grpc_port: int, tmp_path_factory) -> Iterator[str]:
     port = free_port()
     log = (tmp_path_factory.mktemp("logs") / "server.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.serving", f"--rest_api_port={port}", "--model_name=linear_model",
-         f"--model_base_path={models_dir / 'linear_model'}", "--file_system_poll_wait_seconds=1"],
+        [sys.executable, "-m", "pipeline.serving", f"--rest_api_port={port}", f"--port={grpc_port}",
+         "--model_name=linear_model",
+         f"--model_base_path={models_dir / 'linear_model'}", "--file_system_poll_wait_seconds=1",
+         "--enable_prometheus"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     url = f"http://127.0.0.1:{port}"
@@ -60,10 +68,11 @@ def model_server(models_dir: Path, tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def dashboard_url(model_server: str, models_dir: Path, tmp_path_factory) -> Iterator[str]:
+def dashboard_url(model_server: str, models_dir: Path, grpc_port: int, tmp_path_factory) -> Iterator[str]:
     port = free_port()
     log = (tmp_path_factory.mktemp("logs") / "streamlit.log").open("w")
-    env = {**os.environ, "SERVING_URL": model_server, "MODELS_DIR": str(models_dir),
+    env = {**os.environ, "SERVING_URL": model_server, "GRPC_TARGET": f"127.0.0.1:{grpc_port}",
+           "MODELS_DIR": str(models_dir),
            "MODEL_BASE_PATH": str(models_dir / "linear_model"), "AUTOSTART_SERVER": "0",
            "SERVING_RUN_DIR": str(tmp_path_factory.mktemp("run")),
            "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -1,15 +1,21 @@
 """The demo path in real Chromium against a real ``streamlit run`` and a real model server.
 
-train -> the version appears AVAILABLE -> predict the tutorial's rows [1, 2] and [5, 7] ->
-predictions near [3, 6] are shown and plotted. Each page is screenshotted (into a temporary folder;
-``make screenshots`` writes them to ``docs/screenshots/`` for the README).
+Home -> train -> the version appears AVAILABLE -> predict the tutorial's rows [1, 2] and [5, 7] ->
+predictions near [3, 6] are shown and plotted -> 10,000 random rows are sent and the page settles
+(the time is printed) -> Home shows the last prediction -> a diverged run (sgd at rate 10) is not
+served -> Home's "Run the tutorial" trains, waits for AVAILABLE and answers near [3, 6]. Every
+request the browser makes (pages, scripts, the favicon, websockets) goes to 127.0.0.1. Each page
+is screenshotted (into a temporary folder; ``make screenshots`` writes them to
+``docs/screenshots/`` for the README).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
@@ -43,10 +49,31 @@ def _stamps(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.png")}
 
 
-def test_train_serve_predict_story(page, dashboard_url, model_server, screenshots):
+def watch_requests(page) -> list[str]:
+    """Every URL the page asks for (HTTP requests and websockets), collected as they happen."""
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.on("websocket", lambda socket: urls.append(socket.url))
+    return urls
+
+
+def leaving_localhost(urls: list[str]) -> list[str]:
+    """The URLs whose host is not this machine (data: and blob: URLs never leave it)."""
+    return [u for u in urls if urlsplit(u).scheme not in ("data", "blob")
+            and urlsplit(u).hostname not in ("127.0.0.1", "localhost")]
+
+
+def test_train_serve_predict_story(page, dashboard_url, model_server, models_dir, screenshots):
     readme_before = _stamps(README_SHOTS)
-    # Train: the default form (800 samples, 100 epochs) trains and exports version 1.
+    urls = watch_requests(page)
+    # Home: the story, first in the navigation, with a local favicon.
     open_page(page, dashboard_url, "")
+    assert page.get_by_role("heading", name="Train → serve → predict").first.is_visible()
+    icon = page.locator("link[rel*=icon]").first.get_attribute("href")
+    assert icon and urlsplit(urljoin(page.url, icon)).hostname == "127.0.0.1", icon  # not a CDN's
+
+    # Train: the default form (800 samples, 100 epochs) trains and exports version 1.
+    open_page(page, dashboard_url, "train")
     assert page.get_by_role("heading", name="Train").first.is_visible()
     page.locator(".st-key-train_submit button").click()
     page.get_by_text(re.compile(r"Run .* trained .*version 1")).wait_for(timeout=180_000)
@@ -69,6 +96,7 @@ def test_train_serve_predict_story(page, dashboard_url, model_server, screenshot
     open_page(page, dashboard_url, "serving")
     page.get_by_text("Signatures of version 1").wait_for(timeout=30_000)
     assert page.get_by_text(re.compile(r"up · \d+ ms")).first.is_visible()
+    page.get_by_text("Inference requests and errors per second").wait_for(timeout=30_000)  # metrics charted
     shoot(page, screenshots, "serving")
 
     # Predict: the tutorial's rows come back near [3, 6], in the table and the charts.
@@ -84,6 +112,67 @@ def test_train_serve_predict_story(page, dashboard_url, model_server, screenshot
     assert predictions == pytest.approx([3.0, 6.0], abs=0.3)
     page.get_by_role("tab", name="Request").click()
     shoot(page, screenshots, "predict")
-    assert sorted(_stamps(screenshots)) == ["models.png", "predict.png", "serving.png", "train.png"]
+
+    # The same rows over gRPC (PredictionService/Predict on the server's gRPC port).
+    page.locator(".st-key-predict_transport").get_by_text("gRPC").click()
+    wait_idle(page)
+    page.locator(".st-key-predict_send button").click()
+    page.get_by_text("Round trip (gRPC)").wait_for(timeout=90_000)  # the first call loads TF's protos
+    wait_idle(page)
+    page.get_by_text(re.compile(r"Answered by the latest version \(version 1\)")).wait_for()
+    page.get_by_text(re.compile(r"Last round trip by transport: REST [\d.]+ ms · gRPC [\d.]+ ms")).wait_for()
+    page.locator(".st-key-predict_transport").get_by_text("REST").click()
+    wait_idle(page)
+
+    # 10,000 random rows: Send to a settled page, sampled charts, the JSON collapsed.
+    page.locator(".st-key-predict_random_count input").fill("9998")
+    page.locator(".st-key-predict_random_count input").press("Enter")
+    page.get_by_text("Add 9,998 random rows").wait_for()
+    wait_idle(page)
+    page.locator(".st-key-predict_add_random button").click()
+    page.get_by_text("10,000 rows in the table").wait_for()
+    wait_idle(page)
+    started = time.perf_counter()
+    page.locator(".st-key-predict_send button").click()
+    try:
+        page.get_by_text("Charts show 2,000 of 10,000 points").wait_for(timeout=60_000)
+    except Exception:
+        shoot(page, screenshots, "failed-10k", 3000)
+        raise
+    wait_idle(page)
+    page.locator(".st-key-predict_chart_plane .js-plotly-plot").wait_for()
+    print(f"\n10,000 rows: Send to settled page in Chromium: {time.perf_counter() - started:.2f} s")
+    preview = page.locator("[data-testid=stCode]").filter(has_text="first 20 of 10,000 rows")
+    assert preview.count() == 0 or not preview.first.is_visible()  # the JSON is collapsed
+
+    # Home: the last prediction is part of the story now.
+    open_page(page, dashboard_url, "")
+    page.get_by_text(re.compile(r"Last request .* 10,000 rows · version 1")).wait_for(timeout=30_000)
+
+    # A diverged run (sgd at learning rate 10 for 5 epochs) fails and is never served.
+    open_page(page, dashboard_url, "train")
+    page.locator(".st-key-train_optimizer").get_by_role("combobox").click()
+    page.get_by_role("option", name="sgd", exact=True).click()
+    page.locator(".st-key-train_lr input").fill("10")
+    page.locator(".st-key-train_epochs input").fill("5")
+    page.locator(".st-key-train_submit button").click()
+    page.get_by_text(re.compile(r"Run \S+ failed")).wait_for(timeout=180_000)
+    status = requests.get(f"{model_server}/v1/models/linear_model", timeout=5).json()
+    assert [s["version"] for s in status["model_version_status"]] == ["1"]
+    assert not (models_dir / "linear_model" / "2").exists()
+
+    # Home: a presenter's one click trains with the defaults, waits for AVAILABLE and predicts.
+    open_page(page, dashboard_url, "")
+    page.get_by_role("button", name="Run the tutorial").first.click()
+    page.get_by_text(re.compile(r"Version \d+ answered in [\d.]+ ms")).wait_for(timeout=180_000)
+    wait_idle(page)
+    status = requests.get(f"{model_server}/v1/models/linear_model", timeout=5).json()
+    assert "AVAILABLE" in {s["state"] for s in status["model_version_status"]}
+    page.locator("[role=gridcell]", has_text=re.compile(r"^\s*[56]\.\d+")).first.wait_for(state="attached")
+    shoot(page, screenshots, "home", 1400)
+
+    assert sorted(_stamps(screenshots)) == ["home.png", "models.png", "predict.png", "serving.png",
+                                            "train.png"]
     if screenshots.resolve() != README_SHOTS.resolve():  # a test run leaves the checkout as it was
         assert _stamps(README_SHOTS) == readme_before
+    assert urls and leaving_localhost(urls) == [], leaving_localhost(urls)

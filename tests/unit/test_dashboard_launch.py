@@ -42,3 +42,10 @@ def test_a_serving_url_on_the_dashboard_port_is_the_dashboard() -> None:
     assert points_at_dashboard("http://localhost:8502/", 8502)
     assert not points_at_dashboard("http://127.0.0.1:8501", 8502)
     assert not points_at_dashboard("http://models.example.com:8502", 8502)
+
+
+def test_an_open_address_is_allowed_only_when_asked_for_explicitly() -> None:
+    open_address = {**SAFE, "server.address": "0.0.0.0"}
+    assert launch_problems(open_address, 8501, allow_open_address=True) == []
+    defaults = {**SAFE, "server.address": None}  # Streamlit's default: not a choice anyone made
+    assert [p.option for p in launch_problems(defaults, 8501, allow_open_address=True)] == ["server.address"]
