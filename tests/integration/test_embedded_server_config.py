@@ -46,7 +46,8 @@ def _predict(url: str) -> tuple[int, dict]:
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRPC_PORT", str(free_port()))  # the embedded server's gRPC side, never 8500 here
     models = tmp_path / "models"
     base = models / "linear_model"
     for bias in (3.0, 10.0):

@@ -1,7 +1,8 @@
 """The tutorial's request, verbatim, against a Keras 3 `Model.export`ed SavedModel.
 
 The server is started with the same flags the tensorflow/serving Docker image passes
-(`--port=8500 --model_name=... --model_base_path=...`), plus a MonitoringConfig file.
+(`--port=8500 --model_name=... --model_base_path=...`; here a free port in place of 8500, so a
+server already on 8500 cannot collide), plus a MonitoringConfig file.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.server.harness import Models, Server, error_of, install_version, ok_json, start_server
+from tests.server.harness import Models, Server, error_of, free_port, install_version, ok_json, start_server
 
 PREDICT = "/v1/models/linear_model:predict"
 METRICS_PATH = "/custom/metrics"
@@ -22,8 +23,8 @@ def tutorial_server(models: Models, tmp_path_factory: pytest.TempPathFactory) ->
     install_version(models.linear_keras, root / "linear_model", "1")
     monitoring = root / "monitoring.config"
     monitoring.write_text(f'prometheus_config {{ enable: true, path: "{METRICS_PATH}" }}\n')
-    flags = ["--port=8500", "--model_name=linear_model", f"--model_base_path={root / 'linear_model'}",
-             f"--monitoring_config_file={monitoring}"]
+    flags = [f"--port={free_port()}", "--model_name=linear_model",
+             f"--model_base_path={root / 'linear_model'}", f"--monitoring_config_file={monitoring}"]
     server = start_server(flags, root / "server.log")
     yield server
     server.stop()
