@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.pids import pid_alive
+
 SPEC, PROGRESS, REPORT, ERROR = "spec.json", "progress.jsonl", "report.json", "error.json"
 LOG, PID = "log.txt", "pid"
 OUTPUT, REJECTS = "predictions.parquet", "predictions.rejects.parquet"
@@ -101,17 +103,9 @@ def prune(root: Path, keep: int = KEEP_JOBS) -> None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a finished child of this process stays a zombie until it is reaped
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return done == 0
+    with contextlib.suppress(ChildProcessError):  # reap a finished child of this process
+        os.waitpid(pid, os.WNOHANG)
+    return pid_alive(pid)
 
 
 def read_state(folder: Path) -> JobState:

@@ -13,15 +13,34 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def _zombie(pid: int) -> bool:
+    """True if /proc says `pid` has exited but is not reaped yet (False where /proc cannot tell)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def command_line(pid: int) -> list[str] | None:
     """The argv of live process `pid` from /proc, or None if it is gone, a zombie or unreadable."""
-    proc = Path(f"/proc/{pid}")
-    try:
-        if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return None
-        return [part.decode() for part in (proc / "cmdline").read_bytes().split(b"\0")[:-1]]
-    except (OSError, IndexError, UnicodeDecodeError):
+    if _zombie(pid):
         return None
+    try:
+        return [part.decode() for part in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]]
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """True while some process (anyone's, not a zombie) has `pid`: a leftover's writer may still be
+    writing. Nothing is signalled on this answer; use `process_matches` before signalling."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _zombie(pid)
 
 
 def process_matches(pid: int, command: Sequence[str]) -> bool:

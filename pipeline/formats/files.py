@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from pipeline.pids import pid_alive
+
 
 def fsync_dir(path: Path) -> None:
     """Flush a directory entry (a rename inside it) to disk; a no-op where directories can't be opened."""
@@ -53,15 +55,7 @@ def _prefix(name: str) -> str:
 def _writer_alive(leftover: Path, name: str) -> bool:
     """Whether the process that made `leftover` still runs (unparseable names count as dead)."""
     pid_text = leftover.name[len(f".{name}.tmp-"):].split("-", 1)[0]
-    if not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_text.isdigit() and pid_alive(int(pid_text))
 
 
 def remove_leftovers(folder: Path, name: str) -> None:

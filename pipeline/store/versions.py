@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.model_dir import parse_version
+from pipeline.pids import pid_alive
 from pipeline.store.records import export_lock
 
 RUN_RECORD = Path("assets.extra") / "run.json"
@@ -107,15 +108,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 def remove_stale_temp_dirs(base_path: Path) -> list[Path]:
     """Delete leftovers of exports or deletions whose process is gone; return them."""
@@ -127,7 +119,7 @@ def remove_stale_temp_dirs(base_path: Path) -> list[Path]:
             continue
         parts = child.name.split("-")
         pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else -1
-        if pid == os.getpid() or (pid > 0 and _pid_alive(pid)):
+        if pid == os.getpid() or (pid > 0 and pid_alive(pid)):
             continue
         shutil.rmtree(child, ignore_errors=True)
         removed.append(child)

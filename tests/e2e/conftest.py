@@ -17,15 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, SCREENSHOTS_ENV, free_port, wait_http
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(15)
+from tests.support.net import stop_process
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +56,7 @@ def model_server(models_dir: Path, grpc_port: int, tmp_path_factory) -> Iterator
         wait_http(f"{url}/v1/models/linear_model", proc)
         yield url
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +78,7 @@ def dashboard_url(model_server: str, models_dir: Path, grpc_port: int, tmp_path_
         wait_http(f"{url}/_stcore/health", proc)
         yield url
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="session")

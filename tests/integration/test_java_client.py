@@ -21,7 +21,7 @@ import requests
 
 from pipeline.formats import export_all
 from pipeline.tf_env import keras
-from tests.support.net import free_port, wait_for
+from tests.support.net import free_port, stop_process, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 PREDICT_JAVA = REPO / "clients" / "java" / "Predict.java"
@@ -71,12 +71,7 @@ def server_url(tmp_path_factory) -> Iterator[str]:
         wait_for(version_available, 180, interval=0.2)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(15)
+        stop_process(process)
 
 
 def run_java(*args: str) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""Loopback ports and polling waits: the one definition every test uses.
+"""Loopback ports, polling waits and stopping children: the one definition every test uses.
 
 Tests never sleep to order events; they poll a condition the user (or the server) can observe.
 """
@@ -6,6 +6,7 @@ Tests never sleep to order events; they poll a condition the user (or the server
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -31,3 +32,15 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
             name = getattr(predicate, "__name__", "condition")
             pytest.fail(f"{name} not met within {timeout} s")
         time.sleep(interval)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> None:
+    """End a child the test started: SIGTERM, then SIGKILL if it is still there after `timeout` s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)

@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from tests.support import upstream_models as um
-from tests.support.net import free_port, wait_for
+from tests.support.net import free_port, stop_process, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 HTTP_REST_TIMEOUT_MS = 5000
@@ -138,13 +138,7 @@ class UpstreamServers:
 
     def stop_all(self) -> None:
         for process, _, _, _ in self.started.values():
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(15)
+            stop_process(process)
 
 
 @pytest.fixture(scope="session")
