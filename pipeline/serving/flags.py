@@ -198,7 +198,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
                         help="BatchingParameters text proto, e.g. max_batch_size { value: 128 } "
                         "batch_timeout_micros { value: 0 }; ignored with --enable_batching=false")
     flag("--enable_model_warmup", True,
-         "replay assets.extra/tf_serving_warmup_requests (or run each signature once) before a "
+         "replay assets.extra/tf_serving_warmup_requests before a "
          "version is AVAILABLE (default true)")
     parser.add_argument("--num_request_iterations_for_warmup", type=int, default=1, metavar="N",
                         help="times each warm-up request is replayed; used if > 0 (default 1)")

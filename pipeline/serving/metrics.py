@@ -17,8 +17,8 @@ nor (by convention) colons in direct instrumentation, so the same metrics are na
   `tensorflow_serving_batch_requests{model_name}`, a histogram of the requests merged (ours)
 - `tensorflow_serving_batch_fallback_total{model_name}`: merged calls that failed and were run
   request by request (ours; each is also a warning in the log)
-- `tensorflow_serving_warmup_failure_count_total{model_name}`: signatures whose warm-up call
-  failed (ours; each is also a warning in the log)
+- `tensorflow_serving_warmup_failure_count_total{model_name}`: warm-up requests that failed (ours;
+  the version then fails to load, as in TF Serving, and the log says why)
 - `tensorflow_serving_dropped_request_count_total{model_name, reason}`: requests answered without
   running the model, `reason` `overloaded` (503, past `--max_pending_requests`) or
   `deadline_exceeded` (their deadline passed while they waited) (ours)
@@ -80,7 +80,8 @@ class ServerMetrics:
             "tensorflow_serving_batch_fallback", "Merged model calls that failed and ran request by request.",
             ["model_name"], registry=self.registry)
         self.warmup_failures = Counter(
-            "tensorflow_serving_warmup_failure_count", "Signature warm-up calls that failed.",
+            "tensorflow_serving_warmup_failure_count",
+            "Warm-up requests that failed (the version then fails to load).",
             ["model_name"], registry=self.registry)
         self.dropped = Counter(
             "tensorflow_serving_dropped_request_count", "Requests answered without running the model.",
