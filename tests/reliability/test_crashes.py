@@ -122,7 +122,8 @@ def test_killed_exports_are_never_loaded_and_the_next_export_is_served(crash_ser
     assert export_linear(base, 2.0) == 2  # the next export takes the next number and is served
     wait_states(server, {2: "AVAILABLE", 1: "END"}, "exports")
     assert predict(server, [[5.0, 0.0]], "exports") == [[7.0]]
-    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]
+    assert sorted(p.name for p in base.iterdir() if not p.name.startswith(".")) == ["1", "2"]
+    assert not [p.name for p in base.iterdir() if p.name.startswith(".tmp-")]  # no half-export left
     assert "Failed to load" not in server.log()
 
 

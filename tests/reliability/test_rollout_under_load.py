@@ -62,10 +62,10 @@ def _churn(base: Path, server, exports: list[Export]) -> None:
     registry.delete_version(base, 2)                         # old
     registry.delete_version(base, 4)                         # rollback: the newest goes, 3 serves again
     wait_states(server, {4: "END", 3: "AVAILABLE"})
-    assert export(5) == 4                                    # the number comes back with a new model
-    wait_states(server, {4: "AVAILABLE", 3: "AVAILABLE"})
-    assert export(6) == 5
-    wait_states(server, {5: "AVAILABLE", 4: "AVAILABLE", 3: "END"})
+    assert export(5) == 5                                    # numbers are never reused: 4 stays gone
+    wait_states(server, {5: "AVAILABLE", 3: "AVAILABLE"})
+    assert export(6) == 6
+    wait_states(server, {6: "AVAILABLE", 5: "AVAILABLE", 3: "END"})
 
 
 def _check(outcomes: list[Outcome], timeline, exports: list[Export]) -> dict[str, int]:
