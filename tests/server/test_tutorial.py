@@ -66,6 +66,6 @@ def test_monitoring_config_file_sets_the_metrics_path(tutorial_server: Server) -
     assert tutorial_server.get("/monitoring/prometheus/metrics").status_code == 404
 
 
-def test_grpc_port_is_accepted_and_reported_as_not_served(tutorial_server: Server) -> None:
-    assert "gRPC is not served" in tutorial_server.log()
+def test_both_apis_are_announced_as_tensorflow_model_server_does(tutorial_server: Server) -> None:
+    assert "Running gRPC ModelServer at 127.0.0.1:" in tutorial_server.log()
     assert "Exporting HTTP/REST API at:127.0.0.1:" in tutorial_server.log()
