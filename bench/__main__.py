@@ -4,8 +4,9 @@ Sections (names for ``--only``): the 1-row ``:predict`` contenders ``server``, `
 ``starlette``, ``kserve``, ``raw``; then ``rows10k`` (a 10,000-row request vs the in-process
 floor), ``training`` (``train()`` vs a bare ``model.fit`` at 1,000,000 samples), ``paint`` (the
 dashboard's first paint vs a one-line Streamlit app) and ``grpc`` (1-row Predict over gRPC with
-h2load vs our REST and a canned-reply grpcio floor, ``bench/grpc_bench.py``) and ``batch`` (Spark
-batch scoring vs the in-process floor and 10,000-row REST requests, ``bench/batch_bench.py``).
+h2load vs our REST, KServe's gRPC endpoint and a canned-reply grpcio floor,
+``bench/grpc_bench.py``) and ``batch`` (Spark batch scoring vs the in-process floor and 10,000-row
+REST requests, ``bench/batch_bench.py``).
 Contenders run one at a time on loopback; the report goes to ``bench/results.md`` and stdout,
 progress to stderr. A section that cannot run (no ``--enable_batching``, KServe install failed, ...)
 says so in the report instead of failing.
@@ -293,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             grpc_section = grpc_bench.run(base_path, cs.WORK, LOG_DIR, settings.duration_s,
-                                          settings.warmup_s, say)
+                                          settings.warmup_s, say,
+                                          kserve_install_timeout_s=settings.kserve_timeout_s)
         except Exception as error:  # noqa: BLE001 (reported, the bench goes on)
             say(f"grpc failed: {error}")
             grpc_section = f"## 1-row Predict over gRPC\n\nfailed: {str(error).splitlines()[0][:200]}\n"

@@ -6,9 +6,11 @@ and ``te: trailers``. In flight = h2load clients x concurrent streams per client
 each multiplexing its share, as gRPC clients do). The same h2load measures our REST API (``--h1``,
 one request per connection in flight) on the same server process, so the two APIs are compared with
 one tool. The floor is ``bench/grpc_canned.py``: the same grpcio server answering a fixed
-PredictResponse. h2load counts HTTP statuses only (a gRPC error is HTTP 200 too), so answers are
-checked separately: 64 concurrent Predicts through grpcio must each answer 3.0, and for our server
-the Prometheus count of Predicts answered OK must have grown by at least h2load's successes.
+PredictResponse. KServe's gRPC endpoint (open inference protocol v2 ``ModelInfer``, its ModelServer
+on the same model; ``bench/kserve_grpc.py``) is measured the same way. h2load counts HTTP statuses
+only (a gRPC error is HTTP 200 too), so answers are checked separately: 64 concurrent calls through
+grpcio must each answer 3.0, and our server's (KServe's) Prometheus count of Predicts answered OK
+(predict calls) must have grown by at least h2load's successes.
 
 h2load reports a mean latency, not percentiles; the table shows it.
 """
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import contenders as cs
+from bench import kserve_grpc
+from bench.inprocess import latest_version_dir
 
 IN_FLIGHT = (1, 8, 32, 128)
 GRPC_PATH = "/tensorflow.serving.PredictionService/Predict"
@@ -137,9 +141,22 @@ def _start_canned(port: int, log_dir: Path, timeout_s: float = cs.START_TIMEOUT_
     return process
 
 
+def _measure_kserve(base_path: Path, work: Path, log_dir: Path, duration_s: float, warmup_s: float,
+                    say: Callable[[str], None], install_timeout_s: float) -> kserve_grpc.KServeGrpc:
+    """KServe's gRPC endpoint at every in-flight level (or why it could not be measured)."""
+    version_dir = latest_version_dir(base_path)
+    if version_dir is None:
+        return kserve_grpc.KServeGrpc(unavailable=f"no SavedModel version under {base_path}")
+
+    def point(url: str, body: Path, in_flight: int) -> H2Result:
+        return h2load(url, body, in_flight, duration_s, warmup_s, grpc=True)
+
+    return kserve_grpc.measure(version_dir, work, log_dir, IN_FLIGHT, point, say, install_timeout_s)
+
+
 def run(base_path: Path, work: Path, log_dir: Path, duration_s: float, warmup_s: float,
-        say: Callable[[str], None]) -> str:
-    """Measure ours (gRPC and REST) and the canned floor; return the report section (markdown)."""
+        say: Callable[[str], None], kserve_install_timeout_s: float = 900.0) -> str:
+    """Measure ours (gRPC and REST), KServe's gRPC and the canned floor; return the report section."""
     if not h2load_available():
         return ("## 1-row Predict over gRPC\n\n"
                 "not measured: `h2load` is absent (apt-get install nghttp2-client)\n")
@@ -173,6 +190,9 @@ def run(base_path: Path, work: Path, log_dir: Path, duration_s: float, warmup_s:
                       f"answered OK for h2load's {succeeded} successes, warm-ups excluded ({verdict})")
     finally:
         running.stop()
+    kserve = _measure_kserve(base_path, work, log_dir, duration_s, warmup_s, say, kserve_install_timeout_s)
+    rows.update({("kserve-grpc", level): result for level, result in kserve.rows.items()})
+    checks += kserve.checks
     canned_port = cs.free_port()
     say("grpc: starting the canned-reply floor")
     process = _start_canned(canned_port, log_dir)
@@ -186,32 +206,56 @@ def run(base_path: Path, work: Path, log_dir: Path, duration_s: float, warmup_s:
     finally:
         process.kill()
         process.wait(15)
-    return render(rows, checks, duration_s, warmup_s)
+    return render(rows, checks, duration_s, warmup_s,
+                  kserve_note=kserve.unavailable and f"not measured: {kserve.unavailable}",
+                  kserve_version=kserve.version)
+
+
+def _ratio(numerator: H2Result | str | None, denominator: H2Result | str | None) -> str:
+    """``numerator.rps / denominator.rps`` to 2 decimals, or "" when either is missing."""
+    if isinstance(numerator, H2Result) and isinstance(denominator, H2Result) and denominator.rps:
+        return f"{numerator.rps / denominator.rps:.2f}"
+    return ""
+
+
+def kserve_target(rows: dict[tuple[str, int], H2Result | str], in_flight: int = 32) -> str:
+    """The issue's bar "at least KServe's gRPC at 32 in flight", as met / missed with the ratio."""
+    ratio = _ratio(rows.get(("ours-grpc", in_flight)), rows.get(("kserve-grpc", in_flight)))
+    if not ratio:
+        return ""
+    verdict = "met" if float(ratio) >= 1.0 else "missed"
+    return f"target: our gRPC ≥ KServe's gRPC at {in_flight} in flight: {verdict} ({ratio}x)"
 
 
 def render(rows: dict[tuple[str, int], H2Result | str], checks: list[str], duration_s: float,
-           warmup_s: float) -> str:
+           warmup_s: float, kserve_note: str = "", kserve_version: str = "") -> str:
+    """The section's markdown: one row per contender and in-flight level, ratios on our gRPC row.
+
+    ``kserve_note`` says why KServe's gRPC has no rows (empty when it was measured)."""
     names = {"ours-grpc": "this server, gRPC", "ours-rest": "this server, REST (h2load --h1)",
+             "kserve-grpc": "KServe ModelServer, gRPC (v2 `ModelInfer`)",
              "canned": "canned-reply grpcio floor"}
+    kserve = (f"KServe's gRPC endpoint: {kserve_note}." if kserve_note else
+              f"KServe's gRPC endpoint: {kserve_version or 'KServe'} `ModelServer` on the same SavedModel, "
+              "`inference.GRPCInferenceService/ModelInfer` (open inference protocol v2), FP32 [[1.0, 2.0]].")
     lines = ["## 1-row Predict over gRPC (h2load)", "",
              f"{duration_s:g} s per point after {warmup_s:g} s warm-up; mean latency (h2load gives no "
-             "percentiles). KServe's gRPC endpoint: not measured (the bench installs KServe for REST "
-             "only, with its gRPC port off).", "",
-             "| in flight | contender | req/s | mean ms | ÷ canned floor | gRPC ÷ REST |",
-             "|---|---|---|---|---|---|"]
+             f"percentiles). {kserve}", "",
+             "| in flight | contender | req/s | mean ms | ÷ canned floor | gRPC ÷ REST "
+             "| ours gRPC ÷ KServe gRPC |",
+             "|---|---|---|---|---|---|---|"]
     for in_flight in IN_FLIGHT:
-        floor = rows.get(("canned", in_flight))
-        rest = rows.get(("ours-rest", in_flight))
-        for key in ("ours-grpc", "ours-rest", "canned"):
+        for key in ("ours-grpc", "ours-rest", "kserve-grpc", "canned"):
             result = rows.get((key, in_flight))
             if not isinstance(result, H2Result):
                 continue
-            ratio = f"{result.rps / floor.rps:.2f}" if isinstance(floor, H2Result) and floor.rps else ""
-            versus = (f"{result.rps / rest.rps:.2f}" if key == "ours-grpc" and isinstance(rest, H2Result)
-                      and rest.rps else "")
+            floor = _ratio(result, rows.get(("canned", in_flight)))
+            versus_rest = _ratio(result, rows.get(("ours-rest", in_flight))) if key == "ours-grpc" else ""
+            versus_kserve = _ratio(result, rows.get(("kserve-grpc", in_flight))) if key == "ours-grpc" else ""
             lost = result.requests - result.succeeded
             failed = f" ({lost} failed)" if lost else ""
             lines.append(f"| {in_flight} | {names[key]} | {result.rps:,.0f}{failed} | "
-                         f"{result.mean_ms:.2f} | {ratio} | {versus} |")
-    lines += ["", *[f"- {check}" for check in checks], ""]
+                         f"{result.mean_ms:.2f} | {floor} | {versus_rest} | {versus_kserve} |")
+    target = kserve_target(rows)
+    lines += ["", *[f"- {line}" for line in (*checks, *([target] if target else []))], ""]
     return "\n".join(lines)

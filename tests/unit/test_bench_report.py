@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.grpc_bench import H2Result, kserve_target
+from bench.grpc_bench import render as render_grpc
 from bench.load import (
     LoadError,
     LoadResult,
@@ -190,3 +192,41 @@ def test_the_fallback_client_reads_one_content_length_response_at_a_time():
         return await read_http_response(reader), await read_http_response(reader), await reader.read(4)
 
     assert asyncio.run(read_two()) == (200, 404, b"rest")
+
+
+def h2(rps: float, failed: int = 0) -> H2Result:
+    done = int(rps * 2)
+    return H2Result(requests=done + failed, succeeded=done, rps=rps, mean_ms=1.0)
+
+
+def grpc_rows(kserve: bool) -> dict:
+    rows = {}
+    for level in (1, 8, 32, 128):
+        rows[("ours-grpc", level)] = h2(1200.0)
+        rows[("ours-rest", level)] = h2(2400.0)
+        rows[("canned", level)] = h2(1500.0)
+        if kserve:
+            rows[("kserve-grpc", level)] = h2(800.0 if level == 32 else 1500.0, failed=10)
+    return rows
+
+
+def test_grpc_section_puts_kserve_grpc_beside_ours_with_the_ratio_on_our_row():
+    checks = ["KServe gRPC: 0 wrong of 64 checked ModelInfer answers"]
+    text = render_grpc(grpc_rows(kserve=True), checks, 2.0, 1.0, kserve_version="kserve 0.21.0")
+    lines = text.splitlines()
+    assert any(line.endswith("| ours gRPC ÷ KServe gRPC |") for line in lines)
+    ours = next(line for line in lines if line.startswith("| 32 | this server, gRPC |"))
+    assert [c.strip() for c in ours.strip("|").split("|")][4:] == ["0.80", "0.50", "1.50"]
+    kserve = next(line for line in lines if line.startswith("| 32 | KServe ModelServer, gRPC"))
+    assert "| 800 (10 failed) |" in kserve and "| 0.53 |" in kserve
+    assert "kserve 0.21.0 `ModelServer`" in text and "- KServe gRPC: 0 wrong of 64" in text
+    assert "- target: our gRPC ≥ KServe's gRPC at 32 in flight: met (1.50x)" in text
+
+
+def test_grpc_section_says_why_kserve_grpc_was_not_measured():
+    rows = grpc_rows(kserve=False)
+    text = render_grpc(rows, [], 2.0, 1.0, kserve_note="not measured: failed to start: exited with 1")
+    assert "KServe's gRPC endpoint: not measured: failed to start: exited with 1." in text
+    assert "KServe ModelServer, gRPC" not in text and kserve_target(rows) == ""
+    rows[("kserve-grpc", 32)] = h2(2400.0)
+    assert kserve_target(rows) == "target: our gRPC ≥ KServe's gRPC at 32 in flight: missed (0.50x)"
