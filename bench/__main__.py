@@ -263,7 +263,7 @@ def run_batch(settings: Settings, base_path: Path) -> str:
         say("batch: starting our server for the REST row")
         running = cs.start(cs.server(base_path, batching=True), LOG_DIR)
         try:
-            measured = batch_bench.measure(base_path, rows=rows, server_url=running.url,
+            measured = batch_bench.measure(base_path, rows=rows, server_url=running.base_url,
                                            model_name=cs.MODEL_NAME, repeats=1 if settings.quick else 3)
         finally:
             running.stop()

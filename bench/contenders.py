@@ -74,8 +74,14 @@ class Running:
     log_path: Path
 
     @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``, for clients that add their own paths."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{PREDICT_PATH}"
+        """The 1-row bench's predict URL."""
+        return self.base_url + PREDICT_PATH
 
     def log_tail(self, chars: int = 1500) -> str:
         try:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from pipeline.serving.errors import CODE_NAMES, ServingError
+from pipeline.serving.rest import float_text
 from pipeline.serving.rest import json_tensor as jt
 from pipeline.serving.rest.float_text import decimal_text, json_array, json_items
 from pipeline.serving.rest.http_status import HTTP_STATUS, http_status
@@ -372,19 +373,39 @@ def test_float_text_is_tf_servings_write_decimal(dtype, values, text):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("scale", [1e-40, 1e-6, 1.0, 1e5, 1e8, 1e30])
+@pytest.mark.parametrize("scale", [1e-40, 1e-12, 1e-6, 1.0, 1e5, 1e8, 1e20, 1e27, 1e30])
 def test_vectorised_float_text_matches_the_one_value_reference(dtype, scale):
+    """Plain and scientific notation (e-07, e+20), subnormals, ties: byte for byte `decimal_text`."""
     rng = np.random.default_rng(int(np.log10(scale)) + 50)
     values = rng.standard_normal(5000) * scale
-    values[::7] = np.round(values[::7], 2)          # short decimals: the 6-digit case
+    values[::7] = np.round(values[::7] / scale, 2) * scale  # short decimals: the 6-digit case
     values[::11] = np.round(values[::11] * 1000)     # whole numbers: the ".0" case
+    values[::13] = 10.0 ** rng.integers(-30, 30, values[::13].size)  # powers of ten: 1e+28
     with np.errstate(over="ignore", under="ignore"):
         array = values.astype(dtype)
     single = dtype == np.float32
-    expected = "[" + ",".join(decimal_text(v, single) for v in array.astype(np.float64).tolist()) + "]"
-    assert json_array(array).decode() == expected
+    texts = [decimal_text(v, single) for v in array.astype(np.float64).tolist()]
+    assert json_array(array).decode() == "[" + ",".join(texts) + "]"
+    assert json_array(array.reshape(-1, 1)).decode() == "[" + ",".join(f"[{t}]" for t in texts) + "]"
     matrix = array.reshape(1000, 5, 1)
     assert orjson.dumps(json_items(matrix), option=orjson.OPT_SERIALIZE_NUMPY) == json_array(matrix)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(), (1,), (1, 1), (2, 3, 1), (32,), (4, 8)])
+def test_small_tensors_written_one_by_one_match_the_vectorised_text(monkeypatch, dtype, shape):
+    """A 1-row prediction takes the per-value path: byte for byte what the vectorised path writes."""
+    rng = np.random.default_rng(len(shape))
+    values = rng.standard_normal(math.prod(shape)) * 10.0 ** rng.integers(-8, 12, math.prod(shape))
+    values[::5] = np.round(values[::5], 1)
+    array = values.astype(dtype).reshape(shape)
+    small, small_items = json_array(array), shape and json_items(array)
+    assert math.prod(shape) <= float_text.SMALL_TENSOR
+    monkeypatch.setattr(float_text, "SMALL_TENSOR", 0)
+    assert small == json_array(array)
+    if shape:  # json_items needs rank >= 1
+        assert orjson.dumps(small_items) == orjson.dumps(json_items(array), option=orjson.OPT_SERIALIZE_NUMPY)
+    assert np.allclose(orjson.loads(small), array.astype(np.float64), rtol=1e-6)
 
 
 def test_ints_and_bools_are_json_natives():
