@@ -149,6 +149,16 @@ def test_targets_are_judged_on_ratios_measured_in_the_same_run():
     assert verdicts["dashboard first paint ≤ 1.5× one-line app"] == "Pass"  # lower is better: 1.2
 
 
+def test_batching_on_is_held_to_six_times_kserve_at_32_connections():
+    results = full_results()
+    del results.unavailable["batching"]
+    six = "this server, batching on (default): 1-row req/s at 32 conns ≥ 6× KServe"
+    for rps, verdict in ((5000.0, "Miss"), (5500.0, "Pass")):  # ÷ KServe's 900: 5.6×, 6.1×
+        for conns in CONNECTIONS:
+            results.predict[("batching", conns)] = load(rps)
+        assert {c.target: c.verdict for c in evaluate_targets(results)}[six] == verdict
+
+
 def test_a_missing_contender_makes_its_targets_not_applicable_and_skips_unselected_batching():
     results = full_results()
     for conns in CONNECTIONS:
@@ -178,7 +188,8 @@ def test_table_has_a_row_per_point_with_ratios_to_each_other_contender():
 def test_report_has_facts_tables_and_marks_misses():
     text = render(full_results())
     assert "- date: 2026-01-01" in text
-    assert "## 1-row `:predict`" in text and "## Against floors" in text and "## Targets (issue 5)" in text
+    assert "## 1-row `:predict`" in text and "## Against floors" in text
+    assert "## Targets (issues 5 and 10)" in text
     assert "| **Miss** |" in text
     assert "600 rows/s (server)" in text and "0.60×" in text
     assert "3.00 s (dashboard)" in text
