@@ -23,7 +23,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import launch
-from pipeline.client import local_server
+from pipeline.client import local_server, serving_protos
 from pipeline.client.errors import ClientError
 from pipeline.client.grpc import GrpcClient
 from pipeline.client.rest import ServingClient
@@ -185,22 +185,21 @@ _CPP_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog
 _TF_IMPORT_LOCK = threading.Lock()
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow's Serving protos (and so TensorFlow) with the process's stderr silenced
-    for the duration, so its C++ start-up lines (oneDNN, CUDA stubs, absl's preamble, which no
-    environment variable silences) never reach the terminal the dashboard runs in. Called only
-    before the first gRPC request; TensorFlow stays out of the dashboard's start-up path."""
-    if "tensorflow" in sys.modules:
+def load_grpc_protos_quietly() -> None:
+    """Import TensorFlow Serving's gRPC protos before the first gRPC request. They load without
+    TensorFlow's runtime (`pipeline.client.serving_protos`); should that fall back to importing
+    TensorFlow, the process's stderr is silenced meanwhile, so its C++ start-up lines (oneDNN,
+    CUDA stubs, absl's preamble, which no environment variable silences) never reach the terminal
+    the dashboard runs in."""
+    if "tensorflow_serving.apis.predict_pb2" in sys.modules:
         return
     with _TF_IMPORT_LOCK:
-        if "tensorflow" in sys.modules:
-            return
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         saved = os.dup(2)
         try:
             with open(os.devnull, "wb") as null:
                 os.dup2(null.fileno(), 2)
-                import tensorflow_serving.apis.predict_pb2  # noqa: F401
+                serving_protos.load()
         finally:
             os.dup2(saved, 2)
             os.close(saved)

@@ -3,8 +3,8 @@ official stubs of `tensorflow-serving-api`.
 
 The gRPC twin of `pipeline.client.rest.ServingClient`, for the dashboard and scripts: every failure is
 a `ClientError` whose `str()` a user can act on (its `message` starts with the gRPC status name, e.g.
-`NOT_FOUND: Servable not found ...`). TensorFlow's protos are imported on the first call, never at
-import, so a page importing this module starts fast::
+`NOT_FOUND: Servable not found ...`). The protos are imported on the first call, never at import,
+and without TensorFlow's runtime (`serving_protos`), so a page using this module stays fast::
 
     from pipeline.client.grpc import GrpcClient
 
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.client import serving_protos
 from pipeline.client.errors import ClientError
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -93,6 +94,7 @@ class GrpcClient:
         """One unary call; (response, seconds). Every failure becomes a ClientError."""
         import grpc
 
+        serving_protos.load()
         if service == "prediction":
             from tensorflow_serving.apis import prediction_service_pb2_grpc as stubs
 
@@ -120,6 +122,8 @@ class GrpcClient:
         """Predict `rows` (a float32 [n, d] tensor) with `signature`; the input key is `input_name`
         or, if None, the signature's only input (read once from the model's metadata)."""
         import numpy as np
+
+        serving_protos.load()
         from tensorflow_serving.apis import predict_pb2
 
         key = input_name or self._input_name(model, version, label, signature)
@@ -139,6 +143,7 @@ class GrpcClient:
 
     def model_status(self, model: str, version: int | None = None) -> list[dict[str, Any]]:
         """`model_version_status` as the REST API shows it: version, state name, status."""
+        serving_protos.load()
         from tensorflow_serving.apis import get_model_status_pb2
 
         request = get_model_status_pb2.GetModelStatusRequest()
@@ -155,6 +160,8 @@ class GrpcClient:
     def metadata(self, model: str, version: int | None = None, label: str | None = None) -> dict[str, Any]:
         """GetModelMetadata(signature_def) as the REST metadata JSON: model_spec and signature_def."""
         from google.protobuf import json_format
+
+        serving_protos.load()
         from tensorflow_serving.apis import get_model_metadata_pb2
 
         request = get_model_metadata_pb2.GetModelMetadataRequest()
@@ -205,11 +212,42 @@ def _code_name(number: int) -> str:
     return codes[number].name if number in codes else str(number)
 
 
-def _tensor_values(proto: Any) -> Any:
-    """A response TensorProto as nested Python lists."""
-    import tensorflow as tf
+# DataType number -> (numpy dtype, the TensorProto field holding values when there is no
+# tensor_content), for the types a model answers with; tf.make_ndarray's rules, without TensorFlow.
+_DTYPES: dict[int, tuple[str, str]] = {
+    1: ("float32", "float_val"), 2: ("float64", "double_val"), 3: ("int32", "int_val"),
+    4: ("uint8", "int_val"), 5: ("int16", "int_val"), 6: ("int8", "int_val"),
+    7: ("object", "string_val"), 9: ("int64", "int64_val"), 10: ("bool", "bool_val"),
+    17: ("uint16", "int_val"), 19: ("float16", "half_val"), 22: ("uint32", "uint32_val"),
+    23: ("uint64", "uint64_val"),
+}
 
-    return tf.make_ndarray(proto).tolist()
+
+def _tensor_values(proto: Any) -> Any:
+    """A response TensorProto as nested Python lists (strings as bytes), as
+    `tf.make_ndarray(proto).tolist()` gives them: `tensor_content` bytes, else the typed values,
+    the last one repeated to fill the shape (TF's compact form), zeros when there are none."""
+    import numpy as np
+
+    shape = [dim.size for dim in proto.tensor_shape.dim]
+    if proto.dtype not in _DTYPES:  # rare types (complex, bfloat16, ...): TensorFlow's own reader
+        import tensorflow as tf
+
+        return tf.make_ndarray(proto).tolist()
+    dtype, field = _DTYPES[proto.dtype]
+    size = int(np.prod(shape, dtype=np.int64))
+    if proto.tensor_content and dtype != "object":
+        little_endian = np.dtype(dtype).newbyteorder("<")
+        return np.frombuffer(proto.tensor_content, dtype=little_endian).reshape(shape).tolist()
+    values = list(getattr(proto, field))
+    if dtype == "float16":  # half_val holds the 16-bit patterns as ints
+        array = np.array(values, dtype=np.uint16).view(np.float16)
+    else:
+        array = np.array(values, dtype=dtype)
+    if array.size != size:
+        filler = array[-1] if array.size else (b"" if dtype == "object" else 0)
+        array = np.concatenate([array, np.full(size - array.size, filler, dtype=array.dtype)])
+    return array.reshape(shape).tolist()
 
 
 def _client_error(error: Any, url: str, timeout: float) -> ClientError:
