@@ -102,6 +102,11 @@ class ServableManager:
     def model_names(self) -> list[str]:
         return list(self._models)
 
+    def serves(self, model_name: str) -> bool:
+        """Whether `model_name` is configured now (config reloads included): a dict lookup, for
+        per-request checks such as which names may become metric labels."""
+        return model_name in self._models
+
     def start(self, wait_for_first_poll: bool = True) -> None:
         """Start one polling thread per model. With `wait_for_first_poll`, return once every model
         has tried the versions on disk at start-up (loaded or failed): missing or empty base paths

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import requests
 
-from tests.server.harness import Models, Server, free_port, install_version, start_server, wait_for
+from tests.server.harness import (
+    Models,
+    Server,
+    free_port,
+    install_version,
+    metric_value,
+    start_server,
+    wait_for,
+)
 
 RELOAD_TIMEOUT = 60.0
 ENTRY = "config {{ name: '{name}' base_path: '{path}' model_platform: 'tensorflow' {extra} }}"
@@ -51,7 +59,7 @@ def test_models_added_changed_relabelled_and_removed_while_serving(models: Model
         "--grpc_channel_arguments=grpc.max_connection_age_ms=2000,grpc.lb_policy_name=grpclb",
         "--rest_api_num_threads=4", "--tensorflow_intra_op_parallelism=1",
         "--tensorflow_inter_op_parallelism=1", "--enable_model_warmup=true",
-        "--num_request_iterations_for_warmup=1", "--flush_filesystem_caches=false",
+        "--num_request_iterations_for_warmup=1", "--flush_filesystem_caches=false", "--enable_prometheus",
     ], tmp_path / "server.log")
     try:
         assert "--flush_filesystem_caches=False has no effect here" in server.log()
@@ -60,6 +68,9 @@ def test_models_added_changed_relabelled_and_removed_while_serving(models: Model
         write_config(config, kept, ENTRY.format(name="hpt", path=base, extra=""))
         wait_for(lambda: status_of(server, "hpt") == {"2": "AVAILABLE"}, RELOAD_TIMEOUT)
         assert predict(server, "hpt").json() == {"predictions": [3.5]}
+        # a model the reload added is counted like one configured at start-up
+        assert metric_value(server, "tensorflow_serving_request_count_total", model_name="hpt",
+                            status="OK") == 1.0
 
         specific = "model_version_policy { specific { versions: 1 versions: 2 } }"
         write_config(config, kept, ENTRY.format(name="hpt", path=base, extra=specific))

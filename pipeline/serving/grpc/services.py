@@ -166,7 +166,7 @@ class Front:
             answer(None, error)
 
     def _known(self, model_name: str) -> bool:
-        return model_name in self.manager.model_names
+        return self.manager.serves(model_name)
 
     def _count_drop(self, model_name: str, reason: str) -> None:
         if self.core.metrics is not None and self._known(model_name):

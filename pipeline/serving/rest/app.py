@@ -99,7 +99,6 @@ class RestApi:
         self.metrics = metrics
         self.admission = admission
         self.executor = ThreadPoolExecutor(max_workers=options.num_threads, thread_name_prefix="rest-worker")
-        self._known_models = frozenset(manager.model_names)
         self._extra_headers = _JSON + (_CORS if options.enable_cors else [])
 
     def close(self) -> None:
@@ -176,7 +175,7 @@ class RestApi:
             log.exception("Internal error serving %s %s", method, path)
             return 500, json_tensor.error_body(f"Internal error: {type(error).__name__}: {error}")
         finally:
-            if self.metrics is not None and api is not None and model_name in self._known_models:
+            if self.metrics is not None and api is not None and self.manager.serves(model_name):
                 self.metrics.record_request(model_name, api, code, time.perf_counter() - started)
 
     async def _in_worker(self, function: Callable[..., None], api: str, model_name: str, *args: Any) -> bytes:
@@ -226,7 +225,7 @@ class RestApi:
             answer(None, error)
 
     def _count_drop(self, model_name: str, reason: str) -> None:
-        if self.metrics is not None and model_name in self._known_models:
+        if self.metrics is not None and self.manager.serves(model_name):
             self.metrics.record_dropped(model_name, reason)
 
     def _infer(self, answer: Answer, deadline: Deadline, api: str, model_name: str, version: int | None,
