@@ -391,6 +391,20 @@ def test_vectorised_float_text_matches_the_one_value_reference(dtype, scale):
     assert orjson.dumps(json_items(matrix), option=orjson.OPT_SERIALIZE_NUMPY) == json_array(matrix)
 
 
+def test_float32_exact_ties_round_to_even_like_printf_without_the_one_by_one_path():
+    """float32 values from 1e-4 to 1e9 that sit exactly on a 9- or 6-digit rounding tie
+    (710809.0625 -> 710809.062, 1234565 -> 1234565.0) are written by the vectorised path."""
+    rng = np.random.default_rng(9)
+    whole = rng.integers(1, 2**24, 4000).astype(np.float64) * 2.0 ** rng.integers(-7, 6, 4000)
+    halves = np.floor(whole) + rng.choice([0.5, 0.25, 0.125, 0.0625, 0.03125], 4000)
+    fives = rng.integers(100_000, 10_000_000, 2000) * 10.0 + 5  # 6 digits: an exact tie
+    array = np.concatenate([halves, fives, -halves[:500]]).astype(np.float32)
+    texts = [decimal_text(v, True) for v in array.astype(np.float64).tolist()]
+    assert json_array(array).decode() == "[" + ",".join(texts) + "]"
+    assert "710809.062" in json_array(np.array([710809.0625] * 40, np.float32)).decode()
+    assert float_text._plan(array).scientific.all()  # no value left to decimal_text
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(), (1,), (1, 1), (2, 3, 1), (32,), (4, 8)])
 def test_small_tensors_written_one_by_one_match_the_vectorised_text(monkeypatch, dtype, shape):

@@ -70,11 +70,12 @@ def decimal_text(value: float, single: bool) -> str:
     return text if ("." in text or "e" in text) else text + ".0"
 
 
-def _round_digits(magnitude: np.ndarray, digits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(m, X, exact): `magnitude` (> 0, float64) rounded to `digits` significant digits as m
+def _round_digits(magnitude: np.ndarray, digits: int) -> tuple[np.ndarray, ...]:
+    """(m, X, exact, scaled): `magnitude` (> 0, float64) rounded to `digits` significant digits as m
     (a whole float64, 10^(digits-1) <= m < 10^digits) times 10^(X - digits + 1); `exact` is False
     where float64 arithmetic came too close to a tie to be sure of the rounding, or where an
-    inexact power of ten rounded m up to 10^digits (exact ones cannot: 9.9999995 has exponent 1)."""
+    inexact power of ten rounded m up to 10^digits (exact ones cannot: 9.9999995 has exponent 1).
+    `scaled` is the float64 product m was rounded from: magnitude x 10^(digits - 1 - X)."""
     exponent = np.floor(np.log10(magnitude)).astype(np.int64)
     scaled = magnitude * _pow10(digits - 1 - exponent)
     off = (scaled >= 10.0**digits - 0.5).astype(np.int64) - (scaled < 10.0 ** (digits - 1))
@@ -86,7 +87,7 @@ def _round_digits(magnitude: np.ndarray, digits: int) -> tuple[np.ndarray, np.nd
     exact &= mantissa < 10.0**digits  # an inexact power of ten (1e28 * 1e-22) can round up to it
     if np.abs(exponent).max(initial=0) > _POW10_LIMIT - digits:
         exact &= np.abs(digits - 1 - exponent) <= _POW10_LIMIT
-    return mantissa, exponent, exact
+    return mantissa, exponent, exact, scaled
 
 
 def _nearest_double(mantissa: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -121,10 +122,17 @@ def _plan(flat: np.ndarray) -> _Plan:
     if not every_nonzero:
         magnitude[~nonzero] = 1.0
     if single:
-        nine, exponent, exact = _round_digits(magnitude, 9)
-        # 6 digits from the 9: the same rounding unless the 3 digits dropped are exactly 500
-        exact &= nine % 1000 != 500
-        six = np.floor((nine + 500) / 1000)
+        nine, exponent, exact, scaled = _round_digits(magnitude, 9)
+        # For X in [-4, 8], scaled = float32 x 10^(8 - X) with 8 - X in [0, 12] holds at most
+        # 24 + 28 significant bits: float64 computed it exactly, so rint's ties-to-even is printf's
+        # and the 6-digit rounding below can tell an exact tie from a near one. Elsewhere a value
+        # whose 3 dropped digits are exactly 500 is left to decimal_text.
+        scaled_exactly = (exponent >= -4) & (exponent <= 8)
+        kept = np.floor(nine / 1000)
+        dropped = nine - 1000 * kept
+        tie_up = (scaled > nine) | ((scaled == nine) & (kept % 2 == 1))  # above the tie, or to even
+        six = kept + ((dropped > 500) | ((dropped == 500) & tie_up))
+        exact = scaled_exactly | (exact & (dropped != 500))
         carry = six >= 1e6  # 9999995xx rounds up to 1000000: one more digit before the point
         if carry.any():
             six[carry] = 1e5
@@ -137,7 +145,7 @@ def _plan(flat: np.ndarray) -> _Plan:
         exponent = np.where(reads_back, six_exponent, exponent)
         digits = np.where(reads_back, 6, 9)
     else:  # 17 digits exceed what float64 arithmetic can round exactly: those values are patched
-        mantissa, exponent, exact = _round_digits(magnitude, 6)
+        mantissa, exponent, exact, _ = _round_digits(magnitude, 6)
         exact &= _nearest_double(mantissa, 5 - exponent) == magnitude
         exact &= (exponent >= -17) & (exponent <= 27)  # where that check is exact, as above
         digits = 6
