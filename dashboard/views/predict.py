@@ -13,7 +13,6 @@ answer the same rows side by side.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -22,10 +21,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, predict_history, utils
+from dashboard import charts, predict_history, predict_requests, utils
 from pipeline.client import local_server
 from pipeline.client.errors import ClientError
-from pipeline.client.rest import PredictResult, available_versions, served_version, signature_names
+from pipeline.client.rest import PredictResult, available_versions, signature_names
 from pipeline.client.snippets import (
     curl_command,
     curl_file_command,
@@ -34,7 +33,7 @@ from pipeline.client.snippets import (
     python_snippet,
 )
 from pipeline.client.urls import is_local_url, model_url
-from pipeline.store.versions import list_versions, read_run_record
+from pipeline.store.versions import list_versions
 from pipeline.training.data import X_HIGH, X_LOW, true_values
 
 ROWS_KEY, EDITOR_KEY, CSV_KEY = "predict_rows", "predict_editor", "predict_csv"
@@ -63,82 +62,6 @@ def random_rows(count: int, rng: np.random.Generator | None = None) -> pd.DataFr
     rng = rng or np.random.default_rng()
     values = np.round(rng.uniform(X_LOW, X_HIGH, size=(count, 2)), 3)
     return pd.DataFrame(values, columns=list(utils.FEATURES))
-
-
-def true_weights(version: int | None) -> tuple[list[float], float, str]:
-    """The true ``w0``, ``b0`` the served version was trained against (its run record, read
-    from this machine's model folder when the server is local), else the project defaults;
-    and where they came from, for the caption."""
-    if version is not None and is_local_url(utils.serving_url()):
-        record = read_run_record(utils.base_path() / str(version)) or {}
-        true = record.get("true") or {}
-        if len(true.get("w") or []) == 2 and true.get("b") is not None:
-            return [float(v) for v in true["w"]], float(true["b"]), f"version {version}'s run record"
-    settings = utils.settings()
-    return list(settings.true_w), settings.true_b, "the project defaults"
-
-
-def served(target: dict[str, Any]) -> int | None:
-    """The version a request to ``target`` reaches (an explicit one, else from the metadata)."""
-    if "version" in target:
-        return int(target["version"])
-    try:
-        return served_version(utils.get_client().metadata(utils.model_name(), **target))
-    except ClientError:
-        return None
-
-
-def send_grpc(rows: np.ndarray, target: dict[str, Any], signature: str) -> tuple[PredictResult, int]:
-    """The same predict over gRPC (PredictionService/Predict with the official stubs), shown like
-    a REST exchange: the request's model_spec and rows, the response's outputs; and the version
-    that answered (gRPC says it). Kept in the request history as a gRPC request."""
-    values = np.asarray(rows).tolist()
-    utils.load_grpc_protos_quietly()  # quiet even if they fall back to importing TensorFlow
-    client = utils.get_grpc_client()
-    spec = {"name": utils.model_name(), "signature_name": signature, **target}
-    request = {"model_spec": spec, "inputs": values}
-    try:
-        answer = client.predict(utils.model_name(), values, version=target.get("version"),
-                                label=target.get("label"), signature=signature)
-    except ClientError as exc:
-        predict_history.record(target, request, len(values), error=exc, transport="gRPC")
-        raise
-    result = PredictResult(url=f"{client.url}/tensorflow.serving.PredictionService/Predict", request=request,
-                           response={"model_spec": {"name": answer.model, "version": answer.version,
-                                                    "signature_name": answer.signature},
-                                     "outputs": answer.outputs},
-                           status_code=0, latency_s=answer.latency_s)
-    predict_history.record(target, request, len(values), result=result, version=answer.version,
-                           transport="gRPC")
-    return result, answer.version
-
-
-def send(rows: np.ndarray, target: dict[str, Any], signature: str, fmt: str,
-         version: int | None = None) -> PredictResult:
-    """One predict call for ``rows`` with the page's choices, kept in the request history with
-    ``version``, the version it reaches (raises ClientError, after recording it)."""
-    values = np.asarray(rows).tolist()
-    data = {"instances": values} if fmt == "row" else {"inputs": values}
-    signature_name = None if signature == "serving_default" else signature
-    try:
-        result = utils.get_client().predict(utils.model_name(), signature_name=signature_name, **target,
-                                            **data)
-    except ClientError as exc:
-        request = {"signature_name": signature_name, **data} if signature_name else data
-        predict_history.record(target, request, len(values), error=exc)
-        raise
-    predict_history.record(target, result.request, len(values), result=result, version=version)
-    return result
-
-
-def inputs_key(rows: np.ndarray | None, target: dict[str, Any], signature: str, fmt: str,
-               transport: str = "REST") -> str:
-    """A fingerprint of everything an answer depends on: the rows, version or label, signature,
-    format, transport. An answer whose fingerprint differs from the page's is stale."""
-    digest = hashlib.sha1(json.dumps([target, signature, fmt, transport], sort_keys=True).encode())
-    if rows is not None:
-        digest.update(np.ascontiguousarray(rows, dtype=np.float64).tobytes())
-    return digest.hexdigest()
 
 
 def render_inputs() -> tuple[pd.DataFrame, str | None]:
@@ -362,8 +285,9 @@ def render_compare(versions: list[int], rows: np.ndarray | None, signature: str,
     second = b_col.selectbox("Second version", versions, index=0, key="compare_b")
     if go_col.button("Compare", key="predict_compare_send", disabled=rows is None, icon=":material/compare:"):
         def compare() -> dict:
-            answers = {v: send(rows, {"version": v}, signature, fmt, v) for v in (first, second)}
-            return {"rows": rows, "true": true_weights(second),
+            answers = {v: predict_requests.send(rows, {"version": v}, signature, fmt, v)
+                       for v in (first, second)}
+            return {"rows": rows, "true": predict_requests.true_weights(second),
                     "predicted": {v: utils.prediction_values(r.values, len(rows))
                                   for v, r in answers.items()},
                     "latency": {v: r.latency_s for v, r in answers.items()}}
@@ -403,15 +327,15 @@ def main() -> None:
         rows = None
         st.error(str(exc), icon=":material/table_view:")
     transport = st.session_state.get("predict_transport", "REST")
-    key = inputs_key(rows, target, signature, fmt if transport == "REST" else "", transport)
+    key = predict_requests.inputs_key(rows, target, signature, fmt if transport == "REST" else "", transport)
     blocked = rows is None or csv_problem is not None or not target_ok
     if st.button("Send", key="predict_send", type="primary", disabled=blocked, icon=":material/send:"):
         def predict() -> dict:
             if transport == "gRPC":
-                result, version = send_grpc(rows, target, signature)
+                result, version = predict_requests.send_grpc(rows, target, signature)
             else:
-                version = served(target)
-                result = send(rows, target, signature, fmt, version)
+                version = predict_requests.served(target)
+                result = predict_requests.send(rows, target, signature, fmt, version)
             answered_by = f"label {target['label']}" if "label" in target else "the latest version"
             if "version" in target:
                 answered_by = f"version {version}"
@@ -421,7 +345,8 @@ def main() -> None:
             rest_body = {"instances" if fmt == "row" else "inputs": rows.tolist()}
             if signature != "serving_default":
                 rest_body = {"signature_name": signature, **rest_body}
-            return {"rows": rows, "result": result, "target": answered_by, "true": true_weights(version),
+            return {"rows": rows, "result": result, "target": answered_by,
+                    "true": predict_requests.true_weights(version),
                     "predicted": utils.prediction_values(result.values, len(rows)), "key": key,
                     "version": version, "transport": transport, "signature": signature, "target_spec": target,
                     "rest_url": model_url(utils.serving_url(), utils.model_name(), verb="predict", **target),

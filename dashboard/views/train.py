@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, utils
+from dashboard import charts, train_form, utils
 from pipeline.client import local_server
 from pipeline.runs import lock
 from pipeline.runs.process import TrainingProcess, export_run_in_process
@@ -41,28 +41,12 @@ from pipeline.runs.report import (
 from pipeline.store import records as run_records
 from pipeline.store import serving_config
 from pipeline.store.versions import list_versions, next_version_number
-from pipeline.training.fit import (
-    LR_SCHEDULES,
-    MAX_BATCH_SIZE,
-    MAX_EPOCHS,
-    OPTIMIZERS,
-    TrainConfig,
-    auto_batch_size,
-)
-from pipeline.training.inputs import TRUE_PARAM_BOUND, config_from_inputs
+from pipeline.training.fit import TrainConfig
 
 TERMINAL = ("succeeded", "failed", "cancelled")
-FORM_KEYS = {"train_samples": "samples", "train_noise": "noise", "train_seed": "seed",
-             "train_epochs": "epochs", "train_optimizer": "optimizer", "train_lr": "learning_rate",
-             "train_schedule": "lr_schedule"}
-LOADED_FROM = "train_form_loaded_from"
 MAX_PLOT_POINTS = 2_000
 RECENT_RUNS = 20
 STALE_AFTER_S = 120.0
-
-SCHEDULE_HELP = {"cosine": "decays the rate to 1% over the run, so the last epochs settle on the optimum",
-                 "constant": "keeps the rate fixed for the whole run"}
-
 
 @st.cache_resource
 def job_registry() -> dict[str, TrainingProcess]:
@@ -74,100 +58,6 @@ def job_registry() -> dict[str, TrainingProcess]:
 def number_columns(formats: dict[str, str]) -> dict[str, Any]:
     """Streamlit column settings for ``{column: number format}``."""
     return {name: st.column_config.NumberColumn(format=fmt) for name, fmt in formats.items()}
-
-
-def form_defaults(d: TrainConfig) -> dict[str, Any]:
-    """The form's starting values, by widget key (from the settings' default run)."""
-    return {"train_samples": d.samples, "train_w0": float(d.true_w[0]), "train_w1": float(d.true_w[1]),
-            "train_b": float(d.true_b), "train_noise": float(d.noise), "train_epochs": d.epochs,
-            "train_batch": "auto", "train_optimizer": d.optimizer, "train_lr": float(d.learning_rate),
-            "train_schedule": d.lr_schedule, "train_seed": d.seed, "train_export": True}
-
-
-def load_settings_of(record: dict[str, Any]) -> None:
-    """Put a run's settings into the form (once per run), so a tab opened or reloaded while it
-    trains shows what is training, not the defaults."""
-    if st.session_state.get(LOADED_FROM) == record.get("id"):
-        return
-    cfg = record.get("config") or {}
-    defaults = form_defaults(TrainConfig())
-    for key, field in FORM_KEYS.items():
-        if field in cfg:  # the widget's own type: an int field takes an int, a float field a float
-            st.session_state[key] = type(defaults[key])(cfg[field])
-    true_w = cfg.get("true_w") or []
-    if len(true_w) == 2:
-        st.session_state["train_w0"], st.session_state["train_w1"] = (float(v) for v in true_w)
-    if "true_b" in cfg:
-        st.session_state["train_b"] = float(cfg["true_b"])
-    st.session_state["train_batch"] = str(cfg["batch_size"]) if cfg.get("batch_size") else "auto"
-    st.session_state["train_export"] = bool(record.get("export_requested", True))
-    st.session_state[LOADED_FROM] = record.get("id")
-
-
-def training_form(running: bool) -> tuple[TrainConfig, bool] | None:
-    """The run settings; returns ``(config, export)`` when submitted with valid values,
-    shows an ``st.error`` naming the bad value and returns ``None`` otherwise.
-
-    Fields have no browser-side limits: an out-of-range value (samples = 1) is submitted and
-    refused with a visible message, instead of a tooltip that makes Train do nothing. Floats
-    use ``%g``, so the field shows the exact value it uses (0.004, not 0.00)."""
-    d = TrainConfig.from_settings(utils.settings())
-    for key, default in form_defaults(d).items():  # widgets read their values from here only, so a
-        st.session_state.setdefault(key, default)  # run's settings can be loaded into them
-    with st.form("train_form"):
-        st.markdown("**Data**: `y = x @ w0 + b0 + noise`, inputs `x1`, `x2` uniform in [-10, 10], "
-                    "true weights `w0 = (w1, w2)` and bias `b0`")
-        c1, c2, c3, c4, c5 = st.columns(5)
-        samples = c1.number_input("Samples", step=100, key="train_samples",
-                                  help="Rows of synthetic data, 2 to 10,000,000. Millions train in seconds "
-                                  "per epoch (the batch size grows with the data).")
-        w0 = c2.number_input("True w1", step=0.5, format="%g", key="train_w0",
-                             help=f"Weight of input x1 in the true model (±{TRUE_PARAM_BOUND:,.0f}).")
-        w1 = c3.number_input("True w2", step=0.5, format="%g", key="train_w1",
-                             help=f"Weight of input x2 in the true model (±{TRUE_PARAM_BOUND:,.0f}).")
-        b0 = c4.number_input("True b", step=0.5, format="%g", key="train_b",
-                             help="Bias (intercept) of the true model, b0.")
-        noise = c5.number_input("Noise std", step=0.5, format="%g", key="train_noise",
-                                help="Standard deviation of the Gaussian noise added to y. "
-                                "0 makes the data exactly linear; the loss cannot go below noise².")
-        st.markdown("**Training**")
-        c1, c2, c3, c4, c5 = st.columns(5)
-        epochs = c1.number_input("Epochs", step=1, key="train_epochs",
-                                 help=f"Passes over the data, 1 to {MAX_EPOCHS:,}.")
-        batch_text = c2.text_input("Batch size", key="train_batch",
-                                   help=f"'auto' or a whole number from 1 to {MAX_BATCH_SIZE:,}. Auto is "
-                                   f"64 for small data (e.g. {auto_batch_size(800)} at 800 rows) and grows "
-                                   "to keep about 100 steps per epoch on large data.")
-        optimizer = c3.selectbox("Optimizer", OPTIMIZERS, key="train_optimizer",
-                                 help="Keras optimizer. Adam converges with the defaults; plain SGD "
-                                 "needs a much smaller rate (about 0.001) on this data.")
-        lr = c4.number_input("Learning rate", step=0.01, format="%g",
-                             key="train_lr", help="Initial step size, above 0 and at most 10.")
-        schedule = c5.selectbox("LR schedule", LR_SCHEDULES, key="train_schedule",
-                                help="; ".join(f"{k}: {v}" for k, v in SCHEDULE_HELP.items()))
-        c1, c2, c3 = st.columns([2, 2, 1])
-        seed = c1.number_input("Seed", step=1, key="train_seed",
-                               help="Seeds the data, the initial weights and the shuffling: "
-                               "the same settings give the same run.")
-        export = c2.toggle("Export if it passes the gate", key="train_export",
-                           help="On: a run that converged becomes the next version at once, and a model "
-                           "server that polls this folder serves it (TF Serving serves the newest "
-                           "version). A run the gate warns about is never exported by itself. Off: "
-                           "inspect the result first, then export it with one click.")
-        submitted = c3.form_submit_button("Train", type="primary", disabled=running, key="train_submit",
-                                          width="stretch")
-    if running:
-        st.caption("A run is training on this model folder (one at a time, from any tab): cancel it or "
-                   "wait for it to finish to start another.")
-    if not submitted:
-        return None
-    try:
-        cfg = config_from_inputs(samples=samples, w1=w0, w2=w1, b=b0, noise=noise, seed=seed, epochs=epochs,
-                                 batch=batch_text, optimizer=optimizer, learning_rate=lr, schedule=schedule)
-    except ValueError as exc:
-        st.error(f"Cannot start this run: {exc}", icon=":material/block:")
-        return None
-    return cfg, bool(export)
 
 
 def start_job(cfg: TrainConfig, export: bool) -> str | None:
@@ -424,8 +314,8 @@ def main() -> None:
     # the record, not the process, says when a run is over (a process takes a moment to exit)
     running = job is not None and job.running and (record is None or record.get("status") == "running")
     if record is not None and record.get("status") == "running":
-        load_settings_of(record)
-    submitted = training_form(running or holder is not None)
+        train_form.load_settings_of(record)
+    submitted = train_form.training_form(running or holder is not None)
     if submitted is not None and start_job(*submitted):
         st.rerun()  # redraw the whole page: the form disables itself while the run trains
     if holder is not None and holder.run_id != run_id:
