@@ -136,7 +136,8 @@ class GrpcClient:
             tensor.tensor_shape.dim.add().size = size
         tensor.float_val.extend(array.ravel().tolist())
         response, seconds = self._call("prediction", "Predict", request)
-        outputs = {name: _tensor_values(proto) for name, proto in sorted(response.outputs.items())}
+        outputs = {name: _tensor_values(proto, name, self.url)
+                   for name, proto in sorted(response.outputs.items())}
         return GrpcPredictResult(model=model, version=response.model_spec.version.value,
                                  signature=response.model_spec.signature_name or signature,
                                  outputs=outputs, latency_s=seconds)
@@ -212,42 +213,17 @@ def _code_name(number: int) -> str:
     return codes[number].name if number in codes else str(number)
 
 
-# DataType number -> (numpy dtype, the TensorProto field holding values when there is no
-# tensor_content), for the types a model answers with; tf.make_ndarray's rules, without TensorFlow.
-_DTYPES: dict[int, tuple[str, str]] = {
-    1: ("float32", "float_val"), 2: ("float64", "double_val"), 3: ("int32", "int_val"),
-    4: ("uint8", "int_val"), 5: ("int16", "int_val"), 6: ("int8", "int_val"),
-    7: ("object", "string_val"), 9: ("int64", "int64_val"), 10: ("bool", "bool_val"),
-    17: ("uint16", "int_val"), 19: ("float16", "half_val"), 22: ("uint32", "uint32_val"),
-    23: ("uint64", "uint64_val"),
-}
+def _tensor_values(proto: Any, name: str = "output", url: str = "") -> Any:
+    """A response TensorProto as nested Python lists (strings as bytes), read by the server's own
+    TensorProto reader (`tensor_content`, else the typed values, the last repeated to fill the
+    shape: TensorFlow's rules); ClientError if the answer cannot be read."""
+    from pipeline.serving.errors import ServingError
+    from pipeline.serving.grpc.tensors import to_array
 
-
-def _tensor_values(proto: Any) -> Any:
-    """A response TensorProto as nested Python lists (strings as bytes), as
-    `tf.make_ndarray(proto).tolist()` gives them: `tensor_content` bytes, else the typed values,
-    the last one repeated to fill the shape (TF's compact form), zeros when there are none."""
-    import numpy as np
-
-    shape = [dim.size for dim in proto.tensor_shape.dim]
-    if proto.dtype not in _DTYPES:  # rare types (complex, bfloat16, ...): TensorFlow's own reader
-        import tensorflow as tf
-
-        return tf.make_ndarray(proto).tolist()
-    dtype, field = _DTYPES[proto.dtype]
-    size = int(np.prod(shape, dtype=np.int64))
-    if proto.tensor_content and dtype != "object":
-        little_endian = np.dtype(dtype).newbyteorder("<")
-        return np.frombuffer(proto.tensor_content, dtype=little_endian).reshape(shape).tolist()
-    values = list(getattr(proto, field))
-    if dtype == "float16":  # half_val holds the 16-bit patterns as ints
-        array = np.array(values, dtype=np.uint16).view(np.float16)
-    else:
-        array = np.array(values, dtype=dtype)
-    if array.size != size:
-        filler = array[-1] if array.size else (b"" if dtype == "object" else 0)
-        array = np.concatenate([array, np.full(size - array.size, filler, dtype=array.dtype)])
-    return array.reshape(shape).tolist()
+    try:
+        return to_array(proto, name).tolist()
+    except ServingError as error:
+        raise ClientError(f"The answer's {name!r} cannot be read: {error.message}", url=url) from None
 
 
 def _client_error(error: Any, url: str, timeout: float) -> ClientError:

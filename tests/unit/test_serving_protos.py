@@ -29,15 +29,23 @@ def test_protos_load_without_the_runtime_and_tensorflow_imports_normally_afterwa
         "import sys, time\n"
         "from pipeline.client import serving_protos\n"
         "print(serving_protos.load())\n"
-        "print('tensorflow.python' in sys.modules, 'tensorflow' in sys.modules)\n"
         "from tensorflow_serving.apis import predict_pb2\n"
+        "from pipeline.client.grpc import _tensor_values\n"
+        "answer = predict_pb2.PredictResponse()\n"
+        "answer.outputs['y'].dtype = 1\n"  # DT_FLOAT [2, 1], the way a server answers
+        "answer.outputs['y'].tensor_shape.dim.add().size = 2\n"
+        "answer.outputs['y'].tensor_shape.dim.add().size = 1\n"
+        "answer.outputs['y'].float_val.extend([3.0, 6.5])\n"
+        "print(_tensor_values(answer.outputs['y']))\n"
+        "print('tensorflow.python' in sys.modules, 'tensorflow' in sys.modules)\n"
         "import tensorflow as tf\n"
         "proto = tf.make_tensor_proto([[1.0, 2.0]])\n"
         "request = predict_pb2.PredictRequest()\n"
         "request.inputs['x'].CopyFrom(proto)\n"  # TF's TensorProto is the protos' TensorProto
         "print(type(proto) is type(request.inputs['x']), float(tf.reduce_sum(tf.constant([1.0, 2.0]))))\n")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.splitlines() == ["without the TensorFlow runtime", "False False", "True 3.0"]
+    assert done.stdout.splitlines() == ["without the TensorFlow runtime", "[[3.0], [6.5]]", "False False",
+                                        "True 3.0"]
 
 
 def test_a_failed_runtime_free_import_falls_back_to_the_ordinary_one_and_says_so():
