@@ -57,7 +57,8 @@ def test_we_read_what_tensorflow_wrote(tmp_path: Path) -> None:
     path = tmp_path / "theirs.tfrecord"
     tf_write(path, records)
     report = tfrecord.scan(path)
-    assert list(tfrecord.iter_records(path)) == records and report.records == len(records) and not report.damaged
+    assert list(tfrecord.iter_records(path)) == records
+    assert report.records == len(records) and not report.damaged
 
 
 def test_a_cut_file_reads_up_to_the_cut_where_tensorflow_stops_with_an_error(tmp_path: Path) -> None:

@@ -73,7 +73,8 @@ print(tf_protos.source() == tf_protos.GENERATED_MODULES, type(request) is predic
       tf_protos.message_class("tensorflow.SavedModel").__module__)
 """)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == ["True", "True", "DT_FLOAT", "19", "tensorflow.core.protobuf.saved_model_pb2"]
+    assert done.stdout.split() == ["True", "True", "DT_FLOAT", "19",
+                                   "tensorflow.core.protobuf.saved_model_pb2"]
     warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING pipeline.tf_protos")]
     assert len(warnings) == 1, done.stderr[-3000:]
     assert "reading the generated code failed (SyntaxError: a new protoc)" in warnings[0]
@@ -85,7 +86,8 @@ def test_an_unknown_name_is_a_key_error():
 
 
 def test_the_same_name_gives_the_same_class_and_services_name_their_messages():
-    assert tf_protos.message_class("tensorflow.TensorProto") is tf_protos.message_class("tensorflow.TensorProto")
+    tensor = tf_protos.message_class("tensorflow.TensorProto")
+    assert tf_protos.message_class("tensorflow.TensorProto") is tensor
     predict = tf_protos.service("tensorflow.serving.PredictionService").methods_by_name["Predict"]
     assert (predict.input_type.full_name, predict.output_type.full_name) == (
         "tensorflow.serving.PredictRequest", "tensorflow.serving.PredictResponse")
