@@ -194,7 +194,7 @@ def export_form(entries: list[dict[str, Any]]) -> None:
         if not bodies:
             st.warning("Choose at least one request.")
             return
-        with st.spinner("Writing the warm-up file (in a separate process)…"):
+        with st.spinner("Writing the warm-up file…"):
             try:
                 path = warmup.export_warmup(bodies, utils.base_path() / str(version), utils.model_name())
             except (ValueError, OSError) as exc:

@@ -45,7 +45,6 @@ def send_grpc(rows: np.ndarray, target: dict[str, Any], signature: str) -> tuple
     a REST exchange: the request's model_spec and rows, the response's outputs; and the version
     that answered (gRPC says it). Kept in the request history as a gRPC request."""
     values = np.asarray(rows).tolist()
-    utils.load_grpc_protos_quietly()  # quiet even if they fall back to importing TensorFlow
     client = utils.get_grpc_client()
     spec = {"name": utils.model_name(), "signature_name": signature, **target}
     request = {"model_spec": spec, "inputs": values}

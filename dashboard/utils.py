@@ -11,10 +11,7 @@ switches); every other page reads them through :func:`serving_url` and :func:`mo
 from __future__ import annotations
 
 import io
-import os
 import re
-import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import launch
-from pipeline.client import local_server, serving_protos
+from pipeline.client import local_server
 from pipeline.client.errors import ClientError
 from pipeline.client.grpc import GrpcClient
 from pipeline.client.rest import ServingClient
@@ -96,7 +93,7 @@ def _grpc_client_for(target: str, timeout: float) -> GrpcClient:
 
 def get_grpc_client(timeout: float = CLIENT_TIMEOUT_S) -> GrpcClient:
     """The shared :class:`GrpcClient` for the gRPC target (``Settings.grpc_target``, TF Serving's
-    port 8500). Its first Predict imports TensorFlow's protos (seconds), never at start-up."""
+    port 8500). Its messages are TF Serving's protos, read without importing TensorFlow."""
     return _grpc_client_for(settings().grpc_target, timeout)
 
 
@@ -180,29 +177,6 @@ def autostart_server_once() -> local_server.ServerStatus | None:
 
 _CPP_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)"
                         r"|I\d{4} [\d:.]+\s+\d+ \S+:\d+\])")
-
-
-_TF_IMPORT_LOCK = threading.Lock()
-
-
-def load_grpc_protos_quietly() -> None:
-    """Import TensorFlow Serving's gRPC protos before the first gRPC request. They load without
-    TensorFlow's runtime (`pipeline.client.serving_protos`); should that fall back to importing
-    TensorFlow, the process's stderr is silenced meanwhile, so its C++ start-up lines (oneDNN,
-    CUDA stubs, absl's preamble, which no environment variable silences) never reach the terminal
-    the dashboard runs in."""
-    if "tensorflow_serving.apis.predict_pb2" in sys.modules:
-        return
-    with _TF_IMPORT_LOCK:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        saved = os.dup(2)
-        try:
-            with open(os.devnull, "wb") as null:
-                os.dup2(null.fileno(), 2)
-                serving_protos.load()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def without_cpp_noise(log: str) -> tuple[str, int]:

@@ -64,20 +64,27 @@ def version_dirs(base_path: Path | str) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def read_meta_graph(version_path: Path | str) -> Any:
+def read_meta_graph(version_path: Path | str, saved_model_class: type | None = None) -> Any:
     """The `serve` MetaGraphDef of `<version>/saved_model.pb` (or `.pbtxt`), without loading it.
+
+    Parsed into `saved_model_class`, TensorFlow's own `SavedModel` if None (importing TensorFlow);
+    `pipeline.tf_protos.message_class("tensorflow.SavedModel")` reads it without TensorFlow, for
+    a caller that only looks at it.
 
     Raises ModelDirError with TF Serving's code and wording: NOT_FOUND when there is no SavedModel
     or no `serve` tag set, DATA_LOSS when the file cannot be parsed.
     """
-    from pipeline.tf_env import tensorflow
-
-    tensorflow()  # quiet logs before TensorFlow's protos import the package
     from google.protobuf import text_format
-    from tensorflow.core.protobuf import saved_model_pb2
 
+    if saved_model_class is None:
+        from pipeline.tf_env import tensorflow
+
+        tensorflow()  # quiet logs before TensorFlow's protos import the package
+        from tensorflow.core.protobuf import saved_model_pb2
+
+        saved_model_class = saved_model_pb2.SavedModel
     path = Path(version_path)
-    saved_model = saved_model_pb2.SavedModel()
+    saved_model = saved_model_class()
     binary, text = path / "saved_model.pb", path / "saved_model.pbtxt"
     try:
         if binary.exists():
@@ -145,15 +152,17 @@ class SignatureInfo:
 
 
 def signature_infos(meta_graph: Any) -> dict[str, SignatureInfo]:
-    """Every SignatureDef of a MetaGraphDef, by key, in key order."""
-    from tensorflow.core.framework import types_pb2
+    """Every SignatureDef of a MetaGraphDef, by key, in key order (dtype names from the message's
+    own descriptor, so a MetaGraphDef from either `read_meta_graph` class works)."""
 
     def tensors(infos: Any) -> dict[str, TensorInfo]:
         out = {}
         for name in sorted(infos):
             info = infos[name]
             shape = None if info.tensor_shape.unknown_rank else tuple(d.size for d in info.tensor_shape.dim)
-            out[name] = TensorInfo(types_pb2.DataType.Name(info.dtype), shape, info.name)
+            dtypes = info.DESCRIPTOR.fields_by_name["dtype"].enum_type.values_by_number
+            dtype = dtypes[info.dtype].name if info.dtype in dtypes else str(info.dtype)
+            out[name] = TensorInfo(dtype, shape, info.name)
         return out
 
     return {
@@ -162,9 +171,11 @@ def signature_infos(meta_graph: Any) -> dict[str, SignatureInfo]:
     }
 
 
-def read_signatures(version_path: Path | str) -> dict[str, SignatureInfo]:
-    """Every SignatureDef of a version's `serve` MetaGraph, by key; ModelDirError as read_meta_graph."""
-    return signature_infos(read_meta_graph(version_path))
+def read_signatures(version_path: Path | str, saved_model_class: type | None = None
+                    ) -> dict[str, SignatureInfo]:
+    """Every SignatureDef of a version's `serve` MetaGraph, by key; `saved_model_class` and
+    ModelDirError as read_meta_graph."""
+    return signature_infos(read_meta_graph(version_path, saved_model_class))
 
 
 def read_signature(version_path: Path | str, signature: str = "serving_default") -> SignatureInfo:

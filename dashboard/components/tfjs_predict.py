@@ -25,6 +25,8 @@ STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 TFJS_MIN = STATIC_DIR / "tfjs" / "tf.min.js"
 TFJS_URL = "app/static/tfjs/tf.min.js"
 PUBLISHED = STATIC_DIR / "models"
+"""Where versions' TF.js models are copied for the browser (tests point it at a temporary folder)."""
+PUBLISHED_URL = "app/static/models"
 
 _component = components.declare_component("tfjs_predict", path=str(FRONTEND))
 
@@ -58,21 +60,20 @@ def browser_route_problem() -> str | None:
 
 
 def publish_model(version_path: Path) -> str:
-    """Copy a version's TF.js model into the static folder; return its URL relative to the root.
-
-    Each version folder gets its own place (a short hash of its absolute path), so two model folders
-    that both have a `linear_model/3` never overwrite each other's copy. Re-publishing replaces the
-    copy whole, so the browser always loads the files that are on disk now. Raises FormatError.
-    """
+    """Copy a version's TF.js model into the static folder (`PUBLISHED`); return its URL relative to
+    the root. Each version folder gets its own copy, made again only when its TF.js files change;
+    copies of versions that are gone or changed, and the oldest beyond
+    `pipeline.formats.tfjs.MAX_PUBLISHED`, are deleted meanwhile. Raises FormatError."""
     from pipeline.formats.tfjs import publish_for_browser
 
-    key = published_key(version_path)
-    return publish_for_browser(version_path, PUBLISHED / key, url_prefix=f"app/static/models/{key}")
+    return publish_for_browser(version_path, PUBLISHED, url_prefix=PUBLISHED_URL)
 
 
 def published_key(version_path: Path) -> str:
     """The folder name under `static/models/` that holds the copy of `version_path`'s model."""
-    return hashlib.sha1(str(Path(version_path).resolve()).encode()).hexdigest()[:12]
+    from pipeline.formats.tfjs import published_key
+
+    return published_key(version_path)
 
 
 def run_id(model_url: str, rows: list[list[float]], stamp: float) -> str:

@@ -128,9 +128,8 @@ def render_options(versions: list[int], reachable: bool) -> tuple[dict[str, Any]
     signature = sig_col.selectbox("Signature", names, key="predict_signature")
     transport = transport_col.radio("Transport", TRANSPORTS, key="predict_transport", horizontal=True,
                                     help=f"REST at {utils.serving_url()}, or gRPC at "
-                                    f"{utils.settings().grpc_target} (PredictionService/Predict, the "
-                                    "official stubs; the first gRPC call loads TensorFlow's protos, a few "
-                                    "seconds).")
+                                    f"{utils.settings().grpc_target} (PredictionService/Predict with "
+                                    "TF Serving's own protos, read without loading TensorFlow).")
     fmt = fmt_col.radio("Request format", list(FORMATS), format_func=FORMATS.get, key="predict_format",
                         horizontal=True, disabled=transport == "gRPC",
                         help="REST only: gRPC sends the rows as one TensorProto.")

@@ -3,8 +3,11 @@ official stubs of `tensorflow-serving-api`.
 
 The gRPC twin of `pipeline.client.rest.ServingClient`, for the dashboard and scripts: every failure is
 a `ClientError` whose `str()` a user can act on (its `message` starts with the gRPC status name, e.g.
-`NOT_FOUND: Servable not found ...`). The protos are imported on the first call, never at import,
-and without TensorFlow's runtime (`serving_protos`), so a page using this module stays fast::
+`NOT_FOUND: Servable not found ...`). The messages are TF Serving's own protos, read from the
+installed `tensorflow-serving-api` without importing TensorFlow (`pipeline.tf_protos`, on the first
+call, never at import), and the methods are called by their full names
+(`/tensorflow.serving.PredictionService/Predict`), so a page using this module stays fast and
+leaves `sys.modules` alone::
 
     from pipeline.client.grpc import GrpcClient
 
@@ -24,11 +27,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.client import serving_protos
+from pipeline import tf_protos
 from pipeline.client.errors import ClientError
 
 DEFAULT_SIGNATURE = "serving_default"
 MAX_MESSAGE_BYTES = 2**31 - 1
+PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
+MODEL_SERVICE = "tensorflow.serving.ModelService"
+HEALTH_SERVICE = "grpc.health.v1.Health"
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class GrpcClient:
         self._root_certificates = root_certificates
         self._lock = threading.Lock()
         self._channel: Any = None
+        self._methods: dict[str, Any] = {}  # "/service/method" -> the channel's callable
         self._inputs: dict[tuple, str] = {}  # (model, version, label, signature) -> input key
 
     def __repr__(self) -> str:
@@ -73,6 +80,7 @@ class GrpcClient:
         """Close the channel; a later call opens a new one."""
         with self._lock:
             channel, self._channel = self._channel, None
+            self._methods.clear()
         if channel is not None:
             channel.close()
 
@@ -91,28 +99,39 @@ class GrpcClient:
             return self._channel
 
     def _call(self, service: str, method: str, request: Any) -> tuple[Any, float]:
-        """One unary call; (response, seconds). Every failure becomes a ClientError."""
+        """One unary call of `service`'s `method` (full service name); (response, seconds). Every
+        failure becomes a ClientError."""
         import grpc
 
-        serving_protos.load()
-        if service == "prediction":
-            from tensorflow_serving.apis import prediction_service_pb2_grpc as stubs
-
-            stub = stubs.PredictionServiceStub(self._open())
-        elif service == "model":
-            from tensorflow_serving.apis import model_service_pb2_grpc as stubs
-
-            stub = stubs.ModelServiceStub(self._open())
-        else:
-            from grpc_health.v1 import health_pb2_grpc
-
-            stub = health_pb2_grpc.HealthStub(self._open())
+        call = self._method(service, method)
         started = time.perf_counter()
         try:
-            response = getattr(stub, method)(request, timeout=self.timeout)
+            response = call(request, timeout=self.timeout)
         except grpc.RpcError as error:
             raise _client_error(error, self.url, self.timeout) from None
         return response, time.perf_counter() - started
+
+    def _method(self, service: str, method: str) -> Any:
+        """The channel's callable for `/service/method`, (de)serializing with the method's own
+        message classes (TF Serving's from `tf_protos`, grpc.health.v1's from grpcio-health-checking)."""
+        path = f"/{service}/{method}"
+        channel = self._open()
+        with self._lock:
+            if path in self._methods:
+                return self._methods[path]
+        if service == HEALTH_SERVICE:
+            from grpc_health.v1 import health_pb2
+
+            response_class: Any = health_pb2.HealthCheckResponse
+        else:
+            descriptor = tf_protos.service(service).methods_by_name[method]
+            response_class = tf_protos.message_class(descriptor.output_type.full_name)
+        call = channel.unary_unary(path, request_serializer=_serialize,
+                                   response_deserializer=response_class.FromString)
+        with self._lock:
+            if self._channel is channel:
+                self._methods[path] = call
+        return call
 
     # -- API ---------------------------------------------------------------------------------------
 
@@ -123,19 +142,16 @@ class GrpcClient:
         or, if None, the signature's only input (read once from the model's metadata)."""
         import numpy as np
 
-        serving_protos.load()
-        from tensorflow_serving.apis import predict_pb2
-
         key = input_name or self._input_name(model, version, label, signature)
         array = np.asarray(rows, dtype=np.float32)
-        request = predict_pb2.PredictRequest()
+        request = tf_protos.message_class("tensorflow.serving.PredictRequest")()
         _model_spec(request.model_spec, model, version, label, signature)
         tensor = request.inputs[key]
         tensor.dtype = 1  # DT_FLOAT
         for size in array.shape:
             tensor.tensor_shape.dim.add().size = size
         tensor.float_val.extend(array.ravel().tolist())
-        response, seconds = self._call("prediction", "Predict", request)
+        response, seconds = self._call(PREDICTION_SERVICE, "Predict", request)
         outputs = {name: _tensor_values(proto, name, self.url)
                    for name, proto in sorted(response.outputs.items())}
         return GrpcPredictResult(model=model, version=response.model_spec.version.value,
@@ -144,15 +160,12 @@ class GrpcClient:
 
     def model_status(self, model: str, version: int | None = None) -> list[dict[str, Any]]:
         """`model_version_status` as the REST API shows it: version, state name, status."""
-        serving_protos.load()
-        from tensorflow_serving.apis import get_model_status_pb2
-
-        request = get_model_status_pb2.GetModelStatusRequest()
+        request = tf_protos.message_class("tensorflow.serving.GetModelStatusRequest")()
         request.model_spec.name = model
         if version is not None:
             request.model_spec.version.value = version
-        response, _ = self._call("model", "GetModelStatus", request)
-        state = get_model_status_pb2.ModelVersionStatus.State
+        response, _ = self._call(MODEL_SERVICE, "GetModelStatus", request)
+        state = tf_protos.enum("tensorflow.serving.ModelVersionStatus.State")
         return [{"version": entry.version, "state": state.Name(entry.state),
                  "status": {"error_code": _code_name(entry.status.error_code),
                             "error_message": entry.status.error_message}}
@@ -162,14 +175,11 @@ class GrpcClient:
         """GetModelMetadata(signature_def) as the REST metadata JSON: model_spec and signature_def."""
         from google.protobuf import json_format
 
-        serving_protos.load()
-        from tensorflow_serving.apis import get_model_metadata_pb2
-
-        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        request = tf_protos.message_class("tensorflow.serving.GetModelMetadataRequest")()
         _model_spec(request.model_spec, model, version, label, None)
         request.metadata_field.append("signature_def")
-        response, _ = self._call("prediction", "GetModelMetadata", request)
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response, _ = self._call(PREDICTION_SERVICE, "GetModelMetadata", request)
+        signature_map = tf_protos.message_class("tensorflow.serving.SignatureDefMap")()
         response.metadata["signature_def"].Unpack(signature_map)
         as_dict = json_format.MessageToDict(signature_map, preserving_proto_field_name=True)
         return {"model_spec": {"name": response.model_spec.name,
@@ -181,7 +191,7 @@ class GrpcClient:
         SERVICE_UNKNOWN or UNKNOWN. A server without the health service raises ClientError."""
         from grpc_health.v1 import health_pb2
 
-        response, _ = self._call("health", "Check", health_pb2.HealthCheckRequest(service=service))
+        response, _ = self._call(HEALTH_SERVICE, "Check", health_pb2.HealthCheckRequest(service=service))
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
     def _input_name(self, model: str, version: int | None, label: str | None, signature: str) -> str:
@@ -206,11 +216,13 @@ def _model_spec(spec: Any, model: str, version: int | None, label: str | None, s
         spec.signature_name = signature
 
 
-def _code_name(number: int) -> str:
-    from tensorflow_serving.apis import status_pb2
+def _serialize(message: Any) -> bytes:
+    return message.SerializeToString()
 
-    codes = status_pb2.StatusProto.DESCRIPTOR.fields_by_name["error_code"].enum_type.values_by_number
-    return codes[number].name if number in codes else str(number)
+
+def _code_name(number: int) -> str:
+    codes = tf_protos.enum("tensorflow.error.Code")
+    return codes.Name(number) if number in codes.values() else str(number)
 
 
 def _tensor_values(proto: Any, name: str = "output", url: str = "") -> Any:

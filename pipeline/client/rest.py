@@ -7,7 +7,9 @@ Streamlit and no process control here (starting a local server is `local_server`
 the client is usable from a notebook or a script::
 
     from pipeline.client.rest import ServingClient
-    from pipeline.client.errors import ClientError
+    from pipeline.client import sessions
+from pipeline.client import sessions
+from pipeline.client.errors import ClientError
 
     client = ServingClient("http://127.0.0.1:8501")
     try:
@@ -25,7 +27,6 @@ tokens TF Serving writes for non-finite floats; request bodies are written with
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from typing import Any
 
 import requests
 
+from pipeline.client import sessions
 from pipeline.client.errors import ClientError
 from pipeline.client.urls import Version, model_url, normalize_url
 
@@ -89,25 +91,20 @@ def _down_hint(base_url: str) -> str:
 class ServingClient:
     """Speaks TF Serving's REST API at ``base_url``; every failure raises :class:`ClientError`.
 
-    Thread-safe: each thread uses its own ``requests.Session`` (kept-alive connections), so
-    one client can be shared by every dashboard session.
+    Thread-safe: each exchange borrows a ``requests.Session`` from the server's pool
+    (`pipeline.client.sessions`: one pool per base URL, kept-alive connections reused by every
+    thread and every client of that server, closed at exit), so one client can be shared by every
+    dashboard session, and clients are cheap to make.
     """
 
     def __init__(self, base_url: str, timeout: float = 5.0):
         self.base_url = normalize_url(base_url)
         self.timeout = timeout
-        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"ServingClient({self.base_url!r}, timeout={self.timeout})"
 
     # -- transport ---------------------------------------------------------------------------------
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
 
     def _send(self, method: str, url: str, body: Body = None) -> tuple[requests.Response, float]:
         """One HTTP exchange; transport failures become ClientError, any HTTP answer is returned."""
@@ -115,7 +112,8 @@ class ServingClient:
         headers = {"Content-Type": "application/json"} if data is not None else {}
         start = time.perf_counter()
         try:
-            response = self._session().request(method, url, data=data, headers=headers, timeout=self.timeout)
+            with sessions.pool_for(self.base_url).session() as session:
+                response = session.request(method, url, data=data, headers=headers, timeout=self.timeout)
         except requests.Timeout:
             raise ClientError(
                 f"No answer within {self.timeout:g} s", url=url,

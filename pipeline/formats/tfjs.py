@@ -17,15 +17,18 @@ the SavedModel.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import shutil
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from pipeline.formats.errors import FormatError
-from pipeline.formats.files import staged_dir
+from pipeline.formats.files import remove_leftovers, staged_dir
 from pipeline.formats.graph_model import FrozenGraph, GraphModel, to_graph_model
 
 TFJS_DIR = "tfjs"
@@ -130,23 +133,99 @@ def model_files(version_path: Path | str) -> list[Path]:
     return [manifest, *shards]
 
 
-def publish_for_browser(
-    version_path: Path | str, static_dir: Path | str, url_prefix: str = "app/static"
-) -> str:
-    """Copy a version's TF.js model to `<static_dir>/models/<name>/<version>/`; return its URL.
+MAX_PUBLISHED = 16
+"""Copies `publish_for_browser` keeps in its folder; the least recently published go first."""
+PUBLISHED_RECORD = "published.json"
+"""Inside each copy: the version folder it was copied from and that model's file fingerprint."""
+
+
+def published_key(version_path: Path | str) -> str:
+    """The folder name of `version_path`'s copy: a short hash of its absolute path, so two model
+    folders that both have a `linear_model/3` never share (or overwrite) a copy."""
+    return hashlib.sha1(str(Path(version_path).resolve()).encode()).hexdigest()[:12]
+
+
+def publish_for_browser(version_path: Path | str, publish_dir: Path | str,
+                        url_prefix: str = "app/static/models", keep: int = MAX_PUBLISHED) -> str:
+    """Copy a version's TF.js model to `<publish_dir>/<key>/` (`published_key`); return its URL,
+    `<url_prefix>/<key>/model.json`.
 
     Streamlit serves `<app folder>/static/` at `app/static/` when `server.enableStaticServing` is
-    on; the returned URL (`app/static/models/<name>/<version>/model.json`) is relative to the
-    dashboard's root, so it works behind a `baseUrlPath` too. Re-publishing replaces the copy whole.
+    on; with `publish_dir` = `<app folder>/static/models` the default URL is relative to the
+    dashboard's root, so it works behind a `baseUrlPath` too. The copy is made when missing or when
+    the version's TF.js files changed since (replaced whole), else reused. Each publish also prunes
+    the folder: a copy whose version folder or TF.js model is gone or changed is deleted, and so
+    are the least recently published beyond `keep`, so the folder never grows without bound.
+    Raises FormatError if the version has no TF.js model.
     """
-    path = Path(version_path)
+    path = Path(version_path).resolve()
     files = model_files(path)
-    target = Path(static_dir) / "models" / path.parent.name / path.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with staged_dir(target) as staging:
-        for file in files:
-            shutil.copyfile(file, staging / file.name)
-    return f"{url_prefix.rstrip('/')}/models/{path.parent.name}/{path.name}/{MODEL_JSON}"
+    folder = Path(publish_dir)
+    key = published_key(path)
+    target = folder / key
+    record = {"source": str(path), "fingerprint": _fingerprint(files)}
+    folder.mkdir(parents=True, exist_ok=True)
+    if _read_record(target) != record:
+        with staged_dir(target) as staging:
+            for file in files:
+                shutil.copyfile(file, staging / file.name)
+            (staging / PUBLISHED_RECORD).write_text(json.dumps(record))
+    now = time.time_ns()  # exact, unlike the file system's coarse clock: the newest for pruning
+    os.utime(target / PUBLISHED_RECORD, ns=(now, now))
+    prune_published(folder, keep=keep, keep_key=key)
+    return f"{url_prefix.rstrip('/')}/{key}/{MODEL_JSON}"
+
+
+def prune_published(publish_dir: Path | str, keep: int = MAX_PUBLISHED,
+                    keep_key: str | None = None) -> list[str]:
+    """Delete the copies in `publish_dir` whose version's TF.js model is gone or changed since they
+    were made (or that have no readable record), then the least recently published beyond `keep`
+    (never `keep_key`); the keys deleted."""
+    folder = Path(publish_dir)
+    if not folder.is_dir():
+        return []
+    removed: list[str] = []
+    current: list[tuple[int, str]] = []
+    for child in folder.iterdir():
+        if child.name.startswith(".") or not child.is_dir() or child.name == keep_key:
+            continue  # a copy being written (staged_dir's hidden folder), not ours, or just published
+        record = _read_record(child)
+        fresh = record is not None and _source_fingerprint(record.get("source")) == record.get("fingerprint")
+        if not fresh:
+            removed.append(child.name)
+        else:
+            current.append(((child / PUBLISHED_RECORD).stat().st_mtime_ns, child.name))
+    current.sort(reverse=True)
+    removed += [name for _, name in current[max(0, keep - (keep_key is not None)):]]
+    for name in removed:
+        shutil.rmtree(folder / name, ignore_errors=True)
+        remove_leftovers(folder, name)
+    return sorted(removed)
+
+
+def _fingerprint(files: list[Path]) -> list[list]:
+    """What identifies this export of a TF.js model: each file's name, size, mtime and inode (an
+    export writes a new folder, so every one changes)."""
+    stats = [(file.name, file.stat()) for file in files]
+    return [[name, st.st_size, st.st_mtime_ns, st.st_ino] for name, st in stats]
+
+
+def _source_fingerprint(source: object) -> list[list] | None:
+    """The fingerprint of the TF.js model in version folder `source` now; None if it is gone."""
+    if not isinstance(source, str):
+        return None
+    try:
+        return _fingerprint(model_files(source))
+    except (FormatError, OSError):
+        return None
+
+
+def _read_record(copy: Path) -> dict | None:
+    try:
+        record = json.loads((copy / PUBLISHED_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def zip_tfjs(version_path: Path | str) -> bytes:

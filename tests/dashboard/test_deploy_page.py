@@ -157,6 +157,23 @@ def test_convert_then_every_route_agrees_with_the_savedmodel(env: Path, built: d
     assert len(REST_CALLS) == asked + 2 and len(REST_CALLS[-1]) == 22  # new rows: asked by themselves
 
 
+@pytest.mark.skipif(not tfjs_predict.TFJS_MIN.is_file(), reason="tf.min.js missing: run `make tfjs`")
+def test_the_browser_copy_is_published_and_stale_copies_are_pruned(env: Path, built: dict[str, Path],
+                                                                  tmp_path: Path) -> None:
+    published = tmp_path / "published"  # the env fixture's PUBLISHED: never the checkout's static folder
+    stale = published / "0ld1ay0ut" / "models" / "linear_model" / "1"  # a copy of a version long gone
+    stale.mkdir(parents=True)
+    version = install(built["linear"], env)
+    at = AppTest.from_file(PAGE, default_timeout=240).run()
+    at.button(key="deploy_convert").click().run()
+    assert not at.exception
+    assert summary(at)[deploy_routes.TFJS]["timed"].startswith("waiting for your browser")
+    key = tfjs_predict.published_key(version)
+    assert [p.name for p in published.iterdir()] == [key]
+    assert (published / key / "model.json").read_bytes() == (version / "tfjs" / "model.json").read_bytes()
+    assert not (tfjs_predict.STATIC_DIR / "models" / key).exists()
+
+
 def test_a_failed_conversion_is_readable_and_leaves_the_savedmodel_alone(env: Path,
                                                                          built: dict[str, Path]) -> None:
     version = install(built["sin"], env)

@@ -44,6 +44,19 @@ def test_chosen_requests_are_written_as_prediction_logs(tmp_path: Path) -> None:
     np.testing.assert_array_equal(tf.make_ndarray(second.inputs["inputs"]), [[0.5, -0.5]])
     assert not list(version.glob("assets.extra/.*.tmp"))
 
+    # the bytes TensorFlow's own protos and TFRecordWriter write for the same requests
+    from tensorflow_serving.apis import model_pb2, predict_pb2
+
+    expected = tmp_path / "expected"
+    with tf.io.TFRecordWriter(str(expected)) as writer:
+        for rows in ([[1.0, 2.0], [5.0, 7.0]], [[0.5, -0.5]]):
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name="linear_model", signature_name="serving_default"))
+            request.inputs["inputs"].CopyFrom(tf.make_tensor_proto(np.asarray(rows, dtype=np.float32)))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    assert written.read_bytes() == expected.read_bytes()
+
 
 def test_an_unknown_signature_is_refused_and_nothing_written(tmp_path: Path) -> None:
     version = linear_version(tmp_path / "m" / "1")

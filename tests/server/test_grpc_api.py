@@ -296,6 +296,69 @@ def test_the_dashboard_client_predicts_reads_status_metadata_and_health(server: 
     client.close()
 
 
+CLIENT_THEN_STUBS = """
+import json
+from pipeline.client.grpc import GrpcClient
+client = GrpcClient({target!r}, timeout={timeout})
+mine = {{"predict": client.predict("linear", [[1.0, 2.0], [5.0, 7.0]]).outputs,
+        "pinned": client.predict("half_plus_two", [[1.0], [3.0]], label="stable", input_name="x").outputs,
+        "status": client.model_status("half_plus_two"), "metadata": client.metadata("linear")}}
+seen = list({seen})
+
+import grpc
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
+                                     predict_pb2, prediction_service_pb2_grpc)
+channel = grpc.insecure_channel({target!r})
+prediction = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+def predict(model, rows, key, label=""):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    if label:
+        request.model_spec.version_label = label
+    request.inputs[key].CopyFrom(tf.make_tensor_proto(rows, dtype=tf.float32))
+    answer = prediction.Predict(request, {timeout})
+    return {{name: tf.make_ndarray(proto).tolist() for name, proto in answer.outputs.items()}}
+status_request = get_model_status_pb2.GetModelStatusRequest()
+status_request.model_spec.name = "half_plus_two"
+status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(status_request, {timeout})
+metadata_request = get_model_metadata_pb2.GetModelMetadataRequest()
+metadata_request.model_spec.name = "linear"
+metadata_request.metadata_field.append("signature_def")
+metadata = prediction.GetModelMetadata(metadata_request, {timeout})
+signature_map = get_model_metadata_pb2.SignatureDefMap()
+metadata.metadata["signature_def"].Unpack(signature_map)
+official = {{"predict": predict("linear", [[1.0, 2.0], [5.0, 7.0]], "inputs"),
+            "pinned": predict("half_plus_two", [[1.0], [3.0]], "x", label="stable"),
+            "status": [[entry.version, get_model_status_pb2.ModelVersionStatus.State.Name(entry.state)]
+                       for entry in status.model_version_status],
+            "signatures": json_format.MessageToDict(signature_map, preserving_proto_field_name=True),
+            "version": metadata.model_spec.version.value}}
+print(json.dumps({{"mine": mine, "seen": seen, "official": official}}))
+"""
+
+
+def test_the_dashboard_client_never_imports_tensorflow_and_reads_what_the_official_stubs_read(
+        server: GrpcServer) -> None:
+    """Predict, GetModelStatus and GetModelMetadata from the dashboard's client in a fresh process,
+    with nothing importing TensorFlow or putting it in sys.modules (an audit hook watches), then the
+    same calls with TensorFlow and the official stubs in the same process: the same answers."""
+    from tests.support.no_tensorflow import SEEN, run_watched
+
+    done = run_watched(CLIENT_THEN_STUBS.format(target=server.target, timeout=RPC_TIMEOUT, seen=SEEN))
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    mine, official = report["mine"], report["official"]
+    assert report["seen"] == []
+    assert mine["predict"] == official["predict"] == {"output_0": [[3.0], [6.0]]}
+    assert mine["pinned"] == official["pinned"] == {"y": [[2.5], [3.5]]}
+    assert [[entry["version"], entry["state"]] for entry in mine["status"]] == official["status"]
+    assert {entry["status"]["error_code"] for entry in mine["status"]} == {"OK"}
+    assert mine["metadata"]["metadata"]["signature_def"] == official["signatures"]
+    assert mine["metadata"]["model_spec"] == {"name": "linear", "version": str(official["version"])}
+
+
 def test_the_grpc_snippet_runs_as_printed(server: GrpcServer) -> None:
     snippet = grpc_python_snippet(server.target, "linear", [[1.0, 2.0]], version=1)
     printed: list[str] = []

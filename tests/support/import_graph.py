@@ -9,8 +9,8 @@ The rules (see README "Design"):
 - no import cycle among the project's modules;
 - `pipeline/` never imports `dashboard` or `streamlit` (the UI sits on top, never underneath);
 - `pipeline/serving/` imports nothing from `pipeline/` but the shared leaves (`model_dir`,
-  `settings`, `tf_env`, `lifeline`, and `formats.tflite` with its own imports for LiteRT): the server
-  is a separate program;
+  `settings`, `tf_env`, `lifeline`, `tf_protos`, and `formats.tflite` with its own imports for
+  LiteRT): the server is a separate program;
 - the serving core (`pipeline/serving/*.py` itself, not its `__main__` entry point) never imports a
   front end (`pipeline.serving.rest`, `pipeline.serving.grpc`), so front ends plug in beside it.
 """
@@ -28,6 +28,9 @@ PACKAGES = ("pipeline", "dashboard")
 SERVING = "pipeline.serving"
 SERVING_MAY_USE = frozenset({"pipeline.model_dir", "pipeline.settings", "pipeline.tf_env",
                              "pipeline.lifeline",
+                             # TensorFlow's DataType enum for the gRPC tensor reader, which the
+                             # dashboard's gRPC client shares: read without importing TensorFlow
+                             "pipeline.tf_protos",
                              # LiteRT runs .tflite versions: the project's one runner, and its imports
                              "pipeline.formats.tflite", "pipeline.formats.errors", "pipeline.formats.files"})
 FRONT_ENDS = ("pipeline.serving.rest", "pipeline.serving.grpc")
@@ -215,7 +218,7 @@ def report(root: Path = ROOT) -> tuple[bool, str]:
         ("pipeline/ never imports dashboard or streamlit",
          [f"{i.source}:{i.line} imports {i.target}" for i in ui_imports_in_pipeline(imports)]),
         ("pipeline/serving/ imports only the shared leaves (model_dir, settings, tf_env, lifeline, "
-         "formats.tflite) from outside it",
+         "tf_protos, formats.tflite) from outside it",
          [f"{i.source}:{i.line} imports {i.target}" for i in serving_reaching_out(imports, modules)]),
         ("the serving core imports no front end (rest/, grpc/)",
          [f"{i.source}:{i.line} imports {i.target}" for i in core_importing_front_ends(imports)]),

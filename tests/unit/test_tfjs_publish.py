@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -17,7 +18,14 @@ import pytest
 from pipeline.formats.errors import FormatError
 from pipeline.formats.files import staged_dir
 from pipeline.formats.graph_model import GraphModel
-from pipeline.formats.tfjs import model_files, publish_for_browser, write_graph_model, zip_tfjs
+from pipeline.formats.tfjs import (
+    model_files,
+    prune_published,
+    publish_for_browser,
+    published_key,
+    write_graph_model,
+    zip_tfjs,
+)
 
 
 def _model(tag: str) -> GraphModel:
@@ -73,21 +81,66 @@ def test_leftovers_of_a_dead_export_are_removed_but_a_running_one_is_kept(tmp_pa
 
 def test_publish_copies_the_model_to_static_and_returns_its_app_url(tmp_path):
     version = _version(tmp_path)
-    static = tmp_path / "dashboard" / "static"
-    url = publish_for_browser(version, static)
-    assert url == "app/static/models/linear_model/3/model.json"
-    published = static / "models" / "linear_model" / "3"
-    assert (published / "group1-shard2of2.bin").read_bytes() == b"v1"
-    assert (published / "model.json").read_bytes() == (version / "tfjs" / "model.json").read_bytes()
+    published = tmp_path / "dashboard" / "static" / "models"
+    url = publish_for_browser(version, published)
+    key = published_key(version)
+    assert url == f"app/static/models/{key}/model.json"
+    assert (published / key / "group1-shard2of2.bin").read_bytes() == b"v1"
+    assert (published / key / "model.json").read_bytes() == (version / "tfjs" / "model.json").read_bytes()
+    assert publish_for_browser(version, published, url_prefix="/base/app/static/models/") == \
+        f"/base/app/static/models/{key}/model.json"
 
 
-def test_publishing_again_serves_the_newer_export(tmp_path):
+def test_two_model_folders_with_the_same_name_and_version_get_two_copies(tmp_path):
+    first, second = _version(tmp_path / "a", "first"), _version(tmp_path / "b", "second")
+    published = tmp_path / "published"
+    assert publish_for_browser(first, published) != publish_for_browser(second, published)
+    assert sorted((published / published_key(v) / "group1-shard2of2.bin").read_bytes()
+                  for v in (first, second)) == [b"first", b"second"]
+
+
+def test_publishing_again_serves_the_newer_export_and_reuses_an_unchanged_copy(tmp_path):
     version = _version(tmp_path, "first")
-    static = tmp_path / "static"
-    publish_for_browser(version, static)
+    published = tmp_path / "published"
+    publish_for_browser(version, published)
+    shard = published / published_key(version) / "group1-shard2of2.bin"
+    copied = shard.stat().st_ino
+    publish_for_browser(version, published)
+    assert shard.stat().st_ino == copied  # nothing changed: nothing copied again
     write_graph_model(_model("second"), version / "tfjs")
-    publish_for_browser(version, static, url_prefix="/base/app/static/")
-    assert (static / "models" / "linear_model" / "3" / "group1-shard2of2.bin").read_bytes() == b"second"
+    publish_for_browser(version, published)
+    assert shard.read_bytes() == b"second"
+
+
+def test_copies_of_versions_that_are_gone_or_changed_are_pruned_when_publishing(tmp_path):
+    published = tmp_path / "published"
+    names = ("gone", "changed", "kept", "current")
+    gone, changed, kept, current = (_version(tmp_path / name) for name in names)
+    for version in (gone, changed, kept):
+        publish_for_browser(version, published)
+    shutil.rmtree(gone)
+    write_graph_model(_model("re-exported"), changed / "tfjs")
+    (published / "0ld1ay0ut" / "models" / "linear_model" / "3").mkdir(parents=True)  # an old copy, no record
+    running = published / f".{published_key(current)}.tmp-{os.getpid()}-busy"  # a publish in progress
+    running.mkdir()
+    publish_for_browser(current, published)
+    assert sorted(p.name for p in published.iterdir() if not p.name.startswith(".")) == sorted(
+        [published_key(kept), published_key(current)])
+    assert running.is_dir()
+
+
+def test_the_number_of_copies_is_bounded_and_the_least_recently_published_go_first(tmp_path):
+    published = tmp_path / "published"
+    versions = [_version(tmp_path / str(i)) for i in range(6)]
+    for version in versions[:4]:
+        publish_for_browser(version, published, keep=3)
+    assert sorted(p.name for p in published.iterdir()) == sorted(published_key(v) for v in versions[1:4])
+    publish_for_browser(versions[1], published, keep=3)  # published again: the newest now
+    publish_for_browser(versions[4], published, keep=3)
+    publish_for_browser(versions[5], published, keep=3)
+    assert sorted(p.name for p in published.iterdir()) == sorted(
+        published_key(v) for v in (versions[1], versions[4], versions[5]))
+    assert prune_published(published, keep=1) == sorted(published_key(v) for v in (versions[1], versions[4]))
 
 
 def test_zip_holds_model_json_and_shards_in_one_named_folder(tmp_path):

@@ -22,13 +22,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-from tensorflow.core.framework import tensor_pb2, types_pb2
 
+from pipeline import tf_protos
 from pipeline.serving.errors import ServingError, invalid
 
-DataType = types_pb2.DataType
+if TYPE_CHECKING:
+    from tensorflow.core.framework import tensor_pb2
+
+DataType = tf_protos.enum("tensorflow.DataType")
+"""TensorFlow's DataType enum, read without importing TensorFlow: the dashboard's gRPC client reads
+answers with `to_array` too (its TensorProtos come from `tf_protos`, the server's from the generated
+modules; both have the same fields)."""
 MAX_MESSAGE_BYTES = 2**31 - 1
 MAX_FILLED_BYTES = 256 * 1024 * 1024
 """Largest tensor a short `*_val` field may be expanded to (project limit, see the module doc)."""
