@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline import state
 from pipeline.model_dir import ModelDirError
 from pipeline.settings import PROJECT_ROOT
 
@@ -73,9 +74,7 @@ def _write(job: dict[str, Any]) -> Path:
     version_dir = Path(job["version_dir"])
     signatures = read_signatures(version_dir)
     out = warmup_path(version_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{WARMUP_FILE}.tmp")
-    with tf.io.TFRecordWriter(str(tmp)) as writer:
+    with state.atomic_path(out) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
         for item in job["requests"]:
             name = item["signature_name"]
             if name not in signatures:
@@ -88,7 +87,6 @@ def _write(job: dict[str, Any]) -> Path:
             request.inputs[keys[0]].CopyFrom(tf.make_tensor_proto(np.asarray(item["rows"], dtype=np.float32)))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
-    os.replace(tmp, out)
     return out
 
 

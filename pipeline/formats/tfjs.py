@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.formats.errors import FormatError
-from pipeline.formats.files import staged_dir
 from pipeline.formats.graph_model import FrozenGraph, GraphModel, to_graph_model
+from pipeline.state import staged_dir
 
 TFJS_DIR = "tfjs"
 MODEL_JSON = "model.json"

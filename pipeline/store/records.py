@@ -10,17 +10,15 @@ in its ``assets.extra/run.json``. History is always read back from disk.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import platform
-import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from pipeline import state
 
 RUNS_DIR = "runs"
 EXPORT_LOCK = ".export.lock"
@@ -62,11 +60,7 @@ def save_run(base_path: Path | str, record: dict[str, Any]) -> Path:
         raise ValueError(f"invalid run id {run_id!r}")
     folder = runs_dir(base_path)
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{run_id}.json"
-    tmp = folder / f".{run_id}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(record, indent=1, allow_nan=True))
-    os.replace(tmp, target)
-    return target
+    return state.atomic_write_json(folder / f"{run_id}.json", record, indent=1)
 
 
 def load_run(base_path: Path | str, run_id: str) -> dict[str, Any] | None:
@@ -91,36 +85,13 @@ def list_runs(base_path: Path | str) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: str(r.get("id", "")), reverse=True)
 
 
-_held = threading.local()
-"""Base paths whose export lock this thread holds (the lock is re-entrant per thread)."""
-
-
-@contextlib.contextmanager
-def export_lock(base_path: Path | str) -> Iterator[None]:
-    """Hold the base path's export lock (an exclusive `flock`, so it works across processes and
-    is released by the kernel if the holder dies). Whoever reads a run record, exports it and
+def export_lock(base_path: Path | str) -> contextlib.AbstractContextManager[None]:
+    """Hold the base path's export lock (:func:`pipeline.state.file_lock`: across processes, and
+    released by the kernel if the holder dies). Whoever reads a run record, exports it and
     writes the record back does all three under it, so a run is never exported twice; every
     export and delete of a version takes it too, so the version high-water mark
     (:mod:`pipeline.store.versions`) is read and raised by one writer at a time.
 
     Re-entrant within a thread (an export of a recorded run holds it around the version
-    export, which takes it again): a second ``flock`` on a new descriptor would deadlock."""
-    base = Path(base_path)
-    base.mkdir(parents=True, exist_ok=True)
-    key = str(base.resolve())
-    held: dict[str, int] = _held.__dict__.setdefault("paths", {})
-    if held.get(key):
-        held[key] += 1
-        try:
-            yield
-        finally:
-            held[key] -= 1
-        return
-    with open(base / EXPORT_LOCK, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        held[key] = 1
-        try:
-            yield
-        finally:
-            held[key] = 0
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    export, which takes it again)."""
+    return state.file_lock(Path(base_path) / EXPORT_LOCK, reentrant=True)

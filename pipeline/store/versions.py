@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline import state
 from pipeline.model_dir import parse_version
-from pipeline.pids import pid_alive
 from pipeline.store.records import export_lock
 
 RUN_RECORD = Path("assets.extra") / "run.json"
@@ -92,23 +92,6 @@ def check_writable_base_path(base_path: Path | str) -> Path:
     return path
 
 
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            with open(os.path.join(dirpath, name), "rb") as fh:
-                os.fsync(fh.fileno())
-        _fsync_dir(Path(dirpath))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-
 def remove_stale_temp_dirs(base_path: Path) -> list[Path]:
     """Delete leftovers of exports or deletions whose process is gone; return them."""
     removed = []
@@ -119,7 +102,7 @@ def remove_stale_temp_dirs(base_path: Path) -> list[Path]:
             continue
         parts = child.name.split("-")
         pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else -1
-        if pid == os.getpid() or (pid > 0 and pid_alive(pid)):
+        if pid == os.getpid() or (pid > 0 and state.pid_alive(pid)):
             continue
         shutil.rmtree(child, ignore_errors=True)
         removed.append(child)
@@ -152,9 +135,7 @@ def _raise_high_water_mark(base_path: Path, version: int) -> None:
             return
     except (OSError, ValueError):
         pass
-    tmp = base_path / f"{HIGH_WATER}.{os.getpid()}.tmp"
-    tmp.write_text(f"{version}\n")
-    os.replace(tmp, base_path / HIGH_WATER)
+    state.atomic_write_text(base_path / HIGH_WATER, f"{version}\n")
 
 
 def next_version_number(base_path: Path | str) -> int:
@@ -200,7 +181,7 @@ def _claim_number(base: Path, tmp: Path, run_record: dict[str, Any], created: st
         version = next_version_number(base)
         record = {**run_record, "version": version, "created": created}
         _write_json(tmp / RUN_RECORD, record)
-        _fsync_tree(tmp)
+        state.fsync_tree(tmp)
         target = base / str(version)
         try:
             os.rename(tmp, target)
@@ -208,7 +189,7 @@ def _claim_number(base: Path, tmp: Path, run_record: dict[str, Any], created: st
             if target.exists():
                 continue
             raise
-        _fsync_dir(base)
+        state.fsync_dir(base)
         _raise_high_water_mark(base, version)
         return VersionInfo(version, target, created, _tree_size(target), record)
     raise RuntimeError(f"could not claim a version number under {base} after 100 attempts")
@@ -233,18 +214,8 @@ def update_run_record(version_path: Path | str, updates: dict[str, Any]) -> dict
     temporary file in ``assets.extra``, fsynced, renamed): for facts learned after the version
     was renamed into place, such as its other formats. Model servers ignore ``assets.extra``'s
     ``run.json``, so a served version is never disturbed. Returns the new record."""
-    target = Path(version_path) / RUN_RECORD
     record = {**(read_run_record(version_path) or {}), **updates}
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(json.dumps(record, indent=2, sort_keys=True, allow_nan=True))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    state.atomic_write_json(Path(version_path) / RUN_RECORD, record, indent=2, sort_keys=True)
     return record
 
 

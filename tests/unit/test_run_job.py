@@ -79,8 +79,9 @@ def test_one_run_at_a_time_per_model_folder(tmp_path):
 
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        lock.record(tmp_path, "20260101T000000-busy01", sleeper.pid, [sys.executable, "-c",
-                                                                     "import time; time.sleep(60)"])
+        from pipeline.state import ProcessRecord
+
+        lock.record(tmp_path, "20260101T000000-busy01", ProcessRecord.of(sleeper.pid))
         with pytest.raises(lock.TrainingBusy, match="run 20260101T000000-busy01 is training"):
             jobs.run_training(TrainConfig(samples=200, epochs=1), tmp_path)
         assert runs.list_runs(tmp_path) == []

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.pids import process_matches
+from pipeline import state
+from pipeline.runs import lock
 from pipeline.runs.process import (
+    LOGS_KEPT,
     TrainingProcess,
     export_run_in_process,
-    pid_path,
-    read_pid_file,
     seed_demo_in_process,
 )
 from pipeline.store import records as runs
 from pipeline.store import versions as registry
 from pipeline.training.fit import TrainConfig
-from tests.support.net import wait_for
+from tests.support.net import stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 120.0
@@ -97,15 +97,32 @@ def test_seeding_with_a_bad_count_reports_why(tmp_path):
         seed_demo_in_process(tmp_path / "linear_model", 0)
 
 
-def test_the_childs_pid_and_command_are_recorded(tmp_path, started):
+def test_the_childs_process_record_is_the_folders_training_lock(tmp_path, started):
     base = tmp_path / "linear_model"
     job = started(LONG_RUN)
-    pid, command = read_pid_file(base, job.run_id)
-    assert pid == job.pid
-    assert command[1:4] == ["-m", "pipeline.runs.process", "--base-path"]
-    # between fork and exec the child still shows our command line; then exactly the recorded one
-    wait_for(lambda: process_matches(pid, command), 30)
-    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1] == [c.encode() for c in command]
+    holder = lock.holder(base)
+    assert holder.run_id == job.run_id and holder.pid == job.pid and holder.process.matches()
+    assert holder.process.command[1:4] == ("-m", "pipeline.runs.process", "--base-path")
+    assert holder.process.start_time == state.start_time(job.pid)
+
+
+def test_a_finished_run_leaves_no_process_record_and_old_logs_are_pruned(tmp_path):
+    """No pid file per run: the only record is the folder's training lock, gone when the run
+    ends; logs of the newest LOGS_KEPT runs stay."""
+    base = tmp_path / "linear_model"
+    runs_dir = runs.runs_dir(base)
+    runs_dir.mkdir(parents=True)
+    old_logs = [runs_dir / f".20200101T0000{n:02d}-old{n:03d}.log" for n in range(LOGS_KEPT + 5)]
+    for log in old_logs:
+        log.write_text("old run\n")
+    job = TrainingProcess(TrainConfig(samples=200, epochs=2, batch_size=8), base, export=False).start()
+    job.join(120)
+    assert job.record()["status"] == "succeeded"
+    left = sorted(p.name for p in base.rglob("*") if p.suffix == ".pid" or p.name == lock.LOCK_NAME)
+    assert left == []
+    logs = sorted(p.name for p in runs_dir.glob(".*.log"))
+    assert len(logs) == LOGS_KEPT and f".{job.run_id}.log" in logs
+    assert logs[:-1] == [p.name for p in old_logs[-(LOGS_KEPT - 1):]]  # the oldest went
 
 
 def test_after_a_dashboard_restart_a_running_run_can_still_be_cancelled(tmp_path, started):
@@ -122,12 +139,24 @@ def test_after_a_dashboard_restart_a_running_run_can_still_be_cancelled(tmp_path
     assert registry.list_versions(base) == []
 
 
-def test_a_reused_pid_is_never_signalled(tmp_path):
+@pytest.mark.parametrize("same_command", [True, False], ids=["same-command-other-start", "other-command"])
+def test_a_reused_pid_is_never_attached_nor_signalled(tmp_path, same_command):
+    """The run's process is gone and its pid belongs to another process now (even one running the
+    trainer's very command line: only the start time tells them apart)."""
     base = tmp_path / "linear_model"
     runs.save_run(base, {"id": "r1", "status": "running", "config": {}})
-    # this test process holds the recorded pid now, running another command
-    pid_path(base, "r1").write_text(json.dumps({"pid": os.getpid(), "command": ["python", "-m", "x"]}))
-    assert TrainingProcess.attach(base, "r1") is None
+    newcomer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        live = state.ProcessRecord.of(newcomer.pid)
+        command = live.command if same_command else ("python", "-m", "pipeline.runs.process")
+        (base / lock.LOCK_NAME).write_text(json.dumps({
+            "run_id": "r1", "pid": newcomer.pid, "start_time": live.start_time - same_command,
+            "command": list(command)}))
+        assert lock.holder(base) is None  # the folder is free
+        assert TrainingProcess.attach(base, "r1") is None  # nothing to cancel
+        assert newcomer.poll() is None
+    finally:
+        stop_process(newcomer)
 
 
 DASHBOARD = """
@@ -155,6 +184,6 @@ def test_a_run_whose_dashboard_dies_cancels_itself_and_exports_nothing(tmp_path)
         assert registry.list_versions(base) == []
     finally:
         dashboard.kill()
-        found = read_pid_file(base, run_id)
-        if found is not None and TrainingProcess.attach(base, run_id) is not None:
-            os.kill(found[0], signal.SIGKILL)
+        found = lock.holder(base)
+        if found is not None:
+            found.process.signal(signal.SIGKILL)

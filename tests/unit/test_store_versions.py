@@ -113,7 +113,7 @@ def test_killed_export_leaves_no_version_and_next_export_cleans_up(trained, tmp_
         def stall(root):
             print("WRITTEN", flush=True)
             time.sleep(600)
-        registry._fsync_tree = stall
+        registry.state.fsync_tree = stall  # stall between writing the export and renaming it
         registry.export_version(model, {str(base)!r}, {{}})
     """)
     proc = subprocess.Popen(
