@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal as signals
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ from pipeline.state.files import atomic_write_json, read_json
 from pipeline.state.proc import command_line, start_time
 
 _KEYS = ("pid", "start_time", "command")
+EXEC_SETTLE_S = 5.0
+"""How long :meth:`ProcessRecord.of` waits for a just-exec'ed child's command line to appear."""
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,20 @@ class ProcessRecord:
 
     @classmethod
     def of(cls, pid: int, **info: Any) -> ProcessRecord | None:
-        """The record of live process ``pid`` as ``/proc`` shows it now (None if it is gone).
-        For a child just started with ``subprocess.Popen``: Popen returns after the exec, so
-        the command line read here is the child's own."""
-        started, command = start_time(pid), command_line(pid)
-        if started is None or command is None:
-            return None
-        return cls(pid, started, command, dict(info))
+        """The record of live process ``pid`` as ``/proc`` shows it (None if it is gone).
+
+        For a child just started with ``subprocess.Popen``: Popen returns once the exec is
+        committed, but for a moment after that the kernel has not yet set up the new program's
+        arguments and ``/proc/<pid>/cmdline`` reads empty; this waits (up to
+        :data:`EXEC_SETTLE_S`) until it shows the child's own command line."""
+        deadline = time.monotonic() + EXEC_SETTLE_S
+        while True:
+            started, command = start_time(pid), command_line(pid)
+            if started is None or command is None:
+                return None
+            if command or time.monotonic() > deadline:  # a kernel thread's command line is empty for good
+                return cls(pid, started, command, dict(info))
+            time.sleep(0.002)
 
     @classmethod
     def current(cls, **info: Any) -> ProcessRecord:

@@ -145,6 +145,18 @@ def test_a_record_names_the_running_process_and_round_trips_through_disk(tmp_pat
     assert state.read_record(tmp_path / "x.pid").info == {"port": 8501}
 
 
+def test_a_record_taken_right_after_popen_names_the_childs_own_command():
+    """Popen returns once the exec is committed, a moment before /proc shows the new command line:
+    the record waits for it, so it never names an empty (or the parent's) command."""
+    for _ in range(20):
+        child = subprocess.Popen(SLEEPER)
+        try:
+            record = ProcessRecord.of(child.pid)
+            assert record.command == tuple(SLEEPER) and record.matches()
+        finally:
+            stop_process(child)
+
+
 @pytest.mark.parametrize("recycled", [
     {"start_time": -1},                           # the pid came back with the very same command
     {"command": ("python", "-m", "something")},   # the pid now runs another program
