@@ -31,6 +31,8 @@ from pipeline.state import ProcessRecord, atomic_write_json, read_json, read_rec
 SPEC, PROGRESS, REPORT, ERROR = "spec.json", "progress.jsonl", "report.json", "error.json"
 LOG, PROCESS = "log.txt", "process.json"
 OUTPUT, REJECTS = "predictions.parquet", "predictions.rejects.parquet"
+CANCELLED = "cancelled"
+"""The error of a job stopped by `cancel` (what the page shows as cancelled, not failed)."""
 KEEP_JOBS = 10
 """Finished jobs kept on disk (their uploads and outputs); older ones are removed when a job starts."""
 
@@ -153,7 +155,7 @@ def cancel(folder: Path) -> None:
     if record is not None:
         record.signal(signal.SIGTERM, group=True)
     if not (folder / REPORT).is_file():
-        atomic_write_json(folder / ERROR, {"error": "cancelled"})
+        atomic_write_json(folder / ERROR, {"error": CANCELLED})
 
 
 def _run(folder: Path) -> int:

@@ -36,12 +36,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from pipeline import lifeline, state
 from pipeline.runs import lock
 from pipeline.settings import PROJECT_ROOT
 from pipeline.store import records, versions
+from pipeline.store.run_record import RunRecord, RunStatus, Weights
 from pipeline.training.fit import TrainConfig
 
 LOGS_KEPT = 20
@@ -96,9 +96,9 @@ class TrainingProcess:
         holder = lock.holder(base_path)
         if holder is None or holder.run_id != run_id:
             return None
-        record = records.load_run(base_path, run_id) or {}
-        job = cls(TrainConfig.from_dict(record.get("config") or {}), base_path,
-                  bool(record.get("export_requested", True)), run_id=run_id)
+        record = records.load_run(base_path, run_id)
+        job = cls(TrainConfig.from_dict(record.config if record is not None else {}), base_path,
+                  record.export_requested if record is not None else True, run_id=run_id)
         job._attached = holder.process
         return job
 
@@ -154,24 +154,26 @@ class TrainingProcess:
         if self._proc is not None:
             self._proc.wait(timeout)
 
-    def record(self) -> dict[str, Any] | None:
+    def record(self) -> RunRecord | None:
         """The latest record on disk; once the process is gone without a final record, a
-        ``failed`` (or, if it was being cancelled, ``cancelled``) record saying so, saved."""
+        ``FAILED`` (or, if it was being cancelled, ``CANCELLED``) record saying so, saved."""
         record = records.load_run(self.base_path, self.run_id)
-        if self.running or self._proc is None or (record is not None and record.get("status") != "running"):
+        ended = record is not None and record.status is not RunStatus.RUNNING
+        if self.running or self._proc is None or ended:
             return record
         code = self._proc.returncode
         lock.release(self.base_path, self.run_id)  # a killed child could not remove its own record
-        record = record or {"id": self.run_id, "started": records.now_iso(), "config": self.cfg.to_dict(),
-                            "true": {"w": list(self.cfg.true_w), "b": self.cfg.true_b}, "history": []}
+        if record is None:
+            record = RunRecord(self.run_id, started=records.now_iso(), config=self.cfg.to_dict(),
+                               true=Weights(tuple(self.cfg.true_w), self.cfg.true_b))
         if self.cancel_requested:
-            record.update(status="cancelled")
+            record.status = RunStatus.CANCELLED
         else:
             log = log_path(self.base_path, self.run_id)
-            record.update(status="failed",
-                          error=f"the training process ended unexpectedly (exit code {code}) before "
-                          f"recording a result; its output is in {log}")
-        record["finished"] = records.now_iso()
+            record.status = RunStatus.FAILED
+            record.error = (f"the training process ended unexpectedly (exit code {code}) before "
+                            f"recording a result; its output is in {log}")
+        record.finished = records.now_iso()
         records.save_run(self.base_path, record)
         return record
 
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig.from_dict(json.loads(args.config))
     record = run_training(cfg, args.base_path, export=not args.no_export, cancel=cancel, run_id=args.run_id,
                           requested_at=args.requested_at)
-    return 0 if record["status"] in ("succeeded", "cancelled") else 1
+    return 0 if record.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED) else 1
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ EXPORTER = textwrap.dedent("""
         registry._fsync_tree = stall
     print("READY", flush=True)
     sys.stdin.readline()
-    registry.export_version(model, {base!r}, {{}})
+    registry.export_version(model, {base!r})
 """)
 
 

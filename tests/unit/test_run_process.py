@@ -22,6 +22,7 @@ from pipeline.runs.process import (
 )
 from pipeline.store import records as runs
 from pipeline.store import versions as registry
+from pipeline.store.run_record import RunRecord, RunStatus
 from pipeline.training.fit import TrainConfig
 from tests.support.net import stop_process, wait_for
 
@@ -53,20 +54,20 @@ def test_a_run_in_a_child_process_records_its_result_and_exports(tmp_path, start
     job = started(TrainConfig(samples=200, epochs=20, batch_size=8))
     job.join(120)
     record = job.record()
-    assert record["status"] == "succeeded" and record["version"] == 1
-    assert record["errors"]["vs_ols"] < 0.01
+    assert record.status == "succeeded" and record.version == 1
+    assert record.errors.vs_ols < 0.01
     assert [v.version for v in registry.list_versions(base)] == [1]
 
 
 def test_cancel_ends_the_run_cancelled_without_a_version(tmp_path, started):
     base = tmp_path / "linear_model"
     job = started(LONG_RUN)
-    wait_for(lambda: ((job.record() or {}).get("history") or []) != [], WAIT_S)
+    wait_for(lambda: (job.record() or RunRecord("")).history != [], WAIT_S)
     job.cancel()
     job.join(60)
     record = job.record()
-    assert record["status"] == "cancelled" and 1 <= len(record["history"]) < 300
-    assert record["learned"]["w"] and registry.list_versions(base) == []
+    assert record.status == "cancelled" and 1 <= len(record.history) < 300
+    assert record.learned.w and registry.list_versions(base) == []
 
 
 def test_a_killed_training_process_is_recorded_as_failed(tmp_path, started):
@@ -76,9 +77,9 @@ def test_a_killed_training_process_is_recorded_as_failed(tmp_path, started):
     os.kill(job.pid, signal.SIGKILL)
     job.join(30)
     record = job.record()
-    assert record["status"] == "failed"
-    assert "the training process ended unexpectedly (exit code -9)" in record["error"]
-    assert runs.load_run(base, job.run_id)["status"] == "failed"  # saved, not only returned
+    assert record.status == "failed"
+    assert "the training process ended unexpectedly (exit code -9)" in record.error
+    assert runs.load_run(base, job.run_id).status == "failed"  # saved, not only returned
 
 
 def test_bad_settings_are_refused_before_a_process_starts(tmp_path):
@@ -117,7 +118,7 @@ def test_a_finished_run_leaves_no_process_record_and_old_logs_are_pruned(tmp_pat
         log.write_text("old run\n")
     job = TrainingProcess(TrainConfig(samples=200, epochs=2, batch_size=8), base, export=False).start()
     job.join(120)
-    assert job.record()["status"] == "succeeded"
+    assert job.record().status == "succeeded"
     left = sorted(p.name for p in base.rglob("*") if p.suffix == ".pid" or p.name == lock.LOCK_NAME)
     assert left == []
     logs = sorted(p.name for p in runs_dir.glob(".*.log"))
@@ -129,12 +130,12 @@ def test_after_a_dashboard_restart_a_running_run_can_still_be_cancelled(tmp_path
     """A new dashboard process knows nothing in memory; the pid file finds the run again."""
     base = tmp_path / "linear_model"
     job = started(LONG_RUN)
-    wait_for(lambda: ((job.record() or {}).get("history") or []) != [], WAIT_S)
+    wait_for(lambda: (job.record() or RunRecord("")).history != [], WAIT_S)
     found = TrainingProcess.attach(base, job.run_id)
     assert found is not None and found.running and found.pid == job.pid
     found.cancel()
     job.join(60)
-    assert job.record()["status"] == "cancelled"
+    assert job.record().status == "cancelled"
     assert TrainingProcess.attach(base, job.run_id) is None  # over: nothing left to cancel
     assert registry.list_versions(base) == []
 
@@ -144,7 +145,7 @@ def test_a_reused_pid_is_never_attached_nor_signalled(tmp_path, same_command):
     """The run's process is gone and its pid belongs to another process now (even one running the
     trainer's very command line: only the start time tells them apart)."""
     base = tmp_path / "linear_model"
-    runs.save_run(base, {"id": "r1", "status": "running", "config": {}})
+    runs.save_run(base, RunRecord("r1", RunStatus.RUNNING))
     newcomer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         live = state.ProcessRecord.of(newcomer.pid)
@@ -175,12 +176,12 @@ def test_a_run_whose_dashboard_dies_cancels_itself_and_exports_nothing(tmp_path)
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     run_id = dashboard.stdout.readline().strip()
     try:
-        wait_for(lambda: ((runs.load_run(base, run_id) or {}).get("history") or []) != [], WAIT_S)
+        wait_for(lambda: (runs.load_run(base, run_id) or RunRecord("")).history != [], WAIT_S)
         dashboard.kill()  # SIGKILL: no atexit, no chance to stop its child
         dashboard.wait(30)
-        wait_for(lambda: (runs.load_run(base, run_id) or {}).get("status") != "running", WAIT_S)
+        wait_for(lambda: (runs.load_run(base, run_id) or RunRecord("")).status != "running", WAIT_S)
         record = runs.load_run(base, run_id)
-        assert record["status"] == "cancelled" and len(record["history"]) < 300
+        assert record.status == "cancelled" and len(record.history) < 300
         assert registry.list_versions(base) == []
     finally:
         dashboard.kill()
