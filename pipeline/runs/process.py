@@ -61,8 +61,11 @@ def log_path(base_path: Path | str, run_id: str) -> Path:
 
 def prune_logs(base_path: Path | str, keep: int = LOGS_KEPT) -> list[Path]:
     """Delete all but the newest ``keep`` training logs of a model folder (run ids start with
-    their UTC start time, so names sort oldest first); return those deleted."""
-    return state.prune_oldest(sorted(records.runs_dir(base_path).glob(".*.log")), keep)
+    their UTC start time, so names sort oldest first), and the per-run pid files older versions
+    left behind (``runs/.<id>.pid``, read by nothing now); return what was deleted."""
+    folder = records.runs_dir(base_path)
+    old_logs = state.prune_oldest(sorted(folder.glob(".*.log")), keep)
+    return old_logs + state.prune_oldest(folder.glob(".*.pid"), 0)
 
 
 class TrainingProcess:

@@ -181,14 +181,14 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, data: Any) -> RunRecord | None:
-        """The record in a JSON object written by this or older code; None when it is not a run
-        record (not an object, or no string ``id``)."""
-        if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
+        """The record in a JSON object written by this or older code (or by hand: a missing field
+        reads as unknown, e.g. an id of ``""``); None when it is not a JSON object."""
+        if not isinstance(data, Mapping):
             return None
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         version = data.get("version")
         return cls(
-            id=data["id"],
+            id=str(data.get("id") or ""),
             status=RunStatus.parse(data.get("status", RunStatus.UNKNOWN)),
             config=dict(data.get("config") or {}),
             started=_text(data.get("started")),

@@ -116,6 +116,7 @@ def test_a_finished_run_leaves_no_process_record_and_old_logs_are_pruned(tmp_pat
     old_logs = [runs_dir / f".20200101T0000{n:02d}-old{n:03d}.log" for n in range(LOGS_KEPT + 5)]
     for log in old_logs:
         log.write_text("old run\n")
+    (runs_dir / ".20200101T000000-old000.pid").write_text('{"pid": 1, "command": []}')  # older versions' file
     job = TrainingProcess(TrainConfig(samples=200, epochs=2, batch_size=8), base, export=False).start()
     job.join(120)
     assert job.record().status == "succeeded"

@@ -104,9 +104,11 @@ def test_a_new_record_round_trips_and_keeps_keys_it_does_not_know(tmp_path: Path
     assert again.learned.w[0] == 1.0 and math.isnan(again.learned.w[1])
 
 
-def test_what_is_not_a_run_record_reads_as_none_and_an_unknown_status_as_unknown(tmp_path: Path):
-    assert RunRecord.from_json({"source": "bench"}) is None
-    assert RunRecord.from_json([1, 2]) is None
+def test_a_hand_written_record_reads_what_it_has_and_what_is_not_one_reads_as_none(tmp_path: Path):
+    partial = RunRecord.from_json({"true": {"w": [2.0, -1.0], "b": 3.0}, "note": "by hand"})
+    assert partial.true == Weights((2.0, -1.0), 3.0) and partial.extra == {"note": "by hand"}
+    assert partial.id == "" and partial.status is RunStatus.UNKNOWN
+    assert RunRecord.from_json([1, 2]) is None and RunRecord.from_json(None) is None
     assert RunRecord.from_json({"id": "r", "status": "paused"}).status is RunStatus.UNKNOWN
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "torn.json").write_text('{"id": "torn", "sta')
