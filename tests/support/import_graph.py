@@ -40,7 +40,7 @@ SERVING_MAY_USE = frozenset({*LEAVES,
                              "pipeline.formats.tflite", "pipeline.formats.errors"})
 STATE = "pipeline.state"
 STATE_PATTERNS = {
-    "rename": re.compile(r"\bos\.(replace|rename)\(|\.rename\("),
+    "rename": re.compile(r"\bos\.(replace|rename)\(|\.rename\((?!\s*(columns|index|mapper)=)"),  # not pandas
     "flock": re.compile(r"\bfcntl\b"),
     "tmp file": re.compile(r"[\"']\.tmp\b|\.tmp[\"']"),
     "signal": re.compile(r"\bos\.(kill|killpg)\("),
