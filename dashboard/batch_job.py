@@ -1,16 +1,18 @@
 """A Spark batch-scoring job started from the Batch page, run as a child process with its state on disk.
 
 `start_job` writes the job's folder (`spec.json`, the input when uploaded) and starts
-`python -m dashboard.batch_job FOLDER`, which calls `pipeline.batch.score_file` and appends every
-progress report to `progress.jsonl`, then writes `report.json` (or `error.json`). The page only
-reads these files (`read_state`), so a rerun, a page switch or a browser reload never loses a
-job, and neither Spark nor TensorFlow is ever imported by the dashboard. The child stops itself if
-the dashboard dies (`pipeline.lifeline`).
+`python -m dashboard.batch_job FOLDER`, whose process record (pid, start time, command line:
+`pipeline.state.ProcessRecord`) goes to `process.json`; the child calls `pipeline.batch.score_file`,
+appends every progress report to `progress.jsonl`, then writes `report.json` (or `error.json`).
+The page only reads these files (`read_state`), so a rerun, a page switch or a browser reload never
+loses a job, and neither Spark nor TensorFlow is ever imported by the dashboard. A job runs while
+its record names a live process: a job whose process died, even if its pid now belongs to another
+program, reads as ended, and cancelling it signals nothing. The child stops itself if the dashboard
+dies (`pipeline.lifeline`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -24,13 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.pids import pid_alive
+from pipeline.state import ProcessRecord, atomic_write_json, read_json, read_record, write_record
 
 SPEC, PROGRESS, REPORT, ERROR = "spec.json", "progress.jsonl", "report.json", "error.json"
-LOG, PID = "log.txt", "pid"
+LOG, PROCESS = "log.txt", "process.json"
 OUTPUT, REJECTS = "predictions.parquet", "predictions.rejects.parquet"
+CANCELLED = "cancelled"
+"""The error of a job stopped by `cancel` (what the page shows as cancelled, not failed)."""
 KEEP_JOBS = 10
 """Finished jobs kept on disk (their uploads and outputs); older ones are removed when a job starts."""
+
+_children: dict[Path, subprocess.Popen] = {}
+"""Jobs this process started: polling their Popen reaps an ended child (no zombie)."""
 
 
 @dataclass(frozen=True)
@@ -74,14 +81,18 @@ def start_job(root: Path, *, base_path: Path, version: int | None, master: str =
         input_path.write_bytes(upload[1])
     spec = {"input": str(input_path), "output": str(folder / OUTPUT), "rejects": str(folder / REJECTS),
             "model_base_path": str(base_path), "version": version, "master": master}
-    (folder / SPEC).write_text(json.dumps(spec, indent=2))
+    atomic_write_json(folder / SPEC, spec, indent=2)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "SERVING_PARENT_PID": str(os.getpid()),
            "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "dashboard.batch_job", str(folder)]
     with (folder / LOG).open("w") as log:
-        child = subprocess.Popen([sys.executable, "-m", "dashboard.batch_job", str(folder)], stdout=log,
-                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                 start_new_session=True)
-    (folder / PID).write_text(str(child.pid))
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 env=env, start_new_session=True)
+    _children[folder.resolve()] = child
+    # Popen returns after the exec: /proc shows the child's own start time and command line (a
+    # child already gone gets a record that never matches)
+    record = ProcessRecord.of(child.pid) or ProcessRecord(child.pid, None, tuple(command))
+    write_record(folder / PROCESS, record)
     return folder
 
 
@@ -102,10 +113,17 @@ def prune(root: Path, keep: int = KEEP_JOBS) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):  # reap a finished child of this process
-        os.waitpid(pid, os.WNOHANG)
-    return pid_alive(pid)
+def _running(folder: Path) -> bool:
+    """Whether the job's process runs: our own child until it exits (polled, so it is reaped),
+    else the very process its record names. No record (or a bare pid from older versions)
+    counts as ended."""
+    child = _children.get(folder.resolve())
+    if child is not None:
+        if child.poll() is None:
+            return True
+        _children.pop(folder.resolve(), None)  # reaped: from now on, its record says it ended
+    record = read_record(folder / PROCESS)
+    return record is not None and record.matches()
 
 
 def read_state(folder: Path) -> JobState:
@@ -121,23 +139,23 @@ def read_state(folder: Path) -> JobState:
             continue  # a line being written right now
         phase, fraction, message = last["phase"], float(last["fraction"]), last["message"]
         break
-    report = json.loads((folder / REPORT).read_text()) if (folder / REPORT).is_file() else None
-    error = json.loads((folder / ERROR).read_text())["error"] if (folder / ERROR).is_file() else None
-    pid_text = (folder / PID).read_text().strip() if (folder / PID).is_file() else ""
-    running = report is None and error is None and pid_text.isdigit() and _alive(int(pid_text))
+    report = read_json(folder / REPORT)
+    error = (read_json(folder / ERROR) or {}).get("error")
+    running = report is None and error is None and _running(folder)
     if report is None and error is None and not running:
         error = f"the scoring process stopped without a result; see {folder / LOG}"
     return JobState(folder, phase, fraction, message, report, error, running)
 
 
 def cancel(folder: Path) -> None:
-    """Stop a running job's child process (its whole process group: Spark's JVM goes with it)."""
-    pid_text = (Path(folder) / PID).read_text().strip() if (Path(folder) / PID).is_file() else ""
-    if pid_text.isdigit() and _alive(int(pid_text)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(int(pid_text), signal.SIGTERM)
-    if not (Path(folder) / REPORT).is_file():
-        (Path(folder) / ERROR).write_text(json.dumps({"error": "cancelled"}))
+    """Stop a running job's child process (its whole process group: Spark's JVM goes with it),
+    if its record still names that very process; the job then reads as cancelled."""
+    folder = Path(folder)
+    record = read_record(folder / PROCESS)
+    if record is not None:
+        record.signal(signal.SIGTERM, group=True)
+    if not (folder / REPORT).is_file():
+        atomic_write_json(folder / ERROR, {"error": CANCELLED})
 
 
 def _run(folder: Path) -> int:
@@ -147,7 +165,8 @@ def _run(folder: Path) -> int:
     from pipeline.batch import BatchError, score_file
     from pipeline.lifeline import watch_parent
 
-    watch_parent(lambda: os.killpg(os.getpid(), signal.SIGTERM))
+    # the dashboard is gone: stop this job's whole process group (Spark's JVM too)
+    watch_parent(lambda: ProcessRecord.current().signal(signal.SIGTERM, group=True))
     spec = json.loads((folder / SPEC).read_text())
     with (folder / PROGRESS).open("a") as progress_file:
         def progress(event: Any) -> None:
@@ -159,15 +178,15 @@ def _run(folder: Path) -> int:
                                 version=spec["version"], rejects_path=spec["rejects"], master=spec["master"],
                                 progress=progress)
         except BatchError as error:
-            (folder / ERROR).write_text(json.dumps({"error": str(error)}))
+            atomic_write_json(folder / ERROR, {"error": str(error)})
             return 2
         except Exception as error:  # noqa: BLE001 - the page shows one line; the log has the rest
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            (folder / ERROR).write_text(json.dumps({"error": f"the Spark job failed: {first}"}))
+            atomic_write_json(folder / ERROR, {"error": f"the Spark job failed: {first}"})
             raise
     report_dict = asdict(report)
     report_dict["summary"] = report.summary()
-    (folder / REPORT).write_text(json.dumps(report_dict))
+    atomic_write_json(folder / REPORT, report_dict)
     return 0
 
 

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from pipeline.runs.report import param_names
+from pipeline.store.run_record import RunRecord, Weights
 
 PARAM_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 """One colour per parameter (w[0], w[1], ..., b), shared by the trajectory chart's lines
@@ -29,9 +30,9 @@ X_RANGE = (-10.0, 10.0)
 3-D planes span it so they cover exactly the data."""
 
 
-def _params(weights: Mapping[str, Any]) -> list[float]:
-    """``{"w": [...], "b": x}`` flattened to ``[*w, b]``."""
-    return [float(v) for v in weights["w"]] + [float(weights["b"])]
+def _params(weights: Weights) -> list[float]:
+    """``w`` and ``b`` flattened to ``[*w, b]``."""
+    return [float(v) for v in weights.flat]
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = 340) -> go.Figure:
@@ -135,13 +136,11 @@ def weights_trajectory_figure(
     return _panel_layout(fig, "Weights per epoch", "epoch", "value (dashed: true)")
 
 
-def learned_vs_true_figure(
-    learned: Mapping[str, Any], true: Mapping[str, Any], ols: Mapping[str, Any] | None = None
-) -> go.Figure:
+def learned_vs_true_figure(learned: Weights, true: Weights, ols: Weights | None = None) -> go.Figure:
     """Grouped bars per parameter: learned, true and (if known) OLS, the best fit any linear
     model can reach on this very sample. Learned bars next to OLS bars show whether training
     converged; the gap to the true bars is what the noise leaves."""
-    names = param_names(len(learned["w"]))
+    names = param_names(len(learned.w))
     series = [("learned", learned), ("true", true)] + ([("OLS", ols)] if ols is not None else [])
     fig = go.Figure([
         go.Bar(x=names, y=_params(values), name=label, marker_color=SERIES_COLORS[label],
@@ -217,13 +216,13 @@ def face_on_eye(w: Sequence[float], z_span: float, distance: float = 2.5) -> dic
 
 
 def compare_versions_weights_figure(
-    versions: Sequence[tuple[str, Mapping[str, Any]]], true: Mapping[str, Any] | None = None
+    versions: Sequence[tuple[str, Weights]], true: Weights | None = None
 ) -> go.Figure:
-    """Grouped bars per parameter for each ``(label, {"w", "b"})`` in ``versions`` (e.g.
+    """Grouped bars per parameter for each ``(label, weights)`` in ``versions`` (e.g.
     ``("version 2", learned)``), plus the true values when given: two versions side by side."""
     if not versions:
         raise ValueError("nothing to compare: no versions given")
-    names = param_names(len(versions[0][1]["w"]))
+    names = param_names(len(versions[0][1].w))
     fig = go.Figure()
     for i, (label, weights) in enumerate(versions):
         fig.add_trace(go.Bar(x=names, y=_params(weights), name=label,
@@ -234,21 +233,20 @@ def compare_versions_weights_figure(
     return _panel_layout(fig, "Weights side by side", "parameter", "value")
 
 
-def run_errors_figure(records: Sequence[Mapping[str, Any]]) -> go.Figure:
+def run_errors_figure(records: Sequence[RunRecord]) -> go.Figure:
     """Each finished run's error vs the truth and vs OLS (log axis) at the time it started,
     oldest first; hovering shows the run id and the version it became: which runs learned
     well, at a glance. Runs without errors (failed, or still running) are left out."""
-    done = [r for r in sorted(records, key=lambda r: str(r.get("id", ""))) if r.get("errors")]
-    when = [_local_time(r.get("started")) or r["id"] for r in done]
-    labels = [f"run {r['id']}" + (f", version {r['version']}" if r.get("version") is not None else "")
-              for r in done]
+    done = [r for r in sorted(records, key=lambda r: r.id) if r.errors is not None]
+    when = [_local_time(r.started) or r.id for r in done]
+    labels = [f"run {r.id}" + (f", version {r.version}" if r.version is not None else "") for r in done]
     series = (("vs_true", "max |learned − true|"), ("vs_ols", "max |learned − OLS|"))
     fig = go.Figure([
-        go.Scatter(x=when, y=[float(r["errors"][key]) for r in done], mode="markers", name=name, text=labels,
-                   hovertemplate="%{text}<br>%{y:.4g}<extra>%{fullData.name}</extra>")
+        go.Scatter(x=when, y=[float(getattr(r.errors, key)) for r in done], mode="markers", name=name,
+                   text=labels, hovertemplate="%{text}<br>%{y:.4g}<extra>%{fullData.name}</extra>")
         for key, name in series
     ])
-    _log_axis(fig, [float(r["errors"][key]) for r in done for key, _ in series])
+    _log_axis(fig, [float(getattr(r.errors, key)) for r in done for key, _ in series])
     fig.update_xaxes(tickformat="%-d %b %H:%M")
     return _panel_layout(fig, "Errors per run", "started (local time)", "error (log scale)")
 

@@ -22,10 +22,9 @@ def true_weights(version: int | None) -> tuple[list[float], float, str]:
     from this machine's model folder when the server is local), else the project defaults;
     and where they came from, for the caption."""
     if version is not None and is_local_url(utils.serving_url()):
-        record = read_run_record(utils.base_path() / str(version)) or {}
-        true = record.get("true") or {}
-        if len(true.get("w") or []) == 2 and true.get("b") is not None:
-            return [float(v) for v in true["w"]], float(true["b"]), f"version {version}'s run record"
+        record = read_run_record(utils.base_path() / str(version))
+        if record is not None and record.true is not None and len(record.true.w) == 2:
+            return list(record.true.w), record.true.b, f"version {version}'s run record"
     settings = utils.settings()
     return list(settings.true_w), settings.true_b, "the project defaults"
 

@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import utils
+from pipeline.store.run_record import RunRecord
 from pipeline.training.fit import (
     LR_SCHEDULES,
     MAX_BATCH_SIZE,
@@ -38,12 +39,12 @@ def form_defaults(d: TrainConfig) -> dict[str, Any]:
             "train_schedule": d.lr_schedule, "train_seed": d.seed, "train_export": True}
 
 
-def load_settings_of(record: dict[str, Any]) -> None:
+def load_settings_of(record: RunRecord) -> None:
     """Put a run's settings into the form (once per run), so a tab opened or reloaded while it
     trains shows what is training, not the defaults."""
-    if st.session_state.get(LOADED_FROM) == record.get("id"):
+    if st.session_state.get(LOADED_FROM) == record.id:
         return
-    cfg = record.get("config") or {}
+    cfg = record.config
     defaults = form_defaults(TrainConfig())
     for key, field in FORM_KEYS.items():
         if field in cfg:  # the widget's own type: an int field takes an int, a float field a float
@@ -54,8 +55,8 @@ def load_settings_of(record: dict[str, Any]) -> None:
     if "true_b" in cfg:
         st.session_state["train_b"] = float(cfg["true_b"])
     st.session_state["train_batch"] = str(cfg["batch_size"]) if cfg.get("batch_size") else "auto"
-    st.session_state["train_export"] = bool(record.get("export_requested", True))
-    st.session_state[LOADED_FROM] = record.get("id")
+    st.session_state["train_export"] = record.export_requested
+    st.session_state[LOADED_FROM] = record.id
 
 
 def training_form(running: bool) -> tuple[TrainConfig, bool] | None:

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.settings import Settings
+from pipeline.store.run_record import RunRecord, RunStatus
 from pipeline.training.fit import TrainConfig
+from pipeline.training.quality import WARNING
 
 MAX_DEMO_VERSIONS = 10
 
@@ -43,15 +45,15 @@ class DemoFailure(RuntimeError):
 class DemoResult:
     """What seeding made: every run record (in order) and the versions exported."""
 
-    records: list[dict[str, Any]]
+    records: list[RunRecord]
 
     @property
     def versions(self) -> list[int]:
-        return [r["version"] for r in self.records if r.get("version") is not None]
+        return [r.version for r in self.records if r.version is not None]
 
     @property
-    def statuses(self) -> list[str]:
-        return [r["status"] for r in self.records]
+    def statuses(self) -> list[RunStatus]:
+        return [r.status for r in self.records]
 
 
 def version_recipes(count: int) -> list[tuple[str, TrainConfig]]:
@@ -66,7 +68,7 @@ def version_recipes(count: int) -> list[tuple[str, TrainConfig]]:
     return recipes
 
 
-def _cancelling_run(base_path: Path) -> dict[str, Any]:
+def _cancelling_run(base_path: Path) -> RunRecord:
     from pipeline.runs.job import run_training
 
     cancel = threading.Event()
@@ -79,7 +81,7 @@ def _cancelling_run(base_path: Path) -> dict[str, Any]:
                         on_progress=stop_after, cancel=cancel)
 
 
-def _failing_run(base_path: Path) -> dict[str, Any]:
+def _failing_run(base_path: Path) -> RunRecord:
     from pipeline.runs.job import run_training
 
     def fail(p: Any) -> None:
@@ -113,19 +115,19 @@ def seed_demo(
         # the demo shows a warned version next to good ones; the newest recipe is a good one
         record = run_training(cfg, base, export=True, export_anyway=True)
         records.append(record)
-        if record["status"] == "succeeded":
-            warned = (record.get("quality") or {}).get("level") == "warning"
-            say(f"version {record['version']}: {label} ({cfg.samples:,} samples, {cfg.epochs} epochs, "
-                f"noise {cfg.noise}); max |learned - true| = {record['errors']['vs_true']:.3f}"
+        if record.status is RunStatus.SUCCEEDED and record.errors is not None:
+            warned = record.quality_level == WARNING
+            say(f"version {record.version}: {label} ({cfg.samples:,} samples, {cfg.epochs} epochs, "
+                f"noise {cfg.noise}); max |learned - true| = {record.errors.vs_true:.3f}"
                 + ("; exported although the quality gate warned (on purpose)" if warned else ""))
         else:
-            say(f"run {record['id']} ({label}) {record['status']}: {record.get('error', '')}")
+            say(f"run {record.id} ({label}) {record.status}: {record.error or ''}")
     cancelled = _cancelling_run(base)
     records.append(cancelled)
-    say(f"run {cancelled['id']}: {cancelled['status']} after {len(cancelled['history'])} epochs (on purpose)")
+    say(f"run {cancelled.id}: {cancelled.status} after {cancelled.epochs_done} epochs (on purpose)")
     failed = _failing_run(base)
     records.append(failed)
-    say(f"run {failed['id']}: {failed['status']} (on purpose)")
+    say(f"run {failed.id}: {failed.status} (on purpose)")
     return DemoResult(records)
 
 

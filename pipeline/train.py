@@ -17,7 +17,9 @@ from pathlib import Path
 
 from pipeline.runs.report import param_names
 from pipeline.settings import Settings
+from pipeline.store.run_record import RunRecord, RunStatus, Weights
 from pipeline.training.fit import LR_SCHEDULES, OPTIMIZERS, TrainConfig
+from pipeline.training.quality import WARNING, Verdict
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -91,13 +93,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     return p
 
 
-def weights_table(summary: dict) -> str:
+def weights_table(learned: Weights, true: Weights, ols: Weights) -> str:
     """Learned vs true vs OLS, one row per parameter, as aligned text."""
-    names = param_names(len(summary["learned"]["w"]))
-    cols = {k: [*summary[k]["w"], summary[k]["b"]] for k in ("learned", "true", "ols")}
     rows = [f"{'param':<6} {'learned':>10} {'true':>10} {'OLS':>10} {'learned-OLS':>12}"]
-    for i, name in enumerate(names):
-        lv, tv, ov = cols["learned"][i], cols["true"][i], cols["ols"][i]
+    for name, lv, tv, ov in zip(param_names(len(learned.w)), learned.flat, true.flat, ols.flat, strict=True):
         rows.append(f"{name:<6} {lv:>10.4f} {tv:>10.4f} {ov:>10.4f} {lv - ov:>12.4f}")
     return "\n".join(rows)
 
@@ -148,30 +147,30 @@ def main(argv: list[str] | None = None) -> int:
     return print_outcome(record)
 
 
-def print_outcome(record: dict) -> int:
+def print_outcome(record: RunRecord) -> int:
     """The weights table, the gate's verdict and what was exported; the exit status."""
-    if record.get("learned"):
+    if record.learned is not None and record.true is not None and record.ols is not None:
         print()
-        print(weights_table(record))
-        errors = record["errors"]
-        print(f"\nmax |learned - OLS| = {errors['vs_ols']:.4g}   "
-              f"max |learned - true| = {errors['vs_true']:.4g}")
-    timings = record.get("timings") or {}
+        print(weights_table(record.learned, record.true, record.ols))
+        if record.errors is not None:
+            print(f"\nmax |learned - OLS| = {record.errors.vs_ols:.4g}   "
+                  f"max |learned - true| = {record.errors.vs_true:.4g}")
+    timings = record.timings
     print(f"trained in {timings.get('fit_s', 0.0):.1f} s, "
-          f"{timings.get('end_to_end_s', 0.0):.1f} s end to end ({record['status']})")
-    quality = record.get("quality") or {}
-    if record["status"] == "failed":
-        print(f"FAILED: {record.get('error', 'no error recorded')}", file=sys.stderr)
+          f"{timings.get('end_to_end_s', 0.0):.1f} s end to end ({record.status})")
+    quality = Verdict.from_dict(record.quality)
+    if record.status is RunStatus.FAILED:
+        print(f"FAILED: {record.error or 'no error recorded'}", file=sys.stderr)
         print("nothing was exported", file=sys.stderr)
         return 1
-    if quality.get("level") == "warning":
-        print("WARNING (quality gate): " + " ".join(quality.get("reasons") or []), file=sys.stderr)
-        if record.get("version") is None and record.get("export_requested"):
+    if quality is not None and quality.level == WARNING:
+        print("WARNING (quality gate): " + " ".join(quality.reasons), file=sys.stderr)
+        if record.version is None and record.export_requested:
             print("not exported: TF Serving serves the newest version, so a run the gate warns about is "
                   "exported only with --export-anyway", file=sys.stderr)
-    if record.get("version_path"):
-        print(f"exported version {record['version']}: {record['version_path']}")
-    return 0 if record["status"] == "succeeded" else 1
+    if record.version_path:
+        print(f"exported version {record.version}: {record.version_path}")
+    return 0 if record.status is RunStatus.SUCCEEDED else 1
 
 
 if __name__ == "__main__":

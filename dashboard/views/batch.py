@@ -99,9 +99,9 @@ def true_weights(version_path: Path) -> tuple[list[float], float, str]:
     """The `w0`, `b0` the version was trained against (its run record), else the project defaults."""
     from pipeline.store.versions import read_run_record
 
-    true = (read_run_record(version_path) or {}).get("true") or {}
-    if true.get("w") and true.get("b") is not None:
-        return [float(v) for v in true["w"]], float(true["b"]), f"version {version_path.name}'s run record"
+    record = read_run_record(version_path)
+    if record is not None and record.true is not None and record.true.w:
+        return list(record.true.w), record.true.b, f"version {version_path.name}'s run record"
     settings = utils.settings()
     return list(settings.true_w), settings.true_b, "the project defaults"
 
@@ -194,7 +194,7 @@ def main() -> None:
     render_form(versions)
     if state is None:
         return
-    if state.error == "cancelled":
+    if state.error == batch_job.CANCELLED:
         st.info("The batch job was cancelled; nothing was scored.", icon=":material/stop_circle:")
     elif state.error:
         st.error(f"The batch job failed: {state.error}", icon=":material/error:")

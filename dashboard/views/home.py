@@ -23,6 +23,7 @@ from pipeline.client.errors import ClientError
 from pipeline.client.rest import available_versions
 from pipeline.runs.process import TrainingProcess
 from pipeline.store import records as run_records
+from pipeline.store.run_record import RunStatus
 from pipeline.store.versions import list_versions
 from pipeline.training.data import true_values
 from pipeline.training.fit import TrainConfig
@@ -109,18 +110,17 @@ def advance(state: dict[str, Any]) -> None:
     run record and the server say now."""
     if state["stage"] == "training":
         job: TrainingProcess = state["job"]
-        record = job.record() or run_records.load_run(utils.base_path(), state["run_id"]) or {}
-        status = record.get("status")
-        if status in (None, "running"):
-            progress = record.get("progress") or {}
-            epochs = (record.get("config") or {}).get("epochs", "?")
+        record = job.record() or run_records.load_run(utils.base_path(), state["run_id"])
+        if record is None or record.status is RunStatus.RUNNING:
+            progress = (record.progress if record is not None else None) or {}
+            epochs = record.config.get("epochs", "?") if record is not None else "?"
             state["note"] = f"Training with the defaults: epoch {progress.get('epoch', 0)} of {epochs}"
             return
-        if status != "succeeded" or record.get("version") is None:
-            reason = record.get("error") or record.get("export_held") or f"the run ended {status}"
+        if record.status is not RunStatus.SUCCEEDED or record.version is None:
+            reason = record.error or record.export_held or f"the run ended {record.status}"
             state.update(stage="failed", note=f"The run did not produce a version: {reason}")
             return
-        state.update(stage="serving", version=int(record["version"]), served_since=time.monotonic())
+        state.update(stage="serving", version=record.version, served_since=time.monotonic())
     if state["stage"] == "serving":
         try:
             available = available_versions(utils.get_client().model_status(utils.model_name()))

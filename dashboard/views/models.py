@@ -34,7 +34,7 @@ from pipeline.client.rest import signature_rows
 from pipeline.demo import MAX_DEMO_VERSIONS
 from pipeline.runs.conversions import format_errors, format_summary
 from pipeline.runs.process import seed_demo_in_process
-from pipeline.runs.report import RUN_COLUMN_FORMATS, flat_params, param_names, run_row, short_time
+from pipeline.runs.report import RUN_COLUMN_FORMATS, param_names, run_row, short_time
 from pipeline.store import records as run_records
 from pipeline.store import serving_config
 from pipeline.store import versions as store
@@ -80,27 +80,27 @@ def version_row(info: store.VersionInfo, entry: dict[str, Any] | None, default: 
                 labels: dict[int, list[str]]) -> dict[str, Any]:
     """One line of the versions table: what the version is, how good it is, how it is served.
     A version without a run record (copied in by hand) says so instead of showing blanks."""
-    record = info.run_record or {}
-    cfg = record.get("config") or {}
-    learned = record.get("learned") or {}
-    errors = record.get("errors") or {}
+    record = info.run_record
+    cfg = record.config if record is not None else {}
+    learned = record.learned if record is not None else None
+    errors = record.errors if record is not None else None
     return {
         "version": info.version,
         "state": state_text(entry, default),
         "labels": ", ".join(sorted(labels.get(info.version, []))),
-        "quality": (record.get("quality") or {}).get("level", ""),
+        "quality": record.quality_level if record is not None else "",
         "created": short_time(info.created),
         "samples": cfg.get("samples"),
         "epochs": cfg.get("epochs"),
         "noise": cfg.get("noise"),
-        "learned w1, w2": ", ".join(f"{v:,.4f}" for v in learned.get("w", [])),
-        "learned b": learned.get("b"),
-        "max |learned − true|": errors.get("vs_true"),
-        "max |learned − OLS|": errors.get("vs_ols"),
+        "learned w1, w2": ", ".join(f"{v:,.4f}" for v in learned.w) if learned is not None else "",
+        "learned b": learned.b if learned is not None else None,
+        "max |learned − true|": errors.vs_true if errors is not None else None,
+        "max |learned − OLS|": errors.vs_ols if errors is not None else None,
         "size (KiB)": round(info.size_bytes / 1024, 1),
-        "formats": format_summary(info.formats, record.get("formats")),
+        "formats": format_summary(info.formats, record.formats if record is not None else None),
         "load error": load_error(entry),
-        "run": record.get("id") or "no run record (not made by a training run here)",
+        "run": (record.id if record is not None else "") or "no run record (not made by a training run here)",
     }
 
 
@@ -149,7 +149,8 @@ def versions_section(versions: list[store.VersionInfo]) -> dict[int, str]:
 def formats_section(versions: list[store.VersionInfo]) -> None:
     """Say which versions lack a format because its conversion failed, and how to retry."""
     for info in reversed(versions):
-        for label, message in format_errors(info.formats, (info.run_record or {}).get("formats")).items():
+        recorded = info.run_record.formats if info.run_record is not None else None
+        for label, message in format_errors(info.formats, recorded).items():
             st.caption(f"Version {info.version} has no {label} model: {message} The SavedModel is served as "
                        "usual. Convert it again on the Deploy page, or with `python -m pipeline.formats "
                        f"--model-base-path {utils.base_path()} --version {info.version}`.")
@@ -177,7 +178,7 @@ def signature_section(by_number: dict[int, store.VersionInfo]) -> None:
 
 def compare_section(by_number: dict[int, store.VersionInfo]) -> None:
     st.subheader("Compare two versions")
-    numbers = sorted(n for n, v in by_number.items() if (v.run_record or {}).get("learned"))
+    numbers = sorted(n for n, v in by_number.items() if v.run_record is not None and v.run_record.learned)
     if len(numbers) < 2:
         st.caption("Comparing needs two versions with recorded weights.")
         return
@@ -191,9 +192,10 @@ def compare_section(by_number: dict[int, store.VersionInfo]) -> None:
     if a == b:
         st.info(f"Both sides are version {a}: choose two different versions.")
         return
-    ra, rb = by_number[a].run_record or {}, by_number[b].run_record or {}
-    pa, pb = flat_params(ra["learned"]), flat_params(rb["learned"])
-    ta, tb = flat_params(ra.get("true")), flat_params(rb.get("true"))
+    ra, rb = by_number[a].run_record, by_number[b].run_record
+    pa, pb = ra.learned.flat, rb.learned.flat
+    ta = ra.true.flat if ra.true is not None else None
+    tb = rb.true.flat if rb.true is not None else None
     if len(pa) != len(pb):
         st.info(f"Versions {a} and {b} have different numbers of inputs; their weights cannot be compared.")
         return
@@ -208,8 +210,8 @@ def compare_section(by_number: dict[int, store.VersionInfo]) -> None:
                  column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns[1:]})
     if not same_truth:
         st.caption("These versions were trained on data with different true weights.")
-    pair = [(f"version {a}", ra["learned"]), (f"version {b}", rb["learned"])]
-    st.plotly_chart(charts.compare_versions_weights_figure(pair, rb.get("true") if same_truth else None),
+    pair = [(f"version {a}", ra.learned), (f"version {b}", rb.learned)]
+    st.plotly_chart(charts.compare_versions_weights_figure(pair, rb.true if same_truth else None),
                     key="compare_chart")
 
 
@@ -300,13 +302,13 @@ def history_section(on_disk: set[int]) -> None:
     if not records:
         st.caption("No runs recorded yet.")
         return
-    counts = pd.Series([r.get("status", "unknown") for r in records]).value_counts()
+    counts = pd.Series([str(r.status) for r in records]).value_counts()
     st.caption(" · ".join(f"{n} {status}" for status, n in counts.items()))
     st.dataframe(pd.DataFrame([run_row(r, on_disk) for r in records]).set_index("run"), key="runs_table",
                  placeholder="–",
                  column_config={c: st.column_config.NumberColumn(format=f)
                                 for c, f in RUN_COLUMN_FORMATS.items()})
-    if sum(1 for r in records if r.get("errors")) >= 2:
+    if sum(1 for r in records if r.errors is not None) >= 2:
         st.plotly_chart(charts.run_errors_figure(records), key="runs_errors_chart")
 
 

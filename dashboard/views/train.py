@@ -40,10 +40,11 @@ from pipeline.runs.report import (
 )
 from pipeline.store import records as run_records
 from pipeline.store import serving_config
+from pipeline.store.run_record import RunErrors, RunRecord, RunStatus, Weights
 from pipeline.store.versions import list_versions, next_version_number
 from pipeline.training.fit import TrainConfig
+from pipeline.training.quality import WARNING, Verdict
 
-TERMINAL = ("succeeded", "failed", "cancelled")
 MAX_PLOT_POINTS = 2_000
 RECENT_RUNS = 20
 STALE_AFTER_S = 120.0
@@ -116,7 +117,7 @@ def find_job(run_id: str) -> TrainingProcess | None:
     return job
 
 
-def current_record(run_id: str) -> dict[str, Any] | None:
+def current_record(run_id: str) -> RunRecord | None:
     """The run's record on disk (a run whose process died is recorded as failed by now)."""
     job = find_job(run_id)
     return job.record() if job is not None else run_records.load_run(utils.base_path(), run_id)
@@ -132,10 +133,10 @@ def is_interrupted(run_id: str) -> bool:
     return age > STALE_AFTER_S
 
 
-def weights_metrics(progress: dict[str, Any], true: dict[str, Any]) -> None:
+def weights_metrics(progress: dict[str, Any], true: Weights) -> None:
     """The current value of every parameter, with its distance to the true value."""
     values = [*progress["w"], progress["b"]]
-    targets = [*true["w"], true["b"]]
+    targets = true.flat
     for col, name, value, target in zip(st.columns(len(values)), param_names(len(values) - 1),
                                         values, targets, strict=True):
         col.metric(name, f"{value:,.4f}", f"{value - target:+,.4f} from true {target:,g}",
@@ -146,15 +147,16 @@ def weights_metrics(progress: dict[str, Any], true: dict[str, Any]) -> None:
 def live_progress(run_id: str) -> None:
     """The running run, redrawn every 0.5 s from its record; reruns the page once it ends."""
     record = current_record(run_id)
-    if record is not None and record.get("status") in TERMINAL:
+    if record is not None and record.status.ended:
         st.rerun()
     job = find_job(run_id)
-    progress = (record or {}).get("progress")
+    progress = record.progress if record is not None else None
     if progress is None:
         st.progress(0.0, text="Starting the training process and loading TensorFlow…")
     else:
         st.progress(min(1.0, float(progress["fraction"])), text=progress_text(progress))
-        weights_metrics(progress, record["true"])
+        if record.true is not None:
+            weights_metrics(progress, record.true)
     if job is not None:
         if st.button("Cancel run", key="train_cancel", icon=":material/stop:", disabled=job.cancel_requested):
             job.cancel()
@@ -163,16 +165,16 @@ def live_progress(run_id: str) -> None:
     else:
         st.caption("This run was started by another process that is not a training process of this "
                    "dashboard; it can only be cancelled where it runs.")
-    history = (record or {}).get("history") or []
-    if history:
+    history = record.history if record is not None else []
+    if history and record.true is not None:
         left, right = st.columns(2)
-        left.plotly_chart(charts.loss_curve_figure(history, record["config"]["noise"]), key="live_loss")
-        trajectory = charts.weights_trajectory_figure(history, record["true"]["w"], record["true"]["b"])
+        left.plotly_chart(charts.loss_curve_figure(history, record.config["noise"]), key="live_loss")
+        trajectory = charts.weights_trajectory_figure(history, list(record.true.w), record.true.b)
         right.plotly_chart(trajectory, key="live_weights")
 
 
-def _took(record: dict[str, Any]) -> str:
-    timings = record.get("timings") or {}
+def _took(record: RunRecord) -> str:
+    timings = record.timings
     parts = []
     if timings.get("fit_s") is not None:
         parts.append(f"fit {duration(timings['fit_s'])}")
@@ -181,17 +183,17 @@ def _took(record: dict[str, Any]) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def status_banner(record: dict[str, Any]) -> None:
+def status_banner(record: RunRecord) -> None:
     """Green: converged (and exported). Amber: cancelled, or finished but warned by the quality
     gate (with its numbers and "Export anyway"). Red: failed (diverged or crashed)."""
-    status = record.get("status")
-    run_id = record.get("id")
-    epochs = f"{len(record.get('history') or []):,}/{record['config']['epochs']:,} epochs"
-    quality = record.get("quality") or {}
+    status = record.status
+    run_id = record.id
+    epochs = f"{record.epochs_done:,}/{record.config['epochs']:,} epochs"
+    quality = Verdict.from_dict(record.quality)
     numbers = quality_numbers(record)
-    version = record.get("version")
-    if status == "succeeded" and quality.get("level") == "warning":
-        reasons = " ".join(quality.get("reasons") or [])
+    version = record.version
+    if status is RunStatus.SUCCEEDED and quality is not None and quality.level == WARNING:
+        reasons = " ".join(quality.reasons)
         if version is not None:
             outcome = f"It was exported anyway as version {version}, on request."
         else:
@@ -201,22 +203,22 @@ def status_banner(record: dict[str, Any]) -> None:
                    f"{outcome}", icon=":material/warning:")
         if version is None:
             export_button(record, anyway=True)
-    elif status == "succeeded":
+    elif status is RunStatus.SUCCEEDED:
         exported = f" and was exported as version {version}" if version is not None else ""
         passed = f" It passed the quality gate: {numbers}." if numbers else ""
         st.success(f"Run {run_id} trained {epochs}{_took(record)}{exported}.{passed}")
         if version is None:
             export_button(record)
-    elif status == "cancelled":
+    elif status is RunStatus.CANCELLED:
         st.warning(f"Run {run_id} was cancelled after {epochs}. Its partial result is shown below; "
                    "cancelled runs are not exported.")
-    elif status == "failed":
-        st.error(f"Run {run_id} failed: {record.get('error', 'no error message was recorded')} "
+    elif status is RunStatus.FAILED:
+        st.error(f"Run {run_id} failed: {record.error or 'no error message was recorded'} "
                  "Nothing was exported, and the model server still serves the versions it had.",
                  icon=":material/error:")
 
 
-def export_button(record: dict[str, Any], anyway: bool = False) -> None:
+def export_button(record: RunRecord, anyway: bool = False) -> None:
     """"Export as version N" for a succeeded run that is not a version yet; "Export anyway as
     version N" for one the quality gate warned about."""
     base = utils.base_path()
@@ -228,53 +230,55 @@ def export_button(record: dict[str, Any], anyway: bool = False) -> None:
                  "folder serves the newest version."):
         try:
             with st.spinner("Exporting…"):
-                version = export_run_in_process(base, record["id"], anyway=anyway)
+                version = export_run_in_process(base, record.id, anyway=anyway)
         except (ValueError, OSError, subprocess.SubprocessError) as exc:
             st.error(f"Export failed: {exc}")
             return
-        utils.flash(f"Exported run {record['id']} as version {version}.")
+        utils.flash(f"Exported run {record.id} as version {version}.")
         st.rerun()
 
 
-def data_view(record: dict[str, Any]) -> None:
+def data_view(record: RunRecord) -> None:
     """The 3-D view of (a sample of) the run's own data with the true and learned planes."""
-    learned, true = record["learned"], record["true"]
-    if len(true["w"]) != 2:
-        st.info(f"The 3-D view needs exactly 2 input features; this run has {len(true['w'])}.")
+    learned, true = record.learned, record.true
+    if learned is None or true is None:
+        return
+    if len(true.w) != 2:
+        st.info(f"The 3-D view needs exactly 2 input features; this run has {len(true.w)}.")
         return
     x, y = data_sample(record, MAX_PLOT_POINTS)
-    st.plotly_chart(charts.data_planes_figure(x, y, true["w"], true["b"], learned["w"], learned["b"]),
+    st.plotly_chart(charts.data_planes_figure(x, y, list(true.w), true.b, list(learned.w), learned.b),
                     key="result_planes")
-    if len(y) < record["config"]["samples"]:
-        st.caption(f"Showing the first {len(y):,} of {record['config']['samples']:,} training rows.")
+    if len(y) < record.config["samples"]:
+        st.caption(f"Showing the first {len(y):,} of {record.config['samples']:,} training rows.")
 
 
-def show_result(record: dict[str, Any]) -> None:
+def show_result(record: RunRecord) -> None:
     """Everything a finished run produced: weights table and chart, curves, data view."""
     status_banner(record)
     rows = weights_rows(record)
-    if not rows:
+    if not rows or record.learned is None or record.true is None:
         return
-    errors = record.get("errors") or {}
+    errors = record.errors or RunErrors(float("nan"), float("nan"))
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("max |learned − true|", f"{errors.get('vs_true', float('nan')):,.4g}")
-    c2.metric("max |learned − OLS|", f"{errors.get('vs_ols', float('nan')):,.4g}",
+    c1.metric("max |learned − true|", f"{errors.vs_true:,.4g}")
+    c2.metric("max |learned − OLS|", f"{errors.vs_ols:,.4g}",
               help="OLS is the best any linear model can do on this exact sample.")
-    history = record.get("history") or []
+    history = record.history
     c3.metric("Final loss (MSE)", f"{history[-1]['loss']:,.4g}" if history else "–")
-    batch = record.get("batch_size")
-    c4.metric("Batch size", f"{batch:,}" if isinstance(batch, int) else "–")
+    batch = record.batch_size
+    c4.metric("Batch size", f"{batch:,}" if batch is not None else "–")
     table = pd.DataFrame(rows).set_index("parameter")
     st.dataframe(table, key="result_weights",
                  column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns})
-    true = record["true"]
+    true = record.true
     columns = st.columns(3 if history else 1)
-    columns[0].plotly_chart(charts.learned_vs_true_figure(record["learned"], true, record.get("ols")),
+    columns[0].plotly_chart(charts.learned_vs_true_figure(record.learned, true, record.ols),
                             key="result_bars")
     if history:
-        loss = charts.loss_curve_figure(history, record["config"]["noise"])
+        loss = charts.loss_curve_figure(history, record.config["noise"])
         columns[1].plotly_chart(loss, key="result_loss")
-        columns[2].plotly_chart(charts.weights_trajectory_figure(history, true["w"], true["b"]),
+        columns[2].plotly_chart(charts.weights_trajectory_figure(history, list(true.w), true.b),
                                 key="result_trajectory")
     data_view(record)
 
@@ -289,7 +293,7 @@ def recent_runs() -> None:
     on_disk = {v.version for v in list_versions(utils.base_path())}
     st.dataframe(pd.DataFrame([run_row(r, on_disk) for r in records]).set_index("run"), key="recent_runs",
                  placeholder="–", column_config=number_columns(RUN_COLUMN_FORMATS))
-    st.selectbox("Open a run", [r["id"] for r in records], index=None, key="train_open",
+    st.selectbox("Open a run", [r.id for r in records], index=None, key="train_open",
                  placeholder="Choose a run id", on_change=_open_chosen_run,
                  help="Show that run's result (or its progress) above.")
 
@@ -312,8 +316,8 @@ def main() -> None:
     record = current_record(run_id) if run_id else None
     job = find_job(run_id) if run_id else None
     # the record, not the process, says when a run is over (a process takes a moment to exit)
-    running = job is not None and job.running and (record is None or record.get("status") == "running")
-    if record is not None and record.get("status") == "running":
+    running = job is not None and job.running and (record is None or record.status is RunStatus.RUNNING)
+    if record is not None and record.status is RunStatus.RUNNING:
         train_form.load_settings_of(record)
     submitted = train_form.training_form(running or holder is not None)
     if submitted is not None and start_job(*submitted):
@@ -323,13 +327,13 @@ def main() -> None:
         if st.button(f"Show run {holder.run_id}", key="train_show_running"):
             select_run(holder.run_id)
             st.rerun()
-    status = (record or {}).get("status")
+    status = record.status if record is not None else None
     if run_id and (record is not None or running):
         st.subheader(f"Run {run_id}")
-    if status == "running" and job is None and is_interrupted(run_id):
+    if status is RunStatus.RUNNING and job is None and is_interrupted(run_id):
         st.warning(f"Run {run_id} stopped without finishing: the process that ran it ended (for example "
                    "the dashboard restarted). It stays in the history as 'running'.")
-    elif status == "running" or (record is None and running):
+    elif status is RunStatus.RUNNING or (record is None and running):
         live_progress(run_id)
     elif record is not None:
         show_result(record)
@@ -341,7 +345,7 @@ def main() -> None:
 def _is_over(run_id: str) -> bool:
     """True when ``run_id``'s record says it ended (so a running run elsewhere takes its place)."""
     record = run_records.load_run(utils.base_path(), run_id)
-    return record is None or record.get("status") in TERMINAL
+    return record is None or record.status.ended
 
 
 main()

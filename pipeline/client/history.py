@@ -6,21 +6,22 @@ entry keeps what a tester needs to read or replay the call: when, over which tra
 URL and target (version or label), the version that answered, latency, status, and the request
 and answer bodies (bodies above :data:`MAX_BODY_BYTES` are left out and the entry says so). The
 file is capped at :data:`MAX_ENTRIES` entries (oldest dropped). Appends and trims are serialised
-by a file lock, so two dashboard sessions never interleave half lines. No Streamlit here.
+by a file lock (:mod:`pipeline.state`), so two dashboard sessions never interleave half lines.
+No Streamlit here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pipeline import state
 
 HISTORY_DIR = ".history"
 HISTORY_FILE = "requests.jsonl"
@@ -39,13 +40,8 @@ def history_path(base_path: Path | str) -> Path:
 @contextlib.contextmanager
 def _locked(base_path: Path | str) -> Iterator[Path]:
     path = history_path(base_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield path
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with state.file_lock(path.parent / ".lock"):
+        yield path
 
 
 def _kept(body: Any) -> tuple[Any, int]:
@@ -90,9 +86,7 @@ def _trim(path: Path) -> None:
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     if len(lines) <= MAX_ENTRIES * 3 // 2:
         return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(lines[-MAX_ENTRIES:]), encoding="utf-8")
-    os.replace(tmp, path)
+    state.atomic_write_text(path, "".join(lines[-MAX_ENTRIES:]))
 
 
 def list_requests(base_path: Path | str, limit: int = MAX_ENTRIES) -> list[dict[str, Any]]:

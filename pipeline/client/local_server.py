@@ -1,11 +1,12 @@
 """Start, stop and find the embedded model server (`python -m pipeline.serving`) as a process.
 
 The server runs as a separate process with the project root as its working directory, its
-stdout and stderr in ``.run/serving.log`` and its pid (with port and command line) in
-``.run/serving.pid``. State lives on disk, not in the caller's memory, so a dashboard refresh,
-a second dashboard or a script finds the server a first one started. A pid is trusted only
-while ``/proc/<pid>/cmdline`` still matches the recorded command, so a recycled pid is never
-signalled.
+stdout and stderr in ``.run/serving.log`` (the previous start's in ``serving.log.1``) and its
+process record (pid, start time, command line, plus port and host) in ``.run/serving.pid``.
+State lives on disk, not in the caller's memory, so a dashboard refresh, a second dashboard or a
+script finds the server a first one started. The record is trusted only while ``/proc`` shows
+that very process (:class:`pipeline.state.ProcessRecord`), so a recycled pid is never reported
+as the server nor signalled.
 
 The process that starts a server stops it when it exits (an ``atexit`` hook): the embedded
 server lives as long as the dashboard that launched it. If that process dies without running
@@ -17,22 +18,20 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
-import json
 import os
 import shlex
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline import state
 from pipeline.client.rest import ServingClient
 from pipeline.client.urls import bind_host, is_local_url, url_port
-from pipeline.pids import process_matches
 from pipeline.settings import PROJECT_ROOT
 from pipeline.store import serving_config
 
@@ -40,6 +39,8 @@ DEFAULT_RUN_DIR = PROJECT_ROOT / ".run"
 """Where the pid file and log live unless a caller passes ``run_dir`` (``Settings.run_dir``, set
 by ``SERVING_RUN_DIR``, e.g. one per e2e test run)."""
 LOG_NAME = "serving.log"
+LOGS_KEPT = 1
+"""Logs of earlier starts kept beside the current one (``serving.log.1``)."""
 PID_NAME = "serving.pid"
 MODELS_CONFIG_NAME = "models.config"
 STOP_TIMEOUT_S = 10.0
@@ -52,9 +53,9 @@ Requests without a version still go to the highest AVAILABLE version either way.
 CONFIG_POLL_SECONDS = 1
 """How often the embedded server re-reads its models.config (labels, models added)."""
 
-_children: dict[int, tuple[subprocess.Popen, Path]] = {}
-"""Servers started by this process, with their pid file. Keeping the Popen lets ``poll()``
-reap an exited child, so it never lingers as a zombie that looks alive."""
+_children: dict[int, tuple[subprocess.Popen, Path, state.ProcessRecord]] = {}
+"""Servers started by this process, with their pid file and record. Keeping the Popen lets
+``poll()`` reap an exited child, so it never lingers as a zombie."""
 _atexit_registered = False
 
 
@@ -112,45 +113,33 @@ def _paths(run_dir: Path | str | None) -> tuple[Path, Path, Path]:
     return folder, folder / PID_NAME, folder / LOG_NAME
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
+def _locked(folder: Path) -> contextlib.AbstractContextManager[None]:
     """Serialises start/stop between threads and processes (two dashboards pressing Start)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "serving.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return state.file_lock(folder / "serving.lock")
 
 
-def _alive(pid: int, command: Sequence[str]) -> bool:
-    """True while ``pid`` runs and is still the process we started (not a zombie, not a reused pid)."""
-    if pid in _children:
-        return _children[pid][0].poll() is None
-    return process_matches(pid, command)
-
-
-def _read_pid_file(pid_path: Path) -> dict | None:
-    try:
-        record = json.loads(pid_path.read_text())
-        return record if isinstance(record, dict) and isinstance(record.get("pid"), int) else None
-    except (OSError, ValueError):
-        return None
+def _alive(record: state.ProcessRecord) -> bool:
+    """True while the recorded server runs: our own child until it exits, else the very process
+    the record names (not a zombie, not a recycled pid)."""
+    child = _children.get(record.pid)
+    if child is not None and child[2] == record:
+        return child[0].poll() is None
+    return record.matches()
 
 
 def status(run_dir: Path | str | None = None) -> ServerStatus:
     """The embedded server as recorded in ``.run/``: whether it runs, its pid, port and command."""
     _, pid_path, log_path = _paths(run_dir)
-    record = _read_pid_file(pid_path)
+    record = state.read_record(pid_path)
     if record is None:
         return ServerStatus(running=False, log_path=log_path)
-    pid, command = record["pid"], tuple(record.get("command", ()))
-    child = _children.get(pid)
+    child = _children.get(record.pid)
+    port, host, started = (record.info.get(key) for key in ("port", "host", "started"))
     return ServerStatus(
-        running=_alive(pid, command), log_path=log_path, pid=pid, port=record.get("port"),
-        host=record.get("host"), command=command, started=record.get("started"),
-        exit_code=child[0].poll() if child is not None else None)
+        running=_alive(record), log_path=log_path, pid=record.pid,
+        port=port if isinstance(port, int) else None, host=host if isinstance(host, str) else None,
+        command=record.command, started=started if isinstance(started, str) else None,
+        exit_code=child[0].poll() if child is not None and child[2] == record else None)
 
 
 def start(port: int, host: str = "127.0.0.1", *, model_name: str, base_path: Path | str,
@@ -161,7 +150,7 @@ def start(port: int, host: str = "127.0.0.1", *, model_name: str, base_path: Pat
     that one is returned and nothing new is started.
 
     ``command`` replaces the server's command line (tests use a stand-in). The previous log
-    is kept as ``serving.log.1``.
+    is kept as ``serving.log.1`` (:data:`LOGS_KEPT`).
     """
     folder, pid_path, log_path = _paths(run_dir)
     with _locked(folder):
@@ -171,8 +160,7 @@ def start(port: int, host: str = "127.0.0.1", *, model_name: str, base_path: Pat
         argv = list(command) if command is not None else server_command(
             port, host, model_name=model_name, base_path=base_path, loaded_versions=loaded_versions,
             run_dir=folder)
-        if log_path.exists():
-            os.replace(log_path, log_path.with_name(LOG_NAME + ".1"))
+        state.rotate(log_path, LOGS_KEPT)
         # SERVING_PARENT_PID: the server exits by itself if this process dies without its atexit
         # hook running (SIGKILL, SIGHUP from a closed terminal); see pipeline/lifeline.py.
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "SERVING_PARENT_PID": str(os.getpid())}
@@ -183,23 +171,30 @@ def start(port: int, host: str = "127.0.0.1", *, model_name: str, base_path: Pat
             log.flush()
             process = subprocess.Popen(argv, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        _children[process.pid] = (process, pid_path)
+        info = {"port": port, "host": host, "started": started}
+        # Popen returns after the exec: /proc shows the server's own start time and command line.
+        # A child that is already gone gets a record that never matches (its exit code still shows).
+        record = state.ProcessRecord.of(process.pid, **info) or state.ProcessRecord(
+            process.pid, None, tuple(argv), info)
+        _children[process.pid] = (process, pid_path, record)
         _register_atexit()
-        record = {"pid": process.pid, "port": port, "host": host, "command": argv, "started": started}
-        tmp = pid_path.with_name(PID_NAME + ".tmp")
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, pid_path)
+        state.write_record(pid_path, record)
         return status(run_dir)
 
 
-def _terminate(pid: int, command: Sequence[str], timeout: float) -> None:
-    """SIGTERM, wait up to ``timeout`` s, then SIGKILL; returns once the process is gone."""
+def _terminate(record: state.ProcessRecord, timeout: float) -> None:
+    """SIGTERM, wait up to ``timeout`` s, then SIGKILL; returns once the process is gone. Only
+    the very process the record names is signalled (our own child through its Popen)."""
+    child = _children.get(record.pid)
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
+        if child is not None and child[2] == record:
+            if child[0].poll() is None:
+                child[0].send_signal(sig)
+        else:
+            record.signal(sig)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if not _alive(pid, command):
+            if not _alive(record):
                 return
             time.sleep(0.05)
 
@@ -212,15 +207,13 @@ def stop(timeout: float = STOP_TIMEOUT_S, run_dir: Path | str | None = None) -> 
     """
     folder, pid_path, _ = _paths(run_dir)
     with _locked(folder):
-        record = _read_pid_file(pid_path)
+        record = state.read_record(pid_path)
         if record is None:
             return False
-        pid, command = record["pid"], record.get("command", ())
-        was_running = _alive(pid, command)
+        was_running = _alive(record)
         if was_running:
-            _terminate(pid, command, timeout)
-        with contextlib.suppress(FileNotFoundError):
-            pid_path.unlink()
+            _terminate(record, timeout)
+        state.remove_record(pid_path)
         return was_running
 
 
@@ -267,14 +260,12 @@ def autostart_if_needed(url: str, *, enabled: bool, model_name: str, base_path: 
 
 
 def _stop_own_children() -> None:
-    """atexit: stop every server this process started and still runs, and forget its pid file."""
-    for pid, (process, pid_path) in list(_children.items()):
+    """atexit: stop every server this process started and still runs, and remove its pid file
+    (unless it names another server by now)."""
+    for process, pid_path, record in list(_children.values()):
         if process.poll() is None:
-            _terminate(pid, (), STOP_TIMEOUT_S)
-        record = _read_pid_file(pid_path)
-        if record is not None and record["pid"] == pid:
-            with contextlib.suppress(FileNotFoundError):
-                pid_path.unlink()
+            _terminate(record, STOP_TIMEOUT_S)
+        state.remove_record(pid_path, record)
 
 
 def _register_atexit() -> None:

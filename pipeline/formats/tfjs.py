@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.formats.errors import FormatError
-from pipeline.formats.files import remove_leftovers, staged_dir
 from pipeline.formats.graph_model import FrozenGraph, GraphModel, to_graph_model
+from pipeline.state import remove_leftovers, staged_dir
 
 TFJS_DIR = "tfjs"
 MODEL_JSON = "model.json"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.formats.errors import FormatError
-from pipeline.formats.files import atomic_write_bytes, remove_leftovers
+from pipeline.state import atomic_write_bytes, remove_leftovers
 
 TFLITE_FILE = "model.tflite"
 SIGNATURE = "serving_default"

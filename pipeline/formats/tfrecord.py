@@ -40,7 +40,7 @@ from typing import BinaryIO
 
 import google_crc32c
 
-from pipeline.formats.files import atomic_write_bytes
+from pipeline.state import atomic_write_bytes
 
 _LENGTH = struct.Struct("<Q")
 _CRC = struct.Struct("<I")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.store import versions
+from pipeline.store.run_record import RunRecord
 
 LABELS = {"savedmodel": "SavedModel", "tflite": "TFLite", "tfjs": "TF.js"}
 """The names people read for each format, in the order the Models page lists them."""
@@ -61,17 +62,17 @@ def convert_new_version(version_path: Path | str) -> tuple[dict[str, dict[str, A
     return entries, time.perf_counter() - started
 
 
-def add_formats(record: dict[str, Any], version_path: Path | str) -> dict[str, Any]:
+def add_formats(record: RunRecord, version_path: Path | str) -> RunRecord:
     """Convert the version ``record`` was just exported as and note the outcome in ``record``
     (``formats``, ``timings.formats_s``) and in the version's own run record. Returns ``record``.
     Never raises (a version whose copy of the record cannot be updated keeps the old copy)."""
     entries, seconds = convert_new_version(version_path)
-    record["formats"] = entries
-    record.setdefault("timings", {})["formats_s"] = seconds
+    record.formats = entries
+    record.timings["formats_s"] = seconds
     # if the version's copy cannot be updated, the runs/ record still says it, and the Models
     # page reads the files themselves
     with contextlib.suppress(OSError, ValueError):
-        versions.update_run_record(version_path, {"formats": entries})
+        versions.update_run_record(version_path, formats=entries)
     return record
 
 

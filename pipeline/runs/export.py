@@ -15,6 +15,7 @@ and prints ``{"version": N, "path": ..., "formats": {...}}`` (the dashboard call
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -23,20 +24,24 @@ from typing import Any
 from pipeline.runs import conversions
 from pipeline.settings import Settings
 from pipeline.store import records, versions
+from pipeline.store.run_record import RunRecord, RunStatus
 from pipeline.training.quality import Verdict
 
 
-def model_from_record(record: dict[str, Any]) -> Any:
-    """The Keras model a run ended with, rebuilt from its learned weights (imports TF)."""
+def model_from_record(record: RunRecord) -> Any:
+    """The Keras model a run ended with, rebuilt from its learned weights (imports TF);
+    ``ValueError`` if the record has none."""
     import numpy as np
 
     from pipeline.training.fit import TrainConfig, build_model
 
-    cfg = TrainConfig.from_dict(record.get("config") or {})
-    learned = record["learned"]
-    model = build_model(len(learned["w"]), cfg.optimizer, cfg.learning_rate)
-    kernel = np.asarray(learned["w"], dtype=np.float32).reshape(-1, 1)
-    bias = np.asarray([learned["b"]], dtype=np.float32)
+    if record.learned is None:
+        raise ValueError(f"run {record.id} has no learned weights")
+    cfg = TrainConfig.from_dict(record.config)
+    learned = record.learned
+    model = build_model(len(learned.w), cfg.optimizer, cfg.learning_rate)
+    kernel = np.asarray(learned.w, dtype=np.float32).reshape(-1, 1)
+    bias = np.asarray([learned.b], dtype=np.float32)
     model.get_layer("outputs").set_weights([kernel, bias])
     return model
 
@@ -64,23 +69,22 @@ def export_run(base_path: Path | str, run_id: str, anyway: bool = False) -> vers
         record = records.load_run(base_path, run_id)
         if record is None:
             raise ValueError(f"there is no run {run_id!r} under {str(base_path)!r}")
-        if record.get("version") is not None:
-            raise ValueError(f"run {run_id} is already exported as version {record['version']}")
-        status = record.get("status")
-        if status != "succeeded":
-            raise ValueError(f"run {run_id} {status}; only a run that finished training can be exported")
-        if not record.get("learned"):
+        if record.version is not None:
+            raise ValueError(f"run {run_id} is already exported as version {record.version}")
+        if record.status is not RunStatus.SUCCEEDED:
+            raise ValueError(f"run {run_id} {record.status}; only a run that finished training can be "
+                             "exported")
+        if record.learned is None:
             raise ValueError(f"run {run_id} has no learned weights to export")
-        verdict = Verdict.from_dict(record.get("quality"))
+        verdict = Verdict.from_dict(record.quality)
         if verdict is not None and verdict.blocks_export and not anyway:
             raise ValueError(f"run {run_id} did not pass the quality gate ({' '.join(verdict.reasons)}); "
                              "export it anyway only if you mean to serve it")
         model = model_from_record(record)
-        stored = {k: v for k, v in record.items() if k not in ("progress", "traceback")}
-        info = versions.export_version(model, base_path, {**stored, "exported_after_run": True})
-        record.update(version=info.version, version_path=str(info.path), exported=info.created,
-                      exported_anyway=bool(verdict is not None and verdict.blocks_export))
-        record.pop("export_held", None)
+        info = versions.export_version(model, base_path, dataclasses.replace(record, exported_after_run=True))
+        record.version, record.version_path, record.exported = info.version, str(info.path), info.created
+        record.exported_anyway = bool(verdict is not None and verdict.blocks_export)
+        record.export_held = None
         records.save_run(base_path, record)
     # outside the export lock: the version is in place and served; converting it must not hold up
     # other exports, and a failed conversion is a note in the record, never a failed export
@@ -105,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         info = export_run(args.base_path, args.run_id, anyway=args.anyway)
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
-    record = records.load_run(args.base_path, args.run_id) or {}
-    print(json.dumps({"version": info.version, "path": str(info.path), "formats": record.get("formats", {})}))
+    record = records.load_run(args.base_path, args.run_id)
+    formats = record.formats if record is not None else {}
+    print(json.dumps({"version": info.version, "path": str(info.path), "formats": formats}))
     return 0
 
 

@@ -3,8 +3,9 @@
 :func:`run_training` trains (in the calling thread), keeps the run record under
 ``<base_path>/runs/`` up to date while it runs (throttled), exports a version when
 asked and the run succeeded (the SavedModel, then its ``.tflite`` and TF.js formats:
-:mod:`pipeline.runs.conversions`), and always ends with a final record whose ``status`` is
-``succeeded``, ``cancelled`` or ``failed`` (with the error text).
+:mod:`pipeline.runs.conversions`), and always ends with a final
+:class:`pipeline.store.run_record.RunRecord` whose status is ``SUCCEEDED``, ``CANCELLED`` or
+``FAILED`` (with the error text).
 
 The CLI (`python -m pipeline.train`) and the demo seeder call it directly; the dashboard runs
 the very same function in a child process (:class:`pipeline.runs.process.TrainingProcess`),
@@ -23,6 +24,7 @@ from typing import Any
 
 from pipeline.runs import conversions, lock
 from pipeline.store import records, versions
+from pipeline.store.run_record import RunRecord, RunStatus, Weights
 from pipeline.training.fit import Progress, TrainConfig
 
 SAVE_INTERVAL_S = 0.5
@@ -53,7 +55,7 @@ def run_training(
     run_id: str | None = None,
     export_anyway: bool = False,
     requested_at: float | None = None,
-) -> dict[str, Any]:
+) -> RunRecord:
     """Train ``cfg``, record the run under ``base_path`` (if given), export on success.
 
     Exports only a run that succeeded *and* passed the quality gate
@@ -66,7 +68,7 @@ def run_training(
     ``ValueError``) before anything is written if another run holds it.
 
     Returns the final run record. Never raises for a failed fit or export: the
-    failure is recorded (``status="failed"``, ``error``) and returned. A bad ``cfg``
+    failure is recorded (status ``FAILED``, ``error``) and returned. A bad ``cfg``
     raises ``ValueError`` before anything is written.
     """
     cfg.validate()
@@ -83,22 +85,20 @@ def run_training(
 
 def _run(cfg: TrainConfig, base_path: Path | str | None, export: bool,
          on_progress: Callable[[Progress], None] | None, cancel: threading.Event | None, run_id: str,
-         export_anyway: bool, requested_at: float) -> dict[str, Any]:
+         export_anyway: bool, requested_at: float) -> RunRecord:
     from pipeline.training.fit import train
 
-    record: dict[str, Any] = {
-        "id": run_id,
-        "status": "running",
-        "started": records.now_iso(),
-        "config": cfg.to_dict(),
-        "batch_size": cfg.effective_batch_size,
-        "true": {"w": list(cfg.true_w), "b": cfg.true_b},
-        "export_requested": bool(export and base_path is not None),
-        "export_anyway": bool(export_anyway),
-        "libraries": records.library_versions(),
-        "history": [],
-        "progress": None,
-    }
+    record = RunRecord(
+        id=run_id,
+        status=RunStatus.RUNNING,
+        started=records.now_iso(),
+        config=cfg.to_dict(),
+        batch_size=cfg.effective_batch_size,
+        true=Weights(tuple(cfg.true_w), cfg.true_b),
+        export_requested=bool(export and base_path is not None),
+        export_anyway=bool(export_anyway),
+        libraries=records.library_versions(),
+    )
     last_save = 0.0
 
     def save(force: bool = False) -> None:
@@ -108,9 +108,9 @@ def _run(cfg: TrainConfig, base_path: Path | str | None, export: bool,
             last_save = time.monotonic()
 
     def progress(p: Progress) -> None:
-        record["progress"] = _progress_entry(p)
+        record.progress = _progress_entry(p)
         if p.epoch_end:
-            record["history"].append({"epoch": p.epoch, "loss": p.loss, "mae": p.mae, "w": p.w, "b": p.b})
+            record.history.append({"epoch": p.epoch, "loss": p.loss, "mae": p.mae, "w": p.w, "b": p.b})
         save()
         if on_progress is not None:
             on_progress(p)
@@ -118,29 +118,27 @@ def _run(cfg: TrainConfig, base_path: Path | str | None, export: bool,
     save(force=True)
     try:
         result = train(cfg, on_progress=progress, cancel=cancel)
-        record.update(result.summary())
+        result.record_into(record)
         warned = result.quality is not None and result.quality.blocks_export
-        wanted = result.status == "succeeded" and export and base_path is not None
+        wanted = result.status is RunStatus.SUCCEEDED and export and base_path is not None
         if wanted and warned and not export_anyway:
-            record["export_held"] = ("not exported automatically: the quality gate warned ("
-                                     + " ".join(result.quality.reasons) + ")")
+            record.export_held = ("not exported automatically: the quality gate warned ("
+                                  + " ".join(result.quality.reasons) + ")")
         elif wanted:
             started = time.perf_counter()
-            info = versions.export_version(
-                result.model, base_path, {k: v for k, v in record.items() if k != "progress"}
-            )
-            record.update(version=info.version, version_path=str(info.path), exported=info.created,
-                          exported_anyway=warned)
-            record.setdefault("timings", {})["export_s"] = time.perf_counter() - started
+            info = versions.export_version(result.model, base_path, record)
+            record.version, record.version_path, record.exported = info.version, str(info.path), info.created
+            record.exported_anyway = warned
+            record.timings["export_s"] = time.perf_counter() - started
             # the SavedModel is in place and served; the other formats never fail the run
             conversions.add_formats(record, info.path)
     except Exception as exc:  # recorded, not raised: a run always ends in a record
-        record.update(
-            status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8)
-        )
-    record["finished"] = records.now_iso()
+        record.status = RunStatus.FAILED
+        record.error = f"{type(exc).__name__}: {exc}"
+        record.traceback = traceback.format_exc(limit=8)
+    record.finished = records.now_iso()
     # end to end: from the request (the click, or the command's start) to the final record,
     # so process start, TensorFlow's import and the export count, not only the fit
-    record.setdefault("timings", {})["end_to_end_s"] = max(0.0, time.time() - requested_at)
+    record.timings["end_to_end_s"] = max(0.0, time.time() - requested_at)
     save(force=True)
     return record

@@ -1,29 +1,28 @@
 """One training run at a time per model folder, whoever starts it.
 
-The holder of ``<base_path>/.training.lock`` (run id, pid, command line, start time) is the
-run training on that folder. Every tab of every dashboard, the CLI and the demo seeder read
-the same file, so a second tab sees the running run (and can watch or cancel it) instead of
-starting another, and a reload finds it again. The file names a process rather than being held
-open, because the dashboard starts the trainer as a child: the parent checks and records under
-a short ``flock`` (:func:`guarded`) while it spawns, the child then claims it as its own.
+The holder of ``<base_path>/.training.lock`` (the run id and the process record of the
+process training it: pid, start time, command line) is the run training on that folder. Every
+tab of every dashboard, the CLI and the demo seeder read the same file, so a second tab sees the
+running run (and can watch or cancel it) instead of starting another, and a reload or a restarted
+dashboard finds its process again. The file names a process rather than being held open, because
+the dashboard starts the trainer as a child: the parent checks and records under a short file
+lock (:func:`guarded`) while it spawns, the child then claims it as its own, and removes it when
+the run ends (so a finished run leaves no process record behind).
 
-A holder counts only while ``/proc`` shows its pid running its recorded command
-(:func:`pipeline.pids.process_matches`): a crashed or killed run frees the folder by itself,
-and a recycled pid never blocks it. The name starts with a dot, so no model server takes it
-for a version.
+A holder counts only while ``/proc`` shows that very process
+(:meth:`pipeline.state.ProcessRecord.matches`): a crashed or killed run frees the folder by
+itself, and a recycled pid never blocks it nor receives its cancel. The name starts with a dot,
+so no model server takes it for a version.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.pids import command_line, process_matches
+from pipeline import state
 
 LOCK_NAME = ".training.lock"
 _GUARD_NAME = ".training.guard"
@@ -31,11 +30,14 @@ _GUARD_NAME = ".training.guard"
 
 @dataclass(frozen=True)
 class Holder:
-    """The run that trains on a model folder right now."""
+    """The run that trains on a model folder right now, and its process."""
 
     run_id: str
-    pid: int
-    command: tuple[str, ...]
+    process: state.ProcessRecord
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
 
 class TrainingBusy(ValueError):
@@ -52,33 +54,23 @@ def lock_path(base_path: Path | str) -> Path:
     return Path(base_path) / LOCK_NAME
 
 
-@contextlib.contextmanager
-def guarded(base_path: Path | str) -> Iterator[None]:
-    """Hold the folder's guard (``flock``) while checking and recording a holder, so two
+def guarded(base_path: Path | str) -> contextlib.AbstractContextManager[None]:
+    """Hold the folder's guard (a file lock) while checking and recording a holder, so two
     starts at the same moment never both see the folder free."""
-    base = Path(base_path)
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base / _GUARD_NAME, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return state.file_lock(Path(base_path) / _GUARD_NAME)
 
 
 def _read(base_path: Path | str) -> Holder | None:
-    try:
-        data = json.loads(lock_path(base_path).read_text())
-        return Holder(str(data["run_id"]), int(data["pid"]), tuple(str(p) for p in data["command"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    found = state.read_record(lock_path(base_path))
+    run_id = found.info.get("run_id") if found is not None else None
+    return Holder(run_id, found) if isinstance(run_id, str) else None
 
 
 def holder(base_path: Path | str) -> Holder | None:
     """The run training on ``base_path`` now, or ``None`` when the folder is free (no lock, or
     its process is gone or runs something else)."""
     found = _read(base_path)
-    if found is None or not process_matches(found.pid, found.command):
+    if found is None or not found.process.matches():
         return None
     return found
 
@@ -90,12 +82,10 @@ def check_free(base_path: Path | str, run_id: str | None = None, pid: int | None
         raise TrainingBusy(found)
 
 
-def record(base_path: Path | str, run_id: str, pid: int, command: Sequence[str]) -> None:
-    """Write the holder (call under :func:`guarded`, after :func:`check_free`)."""
-    path = lock_path(base_path)
-    tmp = path.with_name(f"{LOCK_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"run_id": run_id, "pid": pid, "command": list(command)}))
-    os.replace(tmp, path)
+def record(base_path: Path | str, run_id: str, process: state.ProcessRecord) -> None:
+    """Write ``run_id``'s process as the holder (call under :func:`guarded`, after :func:`check_free`)."""
+    state.write_record(lock_path(base_path), state.ProcessRecord(
+        process.pid, process.start_time, process.command, {**process.info, "run_id": run_id}))
 
 
 def claim_for_this_process(base_path: Path | str, run_id: str) -> None:
@@ -103,7 +93,7 @@ def claim_for_this_process(base_path: Path | str, run_id: str) -> None:
     run holds it. A child whose parent already recorded it (same pid) simply confirms."""
     with guarded(base_path):
         check_free(base_path, run_id, os.getpid())
-        record(base_path, run_id, os.getpid(), command_line(os.getpid()) or ())
+        record(base_path, run_id, state.ProcessRecord.current())
 
 
 def release(base_path: Path | str, run_id: str) -> None:
@@ -111,5 +101,4 @@ def release(base_path: Path | str, run_id: str) -> None:
     with guarded(base_path):
         found = _read(base_path)
         if found is not None and found.run_id == run_id:
-            with contextlib.suppress(FileNotFoundError):
-                lock_path(base_path).unlink()
+            state.remove_record(lock_path(base_path), found.process)

@@ -15,10 +15,12 @@ event (the run ends "cancelled" after the current batch). A child that dies with
 record (killed, out of memory) is recorded as failed by the parent, so no run is left "running"
 forever.
 
-No orphans: the child's pid and command line go to ``<base>/runs/.<id>.pid`` the moment it
-starts, so a dashboard that restarted finds it again (:meth:`TrainingProcess.attach`) and can
-still cancel it, and a pid is signalled only while ``/proc`` shows that very command
-(:mod:`pipeline.pids`). The child also watches its parent (:mod:`pipeline.lifeline`, as the
+No orphans: the child's process record (pid, start time, command line) is the model folder's
+training lock (:mod:`pipeline.runs.lock`) from the moment it starts, so a dashboard that
+restarted finds it again (:meth:`TrainingProcess.attach`) and can still cancel it, and a pid is
+signalled only while ``/proc`` shows that very process (:class:`pipeline.state.ProcessRecord`).
+The record goes when the run ends; its output stays in ``<base>/runs/.<id>.log`` for the newest
+:data:`LOGS_KEPT` runs. The child also watches its parent (:mod:`pipeline.lifeline`, as the
 server does): if the dashboard dies without stopping it, the run cancels itself, so it never
 exports a version nobody watches.
 """
@@ -26,7 +28,6 @@ exports a version nobody watches.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -35,15 +36,16 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-from pipeline import lifeline
-from pipeline.pids import process_matches
+from pipeline import lifeline, state
 from pipeline.runs import lock
 from pipeline.settings import PROJECT_ROOT
 from pipeline.store import records, versions
+from pipeline.store.run_record import RunRecord, RunStatus, Weights
 from pipeline.training.fit import TrainConfig
 
+LOGS_KEPT = 20
+"""Training logs (``runs/.<id>.log``) kept per model folder; older ones go when a run starts."""
 CHILD_TIMEOUT_S = 600.0
 """How long an export or a demo seeding may take before it is reported as hung."""
 
@@ -57,21 +59,13 @@ def log_path(base_path: Path | str, run_id: str) -> Path:
     return records.runs_dir(base_path) / f".{run_id}.log"
 
 
-def pid_path(base_path: Path | str, run_id: str) -> Path:
-    """Where a run's process is recorded (pid and command line), next to the run record."""
-    return records.runs_dir(base_path) / f".{run_id}.pid"
-
-
-def read_pid_file(base_path: Path | str, run_id: str) -> tuple[int, list[str]] | None:
-    """The recorded (pid, command line) of a run's process, or None when none was recorded."""
-    try:
-        data = json.loads(pid_path(base_path, run_id).read_text())
-        pid, command = data["pid"], data["command"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(pid, int) or not isinstance(command, list):
-        return None
-    return pid, [str(part) for part in command]
+def prune_logs(base_path: Path | str, keep: int = LOGS_KEPT) -> list[Path]:
+    """Delete all but the newest ``keep`` training logs of a model folder (run ids start with
+    their UTC start time, so names sort oldest first), and the per-run pid files older versions
+    left behind (``runs/.<id>.pid``, read by nothing now); return what was deleted."""
+    folder = records.runs_dir(base_path)
+    old_logs = state.prune_oldest(sorted(folder.glob(".*.log")), keep)
+    return old_logs + state.prune_oldest(folder.glob(".*.pid"), 0)
 
 
 class TrainingProcess:
@@ -92,23 +86,23 @@ class TrainingProcess:
         self.run_id = run_id or records.new_run_id()
         self.cancel_requested = False
         self._proc: subprocess.Popen | None = None
-        self._attached: tuple[int, list[str]] | None = None
-        """(pid, command) of a run found on disk rather than started here."""
+        self._attached: state.ProcessRecord | None = None
+        """The process of a run found on disk (its training lock) rather than started here."""
 
     @classmethod
     def attach(cls, base_path: Path | str, run_id: str) -> TrainingProcess | None:
-        """The run's process, found again from its pid file (after a dashboard restart), if it
-        still runs the command recorded for it; None otherwise. It can be cancelled like one
-        started here."""
+        """The run's process, found again from the model folder's training lock (after a
+        dashboard restart), if that very process still trains ``run_id``; None otherwise. It can
+        be cancelled like one started here."""
         if not run_id or "/" in run_id or run_id.startswith("."):  # ids come from URLs: no paths
             return None
-        found = read_pid_file(base_path, run_id)
-        if found is None or not process_matches(*found):
+        holder = lock.holder(base_path)
+        if holder is None or holder.run_id != run_id:
             return None
-        record = records.load_run(base_path, run_id) or {}
-        job = cls(TrainConfig.from_dict(record.get("config") or {}), base_path,
-                  bool(record.get("export_requested", True)), run_id=run_id)
-        job._attached = found
+        record = records.load_run(base_path, run_id)
+        job = cls(TrainConfig.from_dict(record.config if record is not None else {}), base_path,
+                  record.export_requested if record is not None else True, run_id=run_id)
+        job._attached = holder.process
         return job
 
     def start(self) -> TrainingProcess:
@@ -129,58 +123,60 @@ class TrainingProcess:
             with open(log_path(self.base_path, self.run_id), "wb") as log:
                 self._proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
                                               stdout=log, stderr=subprocess.STDOUT, env=env)
-            lock.record(self.base_path, self.run_id, self._proc.pid, command)
-        recorded = pid_path(self.base_path, self.run_id)
-        tmp = recorded.with_name(recorded.name + ".tmp")
-        tmp.write_text(json.dumps({"pid": self._proc.pid, "command": command}))
-        os.replace(tmp, recorded)
+            # Popen returns after the exec, so /proc shows the child's own start time and command;
+            # a child already gone gets a record that never matches (record() then says it failed)
+            process = state.ProcessRecord.of(self._proc.pid) or state.ProcessRecord(
+                self._proc.pid, None, tuple(command))
+            lock.record(self.base_path, self.run_id, process)
+        prune_logs(self.base_path)
         return self
 
     @property
     def pid(self) -> int | None:
         if self._proc is not None:
             return self._proc.pid
-        return self._attached[0] if self._attached is not None else None
+        return self._attached.pid if self._attached is not None else None
 
     @property
     def running(self) -> bool:
         if self._proc is not None:
             return self._proc.poll() is None
-        return self._attached is not None and process_matches(*self._attached)
+        return self._attached is not None and self._attached.matches()
 
     def cancel(self) -> None:
         """Ask the run to stop; it ends "cancelled" after the current batch. A process found
-        by :meth:`attach` is signalled only while it still runs its recorded command."""
+        by :meth:`attach` is signalled only while it is still that very process."""
         self.cancel_requested = True
         if self._proc is not None and self.running:
             self._proc.send_signal(signal.SIGTERM)
-        elif self._attached is not None and self.running:
-            os.kill(self._attached[0], signal.SIGTERM)
+        elif self._attached is not None:
+            self._attached.signal(signal.SIGTERM)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for a process started here to exit (TimeoutExpired after `timeout` s)."""
         if self._proc is not None:
             self._proc.wait(timeout)
 
-    def record(self) -> dict[str, Any] | None:
+    def record(self) -> RunRecord | None:
         """The latest record on disk; once the process is gone without a final record, a
-        ``failed`` (or, if it was being cancelled, ``cancelled``) record saying so, saved."""
+        ``FAILED`` (or, if it was being cancelled, ``CANCELLED``) record saying so, saved."""
         record = records.load_run(self.base_path, self.run_id)
-        if self.running or self._proc is None or (record is not None and record.get("status") != "running"):
+        ended = record is not None and record.status is not RunStatus.RUNNING
+        if self.running or self._proc is None or ended:
             return record
         code = self._proc.returncode
-        with contextlib.suppress(OSError):
-            pid_path(self.base_path, self.run_id).unlink()
-        record = record or {"id": self.run_id, "started": records.now_iso(), "config": self.cfg.to_dict(),
-                            "true": {"w": list(self.cfg.true_w), "b": self.cfg.true_b}, "history": []}
+        lock.release(self.base_path, self.run_id)  # a killed child could not remove its own record
+        if record is None:
+            record = RunRecord(self.run_id, started=records.now_iso(), config=self.cfg.to_dict(),
+                               true=Weights(tuple(self.cfg.true_w), self.cfg.true_b))
         if self.cancel_requested:
-            record.update(status="cancelled")
+            record.status = RunStatus.CANCELLED
         else:
             log = log_path(self.base_path, self.run_id)
-            record.update(status="failed",
-                          error=f"the training process ended unexpectedly (exit code {code}) before "
-                          f"recording a result; its output is in {log}")
-        record["finished"] = records.now_iso()
+            record.status = RunStatus.FAILED
+            record.error = (f"the training process ended unexpectedly (exit code {code}) before "
+                            f"recording a result; its output is in {log}")
+        record.finished = records.now_iso()
         records.save_run(self.base_path, record)
         return record
 
@@ -237,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig.from_dict(json.loads(args.config))
     record = run_training(cfg, args.base_path, export=not args.no_export, cancel=cancel, run_id=args.run_id,
                           requested_at=args.requested_at)
-    return 0 if record["status"] in ("succeeded", "cancelled") else 1
+    return 0 if record.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED) else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Run records turned into the rows a person reads: weights tables and run-history rows.
 
-Pure functions over the plain dicts :mod:`pipeline.store.records` stores, so the Train and Models
+Pure functions over :class:`pipeline.store.run_record.RunRecord`, so the Train and Models
 pages show the same columns with the same names, and the rules (what "samples" or "error"
 means for a failed run) live in one tested place rather than in two page scripts.
 No TensorFlow, no Streamlit (``pipeline.training.fit`` imports TensorFlow only when it trains).
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.store.run_record import RunRecord
 from pipeline.training.data import iter_chunks
 from pipeline.training.fit import TrainConfig
 
@@ -23,21 +24,14 @@ def param_names(features: int) -> list[str]:
     return [f"w{i + 1}" for i in range(features)] + ["b"]
 
 
-def flat_params(weights: dict[str, Any] | None) -> list[float] | None:
-    """``{"w": [...], "b": x}`` as ``[*w, b]``, or ``None`` when there are no weights."""
-    if not weights or "w" not in weights:
-        return None
-    return [float(v) for v in weights["w"]] + [float(weights["b"])]
-
-
-def weights_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+def weights_rows(record: RunRecord) -> list[dict[str, Any]]:
     """One row per parameter: learned, true and OLS values and the learned one's distance
     to each. Empty when the run learned nothing (it failed before training)."""
-    learned = flat_params(record.get("learned"))
-    if learned is None:
+    if record.learned is None:
         return []
-    true = flat_params(record.get("true")) or [float("nan")] * len(learned)
-    ols = flat_params(record.get("ols")) or [float("nan")] * len(learned)
+    learned = record.learned.flat
+    true = record.true.flat if record.true is not None else [float("nan")] * len(learned)
+    ols = record.ols.flat if record.ols is not None else [float("nan")] * len(learned)
     return [
         {"parameter": name, "learned": lv, "true": tv, "OLS": ov,
          "learned − true": lv - tv, "learned − OLS": lv - ov}
@@ -53,49 +47,44 @@ thousands separators, errors with 4 significant digits (0.0004 and 9,974 alike),
 tenths of a second."""
 
 
-def version_note(record: dict[str, Any], on_disk: set[int] | None = None) -> str:
+def version_note(record: RunRecord, on_disk: set[int] | None = None) -> str:
     """What became of a run's model, in words: ``deleted`` when its version is no longer on
     disk (numbers are never reused, so it stays a gap), ``exported anyway`` when the quality
     gate had warned, ``held: quality warning`` when the gate kept it from being exported."""
-    version = record.get("version")
-    if version is not None:
-        if on_disk is not None and int(version) not in on_disk:
+    if record.version is not None:
+        if on_disk is not None and record.version not in on_disk:
             return "deleted"
-        return "exported anyway (quality warning)" if record.get("exported_anyway") else "on disk"
-    if record.get("export_held"):
+        return "exported anyway (quality warning)" if record.exported_anyway else "on disk"
+    if record.export_held:
         return "held: quality warning"
     return ""
 
 
-def run_row(record: dict[str, Any], on_disk: set[int] | None = None) -> dict[str, Any]:
+def run_row(record: RunRecord, on_disk: set[int] | None = None) -> dict[str, Any]:
     """One line of the run history: when, what was asked, how it ended, what it produced.
 
     Every status gets a row (a failed run shows its error, a cancelled one the epoch it
     reached), so the history tells the whole story, not only the successes. ``on_disk`` (the
     version numbers that exist) lets the row say that a run's version was deleted since.
     """
-    cfg = record.get("config") or {}
-    errors = record.get("errors") or {}
-    history = record.get("history") or []
+    cfg = record.config
     epochs = cfg.get("epochs")
-    timings = record.get("timings") or {}
-    version = record.get("version")
     return {
-        "run": record.get("id", ""),
-        "status": str(record.get("status", "unknown")),
-        "version": int(version) if version is not None else None,
+        "run": record.id,
+        "status": str(record.status),
+        "version": record.version,
         "version note": version_note(record, on_disk),
-        "quality": str((record.get("quality") or {}).get("level", "")),
-        "started": short_time(record.get("started")),
+        "quality": record.quality_level,
+        "started": short_time(record.started),
         "samples": cfg.get("samples"),
         "noise": cfg.get("noise"),
-        "epochs": f"{len(history):,}/{epochs:,}" if epochs else "",
+        "epochs": f"{record.epochs_done:,}/{epochs:,}" if epochs else "",
         "optimizer": cfg.get("optimizer", ""),
-        "max |learned − true|": errors.get("vs_true"),
-        "max |learned − OLS|": errors.get("vs_ols"),
-        "fit time (s)": timings.get("fit_s"),
-        "end to end (s)": timings.get("end_to_end_s"),
-        "error": record.get("error", ""),
+        "max |learned − true|": record.errors.vs_true if record.errors is not None else None,
+        "max |learned − OLS|": record.errors.vs_ols if record.errors is not None else None,
+        "fit time (s)": record.timings.get("fit_s"),
+        "end to end (s)": record.timings.get("end_to_end_s"),
+        "error": record.error or "",
     }
 
 
@@ -115,14 +104,14 @@ def short_time(iso: str | None) -> str:
     return f"{local.day} {local:%b %Y, %H:%M:%S} {local.tzname() or ''}".strip()
 
 
-def data_sample(record: dict[str, Any], max_points: int = 2_000) -> tuple[np.ndarray, np.ndarray]:
+def data_sample(record: RunRecord, max_points: int = 2_000) -> tuple[np.ndarray, np.ndarray]:
     """The first ``max_points`` rows of the data the run trained on, regenerated from its
     config (data is seeded, so these are exactly the training rows, not look-alikes).
 
     Rows are i.i.d., so the first ones are as good a sample as any, and regenerating only
     them costs milliseconds even for a 10,000,000-row run.
     """
-    spec = TrainConfig.from_dict(record.get("config") or {}).data_spec()
+    spec = TrainConfig.from_dict(record.config).data_spec()
     spec.validate()
     return next(iter_chunks(spec, chunk_rows=max(1, int(max_points))))
 
@@ -157,9 +146,9 @@ def progress_text(progress: dict[str, Any]) -> str:
             f"{duration(progress['elapsed_s'])} elapsed{left}")
 
 
-def quality_numbers(record: dict[str, Any]) -> str:
+def quality_numbers(record: RunRecord) -> str:
     """The gate's numbers in one sentence (empty for records made before the gate)."""
-    n = (record.get("quality") or {}).get("numbers") or {}
+    n = (record.quality or {}).get("numbers") or {}
     if "max_vs_ols" not in n:
         return ""
     return (f"max |learned − OLS| = {n['max_vs_ols']:,.4g} (tolerance {n['param_tolerance']:,.4g}); "

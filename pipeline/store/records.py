@@ -1,26 +1,24 @@
-"""Run records: what every training run did, kept on disk whether it succeeded or not.
+"""Run records on disk: what every training run did, kept whether it succeeded or not.
 
-A run record is plain JSON (config, learned/true/OLS weights, errors, per-epoch history,
-timings, library versions, status and, once exported, the version it became). Records
-of all runs, including failed and cancelled ones, live at ``<base_path>/runs/<id>.json``
-(a non-numeric folder, so model servers ignore it); an exported version carries a copy
-in its ``assets.extra/run.json``. History is always read back from disk.
+A run record (:class:`pipeline.store.run_record.RunRecord`: config, learned/true/OLS weights,
+errors, per-epoch history, timings, library versions, status and, once exported, the version it
+became) is stored as plain JSON. Records of all runs, including failed and cancelled ones, live
+at ``<base_path>/runs/<id>.json`` (a non-numeric folder, so model servers ignore it); an exported
+version carries a copy in its ``assets.extra/run.json``. History is always read back from disk;
+records written by older code read the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
-import os
 import platform
-import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+
+from pipeline import state
+from pipeline.store.run_record import RunRecord
 
 RUNS_DIR = "runs"
 EXPORT_LOCK = ".export.lock"
@@ -51,76 +49,37 @@ def runs_dir(base_path: Path | str) -> Path:
     return Path(base_path) / RUNS_DIR
 
 
-def save_run(base_path: Path | str, record: dict[str, Any]) -> Path:
-    """Write ``record`` (which must have an ``id``) atomically to the runs folder.
-
-    Written to a temporary file and renamed, so readers see the old or the new record,
-    never a torn one; called repeatedly while a run progresses.
-    """
-    run_id = record["id"]
+def save_run(base_path: Path | str, record: RunRecord) -> Path:
+    """Write ``record`` atomically to the runs folder (readers see the old or the new record,
+    never a torn one); called repeatedly while a run progresses. ``ValueError`` for an id that
+    is not a plain file name."""
+    run_id = record.id
     if not isinstance(run_id, str) or not run_id or "/" in run_id or run_id.startswith("."):
         raise ValueError(f"invalid run id {run_id!r}")
-    folder = runs_dir(base_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{run_id}.json"
-    tmp = folder / f".{run_id}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(record, indent=1, allow_nan=True))
-    os.replace(tmp, target)
-    return target
+    return state.atomic_write_json(runs_dir(base_path) / f"{run_id}.json", record.to_json(), indent=1)
 
 
-def load_run(base_path: Path | str, run_id: str) -> dict[str, Any] | None:
+def load_run(base_path: Path | str, run_id: str) -> RunRecord | None:
     """One run record, or ``None`` if missing or unreadable."""
-    try:
-        return json.loads((runs_dir(base_path) / f"{run_id}.json").read_text())
-    except (OSError, ValueError):
-        return None
+    return RunRecord.from_json(state.read_json(runs_dir(base_path) / f"{run_id}.json"))
 
 
-def list_runs(base_path: Path | str) -> list[dict[str, Any]]:
+def list_runs(base_path: Path | str) -> list[RunRecord]:
     """All readable run records under ``base_path``, newest first."""
     folder = runs_dir(base_path)
     if not folder.is_dir():
         return []
-    records = []
-    for path in folder.glob("*.json"):
-        try:
-            records.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
-    return sorted(records, key=lambda r: str(r.get("id", "")), reverse=True)
+    found = (RunRecord.from_json(state.read_json(path)) for path in folder.glob("*.json"))
+    return sorted((r for r in found if r is not None), key=lambda r: r.id, reverse=True)
 
 
-_held = threading.local()
-"""Base paths whose export lock this thread holds (the lock is re-entrant per thread)."""
-
-
-@contextlib.contextmanager
-def export_lock(base_path: Path | str) -> Iterator[None]:
-    """Hold the base path's export lock (an exclusive `flock`, so it works across processes and
-    is released by the kernel if the holder dies). Whoever reads a run record, exports it and
+def export_lock(base_path: Path | str) -> contextlib.AbstractContextManager[None]:
+    """Hold the base path's export lock (:func:`pipeline.state.file_lock`: across processes, and
+    released by the kernel if the holder dies). Whoever reads a run record, exports it and
     writes the record back does all three under it, so a run is never exported twice; every
     export and delete of a version takes it too, so the version high-water mark
     (:mod:`pipeline.store.versions`) is read and raised by one writer at a time.
 
     Re-entrant within a thread (an export of a recorded run holds it around the version
-    export, which takes it again): a second ``flock`` on a new descriptor would deadlock."""
-    base = Path(base_path)
-    base.mkdir(parents=True, exist_ok=True)
-    key = str(base.resolve())
-    held: dict[str, int] = _held.__dict__.setdefault("paths", {})
-    if held.get(key):
-        held[key] += 1
-        try:
-            yield
-        finally:
-            held[key] -= 1
-        return
-    with open(base / EXPORT_LOCK, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        held[key] = 1
-        try:
-            yield
-        finally:
-            held[key] = 0
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    export, which takes it again)."""
+    return state.file_lock(Path(base_path) / EXPORT_LOCK, reentrant=True)

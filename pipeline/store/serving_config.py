@@ -11,29 +11,33 @@ never has to reconfigure the server other sessions use; the Models page sets lab
 TF Serving assigns a label only to a version it has loaded (AVAILABLE); with the embedded
 server's policy (``latest { num_versions: 2 }``) that is one of the two newest versions.
 
-Every change is a read-modify-write under a ``flock`` beside the file and an atomic rename, so
-two tabs labelling at once both land and the server never reads half a file. Only the subset of
-the text format this module writes is read back (``ValueError`` naming the problem otherwise).
+The file is read and written with TF Serving's own message (``tensorflow_serving.config.
+model_server_config_pb2``, which does not import TensorFlow) and ``google.protobuf.text_format``,
+so whatever TF Serving accepts is read, and a change rewrites only what it changes: other fields
+of an entry (``logging_config``, another version policy) and the file's other settings are kept.
+Every change is a read-modify-write under a file lock beside the file and an atomic write
+(:mod:`pipeline.state`), so two tabs labelling at once both land and the server never reads half
+a file. A file protobuf cannot parse raises ``ValueError`` naming the problem.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
-import os
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from pipeline import state
 from pipeline.model_dir import parse_version
 
 DEFAULT_LOADED_VERSIONS = 2
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
-_TOKEN_RE = re.compile(r'\s*(?:(#[^\n]*)|([{}:])|("(?:[^"\\]|\\.)*")'
-                       r"|([A-Za-z_][A-Za-z0-9_.]*)|(-?[0-9][0-9.eE+-]*))")
+_Config = model_server_config_pb2.ModelServerConfig
+_Entry = model_server_config_pb2.ModelConfig
 
 
 @dataclass(frozen=True)
@@ -56,98 +60,69 @@ def validate_label(label: str) -> str:
     return label
 
 
+def _entry(model: ServedModel, into: _Entry | None = None) -> _Entry:
+    """``model`` as a ``ModelConfig`` message, written over ``into`` (whose other fields stay)."""
+    entry = into if into is not None else _Entry()
+    entry.name = model.name
+    entry.base_path = model.base_path
+    entry.model_platform = entry.model_platform or "tensorflow"
+    entry.model_version_policy.latest.num_versions = int(model.num_versions)
+    entry.version_labels.clear()
+    entry.version_labels.update({k: int(v) for k, v in model.labels.items()})
+    return entry
+
+
+def _model(entry: _Entry) -> ServedModel:
+    policy = entry.model_version_policy
+    latest = policy.latest.num_versions if policy.WhichOneof("policy_choice") == "latest" else 0
+    return ServedModel(entry.name, entry.base_path, latest or DEFAULT_LOADED_VERSIONS,
+                       dict(sorted(entry.version_labels.items())))
+
+
 def render(models: Iterable[ServedModel]) -> str:
     """The ``ModelServerConfig`` text proto for ``models`` (what TF Serving parses)."""
-    lines = ["model_config_list {"]
+    config = _Config()
     for m in models:
-        lines += ["  config {", f"    name: {json.dumps(m.name)}",
-                  f"    base_path: {json.dumps(m.base_path)}", '    model_platform: "tensorflow"',
-                  f"    model_version_policy {{ latest {{ num_versions: {int(m.num_versions)} }} }}"]
-        lines += [f"    version_labels {{ key: {json.dumps(k)} value: {int(v)} }}"
-                  for k, v in sorted(m.labels.items())]
-        lines.append("  }")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        config.model_config_list.config.append(_entry(m))
+    return text_format.MessageToString(config)
 
 
-def _tokens(text: str) -> list[str]:
-    tokens, pos = [], 0
-    while pos < len(text):
-        match = _TOKEN_RE.match(text, pos)
-        if match is None or match.end() == pos:
-            if text[pos:].strip() == "":
-                break
-            raise ValueError(f"cannot read models.config near {text[pos:pos + 30]!r}")
-        pos = match.end()
-        if match.group(1) is None:
-            tokens.append(next(g for g in match.groups()[1:] if g is not None))
-    return tokens
-
-
-def _message(tokens: list[str], i: int) -> tuple[dict[str, list[Any]], int]:
-    """Parse ``name: value`` and ``name { ... }`` pairs from ``tokens[i]`` to the closing brace."""
-    fields: dict[str, list[Any]] = {}
-    while i < len(tokens) and tokens[i] != "}":
-        name = tokens[i]
-        if tokens[i + 1] == ":":
-            value, i = tokens[i + 2], i + 3
-            if value == "{":
-                value, i = _message(tokens, i)
-                i += 1
-            else:
-                value = json.loads(value) if value.startswith('"') else value
-        elif tokens[i + 1] == "{":
-            value, i = _message(tokens, i + 2)
-            i += 1
-        else:
-            raise ValueError(f"cannot read models.config: unexpected {tokens[i + 1]!r} after {name!r}")
-        fields.setdefault(name, []).append(value)
-    return fields, i
+def _parse(text: str) -> _Config:
+    try:
+        return text_format.Parse(text, _Config())
+    except text_format.ParseError as error:
+        raise ValueError(f"cannot read models.config: {error}") from None
 
 
 def parse(text: str) -> list[ServedModel]:
-    """The models of a config in the format :func:`render` writes; ``ValueError`` otherwise."""
+    """The models of a ``ModelServerConfig`` text proto; ``ValueError`` when protobuf cannot parse it."""
+    return [_model(entry) for entry in _parse(text).model_config_list.config]
+
+
+def _load(path: Path) -> _Config:
     try:
-        root, _ = _message(_tokens(text), 0)
-    except IndexError:
-        raise ValueError("cannot read models.config: it ends in the middle of an entry") from None
-    models = []
-    for entry in (root.get("model_config_list") or [{}])[0].get("config", []):
-        policy = (entry.get("model_version_policy") or [{}])[0]
-        latest = (policy.get("latest") or [{}])[0]
-        labels = {str(lab["key"][0]): int(lab["value"][0]) for lab in entry.get("version_labels", [])}
-        models.append(ServedModel(str(entry["name"][0]), str(entry["base_path"][0]),
-                                  int(latest.get("num_versions", [DEFAULT_LOADED_VERSIONS])[0]), labels))
-    return models
+        return _parse(path.read_text())
+    except FileNotFoundError:
+        return _Config()
+
+
+def _save(path: Path, config: _Config) -> None:
+    """Write the config atomically: a polling server reads the old or the new file, never half."""
+    state.atomic_write_text(path, text_format.MessageToString(config))
 
 
 def read(path: Path | str) -> list[ServedModel]:
     """The models in the config at ``path`` (none when it does not exist)."""
-    try:
-        return parse(Path(path).read_text())
-    except FileNotFoundError:
-        return []
+    return [_model(entry) for entry in _load(Path(path)).model_config_list.config]
 
 
 def write(path: Path | str, models: Iterable[ServedModel]) -> None:
-    """Write the config atomically (temporary file, then rename): a polling server reads the old
-    or the new file, never half of one."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(render(models))
-    os.replace(tmp, target)
+    """Write a config of exactly ``models`` atomically."""
+    _save(Path(path), _parse(render(models)))
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _locked(path: Path) -> contextlib.AbstractContextManager[None]:
+    return state.file_lock(path.with_name(path.name + ".lock"))
 
 
 def model_folders(models_dir: Path | str) -> list[Path]:
@@ -162,22 +137,31 @@ def model_folders(models_dir: Path | str) -> list[Path]:
 def write_for_server(path: Path | str, model_name: str, base_path: Path | str,
                      num_versions: int = DEFAULT_LOADED_VERSIONS) -> list[ServedModel]:
     """The config the embedded server starts with: ``model_name`` at ``base_path``, plus every
-    other model folder beside it that has versions, each keeping its labels from the current file.
-    Returns the models written."""
+    other model folder beside it that has versions, each with ``latest { num_versions }`` and
+    keeping its labels (and any other field) from the current file. A current file protobuf
+    cannot parse is replaced. Returns the models written."""
     target = Path(path)
     base = Path(base_path).resolve()
     with _locked(target):
         try:
-            old = {m.name: m for m in read(target)}
+            config = _load(target)
         except ValueError:
-            old = {}
+            config = _Config()
+        old = {entry.name: entry for entry in config.model_config_list.config}
         wanted = {model_name: base}
         for folder in model_folders(base.parent):
             wanted.setdefault(folder.name, folder.resolve())
-        models = [ServedModel(name, str(folder), num_versions, dict(old[name].labels) if name in old else {})
-                  for name, folder in wanted.items()]
-        write(target, models)
-        return models
+        entries = []
+        for name, folder in wanted.items():
+            labels = dict(old[name].version_labels) if name in old else {}
+            entry = _Entry()
+            if name in old:
+                entry.CopyFrom(old[name])
+            entries.append(_entry(ServedModel(name, str(folder), num_versions, labels), entry))
+        del config.model_config_list.config[:]
+        config.model_config_list.config.extend(entries)
+        _save(target, config)
+        return [_model(entry) for entry in entries]
 
 
 def ensure_model(path: Path | str, model_name: str, base_path: Path | str) -> bool:
@@ -187,29 +171,32 @@ def ensure_model(path: Path | str, model_name: str, base_path: Path | str) -> bo
     with _locked(target):
         if not target.exists():
             return False
-        models = read(target)
-        if any(m.name == model_name for m in models):
+        config = _load(target)
+        if any(entry.name == model_name for entry in config.model_config_list.config):
             return False
-        write(target, [*models, ServedModel(model_name, str(Path(base_path).resolve()))])
+        added = ServedModel(model_name, str(Path(base_path).resolve()))
+        config.model_config_list.config.append(_entry(added))
+        _save(target, config)
         return True
 
 
 def set_label(path: Path | str, model_name: str, label: str, version: int | None) -> ServedModel:
     """Point ``label`` of ``model_name`` at ``version`` (``None`` removes the label); return the
-    model's new entry. ``ValueError`` for a bad label or a model the config does not serve."""
+    model's new entry. ``ValueError`` for a bad label or a model the config does not serve.
+    The entry's other fields and the rest of the file are kept as they were."""
     validate_label(label)
     target = Path(path)
     with _locked(target):
-        models = read(target)
-        found = next((m for m in models if m.name == model_name), None)
+        config = _load(target)
+        found = next((e for e in config.model_config_list.config if e.name == model_name), None)
         if found is None:
             raise ValueError(f"the embedded server's config ({target}) does not serve model {model_name!r}")
-        labels = {k: v for k, v in found.labels.items() if k != label}
-        if version is not None:
-            labels[label] = int(version)
-        updated = replace(found, labels=labels)
-        write(target, [updated if m.name == model_name else m for m in models])
-        return updated
+        if version is None:
+            found.version_labels.pop(label, None)
+        else:
+            found.version_labels[label] = int(version)
+        _save(target, config)
+        return _model(found)
 
 
 def labels_of(path: Path | str, model_name: str) -> dict[str, int]:

@@ -11,7 +11,7 @@ the same rule the server uses; signatures are read with `pipeline.model_dir.read
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import re
 import shutil
@@ -22,9 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline import state
 from pipeline.model_dir import parse_version
-from pipeline.pids import pid_alive
 from pipeline.store.records import export_lock
+from pipeline.store.run_record import RunRecord
 
 RUN_RECORD = Path("assets.extra") / "run.json"
 """Where a version's run record lives, relative to the version directory."""
@@ -61,7 +62,9 @@ class VersionInfo:
     created: str
     """ISO-8601 UTC time the version was exported (from its run record, else the dir mtime)."""
     size_bytes: int
-    run_record: dict[str, Any] | None = field(default=None, compare=False)
+    run_record: RunRecord | None = field(default=None, compare=False)
+    """The run that made it (``assets.extra/run.json``), or None (copied in by hand, or made
+    by something other than a training run here)."""
     formats: tuple[str, ...] = field(default=(), compare=False)
     """Other deployment formats present beside the SavedModel: ``tflite`` (``model.tflite``),
     ``tfjs`` (``tfjs/model.json``); see :mod:`pipeline.formats`."""
@@ -92,23 +95,6 @@ def check_writable_base_path(base_path: Path | str) -> Path:
     return path
 
 
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            with open(os.path.join(dirpath, name), "rb") as fh:
-                os.fsync(fh.fileno())
-        _fsync_dir(Path(dirpath))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-
 def remove_stale_temp_dirs(base_path: Path) -> list[Path]:
     """Delete leftovers of exports or deletions whose process is gone; return them."""
     removed = []
@@ -119,7 +105,7 @@ def remove_stale_temp_dirs(base_path: Path) -> list[Path]:
             continue
         parts = child.name.split("-")
         pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else -1
-        if pid == os.getpid() or (pid > 0 and pid_alive(pid)):
+        if pid == os.getpid() or (pid > 0 and state.pid_alive(pid)):
             continue
         shutil.rmtree(child, ignore_errors=True)
         removed.append(child)
@@ -152,9 +138,7 @@ def _raise_high_water_mark(base_path: Path, version: int) -> None:
             return
     except (OSError, ValueError):
         pass
-    tmp = base_path / f"{HIGH_WATER}.{os.getpid()}.tmp"
-    tmp.write_text(f"{version}\n")
-    os.replace(tmp, base_path / HIGH_WATER)
+    state.atomic_write_text(base_path / HIGH_WATER, f"{version}\n")
 
 
 def next_version_number(base_path: Path | str) -> int:
@@ -162,19 +146,15 @@ def next_version_number(base_path: Path | str) -> int:
     return high_water_mark(base_path) + 1
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=True))
-
-
-def export_version(model: Any, base_path: Path | str, run_record: dict[str, Any]) -> VersionInfo:
+def export_version(model: Any, base_path: Path | str, run_record: RunRecord | None = None) -> VersionInfo:
     """Export ``model`` as version ``N = highest ever + 1`` under ``base_path``; return it.
 
     Numbers are never reused: ``N`` is one above the high-water mark (:func:`high_water_mark`),
     read and raised under the base path's export lock.
 
     Uses ``model.export()`` (a SavedModel whose ``serving_default`` takes ``inputs``),
-    writes ``run_record`` (plus ``version`` and ``created``) to ``assets.extra/run.json``,
+    writes a copy of ``run_record`` (with ``version`` and ``created``, without the running
+    run's ``progress`` and ``traceback``) to ``assets.extra/run.json`` (nothing when None),
     fsyncs, and renames into place. On any failure nothing numeric is left behind and
     the error propagates. Safe against concurrent exporters: a lost rename race moves
     on to the next number.
@@ -193,14 +173,18 @@ def export_version(model: Any, base_path: Path | str, run_record: dict[str, Any]
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _claim_number(base: Path, tmp: Path, run_record: dict[str, Any], created: str) -> VersionInfo:
+def _claim_number(base: Path, tmp: Path, run_record: RunRecord | None, created: str) -> VersionInfo:
     """Rename the finished export ``tmp`` to the next unused number (under the export lock; a
     writer that does not take the lock, e.g. a hand copy, only makes the rename move on)."""
     for _attempt in range(100):
         version = next_version_number(base)
-        record = {**run_record, "version": version, "created": created}
-        _write_json(tmp / RUN_RECORD, record)
-        _fsync_tree(tmp)
+        record = None
+        if run_record is not None:
+            record = dataclasses.replace(run_record, version=version, created=created, progress=None,
+                                         traceback=None)
+            (tmp / RUN_RECORD).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / RUN_RECORD).write_text(record.to_json_text())  # inside the unpublished export
+        state.fsync_tree(tmp)
         target = base / str(version)
         try:
             os.rename(tmp, target)
@@ -208,7 +192,7 @@ def _claim_number(base: Path, tmp: Path, run_record: dict[str, Any], created: st
             if target.exists():
                 continue
             raise
-        _fsync_dir(base)
+        state.fsync_dir(base)
         _raise_high_water_mark(base, version)
         return VersionInfo(version, target, created, _tree_size(target), record)
     raise RuntimeError(f"could not claim a version number under {base} after 100 attempts")
@@ -228,32 +212,22 @@ def formats_present(version_path: Path | str) -> tuple[str, ...]:
     return tuple(name for name, rel in FORMAT_FILES.items() if (Path(version_path) / rel).is_file())
 
 
-def update_run_record(version_path: Path | str, updates: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``updates`` into a version's run record and write it back atomically (a hidden
-    temporary file in ``assets.extra``, fsynced, renamed): for facts learned after the version
-    was renamed into place, such as its other formats. Model servers ignore ``assets.extra``'s
-    ``run.json``, so a served version is never disturbed. Returns the new record."""
-    target = Path(version_path) / RUN_RECORD
-    record = {**(read_run_record(version_path) or {}), **updates}
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(json.dumps(record, indent=2, sort_keys=True, allow_nan=True))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+def update_run_record(version_path: Path | str, **changes: Any) -> RunRecord | None:
+    """Change fields of a version's run record (``formats=...``) and write it back atomically:
+    for facts learned after the version was renamed into place, such as its other formats. Model
+    servers ignore ``assets.extra``'s ``run.json``, so a served version is never disturbed.
+    Returns the new record; None (and nothing written) when the version has no run record."""
+    record = read_run_record(version_path)
+    if record is None:
+        return None
+    record = dataclasses.replace(record, **changes)
+    state.atomic_write_text(Path(version_path) / RUN_RECORD, record.to_json_text())
     return record
 
 
-def read_run_record(version_path: Path | str) -> dict[str, Any] | None:
+def read_run_record(version_path: Path | str) -> RunRecord | None:
     """The run record stored in a version, or ``None`` if it has none or it is unreadable."""
-    try:
-        return json.loads((Path(version_path) / RUN_RECORD).read_text())
-    except (OSError, ValueError):
-        return None
+    return RunRecord.from_json(state.read_json(Path(version_path) / RUN_RECORD))
 
 
 def list_versions(base_path: Path | str) -> list[VersionInfo]:
@@ -272,7 +246,7 @@ def list_versions(base_path: Path | str) -> list[VersionInfo]:
             continue
         try:
             record = read_run_record(child)
-            created = (record or {}).get("created") or datetime.fromtimestamp(
+            created = (record.created if record is not None else None) or datetime.fromtimestamp(
                 child.stat().st_mtime, UTC
             ).isoformat(timespec="seconds")
             found.append(VersionInfo(number, child, created, _tree_size(child), record,

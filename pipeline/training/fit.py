@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.settings import Settings
+from pipeline.store.run_record import RunErrors, RunRecord, RunStatus, Weights
 from pipeline.tf_env import keras, tensorflow
 from pipeline.training.data import DataSpec, make_data, ols_solution
 from pipeline.training.quality import FAILED, Verdict, assess_fit
@@ -145,8 +146,8 @@ class TrainResult:
     """What a run produced. ``model`` is the trained Keras model (not serialisable)."""
 
     config: TrainConfig
-    status: str
-    """``"succeeded"``, ``"cancelled"`` (a cancelled run keeps its partial model) or ``"failed"``
+    status: RunStatus
+    """``SUCCEEDED``, ``CANCELLED`` (a cancelled run keeps its partial model) or ``FAILED``
     (the quality gate found a non-finite loss or weights: the run diverged)."""
     w: list[float]
     b: float
@@ -162,21 +163,23 @@ class TrainResult:
         """Max absolute differences of the learned parameters vs truth and vs OLS."""
         return weight_errors(self.w, self.b, self.config.true_w, self.config.true_b, self.ols_w, self.ols_b)
 
-    def summary(self) -> dict[str, Any]:
-        """Everything but the model, as plain JSON-able data (the core of a run record)."""
-        return {
-            "status": self.status,
-            "config": self.config.to_dict(),
-            "batch_size": self.config.effective_batch_size,
-            "learned": {"w": self.w, "b": self.b},
-            "true": {"w": list(self.config.true_w), "b": self.config.true_b},
-            "ols": {"w": self.ols_w, "b": self.ols_b},
-            "errors": self.errors(),
-            "history": self.history,
-            "timings": self.timings,
-            **({"quality": self.quality.to_dict()} if self.quality is not None else {}),
-            **({"error": " ".join(self.quality.reasons)} if self.status == FAILED and self.quality else {}),
-        }
+    def record_into(self, record: RunRecord) -> RunRecord:
+        """Write everything but the model into ``record`` (the core of a run record); return it."""
+        errors = self.errors()
+        record.status = self.status
+        record.config = self.config.to_dict()
+        record.batch_size = self.config.effective_batch_size
+        record.learned = Weights(tuple(self.w), self.b)
+        record.true = Weights(tuple(self.config.true_w), self.config.true_b)
+        record.ols = Weights(tuple(self.ols_w), self.ols_b)
+        record.errors = RunErrors(errors["vs_true"], errors["vs_ols"])
+        record.history = list(self.history)
+        record.timings = dict(self.timings)
+        if self.quality is not None:
+            record.quality = self.quality.to_dict()
+            if self.status is RunStatus.FAILED:
+                record.error = " ".join(self.quality.reasons)
+        return record
 
 
 def weight_errors(
@@ -341,7 +344,7 @@ def train(
     Validates ``cfg`` first (``ValueError`` naming the bad value, before any work).
     Reproducible for a given config: data, initial weights and shuffling are seeded.
     ``on_progress`` is called from the training thread; ``cancel`` is checked after
-    every batch, and a cancelled run returns with ``status="cancelled"``.
+    every batch, and a cancelled run returns with status ``CANCELLED``.
     """
     cfg.validate()
     started = time.perf_counter()
@@ -385,5 +388,6 @@ def train(
     if not history and not diverged:  # cancelled in the first epoch: judge the weights alone
         final_loss = 0.0
     quality = assess_fit(x, y, w, b, ols_w, ols_b, final_loss, cfg.noise)
-    status = "cancelled" if cancelled else FAILED if quality.level == FAILED else "succeeded"
+    status = (RunStatus.CANCELLED if cancelled else RunStatus.FAILED if quality.level == FAILED
+              else RunStatus.SUCCEEDED)
     return TrainResult(cfg, status, w, b, ols_w, ols_b, history, timings, model, quality)

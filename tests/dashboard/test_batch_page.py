@@ -15,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import batch_job
+from pipeline.state import ProcessRecord, write_record
 from tests.dashboard.test_deploy_page import build_versions
 from tests.support.net import wait_for
 
@@ -124,7 +125,7 @@ def test_cancel_stops_the_job_and_a_new_session_finds_a_running_one(tmp_path: Pa
     folder.mkdir()
     (folder / batch_job.SPEC).write_text("{}")
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
-    (folder / batch_job.PID).write_text(str(child.pid))
+    write_record(folder / batch_job.PROCESS, ProcessRecord.of(child.pid))
     assert batch_job.read_state(folder).running
     assert batch_job.latest_running(tmp_path) == folder
     batch_job.cancel(folder)

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import PredictResult, ServingClient
 from pipeline.runs import process
+from pipeline.store.run_record import RunRecord
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 BASE = "http://127.0.0.1:8501"
@@ -58,8 +59,9 @@ class FakeRun:
         FakeRun.started.append(self)
         return self
 
-    def record(self) -> dict[str, Any]:
-        return FakeRun.finished or {"status": "running", "progress": {"epoch": 7}, "config": {"epochs": 100}}
+    def record(self) -> RunRecord:
+        return RunRecord.from_json({"id": self.run_id, **(FakeRun.finished or {
+            "status": "running", "progress": {"epoch": 7}, "config": {"epochs": 100}})})
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from pipeline.client.errors import ClientError
 from pipeline.client.rest import ServingClient
 from pipeline.demo import seed_demo
 from pipeline.store import versions as registry
+from pipeline.store.run_record import RunRecord, RunStatus, Weights
 
 NO_VERSIONS = ClientError("Could not find any versions of model linear_model", url="u", status_code=404)
 PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "models.py")
@@ -116,9 +117,9 @@ def test_two_versions_are_compared_side_by_side(base, server):
     compared = table(at, "version 2 − version 1")
     assert list(compared.index) == ["w1", "w2", "b"]
     assert list(compared["true"]) == [2.0, -1.0, 3.0]
-    v1, v2 = (registry.list_versions(base)[i].run_record["learned"] for i in (0, 1))
-    assert list(compared["version 1"]) == [*v1["w"], v1["b"]]
-    assert list(compared["version 2"]) == [*v2["w"], v2["b"]]
+    v1, v2 = (registry.list_versions(base)[i].run_record.learned for i in (0, 1))
+    assert list(compared["version 1"]) == v1.flat
+    assert list(compared["version 2"]) == v2.flat
     chart = next(c for c in at.get("plotly_chart") if '"Weights side by side"' in c.proto.spec)
     assert '"version 1"' in chart.proto.spec and '"true"' in chart.proto.spec
 
@@ -137,8 +138,9 @@ def test_delete_needs_confirmation_then_removes_the_version(base, server):
 
 
 def test_after_a_delete_no_choice_names_the_deleted_version_and_history_says_deleted(base, server):
-    registry.export_version(_model_of(base, 2), base, {"id": "copy", "learned": {"w": [2.0, -1.0], "b": 3.0},
-                                                      "true": {"w": [2.0, -1.0], "b": 3.0}})
+    registry.export_version(_model_of(base, 2), base, RunRecord("copy", RunStatus.SUCCEEDED,
+                                                                learned=Weights((2.0, -1.0), 3.0),
+                                                                true=Weights((2.0, -1.0), 3.0)))
     at = open_page()
     at.selectbox(key="models_sig_version").set_value(3)
     at.selectbox(key="models_cmp_a").set_value(2)
@@ -153,7 +155,7 @@ def test_after_a_delete_no_choice_names_the_deleted_version_and_history_says_del
     assert sum("error" in df.value.columns for df in at.dataframe) == 1  # the history, drawn once
     assert at.selectbox(key="models_del_version").value is None
     # the next export is version 4: 3 is never reused
-    assert registry.export_version(_model_of(base, 2), base, {}).version == 4
+    assert registry.export_version(_model_of(base, 2), base).version == 4
 
 
 def _model_of(base: Path, version: int):
@@ -253,7 +255,7 @@ def test_the_versions_table_says_which_formats_each_version_has(base, server):
     shutil.rmtree(base / "1" / "tfjs")  # as if its conversion had failed:
     recorded = {"tflite": {"path": "model.tflite", "bytes": 1},
                 "tfjs": {"error": "TF.js export refused: op 'Foo'."}}
-    registry.update_run_record(base / "1", {"formats": recorded})
+    registry.update_run_record(base / "1", formats=recorded)
     at.run()
     versions = table(at, "state")
     assert versions.loc[1, "formats"] == "SavedModel, TFLite, TF.js failed"
@@ -348,7 +350,7 @@ def test_a_real_server_whose_folder_is_elsewhere_lists_its_versions(tmp_path, mo
 
     remote = tmp_path / "volume" / "linear-model"
     for w in ([2.0, -1.0], [1.0, 1.0]):
-        registry.export_version(model_from_record({"learned": {"w": w, "b": 3.0}}), remote, {})
+        registry.export_version(model_from_record(RunRecord("r", learned=Weights(tuple(w), 3.0))), remote)
     flags = ["--model_name=linear-model", f"--model_base_path={remote}", f"--port={free_port()}"]
     server = start_server(flags, tmp_path / "server.log")
     try:

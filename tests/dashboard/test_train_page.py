@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from pipeline.store import records as runs
 from pipeline.store import versions as registry
+from pipeline.store.run_record import RunRecord, RunStatus
 from tests.support.net import wait_for
 
 PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "train.py")
@@ -86,7 +87,7 @@ def test_a_run_trains_shows_learned_vs_true_vs_ols_and_exports_a_version(base):
 
     versions = registry.list_versions(base)
     assert [v.version for v in versions] == [1] and (versions[0].path / "saved_model.pb").is_file()
-    run_id = versions[0].run_record["id"]
+    run_id = versions[0].run_record.id
     assert at.query_params["run"] == run_id
     recent = next(df.value for df in at.dataframe if "status" in df.value.columns)
     assert recent.loc[run_id, "status"] == "succeeded" and recent.loc[run_id, "version"] == 1
@@ -112,7 +113,7 @@ def test_a_run_without_auto_export_is_exported_with_one_click(base):
     export.click().run()
     assert "as version 1" in at.success[0].value
     [version] = registry.list_versions(base)
-    assert [*version.run_record["learned"]["w"], version.run_record["learned"]["b"]] == learned
+    assert version.run_record.learned.flat == learned
     assert "train_export_now" not in [b.key for b in at.button]
 
 
@@ -140,20 +141,20 @@ def test_live_progress_and_cancel_stop_the_run_and_record_it(base):
     run_until(at, finished, timeout_s=30)
     assert "was cancelled after" in at.warning[0].value
     [record] = runs.list_runs(base)
-    assert record["status"] == "cancelled" and len(record["history"]) < 300
+    assert record.status == "cancelled" and len(record.history) < 300
     assert registry.list_versions(base) == []
     assert not at.button(key="train_submit").disabled
     assert "train_export_now" not in [b.key for b in at.button]
 
 
 def test_a_failed_run_is_shown_as_an_error_and_kept_in_the_history(base):
-    record = {"id": "20260101T000000-fa11ed", "status": "failed", "started": "2026-01-01T00:00:00+00:00",
-              "config": {"samples": 800, "epochs": 100, "noise": 2.0}, "history": [],
-              "error": "RuntimeError: out of disk space while loading data",
-              "traceback": "Traceback (most recent call last):\n  File ..."}
+    record = RunRecord("20260101T000000-fa11ed", RunStatus.FAILED, started="2026-01-01T00:00:00+00:00",
+                       config={"samples": 800, "epochs": 100, "noise": 2.0},
+                       error="RuntimeError: out of disk space while loading data",
+                       traceback="Traceback (most recent call last):\n  File ...")
     runs.save_run(base, record)
     at = AppTest.from_file(PAGE, default_timeout=60)
-    at.query_params["run"] = record["id"]
+    at.query_params["run"] = record.id
     at.run()
     assert "failed: RuntimeError: out of disk space while loading data" in at.error[0].value
     assert "Traceback" not in texts(at.error) + texts(at.markdown)
@@ -194,7 +195,7 @@ def test_a_run_started_before_a_dashboard_restart_can_still_be_cancelled(base):
 
     job = TrainingProcess(TrainConfig(samples=2_000, epochs=300, batch_size=8), base).start()
     try:
-        wait_for(lambda: ((runs.load_run(base, job.run_id) or {}).get("history") or []) != [], 120)
+        wait_for(lambda: (runs.load_run(base, job.run_id) or RunRecord("")).history != [], 120)
         at = AppTest.from_file(PAGE, default_timeout=60)
         at.query_params["run"] = job.run_id
         at.run()
@@ -202,7 +203,7 @@ def test_a_run_started_before_a_dashboard_restart_can_still_be_cancelled(base):
         at.button(key="train_cancel").click().run()
         run_until(at, finished, timeout_s=60)
         assert "was cancelled after" in at.warning[0].value
-        assert runs.load_run(base, job.run_id)["status"] == "cancelled"
+        assert runs.load_run(base, job.run_id).status == "cancelled"
         assert registry.list_versions(base) == []
     finally:
         if job.running:
@@ -220,7 +221,7 @@ def test_a_diverged_run_is_a_red_failure_and_is_not_exported(base):
     assert "failed: Training diverged" in at.error[0].value and "Nothing was exported" in at.error[0].value
     assert registry.list_versions(base) == []
     assert not {"train_export_now", "train_export_anyway"} & {b.key for b in at.button}
-    assert runs.list_runs(base)[0]["status"] == "failed"
+    assert runs.list_runs(base)[0].status == "failed"
 
 
 def test_a_run_far_from_the_optimum_is_amber_and_exported_only_when_asked(base):
@@ -257,7 +258,7 @@ def test_number_fields_show_the_exact_value_they_use(base):
     at.number_input(key="train_noise").set_value(0.004)
     at.button(key="train_submit").click().run()
     run_until(at, finished)
-    assert runs.list_runs(base)[0]["config"]["noise"] == 0.004
+    assert runs.list_runs(base)[0].config["noise"] == 0.004
 
 
 def test_a_version_number_is_never_reused_after_a_delete(base):
@@ -290,4 +291,4 @@ def test_training_another_model_name_adds_it_to_the_embedded_servers_config(tmp_
     fill(at, samples=200, epochs=2, export=False).button(key="train_submit").click().run()
     run_until(at, finished)
     assert [m.name for m in serving_config.read(config)] == ["linear_model", "other"]
-    assert runs.list_runs(models / "other")[0]["status"] == "succeeded"
+    assert runs.list_runs(models / "other")[0].status == "succeeded"

@@ -15,13 +15,12 @@ from pipeline.client import local_server
 from pipeline.runs.export import model_from_record
 from pipeline.store import serving_config
 from pipeline.store import versions as store
+from pipeline.store.run_record import RunRecord, RunStatus, Weights
 from tests.support.net import free_port, wait_for
-
-LEARNED = {"id": "r", "config": {}, "learned": {"w": [2.0, -1.0], "b": 3.0}}
 
 
 def _export(base: Path, bias: float) -> int:
-    record = {**LEARNED, "learned": {"w": [2.0, -1.0], "b": bias}}
+    record = RunRecord("r", RunStatus.SUCCEEDED, learned=Weights((2.0, -1.0), bias))
     return store.export_version(model_from_record(record), base, record).version
 
 

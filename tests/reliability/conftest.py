@@ -43,7 +43,7 @@ def export_linear(base_path: Path, bias: float, weights: tuple[float, float] = (
     """Export a linear model with `pipeline.store.versions.export_version`; return its version number."""
     from pipeline.store import versions as registry
 
-    return registry.export_version(linear_model(bias, weights), base_path, {"bias": bias}).version
+    return registry.export_version(linear_model(bias, weights), base_path).version
 
 
 def states(server: Server, model: str = MODEL) -> dict[int, str]:

@@ -57,10 +57,10 @@ EXPORTER = textwrap.dedent("""
         def stall(root):
             print("STALLED", flush=True)
             time.sleep(600)
-        registry._fsync_tree = stall
+        registry.state.fsync_tree = stall
     print("READY", flush=True)
     sys.stdin.readline()
-    registry.export_version(model, {base!r}, {{}})
+    registry.export_version(model, {base!r})
 """)
 
 

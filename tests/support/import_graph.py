@@ -9,15 +9,20 @@ The rules (see README "Design"):
 - no import cycle among the project's modules;
 - `pipeline/` never imports `dashboard` or `streamlit` (the UI sits on top, never underneath);
 - `pipeline/serving/` imports nothing from `pipeline/` but the shared leaves (`model_dir`,
-  `settings`, `tf_env`, `lifeline`, `tf_protos`, and `formats.tflite` with its own imports for
-  LiteRT): the server is a separate program;
+  `settings`, `tf_env`, `lifeline`, `tf_protos`, `state`, and `formats.tflite` with its own imports
+  for LiteRT): the server is a separate program;
+- the leaves import nothing from the project (but their own package), so anything may use them;
 - the serving core (`pipeline/serving/*.py` itself, not its `__main__` entry point) never imports a
-  front end (`pipeline.serving.rest`, `pipeline.serving.grpc`), so front ends plug in beside it.
+  front end (`pipeline.serving.rest`, `pipeline.serving.grpc`), so front ends plug in beside it;
+- on-disk state is written only through `pipeline.state` (docs/state.md): no hand-written
+  temp-file-and-rename, `flock` or signal to a bare pid anywhere else (a line-level check of the
+  source, with the few legitimate uses allowed by name and reason in `STATE_ALLOWED`).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,13 +31,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("pipeline", "dashboard")
 SERVING = "pipeline.serving"
-SERVING_MAY_USE = frozenset({"pipeline.model_dir", "pipeline.settings", "pipeline.tf_env",
-                             "pipeline.lifeline",
-                             # TensorFlow's DataType enum for the gRPC tensor reader, which the
-                             # dashboard's gRPC client shares: read without importing TensorFlow
-                             "pipeline.tf_protos",
+LEAVES = ("pipeline.model_dir", "pipeline.settings", "pipeline.tf_env", "pipeline.lifeline",
+          # TensorFlow's and TF Serving's protos without importing TensorFlow (the gRPC tensor reader,
+          # shared by the server and the dashboard's client, needs DataType)
+          "pipeline.tf_protos",
+          # on-disk state (atomic writes, locks, process records): every part writes files through it
+          "pipeline.state")
+"""Modules (or packages) every part of the project may import; they import nothing from it."""
+SERVING_MAY_USE = frozenset({*LEAVES,
                              # LiteRT runs .tflite versions: the project's one runner, and its imports
-                             "pipeline.formats.tflite", "pipeline.formats.errors", "pipeline.formats.files"})
+                             "pipeline.formats.tflite", "pipeline.formats.errors"})
+STATE = "pipeline.state"
+STATE_PATTERNS = {
+    "rename": re.compile(r"\bos\.(replace|rename)\(|\.rename\((?!\s*(columns|index|mapper)=)"),  # not pandas
+    "flock": re.compile(r"\bfcntl\b"),
+    "tmp file": re.compile(r"[\"']\.tmp\b|\.tmp[\"']"),
+    "signal": re.compile(r"\bos\.(kill|killpg)\("),
+}
+"""Hand-written on-disk state: a temp-file-then-rename write, a lock, a temporary named by hand,
+or a signal sent to a bare pid (a recycled pid gets it); `pipeline.state` does each safely."""
+STATE_ALLOWED = {
+    ("pipeline/store/versions.py", "os.rename(tmp, target)"):
+        "an export claims the next version number with a rename that must fail, not replace, when the "
+        "number exists (a racing exporter took it), so it moves on to the next number",
+    ("pipeline/store/versions.py", "os.rename(path, doomed)"):
+        "a deleted version is renamed out of the servers' sight (a non-numeric name) before removal",
+    ("pipeline/store/versions.py", '_TMP_PREFIX = ".tmp-"'):
+        "exports are staged in hidden `.tmp-<pid>-<uuid>` folders that become a version by that rename",
+}
+"""`(file, text of the line)` pairs allowed to do by hand what `STATE_PATTERNS` forbids, with the
+reason: each names one line, so a new hand-written write in the same file is still caught."""
 FRONT_ENDS = ("pipeline.serving.rest", "pipeline.serving.grpc")
 UI_LIBRARIES = ("dashboard", "streamlit")
 
@@ -207,6 +235,34 @@ def core_importing_front_ends(imports: list[Import]) -> list[Import]:
     return [i for i in imports if is_core(i.source) and any(_in(i.target, f) for f in FRONT_ENDS)]
 
 
+def leaves_reaching_out(imports: list[Import], modules: Iterable[str]) -> list[Import]:
+    """Imports of project modules by a leaf, other than the leaves (its own package included)."""
+    known = list(modules)
+    bad = []
+    for imp in imports:
+        target = resolve(imp.target, known)
+        if (any(_in(imp.source, leaf) for leaf in LEAVES) and target is not None
+                and not any(_in(target, leaf) for leaf in LEAVES)):
+            bad.append(imp)
+    return bad
+
+
+def hand_written_state(root: Path = ROOT) -> list[str]:
+    """`path:line: [pattern] text` for every line outside `pipeline/state/` that writes state by hand
+    (`STATE_PATTERNS`), unless `STATE_ALLOWED` names that file and pattern."""
+    found = []
+    for name, path in project_modules(root).items():
+        if _in(name, STATE):
+            continue
+        rel = path.relative_to(root).as_posix()
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            code = line.split("#", 1)[0]
+            for kind, pattern in STATE_PATTERNS.items():
+                if pattern.search(code) and not any(f == rel and text in line for f, text in STATE_ALLOWED):
+                    found.append(f"{rel}:{number}: [{kind}] {line.strip()}")
+    return found
+
+
 def report(root: Path = ROOT) -> tuple[bool, str]:
     """Every rule's verdict as text, and whether all hold."""
     modules = project_modules(root)
@@ -218,10 +274,15 @@ def report(root: Path = ROOT) -> tuple[bool, str]:
         ("pipeline/ never imports dashboard or streamlit",
          [f"{i.source}:{i.line} imports {i.target}" for i in ui_imports_in_pipeline(imports)]),
         ("pipeline/serving/ imports only the shared leaves (model_dir, settings, tf_env, lifeline, "
-         "tf_protos, formats.tflite) from outside it",
+         "tf_protos, state, formats.tflite) from outside it",
          [f"{i.source}:{i.line} imports {i.target}" for i in serving_reaching_out(imports, modules)]),
+        ("the leaves (" + ", ".join(leaf.split(".", 1)[1] for leaf in LEAVES) + ") import nothing from "
+         "the project but each other",
+         [f"{i.source}:{i.line} imports {i.target}" for i in leaves_reaching_out(imports, modules)]),
         ("the serving core imports no front end (rest/, grpc/)",
          [f"{i.source}:{i.line} imports {i.target}" for i in core_importing_front_ends(imports)]),
+        ("on-disk state is written only through pipeline.state (atomic writes, locks, process records)",
+         hand_written_state(root)),
     ]
     edges = sum(len(targets) for targets in graph.values())
     lines = [f"{len(modules)} modules, {edges} project-internal imports"]

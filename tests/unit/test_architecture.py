@@ -1,5 +1,6 @@
-"""The layout keeps its promises: no import cycles, the UI on top, the server on its own, and the
-serving core free of front ends. Read from the source (tests/support/import_graph.py); the same
+"""The layout keeps its promises: no import cycles, the UI on top, the server on its own, the
+serving core free of front ends, leaves that are leaves, and on-disk state written only through
+pipeline.state. Read from the source (tests/support/import_graph.py); the same
 check prints with `python -m tests.support.import_graph`."""
 
 from __future__ import annotations
@@ -88,3 +89,40 @@ def test_the_serving_core_may_not_import_a_front_end(tmp_path: Path) -> None:
     assert not ok
     assert "pipeline.serving.manager:2 imports pipeline.serving.grpc.service" in text
     assert "__main__" not in text
+
+
+def test_a_leaf_importing_the_project_is_refused(tmp_path: Path) -> None:
+    root = tree(tmp_path, {
+        "pipeline/store/records.py": "", "pipeline/settings.py": "",
+        "pipeline/state/files.py": "from pipeline import settings\nfrom pipeline.state import locks\n",
+        "pipeline/state/locks.py": "from pipeline.store import records\n",
+    })
+    ok, text = ig.report(root)
+    assert not ok
+    assert "pipeline.state.locks:1 imports pipeline.store.records" in text
+    assert "pipeline.state.files" not in text  # other leaves and its own package are fine
+
+
+def test_hand_written_state_outside_the_state_module_is_refused(tmp_path: Path) -> None:
+    """A temp-file-then-rename write, a flock, or a signal to a bare pid anywhere but
+    pipeline/state/ is named with its line; the same code inside pipeline/state/ is fine."""
+    hand_written = ("import fcntl, os\n"
+                    "def save(path, text):\n"
+                    "    tmp = path.with_name(path.name + '.tmp')\n"
+                    "    tmp.write_text(text)\n"
+                    "    os.replace(tmp, path)\n"
+                    "def stop(pid):\n"
+                    "    os.killpg(pid, 15)\n")
+    root = tree(tmp_path, {"dashboard/jobs.py": hand_written, "pipeline/state/files.py": hand_written})
+    ok, text = ig.report(root)
+    assert not ok
+    for line in ("1: [flock]", "3: [tmp file]", "5: [rename]", "7: [signal]"):
+        assert f"dashboard/jobs.py:{line}" in text, text
+    assert "pipeline/state/files.py" not in text
+
+
+def test_an_allowed_line_is_allowed_only_in_its_file(tmp_path: Path) -> None:
+    claim = "    os.rename(tmp, target)\n"
+    root = tree(tmp_path, {"pipeline/store/versions.py": "import os\ndef claim(tmp, target):\n" + claim,
+                           "pipeline/store/other.py": "import os\ndef claim(tmp, target):\n" + claim})
+    assert ig.hand_written_state(root) == ["pipeline/store/other.py:3: [rename] os.rename(tmp, target)"]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dashboard import charts
+from pipeline.store.run_record import RunErrors, RunRecord, RunStatus, Weights
 
 HISTORY = [
     {"epoch": 1, "loss": 100.0, "mae": 8.0, "w": [0.5, -0.2], "b": 0.3},
@@ -55,8 +56,8 @@ def test_weights_trajectory_pairs_each_parameter_with_its_true_value():
 
 
 def test_learned_vs_true_groups_learned_true_and_ols_bars_per_parameter():
-    fig = charts.learned_vs_true_figure({"w": [1.9, -0.9], "b": 2.8}, {"w": [2.0, -1.0], "b": 3.0},
-                                        {"w": [1.95, -0.95], "b": 2.85})
+    fig = charts.learned_vs_true_figure(Weights((1.9, -0.9), 2.8), Weights((2.0, -1.0), 3.0),
+                                        Weights((1.95, -0.95), 2.85))
     assert names(fig) == ["learned", "true", "OLS"]
     assert all(list(t.x) == ["w1", "w2", "b"] for t in fig.data)
     assert list(fig.data[0].y) == [1.9, -0.9, 2.8]
@@ -65,7 +66,7 @@ def test_learned_vs_true_groups_learned_true_and_ols_bars_per_parameter():
 
 
 def test_learned_vs_true_without_ols_shows_two_series():
-    fig = charts.learned_vs_true_figure({"w": [1.0], "b": 0.0}, {"w": [2.0], "b": 3.0})
+    fig = charts.learned_vs_true_figure(Weights((1.0,), 0.0), Weights((2.0,), 3.0))
     assert names(fig) == ["learned", "true"] and list(fig.data[0].x) == ["w1", "b"]
 
 
@@ -99,8 +100,8 @@ def test_data_planes_refuses_anything_but_two_features():
 
 def test_compare_versions_shows_each_version_and_the_truth():
     fig = charts.compare_versions_weights_figure(
-        [("version 1", {"w": [1.0, -0.5], "b": 1.0}), ("version 2", {"w": [2.0, -1.0], "b": 2.9})],
-        {"w": [2.0, -1.0], "b": 3.0})
+        [("version 1", Weights((1.0, -0.5), 1.0)), ("version 2", Weights((2.0, -1.0), 2.9))],
+        Weights((2.0, -1.0), 3.0))
     assert names(fig) == ["version 1", "version 2", "true"]
     assert list(fig.data[1].y) == [2.0, -1.0, 2.9]
     assert list(fig.data[2].x) == ["w1", "w2", "b"]
@@ -111,11 +112,10 @@ def test_compare_versions_shows_each_version_and_the_truth():
 
 def test_run_errors_lists_finished_runs_oldest_first_with_their_versions():
     records = [
-        {"id": "b", "started": "2026-01-02T00:00:00+00:00", "status": "succeeded",
-         "errors": {"vs_true": 0.1, "vs_ols": 0.01}, "version": 2},
-        {"id": "c", "started": "2026-01-03T00:00:00+00:00", "status": "failed", "error": "boom"},
-        {"id": "a", "started": "2026-01-01T00:00:00+00:00", "status": "cancelled",
-         "errors": {"vs_true": 1.5, "vs_ols": 1.2}},
+        RunRecord("b", RunStatus.SUCCEEDED, started="2026-01-02T00:00:00+00:00", errors=RunErrors(0.1, 0.01),
+                  version=2),
+        RunRecord("c", RunStatus.FAILED, started="2026-01-03T00:00:00+00:00", error="boom"),
+        RunRecord("a", RunStatus.CANCELLED, started="2026-01-01T00:00:00+00:00", errors=RunErrors(1.5, 1.2)),
     ]
     fig = charts.run_errors_figure(records)
     assert names(fig) == ["max |learned − true|", "max |learned − OLS|"]
@@ -141,7 +141,7 @@ def test_log_ticks_over_many_decades_stay_few_and_readable():
 def test_the_train_and_models_charts_keep_the_legend_off_the_axis_title():
     for fig in (charts.loss_curve_figure(HISTORY, noise=2.0),
                 charts.weights_trajectory_figure(HISTORY, [2.0, -1.0], 3.0),
-                charts.learned_vs_true_figure({"w": [1.9, -0.9], "b": 2.8}, {"w": [2.0, -1.0], "b": 3.0})):
+                charts.learned_vs_true_figure(Weights((1.9, -0.9), 2.8), Weights((2.0, -1.0), 3.0))):
         assert fig.layout.legend.yref == "container" and fig.layout.legend.yanchor == "bottom"
         assert fig.layout.margin.b >= 100  # room for the x-axis title, then the legend below it
 

@@ -26,13 +26,13 @@ def test_seeding_exports_three_servable_versions_that_differ(seeded):
     base, result, _ = seeded
     versions = registry.list_versions(base)
     assert [v.version for v in versions] == [1, 2, 3] == result.versions
-    samples = [v.run_record["config"]["samples"] for v in versions]
+    samples = [v.run_record.config["samples"] for v in versions]
     assert samples == [100, 800, 5000]
     for v in versions:
         assert (v.path / "saved_model.pb").is_file()
-        assert v.run_record["status"] == "succeeded"
+        assert v.run_record.status == "succeeded"
     # more data, less noise -> closer to the truth: the comparison a demo should show
-    errors = [v.run_record["errors"]["vs_true"] for v in versions]
+    errors = [v.run_record.errors.vs_true for v in versions]
     assert errors[2] < errors[1] < errors[0]
     assert errors[2] < 0.05
 
@@ -40,12 +40,12 @@ def test_seeding_exports_three_servable_versions_that_differ(seeded):
 def test_seeding_records_a_cancelled_and_a_failed_run_too(seeded):
     base, result, _ = seeded
     records = runs.list_runs(base)
-    assert sorted(r["status"] for r in records) == ["cancelled", "failed"] + ["succeeded"] * 3
+    assert sorted(r.status for r in records) == ["cancelled", "failed"] + ["succeeded"] * 3
     assert result.statuses == ["succeeded", "succeeded", "succeeded", "cancelled", "failed"]
-    cancelled = next(r for r in records if r["status"] == "cancelled")
-    assert len(cancelled["history"]) == 3 and cancelled.get("version") is None
-    failed = next(r for r in records if r["status"] == "failed")
-    assert DEMO_FAILURE in failed["error"] and failed.get("version") is None
+    cancelled = next(r for r in records if r.status == "cancelled")
+    assert len(cancelled.history) == 3 and cancelled.version is None
+    failed = next(r for r in records if r.status == "failed")
+    assert DEMO_FAILURE in failed.error and failed.version is None
 
 
 def test_seeding_says_what_it_made(seeded):

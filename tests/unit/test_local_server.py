@@ -15,9 +15,9 @@ import requests
 
 from pipeline.client import local_server as server_process
 from pipeline.client.urls import bind_host, is_local_url, url_port
-from pipeline.pids import process_matches
 from pipeline.serving.model_config import parse_model_config_text
-from tests.support.net import free_port, wait_for
+from pipeline.state import read_record, start_time
+from tests.support.net import free_port, stop_process, wait_for
 
 # A stand-in server: answers every GET with a TF Serving style 400 and logs to stdout.
 STAND_IN = r"""
@@ -116,11 +116,12 @@ def test_restart_replaces_the_process_and_keeps_old_log(run_dir: Path) -> None:
 
 def test_stop_escalates_to_sigkill(run_dir: Path) -> None:
     stubborn = [sys.executable, "-c", STUBBORN]
-    status = start(1, stubborn, run_dir)
+    start(1, stubborn, run_dir)
+    record = read_record(run_dir / "serving.pid")
     wait_for(lambda: "stubborn up" in server_process.log_tail(5, run_dir=run_dir), WAIT_S)
     assert server_process.stop(timeout=0.5, run_dir=run_dir) is True
     assert "ignoring SIGTERM" in server_process.log_tail(5, run_dir=run_dir)  # SIGTERM was not enough
-    assert not process_matches(status.pid, stubborn)  # ...and yet the process is gone: SIGKILL
+    assert not record.matches()  # ...and yet the process is gone: SIGKILL
     assert not server_process.status(run_dir).running
 
 
@@ -139,6 +140,23 @@ def test_stale_pid_file_is_not_trusted(run_dir: Path) -> None:
         {"pid": os.getpid(), "port": 1, "command": ["not", "this", "process"]}))
     assert not server_process.status(run_dir).running
     assert server_process.stop(run_dir=run_dir) is False
+
+
+def test_a_recycled_pid_running_the_same_command_is_neither_reported_nor_signalled(run_dir: Path) -> None:
+    """The pid file names a live process with the server's very command line but another start
+    time: the server it named is gone and the kernel gave its pid to a newcomer. Not ours."""
+    port = free_port()
+    newcomer = subprocess.Popen(stand_in(port), stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}"), WAIT_S)
+        (run_dir / "serving.pid").write_text(json.dumps({
+            "pid": newcomer.pid, "start_time": start_time(newcomer.pid) - 1, "port": port,
+            "host": "127.0.0.1", "command": stand_in(port)}))
+        assert not server_process.status(run_dir).running
+        assert server_process.stop(timeout=1, run_dir=run_dir) is False
+        assert newcomer.poll() is None and answers(f"http://127.0.0.1:{port}")  # never signalled
+    finally:
+        stop_process(newcomer)
 
 
 def test_no_log_yet(tmp_path: Path) -> None:

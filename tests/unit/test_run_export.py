@@ -37,7 +37,7 @@ except ValueError as error:
 def test_two_concurrent_exports_of_one_run_make_one_version(tmp_path: Path) -> None:
     base = tmp_path / "linear_model"
     record = run_training(TrainConfig(samples=200, epochs=40, batch_size=16), base, export=False)
-    exporters = [subprocess.Popen([sys.executable, "-c", EXPORTER, str(base), record["id"]], cwd=ROOT,
+    exporters = [subprocess.Popen([sys.executable, "-c", EXPORTER, str(base), record.id], cwd=ROOT,
                                   text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
                  for _ in range(2)]
     try:
@@ -55,4 +55,4 @@ def test_two_concurrent_exports_of_one_run_make_one_version(tmp_path: Path) -> N
     assert made == [1], answers
     assert len(refused) == 1 and "already exported as version 1" in refused[0]
     assert [v.version for v in versions.list_versions(base)] == [1]
-    assert records.load_run(base, record["id"])["version"] == 1
+    assert records.load_run(base, record.id).version == 1

@@ -12,11 +12,11 @@ from pipeline.training.fit import TrainConfig
 
 def test_successful_run_is_recorded_and_exported(tmp_path):
     record = jobs.run_training(TrainConfig(samples=200, epochs=40, batch_size=16), tmp_path)
-    assert record["status"] == "succeeded" and record["version"] == 1
-    assert record["quality"]["level"] == "ok" and record["timings"]["end_to_end_s"] > 0
-    assert runs.load_run(tmp_path, record["id"])["version"] == 1
-    assert registry.list_versions(tmp_path)[0].run_record["id"] == record["id"]
-    assert len(record["history"]) == 40 and record["errors"]["vs_ols"] >= 0
+    assert record.status == "succeeded" and record.version == 1
+    assert record.quality_level == "ok" and record.timings["end_to_end_s"] > 0
+    assert runs.load_run(tmp_path, record.id).version == 1
+    assert registry.list_versions(tmp_path)[0].run_record.id == record.id
+    assert len(record.history) == 40 and record.errors.vs_ols >= 0
 
 
 def test_failed_run_is_recorded_with_its_error(tmp_path, monkeypatch):
@@ -25,8 +25,8 @@ def test_failed_run_is_recorded_with_its_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr("pipeline.training.fit.train", boom)
     record = jobs.run_training(TrainConfig(samples=200, epochs=2), tmp_path)
-    assert record["status"] == "failed" and "out of memory" in record["error"]
-    assert runs.list_runs(tmp_path)[0]["status"] == "failed"
+    assert record.status == "failed" and "out of memory" in record.error
+    assert runs.list_runs(tmp_path)[0].status == "failed"
     assert registry.list_versions(tmp_path) == []
 
 
@@ -39,8 +39,8 @@ def test_cancelled_run_is_recorded_and_not_exported(tmp_path):
 
     record = jobs.run_training(TrainConfig(samples=2_000, epochs=200, batch_size=32), tmp_path,
                                on_progress=stop_after_first_epoch, cancel=cancel)
-    assert record["status"] == "cancelled" and 1 <= len(record["history"]) < 200
-    assert runs.load_run(tmp_path, record["id"])["status"] == "cancelled"
+    assert record.status == "cancelled" and 1 <= len(record.history) < 200
+    assert runs.load_run(tmp_path, record.id).status == "cancelled"
     assert registry.list_versions(tmp_path) == []
 
 
@@ -53,21 +53,21 @@ def test_bad_config_is_refused_before_a_record_exists(tmp_path):
 def test_a_diverged_run_fails_and_is_never_exported(tmp_path):
     """sgd at learning rate 10 for 5 epochs: the loss is NaN within the first epoch."""
     record = jobs.run_training(TrainConfig(optimizer="sgd", learning_rate=10.0, epochs=5), tmp_path)
-    assert record["status"] == "failed" and record["quality"]["level"] == "failed"
-    assert "diverged" in record["error"] and record.get("version") is None
+    assert record.status == "failed" and record.quality_level == "failed"
+    assert "diverged" in record.error and record.version is None
     assert registry.list_versions(tmp_path) == []
-    assert runs.load_run(tmp_path, record["id"])["status"] == "failed"
+    assert runs.load_run(tmp_path, record.id).status == "failed"
 
 
 def test_a_run_far_from_the_optimum_is_recorded_but_not_exported_unless_asked(tmp_path):
     """True w0 = 10000, b0 = -10000 with the defaults' 100 epochs: w0 ends near 33."""
     cfg = TrainConfig(true_w=(10_000.0, -1.0), true_b=-10_000.0, epochs=20)
     held = jobs.run_training(cfg, tmp_path)
-    assert held["status"] == "succeeded" and held["quality"]["level"] == "warning"
-    assert held.get("version") is None and "quality gate warned" in held["export_held"]
+    assert held.status == "succeeded" and held.quality_level == "warning"
+    assert held.version is None and "quality gate warned" in held.export_held
     assert registry.list_versions(tmp_path) == []
     forced = jobs.run_training(cfg, tmp_path, export_anyway=True)
-    assert forced["version"] == 1 and forced["export_anyway"] and forced["exported_anyway"]
+    assert forced.version == 1 and forced.export_anyway and forced.exported_anyway
 
 
 def test_one_run_at_a_time_per_model_folder(tmp_path):
@@ -79,8 +79,9 @@ def test_one_run_at_a_time_per_model_folder(tmp_path):
 
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        lock.record(tmp_path, "20260101T000000-busy01", sleeper.pid, [sys.executable, "-c",
-                                                                     "import time; time.sleep(60)"])
+        from pipeline.state import ProcessRecord
+
+        lock.record(tmp_path, "20260101T000000-busy01", ProcessRecord.of(sleeper.pid))
         with pytest.raises(lock.TrainingBusy, match="run 20260101T000000-busy01 is training"):
             jobs.run_training(TrainConfig(samples=200, epochs=1), tmp_path)
         assert runs.list_runs(tmp_path) == []
@@ -89,5 +90,5 @@ def test_one_run_at_a_time_per_model_folder(tmp_path):
         sleeper.wait(10)
     assert lock.holder(tmp_path) is None  # a dead holder frees the folder by itself
     done = jobs.run_training(TrainConfig(samples=200, epochs=1), tmp_path, export=False)
-    assert done["status"] == "succeeded"
+    assert done.status == "succeeded"
     assert lock.holder(tmp_path) is None  # released when the run ends

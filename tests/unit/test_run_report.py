@@ -14,11 +14,12 @@ from pipeline.runs.export import export_run
 from pipeline.runs.report import data_sample, run_row, short_time, weights_rows
 from pipeline.store import records as runs
 from pipeline.store import versions as registry
+from pipeline.store.run_record import RunRecord, RunStatus, Weights
 from pipeline.training.data import make_data
 from pipeline.training.fit import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-RECORD = {
+RECORD_JSON = {
     "id": "20260102T030405-abcdef", "status": "succeeded", "started": "2026-01-02T03:04:05+00:00",
     "config": TrainConfig(samples=300, epochs=4, seed=5).to_dict(),
     "learned": {"w": [1.9, -0.8], "b": 2.5}, "true": {"w": [2.0, -1.0], "b": 3.0},
@@ -26,6 +27,12 @@ RECORD = {
     "history": [{"epoch": e, "loss": 1.0, "mae": 1.0, "w": [0, 0], "b": 0} for e in (1, 2, 3, 4)],
     "timings": {"fit_s": 1.25}, "version": 7,
 }
+RECORD = RunRecord.from_json(RECORD_JSON)
+
+
+def record(**changes) -> RunRecord:
+    """A run record: RECORD_JSON with ``changes``, read the way records on disk are read."""
+    return RunRecord.from_json({**RECORD_JSON, **changes})
 
 
 def test_weights_rows_give_learned_true_ols_and_the_differences():
@@ -33,7 +40,7 @@ def test_weights_rows_give_learned_true_ols_and_the_differences():
     assert [r["parameter"] for r in rows] == ["w1", "w2", "b"]  # the names of x1, x2 on every page
     assert rows[2] == {"parameter": "b", "learned": 2.5, "true": 3.0, "OLS": 2.75,
                        "learned − true": -0.5, "learned − OLS": -0.25}
-    assert weights_rows({"status": "failed", "error": "x"}) == []
+    assert weights_rows(RunRecord("x", RunStatus.FAILED, error="x")) == []
 
 
 def test_run_rows_tell_how_each_run_ended():
@@ -41,7 +48,7 @@ def test_run_rows_tell_how_each_run_ended():
     assert row["status"] == "succeeded" and row["started"] == "2 Jan 2026, 03:04:05 UTC"
     assert row["epochs"] == "4/4" and row["samples"] == 300 and row["version"] == 7
     assert row["version note"] == "on disk"
-    failed = run_row({"id": "x", "status": "failed", "config": {"epochs": 50}, "error": "ValueError: bad"})
+    failed = run_row(RunRecord("x", RunStatus.FAILED, config={"epochs": 50}, error="ValueError: bad"))
     assert failed["status"] == "failed" and failed["error"] == "ValueError: bad"
     assert failed["epochs"] == "0/50"
     assert failed["max |learned − true|"] is None and failed["version"] is None
@@ -50,10 +57,10 @@ def test_run_rows_tell_how_each_run_ended():
 
 def test_run_rows_mark_deleted_versions_and_runs_held_by_the_quality_gate():
     assert run_row(RECORD, on_disk={1, 2})["version note"] == "deleted"
-    held = run_row({**RECORD, "version": None, "export_held": "not exported automatically: ...",
-                    "quality": {"level": "warning", "reasons": ["far"], "numbers": {}}})
+    held = run_row(record(version=None, export_held="not exported automatically: ...",
+                          quality={"level": "warning", "reasons": ["far"], "numbers": {}}))
     assert held["version note"] == "held: quality warning" and held["quality"] == "warning"
-    anyway = run_row({**RECORD, "exported_anyway": True}, on_disk={7})
+    anyway = run_row(record(exported_anyway=True), on_disk={7})
     assert anyway["version note"] == "exported anyway (quality warning)"
 
 
@@ -71,7 +78,7 @@ def test_times_are_shown_in_local_time_without_iso_separators(monkeypatch):
 
 def test_data_sample_is_exactly_the_first_training_rows():
     x, y = data_sample(RECORD, max_points=50)
-    full_x, full_y = make_data(TrainConfig.from_dict(RECORD["config"]).data_spec())
+    full_x, full_y = make_data(TrainConfig.from_dict(RECORD.config).data_spec())
     assert x.shape == (50, 2) and y.shape == (50, 1)
     assert np.array_equal(x, full_x[:50]) and np.array_equal(y, full_y[:50])
     x_all, _ = data_sample(RECORD, max_points=10_000)
@@ -87,7 +94,7 @@ def test_the_dashboard_modules_do_not_import_tensorflow():
 
 
 @pytest.fixture(scope="module")
-def unexported_run(tmp_path_factory) -> tuple[Path, dict]:
+def unexported_run(tmp_path_factory) -> tuple[Path, RunRecord]:
     from pipeline.runs.job import run_training
 
     base = tmp_path_factory.mktemp("export") / "linear_model"
@@ -99,24 +106,24 @@ def test_export_run_serves_exactly_the_learned_weights_and_updates_the_record(un
 
     base, record = unexported_run
     assert registry.list_versions(base) == []
-    info = export_run(base, record["id"])
+    info = export_run(base, record.id)
     assert info.version == 1 and (info.path / "saved_model.pb").is_file()
     sig = model_dir.read_signature(info.path)
     assert list(sig.inputs) == ["inputs"] and sig.inputs["inputs"].shape == (-1, 2)
     served = tf.saved_model.load(str(info.path)).signatures["serving_default"]
     out = next(iter(served(inputs=tf.constant([[1.0, 2.0]])).values())).numpy()
-    w, b = record["learned"]["w"], record["learned"]["b"]
+    w, b = record.learned.w, record.learned.b
     assert out[0, 0] == pytest.approx(w[0] + 2 * w[1] + b, abs=1e-5)
-    stored = runs.load_run(base, record["id"])
-    assert stored["version"] == 1 and stored["version_path"] == str(info.path)
-    assert info.run_record["id"] == record["id"] and info.run_record["exported_after_run"] is True
+    stored = runs.load_run(base, record.id)
+    assert stored.version == 1 and stored.version_path == str(info.path)
+    assert info.run_record.id == record.id and info.run_record.exported_after_run is True
     with pytest.raises(ValueError, match="already exported as version 1"):
-        export_run(base, record["id"])
+        export_run(base, record.id)
 
 
 def test_export_run_refuses_runs_that_did_not_finish(tmp_path):
-    runs.save_run(tmp_path, {"id": "r-cancelled", "status": "cancelled", "learned": {"w": [1.0], "b": 0.0}})
-    runs.save_run(tmp_path, {"id": "r-failed", "status": "failed", "error": "boom"})
+    runs.save_run(tmp_path, RunRecord("r-cancelled", RunStatus.CANCELLED, learned=Weights((1.0,), 0.0)))
+    runs.save_run(tmp_path, RunRecord("r-failed", RunStatus.FAILED, error="boom"))
     with pytest.raises(ValueError, match="r-cancelled cancelled; only a run that finished training"):
         export_run(tmp_path, "r-cancelled")
     with pytest.raises(ValueError, match="r-failed failed"):
@@ -131,11 +138,12 @@ def test_a_run_the_quality_gate_warned_about_is_exported_only_anyway(tmp_path):
 
     base = tmp_path / "linear_model"
     record = run_training(TrainConfig(samples=10, epochs=100), base)  # 10 rows: ends ~1.3 from OLS
-    assert record["status"] == "succeeded" and record["quality"]["level"] == "warning"
-    assert record.get("version") is None and "quality gate warned" in record["export_held"]
+    assert record.status == "succeeded" and record.quality_level == "warning"
+    assert record.version is None and "quality gate warned" in record.export_held
     assert registry.list_versions(base) == []
     with pytest.raises(ValueError, match="did not pass the quality gate"):
-        export_run(base, record["id"])
-    info = export_run(base, record["id"], anyway=True)
-    stored = runs.load_run(base, record["id"])
-    assert info.version == 1 and stored["exported_anyway"] and "export_held" not in stored
+        export_run(base, record.id)
+    info = export_run(base, record.id, anyway=True)
+    stored = runs.load_run(base, record.id)
+    assert info.version == 1 and stored.exported_anyway and stored.export_held is None
+    assert "export_held" not in (base / "runs" / f"{record.id}.json").read_text()

@@ -68,3 +68,49 @@ def test_an_unreadable_config_is_named(tmp_path):
     with pytest.raises(ValueError, match="models.config"):
         sc.read(path)
     assert sc.labels_of(path, "linear_model") == {}
+
+
+def test_a_label_change_keeps_the_fields_it_does_not_touch(tmp_path):
+    """A hand-edited config (a logging config, an `all` policy, comments, another layout) keeps
+    everything but the label that changed: protobuf reads it, not a subset parser."""
+    path = tmp_path / "models.config"
+    path.write_text("""# written by hand
+model_config_list: {
+  config: { name: 'linear_model' base_path: '/models/linear_model' model_platform: 'tensorflow'
+            model_version_policy: { all: {} }
+            logging_config: { sampling_config: { sampling_rate: 0.25 } } }
+  config { name: "other" base_path: "/models/other" }
+}
+""")
+    assert sc.set_label(path, "linear_model", "stable", 3).labels == {"stable": 3}
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    def config_list_on_disk():
+        config = text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
+        return config.model_config_list
+
+    config_list = config_list_on_disk()
+    entry = config_list.config[0]
+    assert entry.logging_config.sampling_config.sampling_rate == 0.25
+    assert entry.model_version_policy.WhichOneof("policy_choice") == "all"
+    assert dict(entry.version_labels) == {"stable": 3}
+    assert [e.name for e in config_list.config] == ["linear_model", "other"]
+    sc.write_for_server(path, "linear_model", tmp_path / "linear_model")  # a restart keeps it too
+    entry = config_list_on_disk().config[0]
+    assert entry.logging_config.sampling_config.sampling_rate == 0.25
+    assert dict(entry.version_labels) == {"stable": 3}
+
+
+def test_reading_the_config_never_imports_tensorflow():
+    """The dashboard reads and writes models.config; TF Serving's config message must not pull
+    TensorFlow (3 s of import) into its process."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom pipeline.store import serving_config\n"
+            "serving_config.parse('model_config_list { config { name: \"m\" base_path: \"/m\" } }')\n"
+            "print(sorted(m for m in sys.modules if m == 'tensorflow' or m.startswith('tensorflow.')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2], check=True)
+    assert done.stdout.strip() == "[]"

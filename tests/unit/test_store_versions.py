@@ -13,6 +13,7 @@ import pytest
 
 from pipeline import model_dir
 from pipeline.store import versions as registry
+from pipeline.store.run_record import RunRecord, RunStatus
 from pipeline.training.fit import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +27,8 @@ def trained():
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory):
     base = tmp_path_factory.mktemp("models") / "linear_model"
-    info = registry.export_version(trained.model, base, {"note": "first", **trained.summary()})
+    record = trained.record_into(RunRecord("20260101T000000-first1", extra={"note": "first"}))
+    info = registry.export_version(trained.model, base, record)
     return base, info
 
 
@@ -80,11 +82,12 @@ def test_numbering_is_highest_plus_one_and_list_versions_reads_records(trained, 
     (base / "7").mkdir(parents=True)
     (base / "v9").mkdir()  # not a version: TF Serving ignores it, and so do we
     (base / "runs").mkdir()
-    info = registry.export_version(trained.model, base, {"x": 1})
+    info = registry.export_version(trained.model, base, RunRecord("r8", RunStatus.SUCCEEDED))
     assert info.version == 8
     versions = registry.list_versions(base)
     assert [v.version for v in versions] == [7, 8]
-    assert versions[1].run_record["x"] == 1 and versions[1].size_bytes > 1000
+    assert versions[1].run_record.id == "r8" and versions[1].run_record.version == 8
+    assert versions[1].size_bytes > 1000
     assert versions[0].run_record is None
 
 
@@ -97,7 +100,7 @@ def test_failed_export_leaves_no_numeric_directory(tmp_path):
 
     base = tmp_path / "m"
     with pytest.raises(RuntimeError, match="disk full"):
-        registry.export_version(Broken(), base, {})
+        registry.export_version(Broken(), base)
     assert list(base.iterdir()) == []
 
 
@@ -113,8 +116,8 @@ def test_killed_export_leaves_no_version_and_next_export_cleans_up(trained, tmp_
         def stall(root):
             print("WRITTEN", flush=True)
             time.sleep(600)
-        registry._fsync_tree = stall
-        registry.export_version(model, {str(base)!r}, {{}})
+        registry.state.fsync_tree = stall  # stall between writing the export and renaming it
+        registry.export_version(model, {str(base)!r})
     """)
     proc = subprocess.Popen(
         [sys.executable, "-c", script],
@@ -131,7 +134,7 @@ def test_killed_export_leaves_no_version_and_next_export_cleans_up(trained, tmp_
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     assert registry.list_versions(base) == []
-    info = registry.export_version(trained.model, base, {})
+    info = registry.export_version(trained.model, base)
     assert info.version == 1
     assert not [p.name for p in base.iterdir() if p.name.startswith(".tmp-")]
 
@@ -139,16 +142,16 @@ def test_killed_export_leaves_no_version_and_next_export_cleans_up(trained, tmp_
 def test_delete_version_removes_it_and_numbering_continues(trained, tmp_path):
     base = tmp_path / "m"
     for _ in range(2):
-        registry.export_version(trained.model, base, {})
+        registry.export_version(trained.model, base)
     registry.delete_version(base, 2)
     assert [v.version for v in registry.list_versions(base)] == [1]
     # the number of a deleted version is never given out again (clients cache by version)
-    assert registry.export_version(trained.model, base, {}).version == 3
+    assert registry.export_version(trained.model, base).version == 3
     registry.delete_version(base, 3)
     registry.delete_version(base, 1)
     assert registry.next_version_number(base) == 4
     (base / "7").mkdir()  # a version copied in by hand counts too
-    assert registry.export_version(trained.model, base, {}).version == 8
+    assert registry.export_version(trained.model, base).version == 8
     with pytest.raises(ValueError, match="no version 5"):
         registry.delete_version(base, 5)
 
@@ -168,13 +171,13 @@ def test_base_path_that_is_a_file_is_rejected_before_writing(trained, tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
     with pytest.raises(ValueError, match="is a file"):
-        registry.export_version(trained.model, f, {})
+        registry.export_version(trained.model, f)
     assert f.read_text() == "x"
 
 
 def test_unwritable_base_path_is_rejected(trained):
     with pytest.raises(ValueError, match="/proc/linear_model"):
-        registry.export_version(trained.model, "/proc/linear_model", {})
+        registry.export_version(trained.model, "/proc/linear_model")
 
 
 def test_version_folders_are_read_like_tf_serving(trained, tmp_path):
@@ -182,7 +185,7 @@ def test_version_folders_are_read_like_tf_serving(trained, tmp_path):
     assert model_dir.parse_version("00000123") == 123
     assert [model_dir.parse_version(n) for n in ("v1", "0.1", "temp-123", "1_tmp", ".tmp-1-x")] == [None] * 5
     base = tmp_path / "m"
-    registry.export_version(trained.model, base, {})
+    registry.export_version(trained.model, base)
     (base / str(2**63 - 1)).mkdir()  # INT64_MAX: still a version for TF Serving
     (base / str(2**63)).mkdir()  # beyond int64: not a version
     assert [v.version for v in registry.list_versions(base)] == [1, 2**63 - 1]

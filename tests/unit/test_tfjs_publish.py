@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from pipeline.formats.errors import FormatError
-from pipeline.formats.files import staged_dir
 from pipeline.formats.graph_model import GraphModel
 from pipeline.formats.tfjs import (
     model_files,
@@ -26,6 +25,7 @@ from pipeline.formats.tfjs import (
     write_graph_model,
     zip_tfjs,
 )
+from pipeline.state import staged_dir
 
 
 def _model(tag: str) -> GraphModel:

@@ -33,12 +33,16 @@ def test_history_has_one_entry_per_epoch_with_loss_mae_w_b(default_run):
     assert default_run.history[0]["loss"] > 10 * last["loss"]
 
 
-def test_summary_is_plain_json_data(default_run):
+def test_the_result_fills_a_run_record_of_plain_json_data(default_run):
     import json
 
-    summary = default_run.summary()
-    assert json.loads(json.dumps(summary))["ols"]["w"] == pytest.approx(default_run.ols_w)
-    assert set(summary["timings"]) >= {"data_s", "fit_s", "total_s"}
+    from pipeline.store.run_record import RunRecord
+
+    record = default_run.record_into(RunRecord("r1"))
+    assert record.status == "succeeded" and record.quality_level == "ok"
+    on_disk = json.loads(json.dumps(record.to_json()))
+    assert on_disk["ols"]["w"] == pytest.approx(default_run.ols_w) and on_disk["status"] == "succeeded"
+    assert set(on_disk["timings"]) >= {"data_s", "fit_s", "total_s"}
 
 
 def test_same_config_gives_same_weights():
