@@ -95,10 +95,10 @@ def weights_table(summary: dict) -> str:
     """Learned vs true vs OLS, one row per parameter, as aligned text."""
     names = param_names(len(summary["learned"]["w"]))
     cols = {k: [*summary[k]["w"], summary[k]["b"]] for k in ("learned", "true", "ols")}
-    rows = [f"{'param':<6} {'learned':>10} {'true':>10} {'OLS':>10} {'learned-OLS':>12}"]
-    for i, name in enumerate(names):
+    rows = [f"{'param':<6} {'learned':>12} {'true':>12} {'OLS':>12} {'learned-OLS':>12}"]
+    for i, name in enumerate(names):  # 12 wide: -10,000.0000 (the form's bound) stays aligned
         lv, tv, ov = cols["learned"][i], cols["true"][i], cols["ols"][i]
-        rows.append(f"{name:<6} {lv:>10.4f} {tv:>10.4f} {ov:>10.4f} {lv - ov:>12.4f}")
+        rows.append(f"{name:<6} {lv:>12.4f} {tv:>12.4f} {ov:>12.4f} {lv - ov:>12.4f}")
     return "\n".join(rows)
 
 

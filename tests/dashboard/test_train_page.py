@@ -224,8 +224,8 @@ def test_a_diverged_run_is_a_red_failure_and_is_not_exported(base):
 
 
 def test_a_run_far_from_the_optimum_is_amber_and_exported_only_when_asked(base):
-    """10 samples (the issue's case): about 1.3 from least squares, which is not exported by itself."""
-    at = fill(open_page(), samples=10, epochs=100, batch="auto")
+    """One epoch of the defaults: about 1.1 from least squares, which is not exported by itself."""
+    at = fill(open_page(), samples=800, epochs=1, batch="auto")
     at.button(key="train_submit").click().run()
     run_until(at, finished)
     assert not at.success and not at.error
