@@ -2,12 +2,13 @@
 
 Adam moves a parameter by about its learning rate per step, so a model trained on raw data can only
 travel about ``rate × steps`` (some 40 at the defaults): true weights of 100 or 10,000 were out of
-reach. Training therefore sees each input and the target shifted to mean 0 and divided by their
-standard deviation, all measured on the data before the first step. In those units the weights of
-any linear fit are of order 1 whatever the data's units, and the least-squares bias is exactly 0 for
-every weight, so the model trains its weights only and the bias follows from the means (the usual
-centring of linear regression). :class:`Scaling` turns the weights back exactly (the model is
-linear), so progress, history, the run record and the exported model are in the data's units.
+reach. Training therefore sees each input shifted to mean 0 and divided by its standard deviation,
+and the target shifted to mean 0 and divided by the spread the inputs explain, all measured on the
+data before the first step. In those units the weights of any linear fit are of order 1 whatever
+the data's units, and the least-squares bias is exactly 0 for every weight, so the model trains its
+weights only and the bias follows from the means (the usual centring of linear regression).
+:class:`Scaling` turns the weights back exactly (the model is linear), so progress, history, the run
+record and the exported model are in the data's units.
 
 Pure numpy, no TensorFlow.
 """
@@ -24,30 +25,37 @@ _CHUNK = 65_536
 
 @dataclass(frozen=True)
 class Scaling:
-    """``x_std = (x - x_mean) / x_scale`` per input and ``y_std = (y - y_mean) / y_scale``.
-
-    A scale is the standard deviation of its column, or 1 for a constant column (nothing to divide
-    by: the column only loses its mean)."""
+    """``x_std = (x - x_mean) / x_scale`` per input and ``y_std = (y - y_mean) / y_scale``."""
 
     x_mean: tuple[float, ...]
     x_scale: tuple[float, ...]
+    """Each input's standard deviation (1 for a constant input: nothing to divide by)."""
     y_mean: float
     y_scale: float
+    """The spread of ``y`` the inputs explain, ``sqrt(Σᵢ cov(xᵢ, y)² / var(xᵢ))``: for independent
+    inputs like the tutorial's, ``std(x @ w0)``. Not ``std(y)``: noise can be thousands of times the
+    signal, and dividing by it would shrink the weights to where Adam's last steps jitter them, in
+    the data's units, by more than the quality gate allows. ``std(y)`` if the inputs explain
+    nothing, 1 for a constant ``y``."""
 
     @classmethod
     def of_data(cls, x: np.ndarray, y: np.ndarray) -> Scaling:
-        """The means and standard deviations of ``x`` (``[n, d]``) and ``y`` (``[n, 1]``), in float64
-        and in chunks: 10,000,000 rows cost two passes and a few MiB of scratch memory."""
+        """The scaling of ``x`` (``[n, d]``) and ``y`` (``[n, 1]``), computed in float64 and in chunks:
+        10,000,000 rows cost two passes and a few MiB of scratch memory."""
+        n = max(1, len(x))
         total = np.zeros(x.shape[1] + 1)
         for xy in _chunks(x, y):
             total += np.sum(xy, axis=0)
-        mean = total / max(1, len(x))
-        squares = np.zeros_like(mean)
+        mean = total / n
+        squares, cross = np.zeros_like(mean), np.zeros(x.shape[1])
         for xy in _chunks(x, y):
-            squares += np.sum((xy - mean) ** 2, axis=0)
-        std = np.sqrt(squares / max(1, len(x)))
-        scale = [float(s) if np.isfinite(s) and s > 0 else 1.0 for s in std]
-        return cls(tuple(float(m) for m in mean[:-1]), tuple(scale[:-1]), float(mean[-1]), scale[-1])
+            centred = xy - mean
+            squares += np.sum(centred**2, axis=0)
+            cross += np.sum(centred[:, :-1] * centred[:, -1:], axis=0)
+        std = [_usable(s) for s in np.sqrt(squares / n)]
+        explained = float(np.sqrt(np.sum((cross / n) ** 2 / np.square(std[:-1]))))
+        y_scale = explained if np.isfinite(explained) and explained > 0 else std[-1]
+        return cls(tuple(float(m) for m in mean[:-1]), tuple(std[:-1]), float(mean[-1]), y_scale)
 
     @classmethod
     def identity(cls, features: int) -> Scaling:
@@ -72,6 +80,11 @@ class Scaling:
     def error_to_original(self, mae: float) -> float:
         """A mean absolute error on standardized targets, in the targets' units."""
         return float(mae) * self.y_scale
+
+
+def _usable(std: float) -> float:
+    """A standard deviation to divide by: itself if positive and finite, else 1."""
+    return float(std) if np.isfinite(std) and std > 0 else 1.0
 
 
 def _chunks(x: np.ndarray, y: np.ndarray) -> Iterator[np.ndarray]:
