@@ -1,14 +1,15 @@
 """Train the tutorial's linear model with Keras and compare it with the best possible fit.
 
-:func:`train` builds ``Input(name="inputs") -> Dense(1, name="outputs")``, fits it on
+:func:`train` fits the weights of ``Input(name="inputs") -> Dense(1, name="outputs")`` on
 synthetic data from :mod:`pipeline.training.data`, and returns the learned weights next to the
 ordinary-least-squares (OLS) solution of the very same sample. It reports progress
 through a callback (every epoch, and at most every ``PROGRESS_INTERVAL_S`` within long
 epochs) and stops between batches when a cancellation event is set.
 
-Training runs in standardized units (:mod:`pipeline.training.scaling`: inputs and target at mean 0,
-std 1, measured before the first step), so the same learning rate learns true weights of 0.1 or
-10,000; everything reported, and the model returned for export, is in the data's own units.
+The fit runs in standardized units (:mod:`pipeline.training.scaling`: inputs and target at mean 0,
+std 1, measured before the first step; the bias follows from the means), so the same learning rate
+learns true weights of 0.1 or 10,000. Everything reported, and the model returned for export (the
+same layer with the learned ``w`` and ``b``), is in the data's own units.
 The defaults learn: Adam at 0.05 with a cosine-decayed rate for 100 epochs lands within 0.01 of OLS at 800
 samples. (The tutorial's rmsprop/1 epoch/batch 8 recipe stays far from it.)
 """
