@@ -12,8 +12,13 @@ Python server where thread hand-offs cost more than the merged model call saves:
   once, without calling `done`, when the queue already holds `max_enqueued_batches` batches
   waiting for a slot. `BatchQueue.submit(inputs)` is the blocking form: outputs, or the error raised.
 - A task joins the open batch of its queue whose inputs have the same dtypes and the same shapes
-  apart from dim 0, if its rows still fit in `max_batch_size`; otherwise it opens a new batch.
-  Tasks with a rank-0 input, or with more rows than `max_batch_size`, run alone at once.
+  apart from dim 0 (with `pad_variable_length_inputs`: the same ranks; each batch is then padded
+  to its largest dims with each tensor's first element, as upstream's `PadTensor`), if its rows
+  still fit in one model call (`max_batch_size`, or `max_execution_batch_size` with
+  large batch splitting); otherwise it opens a new batch. As TF Serving's BatchingSession,
+  a rank-0 input, inputs of unequal dim 0, or more rows than `max_batch_size` are INVALID_ARGUMENT
+  with upstream's texts (with `enable_large_batch_splitting`, a larger task runs as pieces of
+  `max_execution_batch_size` rows, one after the other). Tasks with no rows or no inputs run alone.
 - No dedicated batch threads: a submitting thread that finds a free slot runs the ready batch
   itself, then keeps running batches that queued meanwhile until none is left (its own task was
   answered first). With `batch_timeout_micros` 0 (the default) a batch is ready at once, so a lone
@@ -38,21 +43,24 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from pipeline.serving.errors import ServingError
 from pipeline.serving.overload import Deadline
 
 log = logging.getLogger(__name__)
 
 Arrays = Mapping[str, np.ndarray]
-RunFunction = Callable[[Arrays], dict[str, np.ndarray]]
-"""Runs one (possibly merged) batch: {input name: array} -> {output name: array}."""
+RunFunction = Callable[..., dict[str, np.ndarray]]
+"""Runs one (possibly merged) batch: `run(inputs, timeout)` with {input name: array} and the seconds
+the call may take (None: no limit) -> {output name: array}."""
 
 Done = Callable[[dict[str, np.ndarray] | None, BaseException | None], None]
 """Receives one task's answer: (outputs, None) or (None, the error its run raised)."""
@@ -83,15 +91,25 @@ class QueueFullError(Exception):
 
 @dataclass(frozen=True)
 class BatchingOptions:
-    """TF Serving's `BatchingParameters`; the defaults are its scheduler defaults except
-    `num_batch_threads` (TF Serving: one per CPU). Python runs one thread at a time, so more
-    concurrent model calls mostly mean smaller batches: 1 measured best (docs/serving.md)."""
+    """TF Serving's `BatchingParameters` with its defaults (`num_batch_threads`: one per CPU)."""
 
     max_batch_size: int = 1000
     batch_timeout_micros: int = 0
     max_enqueued_batches: int = 10
-    num_batch_threads: int = 1
+    num_batch_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     allowed_batch_sizes: tuple[int, ...] = ()
+    pad_variable_length_inputs: bool = False
+    enable_large_batch_splitting: bool = False
+    max_execution_batch_size: int = 0
+    """With `enable_large_batch_splitting`: rows per piece of a larger task (0: `max_batch_size`)."""
+
+    @property
+    def execution_batch_size(self) -> int:
+        """Most rows in one model call: `max_execution_batch_size` with large batch splitting (tasks
+        between it and `max_batch_size` are split), else `max_batch_size`."""
+        if self.enable_large_batch_splitting and self.max_execution_batch_size:
+            return self.max_execution_batch_size
+        return self.max_batch_size
 
     def validate(self) -> None:
         """Raise ValueError (TF Serving's texts where it has one) for options it would refuse."""
@@ -103,13 +121,16 @@ class BatchingOptions:
             raise ValueError(f"max_enqueued_batches must be positive; was {self.max_enqueued_batches}")
         if self.num_batch_threads < 1:
             raise ValueError(f"num_batch_threads must be positive; was {self.num_batch_threads}")
+        if self.max_execution_batch_size < 0 or self.max_execution_batch_size > self.max_batch_size:
+            raise ValueError("max_execution_batch_size must be positive and at most max_batch_size; "
+                             f"was {self.max_execution_batch_size}")
         sizes = self.allowed_batch_sizes
         if sizes:
             if sizes[0] < 1 or any(b <= a for a, b in zip(sizes, sizes[1:], strict=False)):
                 raise ValueError("allowed_batch_sizes entries must be monotonically increasing")
-            if sizes[-1] != self.max_batch_size:
+            if sizes[-1] != self.execution_batch_size:
                 raise ValueError("final entry in allowed_batch_sizes must equal max_batch_size; "
-                                 f"last entry was {sizes[-1]}, max_batch_size is {self.max_batch_size}")
+                                 f"last entry was {sizes[-1]}, max_batch_size is {self.execution_batch_size}")
 
 
 class _Task:
@@ -134,17 +155,22 @@ class _Batch:
         self.full = False
 
 
-def _merge_key(inputs: Arrays) -> tuple[tuple | None, int]:
-    """(what must be equal to merge, rows): dtype and dims past 0 of every input, and the shared dim 0.
-    The key is None when the inputs cannot be merged with anything (a rank-0 input, unequal dim 0s)."""
+def _merge_key(inputs: Arrays, pad: bool) -> tuple[tuple | None, int]:
+    """(what must be equal to merge, rows): dtype and dims past 0 of every input (with `pad`, the
+    rank), and the shared dim 0. The key is None for tasks that run alone (no inputs, no rows).
+    Raises ServingError for inputs TF Serving's BatchingSession refuses (rank 0, unequal dim 0)."""
     key, rows = [], -1
     for name, array in inputs.items():
         shape = array.shape
-        if not shape or (rows >= 0 and shape[0] != rows):
-            return None, 0
+        if not shape:
+            raise ServingError("INVALID_ARGUMENT", "Batching Run() input tensors must have at least one "
+                               "dimension")
+        if rows >= 0 and shape[0] != rows:
+            raise ServingError("INVALID_ARGUMENT", "Batching Run() input tensors must have equal "
+                               "0th-dimension size")
         rows = shape[0]
-        key.append((name, array.dtype, shape[1:]))
-    return (tuple(key) if rows > 0 else None), rows
+        key.append((name, array.dtype, len(shape) if pad else shape[1:]))
+    return (tuple(key) if rows > 0 else None), max(rows, 0)
 
 
 class BatchScheduler:
@@ -264,11 +290,17 @@ class BatchQueue:
     def submit_async(self, inputs: Arrays, done: Done, deadline: Deadline | None = None) -> None:
         """Queue `inputs`; `done` gets the answer later or before this returns. QueueFullError if full.
         If `deadline` has expired by the time the task's batch runs, `done` gets its error instead."""
-        key, rows = _merge_key(inputs)
         scheduler = self.scheduler
         options = scheduler.options
-        if key is None or rows > options.max_batch_size:
-            _answer(done, *self._run_alone(inputs))
+        key, rows = _merge_key(inputs, options.pad_variable_length_inputs)
+        if rows > options.max_batch_size:
+            raise ServingError("INVALID_ARGUMENT", f"Task size {rows} is larger than maximum input "
+                               f"batch size {options.max_batch_size}")
+        if rows > options.execution_batch_size:  # only with enable_large_batch_splitting
+            _answer(done, *self._run_split(inputs, rows, deadline))
+            return
+        if key is None:
+            _answer(done, *self._run_alone(inputs, deadline))
             return
         with scheduler._lock:
             # Without a timeout nothing waits while a slot is free: then run alone, right now.
@@ -276,7 +308,7 @@ class BatchQueue:
             ready = None if alone else self._enqueue_locked(_Task(inputs, rows, done, deadline), key)
         if alone:
             try:
-                _answer(done, *self._run_alone(inputs))
+                _answer(done, *self._run_alone(inputs, deadline))
                 self._count(1, rows)
             except BaseException:
                 with scheduler._lock:
@@ -292,7 +324,7 @@ class BatchQueue:
         options = scheduler.options
         rows = task.rows
         batch = self._open.get(key)
-        if batch is None or batch.rows + rows > options.max_batch_size:
+        if batch is None or batch.rows + rows > options.execution_batch_size:
             if self._waiting >= options.max_enqueued_batches:
                 raise QueueFullError
             if batch is not None:
@@ -305,7 +337,7 @@ class BatchQueue:
                 scheduler._timer_wakeup.notify()
         batch.tasks.append(task)
         batch.rows += rows
-        if batch.rows >= options.max_batch_size:
+        if batch.rows >= options.execution_batch_size:
             batch.full = True
         ready = None
         if scheduler._running < options.num_batch_threads:
@@ -322,23 +354,30 @@ class BatchQueue:
         rows = sum(task.rows for task in tasks)
         sizes = self.scheduler.options.allowed_batch_sizes
         padded = sizes[bisect.bisect_left(sizes, rows)] if sizes else rows
+        timeout = _batch_timeout(tasks)
         answers: list[tuple[dict[str, np.ndarray] | None, BaseException | None]] | None = None
         if len(tasks) == 1 and padded == rows:
-            answers = [self._run_alone(tasks[0].inputs)]
+            answers = [self._run_alone(tasks[0].inputs, tasks[0].deadline)]
         else:
             try:
-                merged = _concatenate([task.inputs for task in tasks], padded - rows)
-                parts = _split(self._run(merged), [task.rows for task in tasks], padded)
+                merged = _concatenate([task.inputs for task in tasks], padded - rows,
+                                      self.scheduler.options.pad_variable_length_inputs)
+                parts = _split(self._run(merged, timeout), [task.rows for task in tasks], padded)
                 problem = None if parts is not None else "an output does not have the batch as dim 0"
+            except ServingError as error:
+                if error.code == "DEADLINE_EXCEEDED":  # the batch's time is up: so is every task's
+                    parts, problem, answers = None, None, [(None, error)] * len(tasks)
+                else:
+                    parts, problem = None, f"{error.code}: {error.message}"
             except Exception as error:  # noqa: BLE001 - retried task by task below, each gets its own answer
                 parts, problem = None, f"{type(error).__name__}: {error}"
             if parts is not None:
                 answers = [(part, None) for part in parts]
-            else:
+            elif answers is None:
                 log.warning("Merged call of %d requests (%d rows) to %s failed, running them one by one: %s",
                             len(tasks), rows, self.name, problem)
                 self._tell(self.scheduler.listeners.on_fallback, self.name)
-                answers = [self._run_alone(task.inputs) for task in tasks]
+                answers = [self._run_alone(task.inputs, task.deadline) for task in tasks]
         for task, (outputs, error) in zip(tasks, answers, strict=True):
             _answer(task.done, outputs, error)
         self._count(len(tasks), rows)
@@ -367,11 +406,42 @@ class BatchQueue:
             except Exception:  # noqa: BLE001 - metrics must not break serving
                 log.exception("Batch listener failed")
 
-    def _run_alone(self, inputs: Arrays) -> tuple[dict[str, np.ndarray] | None, BaseException | None]:
+    def _run_alone(self, inputs: Arrays, deadline: Deadline | None = None
+                   ) -> tuple[dict[str, np.ndarray] | None, BaseException | None]:
         try:
-            return self._run(inputs), None
+            return self._run(inputs, _remaining(deadline)), None
         except Exception as error:  # noqa: BLE001 - handed to the task's `done`
             return None, error
+
+    def _run_split(self, inputs: Arrays, rows: int, deadline: Deadline | None
+                   ) -> tuple[dict[str, np.ndarray] | None, BaseException | None]:
+        """A task larger than one model call (`enable_large_batch_splitting`): its pieces of
+        `execution_batch_size` rows run one after the other; their outputs are joined along dim 0."""
+        size = self.scheduler.options.execution_batch_size
+        pieces = []
+        for start in range(0, rows, size):
+            piece = {name: array[start:start + size] for name, array in inputs.items()}
+            outputs, error = self._run_alone(piece, deadline)
+            if error is not None:
+                return None, error
+            pieces.append(outputs)
+        try:
+            return {name: np.concatenate([np.asarray(piece[name]) for piece in pieces])
+                    for name in pieces[0]}, None
+        except ValueError as error:
+            return None, ServingError("INVALID_ARGUMENT", f"Outputs of the split task do not join: {error}")
+
+
+def _remaining(deadline: Deadline | None) -> float | None:
+    """Seconds `deadline` leaves for a model call (None: no limit)."""
+    return deadline.remaining() if deadline is not None else None
+
+
+def _batch_timeout(tasks: list[_Task]) -> float | None:
+    """The time a merged call may take: the largest time left to any of its tasks (as TF Serving's
+    BatchingSession); None if one of them has no limit."""
+    times = [_remaining(task.deadline) for task in tasks]
+    return None if any(t is None for t in times) else max(times)  # type: ignore[type-var]
 
 
 def _answer(done: Done, outputs: dict[str, np.ndarray] | None, error: BaseException | None) -> None:
@@ -381,15 +451,30 @@ def _answer(done: Done, outputs: dict[str, np.ndarray] | None, error: BaseExcept
         log.exception("Batch answer callback failed")
 
 
-def _concatenate(inputs: list[Arrays], padding: int) -> dict[str, np.ndarray]:
-    """Each input concatenated along dim 0, then `padding` copies of the first row appended."""
+def _concatenate(inputs: list[Arrays], padding: int, pad_lengths: bool = False) -> dict[str, np.ndarray]:
+    """Each input concatenated along dim 0, then `padding` copies of the first row appended. With
+    `pad_lengths`, every part is first padded at the end of each dim past 0 to the batch's largest
+    size, with its own first element (TF Serving's `pad_variable_length_inputs`)."""
     merged = {}
     for name in inputs[0]:
         parts = [task_inputs[name] for task_inputs in inputs]
+        if pad_lengths:
+            parts = _pad_lengths(parts)
         if padding:
             parts.append(np.repeat(parts[0][:1], padding, axis=0))
         merged[name] = np.concatenate(parts)
     return merged
+
+
+def _pad_lengths(parts: list[np.ndarray]) -> list[np.ndarray]:
+    widest = np.max([part.shape for part in parts], axis=0)
+    padded = []
+    for part in parts:
+        widths = [(0, 0)] + [(0, int(w) - n) for w, n in zip(widest[1:], part.shape[1:], strict=True)]
+        if any(after for _, after in widths) and part.size:
+            part = np.pad(part, widths, mode="constant", constant_values=part.flat[0])
+        padded.append(part)
+    return padded
 
 
 def _split(outputs: Mapping[str, Any], rows: list[int], total: int) -> list[dict[str, np.ndarray]] | None:

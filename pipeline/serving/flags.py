@@ -5,7 +5,7 @@ meaning, as `--flag=value` or `--flag value`, booleans also bare `--flag`, so a 
 line, Docker `args:` list or upstream test works unchanged. Most are implemented; `NO_OP_FLAGS`
 change nothing here, and `ignored_flag_messages` gives the one log line each says when set. Our own
 additions are `--rest_api_host`, `--rest_api_max_body_bytes`, `--max_pending_requests` and
-`--enable_prometheus`; one default differs: `--enable_batching` is true here (false in TF Serving).
+`--enable_prometheus`.
 Unknown flags and bad values are an error (exit status 2), like absl flags.
 
 Defaults for the model name, base path and ports come from `pipeline.settings.Settings.from_env()`
@@ -190,10 +190,9 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
                         help="MonitoringConfig text proto, e.g. prometheus_config { enable: true }")
     flag("--enable_prometheus", False,
          f"export Prometheus metrics at {DEFAULT_PROMETHEUS_PATH} (default false)")
-    flag("--enable_batching", True,
+    flag("--enable_batching", False,
          "merge concurrent requests to one model version and signature into one model call "
-         "(TF Serving's server-side batching; default true here, false in TF Serving; a lone request "
-         "runs at once, see docs/serving.md). --enable_batching=false turns it off")
+         "(TF Serving's server-side batching, see docs/serving.md; default false, as TF Serving)")
     parser.add_argument("--batching_parameters_file", default="", metavar="FILE",
                         help="BatchingParameters text proto, e.g. max_batch_size { value: 128 } "
                         "batch_timeout_micros { value: 0 }; ignored with --enable_batching=false")
@@ -264,7 +263,7 @@ def monitoring_options(flags: argparse.Namespace) -> MonitoringOptions:
 
 
 def batching_options(flags: argparse.Namespace) -> BatchingOptions | None:
-    """The batching scheduler options if `--enable_batching` (the default), from
+    """The batching scheduler options if `--enable_batching`, from
     `--batching_parameters_file` or the defaults of `BatchingOptions`; None without batching."""
     from pipeline.serving.batching import BatchingOptions
 

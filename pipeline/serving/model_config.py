@@ -147,9 +147,9 @@ def parse_monitoring_config_text(text: str) -> MonitoringOptions:
 def parse_batching_parameters_text(text: str) -> BatchingOptions:
     """Parse a `BatchingParameters` text proto (TF Serving's --batching_parameters_file) into options.
 
-    Unset fields keep the defaults of `BatchingOptions`. `thread_pool_name`, `pad_variable_length_inputs`,
-    `enable_large_batch_splitting` and `max_execution_batch_size` are accepted and have no effect
-    (requests whose shapes differ run in separate batches; larger-than-max requests run alone).
+    Unset fields keep the defaults of `BatchingOptions` (TF Serving's). `thread_pool_name` is
+    accepted and changes nothing (one pool of `num_batch_threads` serves every model, as upstream's
+    shared scheduler).
     """
     from google.protobuf import text_format
 
@@ -161,11 +161,13 @@ def parse_batching_parameters_text(text: str) -> BatchingOptions:
     except text_format.ParseError as error:
         raise ConfigError(f"Invalid batching parameters: {error}") from error
     defaults = BatchingOptions()
-    fields = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads")
+    fields = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
+              "enable_large_batch_splitting", "max_execution_batch_size")
     options = BatchingOptions(
         **{name: getattr(message, name).value if message.HasField(name) else getattr(defaults, name)
            for name in fields},
         allowed_batch_sizes=tuple(message.allowed_batch_sizes),
+        pad_variable_length_inputs=message.pad_variable_length_inputs,
     )
     try:
         options.validate()

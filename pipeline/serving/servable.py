@@ -166,16 +166,18 @@ class Servable:
                                f"Was: {signature.method_name}")
         return signature
 
-    def run(self, signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, signature: Signature, inputs: Mapping[str, np.ndarray],
+            deadline: Deadline | None = None) -> dict[str, np.ndarray]:
         """Run `signature` on `inputs` (extra keys ignored) and return every output as numpy.
-        With batching, blocks until the batch holding this call has run; a full queue is UNAVAILABLE."""
+        With batching, blocks until the batch holding this call has run; a full queue is UNAVAILABLE.
+        A model call still running when `deadline` passes stops with DEADLINE_EXCEEDED."""
         inputs = _exact_inputs(signature, inputs)
         if signature.batch_queue is not None:
             try:
-                return signature.batch_queue.submit(inputs)
+                return signature.batch_queue.submit(inputs, deadline)
             except QueueFullError as error:
                 raise ServingError("UNAVAILABLE", str(error)) from None
-        return call_signature(signature, inputs)
+        return call_signature(signature, inputs, _remaining(deadline))
 
     def run_async(self, signature: Signature, inputs: Mapping[str, np.ndarray], done: Done,
                   deadline: Deadline | None = None) -> None:
@@ -191,14 +193,14 @@ class Servable:
                 raise ServingError("UNAVAILABLE", str(error)) from None
             return
         try:
-            outputs = call_signature(signature, inputs)
+            outputs = call_signature(signature, inputs, _remaining(deadline))
         except Exception as error:  # noqa: BLE001 - handed to `done`, like a batched call's error
             done(None, error)
         else:
             done(outputs, None)
 
-    def classify(self, signature_name: str,
-                 examples: list[bytes]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def classify(self, signature_name: str, examples: list[bytes], deadline: Deadline | None = None
+                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Classify serialized Examples: (classes [batch, n] bytes or None, scores [batch, n] or None)."""
         signature = self._inference_signature(signature_name, CLASSIFY_METHOD, "classification")
         if len(signature.output_names) not in (1, 2):
@@ -208,7 +210,7 @@ class Servable:
             raise ServingError("INVALID_ARGUMENT",
                                "Expected classification signature outputs to contain at least one of "
                                "'classes' or 'scores'")
-        outputs = self._run_examples(signature, examples)
+        outputs = self._run_examples(signature, examples, deadline)
         classes, scores = outputs.get("classes"), outputs.get("scores")
         for label, tensor in (("classes", classes), ("scores", scores)):
             if tensor is not None:
@@ -219,7 +221,8 @@ class Servable:
                                f"vs. {scores.shape[1]}")
         return classes, scores
 
-    def regress(self, signature_name: str, examples: list[bytes]) -> np.ndarray:
+    def regress(self, signature_name: str, examples: list[bytes], deadline: Deadline | None = None
+                ) -> np.ndarray:
         """Regress serialized Examples: one value per example, shape [batch]."""
         signature = self._inference_signature(signature_name, REGRESS_METHOD, "regression")
         if len(signature.output_names) != 1:
@@ -227,7 +230,7 @@ class Servable:
         if "outputs" not in signature.output_names:
             raise ServingError("INVALID_ARGUMENT",
                                "No regression outputs found in SignatureDef: expected output 'outputs'")
-        values = self._run_examples(signature, examples)["outputs"]
+        values = self._run_examples(signature, examples, deadline)["outputs"]
         _check_batch(values, len(examples), "outputs", allow_vector=True)
         return values.reshape(len(examples))
 
@@ -244,11 +247,12 @@ class Servable:
             raise ServingError("INVALID_ARGUMENT", "Expected one input Tensor.")
         return signature
 
-    def _run_examples(self, signature: Signature, examples: list[bytes]) -> dict[str, np.ndarray]:
+    def _run_examples(self, signature: Signature, examples: list[bytes],
+                      deadline: Deadline | None) -> dict[str, np.ndarray]:
         if not examples:
             raise ServingError("INVALID_ARGUMENT", "Input is empty.")
         (input_key,) = signature.input_dtypes
-        return self.run(signature, {input_key: np.array(examples, dtype=object)})
+        return self.run(signature, {input_key: np.array(examples, dtype=object)}, deadline)
 
 
 def _load_backend(path: Path, options: ServableOptions) -> tuple[Any, dict[str, Any]]:
@@ -276,10 +280,16 @@ def _exact_inputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> Map
     return inputs
 
 
-def call_signature(signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def call_signature(signature: Signature, inputs: Mapping[str, np.ndarray],
+                   timeout: float | None = None) -> dict[str, np.ndarray]:
     """Call `signature` now, in the calling thread, on exactly its inputs; every output as numpy.
-    The batch queues call this too, with merged inputs."""
-    return signature.runner(inputs)
+    A call still running after `timeout` seconds stops with DEADLINE_EXCEEDED (TensorFlow's
+    `RunOptions.timeout_in_ms`). The batch queues call this too, with merged inputs."""
+    return signature.runner(inputs, timeout)
+
+
+def _remaining(deadline: Deadline | None) -> float | None:
+    return deadline.remaining() if deadline is not None else None
 
 
 def _check_batch(tensor: np.ndarray, batch: int, name: str, allow_vector: bool) -> None:

@@ -3,7 +3,7 @@
 Each server is `python -m pipeline.serving ...` in a subprocess on a free loopback port, talked to
 with real HTTP (helpers in harness.py). Processes are few and shared: `main_server` (session) serves
 every model whose files never change; test modules that change files on disk start their own.
-`main_server` is parametrized over batching on and off (`--enable_batching=false`), so every test
+`main_server` is parametrized over batching on (`--enable_batching`) and off (the default), so every test
 using it runs against both modes, and the server itself is asked which mode it is in.
 """
 

@@ -72,9 +72,10 @@ BATCHING_OFF_LOG = "Batching disabled"
 
 
 def batching_args(mode: str) -> list[str]:
-    """The flags for a batching mode: on is the default, off is `--enable_batching=false`."""
+    """The flags for a batching mode, explicit both ways: `--enable_batching` (off is the default,
+    as in TF Serving) or `--enable_batching=false`."""
     assert mode in BATCHING_MODES, mode
-    return [] if mode == "batching_on" else ["--enable_batching=false"]
+    return ["--enable_batching"] if mode == "batching_on" else ["--enable_batching=false"]
 
 
 def start_server(args: list[str], log_path: Path, port: int | None = None, batching: str | None = None

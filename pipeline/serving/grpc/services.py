@@ -253,7 +253,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         examples = inference.serialized_examples(request.input)
         servable = self.front.servable(request.model_spec)
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        classes, scores = servable.classify(signature_name, examples)
+        classes, scores = servable.classify(signature_name, examples, deadline)
         response = classification_pb2.ClassificationResponse()
         _fill_spec(response.model_spec, request.model_spec.name, servable.version, signature_name)
         response.result.CopyFrom(inference.classification_result(classes, scores))
@@ -270,7 +270,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         examples = inference.serialized_examples(request.input)
         servable = self.front.servable(request.model_spec)
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        values = servable.regress(signature_name, examples)
+        values = servable.regress(signature_name, examples, deadline)
         response = regression_pb2.RegressionResponse()
         _fill_spec(response.model_spec, request.model_spec.name, servable.version, signature_name)
         response.result.CopyFrom(inference.regression_result(values))
@@ -287,7 +287,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise invalid("MultiInferenceRequest must specify at least one task")
         examples = inference.serialized_examples(request.input)
         servable = self.front.servable(request.tasks[0].model_spec)
-        answer(inference.multi_inference(servable, request, examples), None)
+        answer(inference.multi_inference(servable, request, examples, deadline), None)
 
     async def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest,
                                context: grpc.aio.ServicerContext

@@ -19,10 +19,11 @@ Threading: the event loop only reads bodies and writes answers. Each predict/cla
 read by the loop, then admitted by the core's `Admission` (past `--max_pending_requests` it is
 answered 503 at once, before any parsing or queueing; a slow upload holds no slot), then runs whole
 (JSON parse, conversion, model run, serialization) in a worker thread pool, bounded by
-`--rest_api_timeout_in_ms` (504 DEADLINE_EXCEEDED). Its `Deadline` goes with it: a request whose
-deadline passed before a worker or its batch got to it is dropped without model work (counted in
-`tensorflow_serving_dropped_request_count`).
-With batching (`--enable_batching`, on by default) a predict's model run and
+`--rest_api_timeout_in_ms` (504 DEADLINE_EXCEEDED). Its `Deadline` goes with it: the model call
+gets the time left as `RunOptions.timeout_in_ms` and stops there (`Timed out waiting for
+notification`, as TF Serving answers), and a request whose deadline passed before a worker or its
+batch got to it is dropped without model work (counted in `tensorflow_serving_dropped_request_count`).
+With batching (`--enable_batching`, off by default as in TF Serving) a predict's model run and
 serialization may happen in another worker, the one running the batch its request joined; its own
 worker is free meanwhile.
 Either way the answer reaches the loop with one `call_soon_threadsafe`. Status and metadata are
@@ -61,6 +62,10 @@ POST_PATH = re.compile(rf"/v1/models/{_NAME}{_VERSION_OR_LABEL}:([^/:]+)", re.IG
 GET_PATH = re.compile(rf"/v1/models(?:/{_NAME})?{_VERSION_OR_LABEL}(?:/(metadata))?", re.IGNORECASE)
 _ORIGIN = re.compile(r"https?://")
 _INT64_MAX = 2**63 - 1
+BACKSTOP_SECONDS = 1.0
+"""How long after `--rest_api_timeout_in_ms` the loop answers 504 itself. A model call gets the
+timeout as `RunOptions.timeout_in_ms` and answers TensorFlow's `Timed out waiting for notification`
+first, as TF Serving does; the backstop covers work TensorFlow cannot interrupt (LiteRT, JSON)."""
 
 NOT_FOUND_HTML = (b"<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>\n</HEAD><BODY>\n<H1>Not Found</H1>\n"
                   b"</BODY></HTML>\n")
@@ -182,8 +187,9 @@ class RestApi:
         """The body `function(answer, deadline, api, model_name, *args)` produces in a worker thread,
         for a request `admission` let in (left here once answered). It calls `answer(body, None)` or
         `answer(None, error)` once, from any thread (a batch may answer it from another), or raises.
-        One loop wake-up per request; the timeout is a loop timer (504 DEADLINE_EXCEEDED) that also
-        abandons the request's `Deadline`, so work not yet started for it is dropped."""
+        One loop wake-up per request. The request's `Deadline` goes with the work: a model call
+        stops at it (TensorFlow's `RunOptions.timeout_in_ms`) and work not yet started is dropped; a
+        loop timer `BACKSTOP_SECONDS` later answers 504 DEADLINE_EXCEEDED if nothing answered."""
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         admission = self.admission
@@ -204,7 +210,8 @@ class RestApi:
             if admission is not None:
                 admission.leave()
             raise ServingError("UNAVAILABLE", "Server is shutting down") from None
-        timer = loop.call_later(timeout, _expire, waiter, deadline) if timeout is not None else None
+        timer = (loop.call_later(timeout + BACKSTOP_SECONDS, _expire, waiter, deadline)
+                 if timeout is not None else None)
         try:
             return await waiter
         finally:
@@ -253,9 +260,11 @@ class RestApi:
         serialized = examples.parse_examples(request, api)
         servable = self.manager.servable(model_name, version, label)
         if api == "classify":
-            answer(examples.format_classify_response(*servable.classify(signature_name, serialized)), None)
+            classes, scores = servable.classify(signature_name, serialized, deadline)
+            answer(examples.format_classify_response(classes, scores), None)
         else:
-            answer(examples.format_regress_response(servable.regress(signature_name, serialized)), None)
+            values = servable.regress(signature_name, serialized, deadline)
+            answer(examples.format_regress_response(values), None)
 
     def _status(self, model_name: str, version: int | None) -> bytes:
         response = self.manager.model_status(model_name, version)  # labels are ignored, as in TF Serving
