@@ -162,7 +162,7 @@ def _start_grpc(flags, manager, metrics, admission):
     core = GrpcCore(manager=manager, metrics=metrics, admission=admission,
                     num_threads=max(1, flags.grpc_max_threads),
                     tensor_content=flags.enable_serialization_as_tensor_content,
-                    reload_config=manager.apply_config)
+                    reload_config=manager.apply_config, ready=manager.all_available)
     try:
         server = GrpcServer(core, options)
         server.start()

@@ -107,6 +107,11 @@ class ServableManager:
         per-request checks such as which names may become metric labels."""
         return model_name in self._models
 
+    def all_available(self) -> bool:
+        """Whether every configured model has a version AVAILABLE now (TF Serving starts its servers
+        only then; the gRPC health service says SERVING from then on). Lock-free."""
+        return all(model.latest is not None for model in self._models.values())
+
     def start(self, wait_for_first_poll: bool = True) -> None:
         """Start one polling thread per model. With `wait_for_first_poll`, return once every model
         has tried the versions on disk at start-up (loaded or failed): missing or empty base paths

@@ -67,6 +67,9 @@ class GrpcCore:
     num_threads: int = 8
     tensor_content: bool = False          # --enable_serialization_as_tensor_content
     reload_config: ReloadConfig | None = None
+    ready: Callable[[], bool] | None = None
+    """Whether every configured model has a version AVAILABLE (the health service's SERVING);
+    None: always ready."""
 
 
 class Front:
