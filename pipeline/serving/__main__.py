@@ -67,7 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.serving.servable import Servable, ServableOptions
 
     log.info("%s", session_callable.status())
-    metrics = ServerMetrics(batching=batching is not None) if monitoring.enable else None
+    metrics = None
+    if monitoring.enable:
+        metrics = ServerMetrics(batching=batching is not None, known_model=lambda name: manager.serves(name),
+                                thread_pool_name=batching.thread_pool_name if batching is not None else "")
     scheduler = None
     if batching is not None:
         listeners = BatchListeners() if metrics is None else BatchListeners(
@@ -81,12 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     manager = ServableManager(
         configs,
         loader=functools.partial(
-            Servable.load, options=ServableOptions.from_flags(flags), batching=scheduler,
-            on_warmup_failure=metrics.record_warmup_failure if metrics is not None else None),
+            Servable.load, options=ServableOptions.from_flags(flags), batching=scheduler, observer=metrics),
         poll_wait_seconds=flags.file_system_poll_wait_seconds,
         max_load_retries=flags.max_num_load_retries,
         load_retry_interval_seconds=flags.load_retry_interval_micros / 1e6,
-        on_load=functools.partial(_loaded, metrics, serving),
+        on_load=functools.partial(_loaded, serving),
     )
     for config in configs:
         log.info("Serving model %s from base path %s (policy %s)",
@@ -174,10 +176,8 @@ def _start_grpc(flags, manager, metrics, admission):
     return server
 
 
-def _loaded(metrics, serving: threading.Event, name: str, version: int, ok: bool) -> None:
-    """The manager's load listener: count the attempt; a version loaded while serving settles the heap."""
-    if metrics is not None:
-        metrics.record_load(name, version, ok)
+def _loaded(serving: threading.Event, name: str, version: int, ok: bool) -> None:
+    """The manager's load listener: a version loaded while serving settles the heap."""
     if ok and serving.is_set():
         _settle_heap()
 

@@ -65,8 +65,9 @@ the call may take (None: no limit) -> {output name: array}."""
 Done = Callable[[dict[str, np.ndarray] | None, BaseException | None], None]
 """Receives one task's answer: (outputs, None) or (None, the error its run raised)."""
 
-BatchListener = Callable[[str, int, int], None]
-"""Told (queue name, requests merged, rows before padding) after each batched call."""
+BatchListener = Callable[[str, int, int, int, list[float]], None]
+"""Told (queue name, requests merged, rows before padding, rows after padding, seconds each request
+waited in the queue) after each batched call."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ class BatchingOptions:
     enable_large_batch_splitting: bool = False
     max_execution_batch_size: int = 0
     """With `enable_large_batch_splitting`: rows per piece of a larger task (0: `max_batch_size`)."""
+    thread_pool_name: str = "batch_threads"
+    """Only a metric label here (`queuing_latency{thread_pool_name}`): one pool serves every model."""
 
     @property
     def execution_batch_size(self) -> int:
@@ -134,13 +137,14 @@ class BatchingOptions:
 
 
 class _Task:
-    __slots__ = ("inputs", "rows", "done", "deadline")
+    __slots__ = ("inputs", "rows", "done", "deadline", "queued_at")
 
     def __init__(self, inputs: Arrays, rows: int, done: Done, deadline: Deadline | None) -> None:
         self.inputs = inputs
         self.rows = rows
         self.done = done
         self.deadline = deadline
+        self.queued_at = time.monotonic()
 
 
 class _Batch:
@@ -309,7 +313,7 @@ class BatchQueue:
         if alone:
             try:
                 _answer(done, *self._run_alone(inputs, deadline))
-                self._count(1, rows)
+                self._count(1, rows, rows, [0.0])
             except BaseException:
                 with scheduler._lock:
                     scheduler._release_slot_locked()
@@ -348,6 +352,7 @@ class BatchQueue:
 
     def _execute(self, batch: _Batch) -> None:
         """Run a batch taken from the queue and answer each of its tasks (expired ones unrun)."""
+        started = time.monotonic()
         tasks = self._live_tasks(batch.tasks)
         if not tasks:
             return
@@ -380,7 +385,7 @@ class BatchQueue:
                 answers = [self._run_alone(task.inputs, task.deadline) for task in tasks]
         for task, (outputs, error) in zip(tasks, answers, strict=True):
             _answer(task.done, outputs, error)
-        self._count(len(tasks), rows)
+        self._count(len(tasks), rows, padded, [started - task.queued_at for task in tasks])
 
     def _live_tasks(self, tasks: list[_Task]) -> list[_Task]:
         """The tasks still wanted; the others are answered with their deadline's error now."""
@@ -395,8 +400,8 @@ class BatchQueue:
                 live.append(task)
         return live
 
-    def _count(self, tasks: int, rows: int) -> None:
-        self._tell(self.scheduler.listeners.on_batch, self.name, tasks, rows)
+    def _count(self, tasks: int, rows: int, padded: int, waits: list[float]) -> None:
+        self._tell(self.scheduler.listeners.on_batch, self.name, tasks, rows, padded, waits)
 
     @staticmethod
     def _tell(listener: Callable[..., None] | None, *args: Any) -> None:

@@ -269,8 +269,8 @@ def batching_options(flags: argparse.Namespace) -> BatchingOptions | None:
 
     if not flags.enable_batching:
         return None
-    if not flags.batching_parameters_file:
-        return BatchingOptions()
+    if not flags.batching_parameters_file:  # tensorflow_model_server names its pool so
+        return BatchingOptions(thread_pool_name="model_server_batch_threads")
     return parse_batching_parameters_text(Path(flags.batching_parameters_file).read_text())
 
 

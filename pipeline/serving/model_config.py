@@ -147,8 +147,8 @@ def parse_monitoring_config_text(text: str) -> MonitoringOptions:
 def parse_batching_parameters_text(text: str) -> BatchingOptions:
     """Parse a `BatchingParameters` text proto (TF Serving's --batching_parameters_file) into options.
 
-    Unset fields keep the defaults of `BatchingOptions` (TF Serving's). `thread_pool_name` is
-    accepted and changes nothing (one pool of `num_batch_threads` serves every model, as upstream's
+    Unset fields keep the defaults of `BatchingOptions` (TF Serving's). `thread_pool_name` only
+    labels the queuing metric (one pool of `num_batch_threads` serves every model, as upstream's
     shared scheduler).
     """
     from google.protobuf import text_format
@@ -168,6 +168,8 @@ def parse_batching_parameters_text(text: str) -> BatchingOptions:
            for name in fields},
         allowed_batch_sizes=tuple(message.allowed_batch_sizes),
         pad_variable_length_inputs=message.pad_variable_length_inputs,
+        thread_pool_name=(message.thread_pool_name.value if message.HasField("thread_pool_name")
+                          else defaults.thread_pool_name),
     )
     try:
         options.validate()

@@ -21,10 +21,10 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from google.protobuf import json_format
@@ -44,8 +44,14 @@ PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 DEFAULT_SIGNATURE = "serving_default"
-WarmupListener = Callable[[str], None]
-"""Told the model name when a version's warm-up failed (and with it the load)."""
+
+
+class LoadObserver(Protocol):
+    """Told how loading went, e.g. `ServerMetrics` (TF Serving's load and warm-up metrics)."""
+
+    def record_saved_model_load(self, model_path: str, ok: bool, seconds: float) -> None: ...
+
+    def record_warmup(self, model_path: str, status: str, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -119,15 +125,22 @@ class Servable:
 
     @classmethod
     def load(cls, name: str, version: int, path: Path, options: ServableOptions | None = None,
-             batching: BatchScheduler | None = None, on_warmup_failure: WarmupListener | None = None
-             ) -> Servable:
+             batching: BatchScheduler | None = None, observer: LoadObserver | None = None) -> Servable:
         """Load the version in `path`, replay its warm-up requests, and return it ready to serve;
-        raise ServingError with a canonical code if it cannot serve (a failed warm-up included, after
-        telling `on_warmup_failure`). With a `batching` scheduler, concurrent `run`s of one signature
+        raise ServingError with a canonical code if it cannot serve (a failed warm-up included).
+        `observer` is told of the SavedModel load attempt and of the warm-up replay (TF Serving's
+        load and warm-up metrics). With a `batching` scheduler, concurrent `run`s of one signature
         are merged into one call."""
         options = options or ServableOptions()
         started = time.perf_counter()
-        backend, signature_defs = _load_backend(path, options)
+        try:
+            backend, signature_defs = _load_backend(path, options)
+        except Exception:
+            if observer is not None:
+                observer.record_saved_model_load(str(path), False, time.perf_counter() - started)
+            raise
+        if observer is not None:
+            observer.record_saved_model_load(str(path), True, time.perf_counter() - started)
         signatures = {key: Signature(
             name=key, method_name=signature_def.method_name,
             input_dtypes={k: types_pb2.DataType.Name(info.dtype) for k, info in signature_def.inputs.items()},
@@ -144,12 +157,16 @@ class Servable:
                        check_method_names=options.enable_signature_method_name_check)
         requests = warmup.warmup_file(path) if options.enable_model_warmup else None
         if requests is not None:
+            warmup_started = time.perf_counter()
+            status = "OK"
             try:
                 warmup.replay(servable, requests, options.num_request_iterations_for_warmup)
-            except ServingError:
-                if on_warmup_failure is not None:
-                    on_warmup_failure(name)
+            except ServingError as error:
+                status = f"{error.code}: {error.message}"
                 raise
+            finally:
+                if observer is not None:
+                    observer.record_warmup(str(path), status, time.perf_counter() - warmup_started)
         log.info("Loaded servable version {name: %s version: %d} from %s (%s) in %.2f s",
                  name, version, path, servable.runtime, time.perf_counter() - started)
         return servable

@@ -76,11 +76,12 @@ def _leftovers(base: Path, pid: int) -> list[Path]:
 
 
 def _load_count(server: Server, model: str) -> float:
+    total = 0.0  # TF Serving's counter is per version directory (model_path) under the base path
     for line in server.get("/monitoring/prometheus/metrics").text.splitlines():
-        if line.startswith("tensorflow_serving_model_load_count_total{") and f'model_name="{model}"' in line \
-                and 'status="OK"' in line:
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+        if line.startswith(":tensorflow:cc:saved_model:load_attempt_count{") and f'/{model}/' in line \
+                and 'status="success"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def test_killed_exports_are_never_loaded_and_the_next_export_is_served(crash_server) -> None:

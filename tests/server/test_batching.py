@@ -151,8 +151,11 @@ def test_requests_queued_behind_a_running_call_are_merged_into_one(batching: Ser
     assert requests == 9
     assert queued is not True, "no request queued behind the running call"
     assert calls < requests, "no batch of more than one request formed"
-    rows_count, rows_total = histogram(batching, "tensorflow_serving_batch_size", "slow")
-    assert rows_total >= 1 + sum(len(body["instances"]) for body in bodies)
+    rows_total = metric_value(batching, ":tensorflow:serving:batching_session:input_batch_size_sum")
+    assert rows_total >= 1 + sum(len(body["instances"]) for body in bodies)  # every model's rows
+    waited = metric_value(batching, ":tensorflow:serving:batching_session:queuing_latency_count",
+                          thread_pool_name="batch_threads")
+    assert waited >= requests  # each request's wait for its batch, in microseconds
 
 
 def test_requests_of_different_widths_run_in_separate_batches_and_scalars_are_refused(

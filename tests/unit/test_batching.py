@@ -97,7 +97,7 @@ def test_a_lone_task_runs_at_once_in_the_callers_thread() -> None:
     outputs = queue.submit(rows(1.0, 2.0))
     np.testing.assert_array_equal(outputs["y"], [[3, 3], [5, 5]])
     assert model.calls == [2] and model.threads == [threading.get_ident()]
-    assert seen == [("m", 1, 2)]
+    assert seen == [("m", 1, 2, 2, [0.0])]
 
 
 def test_tasks_queued_while_the_slot_is_busy_run_as_one_call_and_get_their_own_rows() -> None:
@@ -117,7 +117,9 @@ def test_tasks_queued_while_the_slot_is_busy_run_as_one_call_and_get_their_own_r
     answers.wait(len(counts))
     blocker.join(WAIT)
     assert model.calls == [1, sum(counts)]
-    assert batches[-1] == ("m", len(counts), sum(counts))
+    name, requests, merged_rows, padded_rows, waits = batches[-1]
+    assert (name, requests, merged_rows, padded_rows) == ("m", len(counts), sum(counts), sum(counts))
+    assert len(waits) == len(counts) and all(wait >= 0 for wait in waits)
     for task_id, count in enumerate(counts):
         outputs, error = answers.results[task_id]
         assert error is None

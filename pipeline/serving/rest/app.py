@@ -141,11 +141,13 @@ class RestApi:
         """Route one /v1 request; every failure becomes (status, {"error": ...})."""
         started = time.perf_counter()
         model_name, api, code = None, None, "OK"
+        verb = ""  # the `API` label: the URL's verb, "" for status and metadata (as TF Serving)
         try:
             if method == "POST" and (match := POST_PATH.fullmatch(path)):
-                if match.group(4) not in ("predict", "classify", "regress"):  # `:Predict` too
+                model_name, version, label, verb = _target(match)
+                if verb not in ("predict", "classify", "regress"):  # `:Predict` too
                     raise _malformed(method, path)
-                model_name, version, label, api = _target(match)
+                api = verb
                 body = await self._read_body(scope, receive)
                 if self.admission is not None:  # after the body: a slow upload never holds a slot
                     try:
@@ -180,8 +182,8 @@ class RestApi:
             log.exception("Internal error serving %s %s", method, path)
             return 500, json_tensor.error_body(f"Internal error: {type(error).__name__}: {error}")
         finally:
-            if self.metrics is not None and api is not None and self.manager.serves(model_name):
-                self.metrics.record_request(model_name, api, code, time.perf_counter() - started)
+            if self.metrics is not None:  # every /v1 request, as TF Serving counts them
+                self.metrics.record_request(model_name, verb, "REST", code, time.perf_counter() - started)
 
     async def _in_worker(self, function: Callable[..., None], api: str, model_name: str, *args: Any) -> bytes:
         """The body `function(answer, deadline, api, model_name, *args)` produces in a worker thread,
@@ -240,13 +242,17 @@ class RestApi:
         """The whole of predict/classify/regress, in TF Serving's order of checks (spec §2.2)."""
         request = parse_json_body(body)
         signature_name = signature_name_of(request)
+        metrics = self.metrics
         if api == "predict":
             servable = self.manager.servable(model_name, version, label)
             signature = servable.predict_signature(signature_name)
             form, inputs = json_tensor.parse_predict_inputs(request, signature.input_dtypes)
+            started = time.perf_counter()
 
             def done(outputs: dict | None, error: BaseException | None) -> None:
                 if error is None:
+                    if metrics is not None:
+                        metrics.record_runtime(model_name, "Predict", time.perf_counter() - started)
                     try:
                         body = json_tensor.format_predict_response(form, outputs)  # type: ignore[arg-type]
                     except Exception as format_error:  # noqa: BLE001 - answered like any other error
@@ -259,12 +265,16 @@ class RestApi:
             return
         serialized = examples.parse_examples(request, api)
         servable = self.manager.servable(model_name, version, label)
+        started = time.perf_counter()
         if api == "classify":
             classes, scores = servable.classify(signature_name, serialized, deadline)
-            answer(examples.format_classify_response(classes, scores), None)
+            body = examples.format_classify_response(classes, scores)
         else:
-            values = servable.regress(signature_name, serialized, deadline)
-            answer(examples.format_regress_response(values), None)
+            body = examples.format_regress_response(servable.regress(signature_name, serialized, deadline))
+        if metrics is not None:
+            metrics.record_runtime(model_name, api.capitalize(), time.perf_counter() - started)
+            metrics.record_examples(model_name, len(serialized))
+        answer(body, None)
 
     def _status(self, model_name: str, version: int | None) -> bytes:
         response = self.manager.model_status(model_name, version)  # labels are ignored, as in TF Serving
