@@ -22,7 +22,6 @@ import argparse
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.serving.model_config import (
@@ -35,6 +34,7 @@ from pipeline.serving.model_config import (
     read_model_config_file,
 )
 from pipeline.serving.overload import DEFAULT_MAX_PENDING_REQUESTS
+from pipeline.serving.storage import read_text, storage_path
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -249,14 +249,14 @@ def model_configs(flags: argparse.Namespace) -> list[ModelConfig]:
     if not flags.model_base_path:
         raise ConfigError(
             "Both server_options.model_base_path and server_options.model_config_file are empty!")
-    return [ModelConfig(name=flags.model_name, base_path=Path(flags.model_base_path))]
+    return [ModelConfig(name=flags.model_name, base_path=storage_path(flags.model_base_path))]
 
 
 def monitoring_options(flags: argparse.Namespace) -> MonitoringOptions:
     """Prometheus export settings from `--monitoring_config_file` and `--enable_prometheus`."""
     options = MonitoringOptions(enable=flags.enable_prometheus)
     if flags.monitoring_config_file:
-        parsed = parse_monitoring_config_text(Path(flags.monitoring_config_file).read_text())
+        parsed = parse_monitoring_config_text(read_text(storage_path(flags.monitoring_config_file)))
         if parsed.enable:
             options = parsed
     return options
@@ -271,6 +271,6 @@ def batching_options(flags: argparse.Namespace) -> BatchingOptions | None:
         return None
     if not flags.batching_parameters_file:  # tensorflow_model_server names its pool so
         return BatchingOptions(thread_pool_name="model_server_batch_threads")
-    return parse_batching_parameters_text(Path(flags.batching_parameters_file).read_text())
+    return parse_batching_parameters_text(read_text(storage_path(flags.batching_parameters_file)))
 
 

@@ -32,7 +32,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from tensorflow_serving.apis import get_model_status_pb2, status_pb2
 
@@ -40,12 +39,13 @@ from pipeline.serving.errors import ServingError
 from pipeline.serving.model_config import ConfigError, ModelConfig, configs_from_proto
 from pipeline.serving.servable import Servable
 from pipeline.serving.source import VersionSource
+from pipeline.serving.storage import StoragePath
 
 log = logging.getLogger(__name__)
 
 State = get_model_status_pb2.ModelVersionStatus.State
 
-Loader = Callable[[str, int, Path], Servable]
+Loader = Callable[[str, int, StoragePath], Servable]
 """Builds a Servable for (model name, version, version dir) or raises."""
 
 LoadListener = Callable[[str, int, bool], None]
@@ -315,7 +315,7 @@ class ServableManager:
             version = max(candidates)
             self._load(model, version, aspired[version])
 
-    def _load(self, model: _Model, version: int, path: Path) -> None:
+    def _load(self, model: _Model, version: int, path: StoragePath) -> None:
         name = model.config.name
         self._record(model, VersionState(version, State.START))
         self._record(model, VersionState(version, State.LOADING))

@@ -14,8 +14,9 @@ Every unservable config raises `ConfigError` with a message for the user. No fla
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+from pipeline.serving.storage import StoragePath, read_text, storage_path
 
 if TYPE_CHECKING:
     from pipeline.serving.batching import BatchingOptions
@@ -46,7 +47,8 @@ class ModelConfig:
     """One served model: its name, the parent directory of its version dirs, policy and labels."""
 
     name: str
-    base_path: Path
+    base_path: StoragePath
+    """A local `Path`, or a URI (`gs://...`) read through TensorFlow's file systems (`storage.py`)."""
     policy: VersionPolicy = VersionPolicy()
     labels: dict[str, int] = field(default_factory=dict)
 
@@ -62,10 +64,11 @@ class MonitoringOptions:
 MODEL_SERVER_CONFIG = "tensorflow.serving.ModelServerConfig"
 
 
-def read_model_config_file(path: str | Path) -> list[ModelConfig]:
-    """The models of a models.config file; ConfigError (TF Serving's texts) if unreadable or invalid."""
+def read_model_config_file(path: StoragePath) -> list[ModelConfig]:
+    """The models of a models.config file (a local path or a URI such as `gs://...`); ConfigError
+    (TF Serving's texts) if unreadable or invalid."""
     try:
-        text = Path(path).read_text()
+        text = read_text(path)
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"Invalid protobuf file: '{path}': {error}") from error
     try:
@@ -109,7 +112,7 @@ def configs_from_proto(message) -> list[ModelConfig]:
             raise ConfigError(f"Illegal to list model {entry.name} multiple times in config list")
         result.append(ModelConfig(
             name=entry.name,
-            base_path=Path(entry.base_path),
+            base_path=storage_path(entry.base_path),
             policy=_policy(entry.model_version_policy),
             labels=dict(entry.version_labels),
         ))

@@ -23,7 +23,6 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,7 +31,7 @@ from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from pipeline.model_dir import SERVE_TAG, ModelDirError, read_meta_graph
-from pipeline.serving import litert, warmup
+from pipeline.serving import litert, storage, warmup
 from pipeline.serving.batching import BatchQueue, BatchScheduler, Done, QueueFullError
 from pipeline.serving.errors import ServingError
 from pipeline.serving.overload import Deadline
@@ -104,7 +103,7 @@ class Signature:
 class Servable:
     """A loaded version. Build with `Servable.load`; then read-only and thread-safe."""
 
-    def __init__(self, name: str, version: int, path: Path, signatures: dict[str, Signature],
+    def __init__(self, name: str, version: int, path: storage.StoragePath, signatures: dict[str, Signature],
                  signature_def_map: get_model_metadata_pb2.SignatureDefMap, backend: Any = None,
                  check_method_names: bool = False) -> None:
         self._backend = backend  # the Session or LiteRT pools: alive as long as the servable
@@ -124,7 +123,7 @@ class Servable:
         return "tflite" if isinstance(self._backend, litert.LiteRTServable) else "tensorflow"
 
     @classmethod
-    def load(cls, name: str, version: int, path: Path, options: ServableOptions | None = None,
+    def load(cls, name: str, version: int, path: storage.StoragePath, options: ServableOptions | None = None,
              batching: BatchScheduler | None = None, observer: LoadObserver | None = None) -> Servable:
         """Load the version in `path`, replay its warm-up requests, and return it ready to serve;
         raise ServingError with a canonical code if it cannot serve (a failed warm-up included).
@@ -272,13 +271,14 @@ class Servable:
         return self.run(signature, {input_key: np.array(examples, dtype=object)}, deadline)
 
 
-def _load_backend(path: Path, options: ServableOptions) -> tuple[Any, dict[str, Any]]:
+def _load_backend(path: storage.StoragePath, options: ServableOptions) -> tuple[Any, dict[str, Any]]:
     """(the runtime, its SignatureDefs by key): LiteRT for a preferred `model.tflite`, else the
     SavedModel in a Session (the signatures read by `pipeline.model_dir`, the one SavedModel reader)."""
-    if options.prefer_tflite_model and litert.has_tflite(path):
+    local = not storage.is_uri(path)
+    if options.prefer_tflite_model and local and litert.has_tflite(path):
         backend = litert.LiteRTServable(path, options.num_tflite_interpreters_per_pool)
         return backend, dict(backend.signature_defs)
-    if options.tags == [SERVE_TAG]:  # TF Serving's wording for a missing or unreadable SavedModel
+    if local and options.tags == [SERVE_TAG]:  # TF Serving's wording for a missing or unreadable SavedModel
         try:
             read_meta_graph(path)
         except ModelDirError as error:

@@ -19,13 +19,12 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.model_dir import SERVE_TAG
-from pipeline.serving import session_callable
+from pipeline.serving import session_callable, storage
 from pipeline.serving.errors import ServingError, from_code_number
 
 log = logging.getLogger(__name__)
@@ -55,8 +54,8 @@ _LOAD_LOCK = threading.Lock()  # the v1 loader touches process-wide graph defaul
 class SessionModel:
     """One version's `serve` MetaGraph loaded into its own Session (see the module docstring)."""
 
-    def __init__(self, path: Path, tags: Sequence[str] = (SERVE_TAG,), intra_op_threads: int = 0,
-                 inter_op_threads: int = 0) -> None:
+    def __init__(self, path: storage.StoragePath, tags: Sequence[str] = (SERVE_TAG,),
+                 intra_op_threads: int = 0, inter_op_threads: int = 0) -> None:
         """Load the MetaGraph tagged `tags` from `path` or raise ServingError with TF's canonical code
         and message. Thread counts of 0 let TensorFlow choose (all cores)."""
         import tensorflow as tf
@@ -128,7 +127,7 @@ class SessionModel:
         self._session.close()
 
 
-def _restore_unrestored_variables(tf: Any, session: Any, meta_graph: Any, path: Path) -> None:
+def _restore_unrestored_variables(tf: Any, session: Any, meta_graph: Any, path: storage.StoragePath) -> None:
     """Give a value to resource variables the SavedModel's restore op left uninitialised.
 
     TF2 exports can hold two handles for one variable object: the one the signature functions read
@@ -146,7 +145,7 @@ def _restore_unrestored_variables(tf: Any, session: Any, meta_graph: Any, path: 
     missing = {op.get_attr("shared_name").decode(): op
                for op, ok in zip(handles, flags, strict=True) if not ok}
     keys = _variable_checkpoint_keys(meta_graph.object_graph_def)
-    prefix = str(path / "variables" / "variables")
+    prefix = str(storage.join(path, "variables", "variables"))
     try:
         reader = tf.train.load_checkpoint(prefix)
     except (ValueError, tf.errors.OpError):

@@ -19,7 +19,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pipeline.serving import storage
 from pipeline.serving.errors import ServingError
+from pipeline.serving.storage import StoragePath
 
 
 class Servable(Protocol):
@@ -40,13 +42,13 @@ MAX_RECORDS = 1000  # TF Serving's kMaxNumRecords
 DEFAULT_SIGNATURE = "serving_default"
 
 
-def warmup_file(version_path: Path) -> Path | None:
-    """The version's warm-up file, or None when it has none."""
-    path = version_path / WARMUP_FILE
-    return path if path.is_file() else None
+def warmup_file(version_path: StoragePath) -> StoragePath | None:
+    """The version's warm-up file (local or on another TensorFlow file system), or None without one."""
+    path = storage.join(version_path, *WARMUP_FILE.parts)
+    return path if storage.is_file(path) else None
 
 
-def replay(servable: Servable, path: Path, iterations: int = 1) -> int:
+def replay(servable: Servable, path: StoragePath, iterations: int = 1) -> int:
     """Run every request logged in `path` `iterations` times on `servable`; return the records read.
     Raises ServingError (the load fails) for an unreadable file, an unsupported log or a failed call."""
     import tensorflow as tf

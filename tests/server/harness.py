@@ -78,11 +78,12 @@ def batching_args(mode: str) -> list[str]:
     return ["--enable_batching"] if mode == "batching_on" else ["--enable_batching=false"]
 
 
-def start_server(args: list[str], log_path: Path, port: int | None = None, batching: str | None = None
-                 ) -> Server:
+def start_server(args: list[str], log_path: Path, port: int | None = None, batching: str | None = None,
+                 launcher: list[str] | None = None) -> Server:
     """Start the server with `args` (plus --rest_api_port) and wait until its port answers.
     With `batching` ("batching_on"/"batching_off") the matching flag is added, and the server's
-    start-up log must say that mode is active."""
+    start-up log must say that mode is active. `launcher` replaces `-m pipeline.serving` (a script
+    that prepares the process, then runs the server's `main` with the flags)."""
     if batching is not None:
         args = [*args, *batching_args(batching)]
     port = port or free_port()
@@ -91,7 +92,7 @@ def start_server(args: list[str], log_path: Path, port: int | None = None, batch
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.serving", f"--rest_api_port={port}", *args],
+            [sys.executable, *(launcher or ["-m", "pipeline.serving"]), f"--rest_api_port={port}", *args],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = Server(process, port, log_path)
 
