@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -48,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         batching = batching_options(flags)
     except (ConfigError, OSError) as error:
         log.error("Failed to start server. Error: %s", error)
+        return 1
+    if not (flags.rest_api_port or flags.port or flags.grpc_socket_path):
+        log.error("Failed to start server. Error: nothing to serve: --port and --rest_api_port are both 0 "
+                  "and there is no --grpc_socket_path")
         return 1
     for message in ignored_flag_messages(flags):
         log.info("%s", message)
@@ -134,16 +139,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.lifeline import watch_parent
 
     grpc_server = _start_grpc(flags, manager, metrics, admission)
-    watch_parent(lambda: setattr(server, "should_exit", True))  # embedded: exit with the dashboard
     try:
+        if not flags.rest_api_port:  # TF Serving's default: gRPC only
+            log.info("REST API is off (--rest_api_port=0)")
+            _wait_for_stop(watch_parent)
+            return 0
+        watch_parent(lambda: setattr(server, "should_exit", True))  # embedded: exit with the dashboard
         server.run()
+        return 0 if server.started else 1
     finally:
         if grpc_server is not None:
             grpc_server.stop()
         config_poller.stop()
         api.close()
         manager.stop()
-    return 0 if server.started else 1
+
+
+def _wait_for_stop(watch_parent) -> None:
+    """Block until SIGINT or SIGTERM (or, when embedded, the parent process goes away)."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    watch_parent(stop.set)
+    while not stop.wait(1.0):
+        pass
 
 
 def _start_grpc(flags, manager, metrics, admission):

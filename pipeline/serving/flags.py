@@ -8,8 +8,11 @@ additions are `--rest_api_host`, `--rest_api_max_body_bytes`, `--max_pending_req
 `--enable_prometheus`.
 Unknown flags and bad values are an error (exit status 2), like absl flags.
 
-Defaults for the model name, base path and ports come from `pipeline.settings.Settings.from_env()`
-read when the flags are parsed (never at import). `model_configs()` turns the flags into
+Defaults are the binary's: `--port` 8500, `--rest_api_port` 0 (REST off), `--model_name` `default`,
+no `--model_base_path` (an error without `--model_config_file`), `--enable_batching` false,
+`--max_num_load_retries` 5 a minute apart; the project's own commands (the dashboard's embedded
+server, `make serve`, the Docker image, `make bench`) pass what they want explicitly, and no
+environment variable changes a default. `model_configs()` turns the flags into
 `ModelConfig`s: one from `--model_name`/`--model_base_path`, or several from a
 `--model_config_file` (parsed in `model_config.py`).
 
@@ -32,10 +35,10 @@ from pipeline.serving.model_config import (
     parse_batching_parameters_text,
     parse_monitoring_config_text,
     read_model_config_file,
+    validate_configs,
 )
 from pipeline.serving.overload import DEFAULT_MAX_PENDING_REQUESTS
 from pipeline.serving.storage import read_text, storage_path
-from pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from pipeline.serving.batching import BatchingOptions
@@ -56,13 +59,6 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port out of range: {value}")
-    return value
-
-
-def _rest_port(text: str) -> int:
-    value = _port(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("the REST API is the only API served: give a port from 1 to 65535")
     return value
 
 
@@ -118,12 +114,11 @@ NO_OP_FLAGS: tuple[NoOpFlag, ...] = (
 """Upstream flags (tensorflow_model_server 2.21 main.cc) that have no effect here, and why."""
 
 
-def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
-    """The flag parser, with defaults from `settings` (default: `Settings.from_env()` now).
+def build_parser() -> argparse.ArgumentParser:
+    """The flag parser, with tensorflow_model_server's defaults.
 
     Every flag of `tensorflow_model_server` 2.21 is accepted, as `--flag=value` or `--flag value`
     (booleans also bare `--flag`); the ones with no effect here are `NO_OP_FLAGS`."""
-    project = settings or Settings.from_env()
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.serving",
         description="Serve SavedModel versions over the TensorFlow Serving REST API "
@@ -137,7 +132,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
             name, nargs="?", const=True, default=default, type=_bool, metavar="true|false", help=text
         )
 
-    parser.add_argument("--port", type=_port, default=project.grpc_port, metavar="PORT",
+    parser.add_argument("--port", type=_port, default=8500, metavar="PORT",
                         help="gRPC port; 0 disables gRPC (default %(default)s)")
     parser.add_argument("--grpc_socket_path", default="", metavar="PATH",
                         help="also serve gRPC on this UNIX socket, if given")
@@ -151,15 +146,16 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
                         help="SSLConfig text proto: serve gRPC over TLS")
     flag("--enable_serialization_as_tensor_content", False,
          "gRPC predict responses carry tensor_content bytes (default false)")
-    parser.add_argument("--rest_api_port", type=_rest_port, metavar="PORT", default=project.rest_port,
-                        help="REST API port (default %(default)s)")
+    parser.add_argument("--rest_api_port", type=_port, metavar="PORT", default=0,
+                        help="REST API port; 0 (the default, as TF Serving) serves no REST API")
     parser.add_argument("--rest_api_host", default="127.0.0.1", metavar="HOST",
                         help="interface to bind; TF Serving binds every interface, we bind loopback "
                         "unless asked, e.g. 0.0.0.0 (default %(default)s)")
-    parser.add_argument("--model_name", default=project.model_name, metavar="NAME",
+    parser.add_argument("--model_name", default="default", metavar="NAME",
                         help="name of the single served model (default %(default)s)")
-    parser.add_argument("--model_base_path", default=str(project.model_base_path), metavar="DIR",
-                        help="directory holding the version dirs 1/, 2/, ... (default %(default)s)")
+    parser.add_argument("--model_base_path", default="", metavar="DIR",
+                        help="absolute path or URI (gs://...) of the folder holding the version dirs "
+                        "1/, 2/, ...; required without --model_config_file")
     parser.add_argument("--model_config_file", default="", metavar="FILE",
                         help="ModelServerConfig text proto (model_config_list with several models, "
                         "model_version_policy, version_labels); overrides --model_name/--model_base_path")
@@ -216,9 +212,8 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
                         help="threads that run one op; 0 = automatic (overrides the flag above)")
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0, metavar="N",
                         help="ops run at once; 0 = automatic (overrides the flag above)")
-    parser.add_argument("--max_num_load_retries", type=int, default=0, metavar="N",
-                        help="extra attempts after a version fails to load (TF Serving: 5; "
-                        "default %(default)s, since exports here are written atomically)")
+    parser.add_argument("--max_num_load_retries", type=int, default=5, metavar="N",
+                        help="extra attempts after a version fails to load (default %(default)s)")
     parser.add_argument("--load_retry_interval_micros", type=int, default=60_000_000, metavar="MICROS",
                         help="pause between load attempts (default %(default)s)")
     for noop in NO_OP_FLAGS:
@@ -237,9 +232,9 @@ def ignored_flag_messages(flags: argparse.Namespace) -> list[str]:
             for noop in NO_OP_FLAGS if getattr(flags, noop.name) != noop.default]
 
 
-def parse_flags(argv: Sequence[str] | None = None, settings: Settings | None = None) -> argparse.Namespace:
+def parse_flags(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse a command line; on an unknown or invalid flag print usage and exit with status 2."""
-    return build_parser(settings).parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def model_configs(flags: argparse.Namespace) -> list[ModelConfig]:
@@ -249,7 +244,8 @@ def model_configs(flags: argparse.Namespace) -> list[ModelConfig]:
     if not flags.model_base_path:
         raise ConfigError(
             "Both server_options.model_base_path and server_options.model_config_file are empty!")
-    return [ModelConfig(name=flags.model_name, base_path=storage_path(flags.model_base_path))]
+    config = ModelConfig(name=flags.model_name, base_path=storage_path(flags.model_base_path))
+    return validate_configs([config])
 
 
 def monitoring_options(flags: argparse.Namespace) -> MonitoringOptions:

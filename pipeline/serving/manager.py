@@ -8,8 +8,10 @@ ServableStateMonitor):
   when nothing is aspired, when an aspired version is AVAILABLE, or when more than one un-aspired
   version is loaded; otherwise load the highest aspired version not yet tried. So a new version is
   loaded *before* the old one is unloaded, and a version that fails to load (state END with its
-  error) leaves the old one serving. A failed version is not retried while it stays aspired;
-  deleting and re-creating its directory retries it.
+  error) leaves the old one serving. A failed load is retried `max_load_retries` times,
+  `load_retry_interval_seconds` apart (state LOADING meanwhile; start-up does not wait for the
+  retries), as TF Serving's `--max_num_load_retries`; after that the version is not tried again
+  while it stays aspired, and deleting and re-creating its directory retries it.
 - States go START -> LOADING -> AVAILABLE -> UNLOADING -> END. A version is published to lookups
   only after its warm-up, and withdrawn from lookups when UNLOADING is recorded. The history keeps
   every version ever tracked (END forever), answered newest first.
@@ -328,6 +330,8 @@ class ServableManager:
                 code, message = ((error.code, error.message) if isinstance(error, ServingError)
                                  else ("UNKNOWN", f"{type(error).__name__}: {error}"))
                 self._notify(name, version, ok=False)
+                if attempt < self._max_load_retries:  # retries go on in the background:
+                    model.first_poll_done.set()        # start-up does not wait for them
                 if attempt >= self._max_load_retries or self._stop.wait(self._retry_interval):
                     log.error("Failed to load servable version {name: %s version: %d}: %s",
                               name, version, message)

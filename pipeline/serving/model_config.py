@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from pipeline.serving.storage import StoragePath, read_text, storage_path
+from pipeline.serving.storage import StoragePath, is_absolute, read_text, storage_path
 
 if TYPE_CHECKING:
     from pipeline.serving.batching import BatchingOptions
@@ -106,8 +106,9 @@ def configs_from_proto(message) -> list[ModelConfig]:
             raise ConfigError("A model config has an empty name")
         if not entry.base_path:
             raise ConfigError(f"Model {entry.name} has an empty base_path")
-        if entry.model_platform not in ("", "tensorflow"):
-            raise ConfigError(f"Model {entry.name}: model_platform {entry.model_platform!r} is not supported")
+        platform = _platform(entry)
+        if platform != TENSORFLOW_PLATFORM:
+            raise ConfigError(f"Model {entry.name} requests unsupported platform {platform}")
         if any(existing.name == entry.name for existing in result):
             raise ConfigError(f"Illegal to list model {entry.name} multiple times in config list")
         result.append(ModelConfig(
@@ -116,7 +117,37 @@ def configs_from_proto(message) -> list[ModelConfig]:
             policy=_policy(entry.model_version_policy),
             labels=dict(entry.version_labels),
         ))
-    return result
+    return validate_configs(result)
+
+
+TENSORFLOW_PLATFORM = "tensorflow"
+
+
+def _platform(entry) -> str:
+    """The model's platform as TF Serving's ServerCore reads it (`model_platform`, or the deprecated
+    `model_type` TENSORFLOW); ConfigError with its words when neither or both are set."""
+    model_type = getattr(entry, "model_type", 0)
+    if model_type:
+        if entry.model_platform:
+            raise ConfigError("Illegal setting both ModelServerConfig::model_type (deprecated) and "
+                              "ModelServerConfig::model_platform.")
+        if model_type != 1:  # ModelType.TENSORFLOW
+            raise ConfigError(f"ModelServerConfig::model_type choice {model_type} not supported.")
+        return TENSORFLOW_PLATFORM
+    if not entry.model_platform:
+        raise ConfigError("Illegal setting neither ModelServerConfig::model_type (deprecated) nor "
+                          "ModelServerConfig::model_platform.")
+    return entry.model_platform
+
+
+def validate_configs(configs: list[ModelConfig]) -> list[ModelConfig]:
+    """`configs`, or ConfigError as TF Serving's ServerCore refuses them: every base path must be an
+    absolute path or a URI."""
+    for config in configs:
+        if not is_absolute(config.base_path):
+            raise ConfigError(f"Expected model {config.name} to have an absolute path or URI; found: "
+                              f"{config.base_path}")
+    return configs
 
 
 def _policy(proto) -> VersionPolicy:

@@ -35,7 +35,8 @@ def server(templates: Templates, tmp_path_factory: pytest.TempPathFactory) -> It
     install_version(templates.identity, root / "identity", "1")
     config = root / "models.config"
     config.write_text(f"""model_config_list {{
-      config {{ name: '{MODEL}' base_path: '{root / MODEL}' version_labels {{ key: 'stable' value: 1 }} }}
+      config {{ name: '{MODEL}' base_path: '{root / MODEL}' model_platform: 'tensorflow'
+        version_labels {{ key: 'stable' value: 1 }} }}
       config {{ name: 'identity' base_path: '{root / "identity"}' }}
     }}""")
     running = start_grpc_server([f"--model_config_file={config}", "--file_system_poll_wait_seconds=0"],

@@ -46,18 +46,18 @@ model_config_list {{
     version_labels {{ key: 'Version_Label' value: 123 }}
   }}
   config {{
-    name: 'hpt_all'  base_path: '{root}/hpt'
+    name: 'hpt_all'  base_path: '{root}/hpt' model_platform: 'tensorflow'
     model_version_policy {{ all {{}} }}
     version_labels {{ key: 'stable' value: 123 }}
     version_labels {{ key: 'canary' value: 124 }}
     version_labels {{ key: 'ghost' value: 999 }}
   }}
   config {{
-    name: 'hpt_latest2'  base_path: '{root}/three_versions'
+    name: 'hpt_latest2'  base_path: '{root}/three_versions' model_platform: 'tensorflow'
     model_version_policy {{ latest {{ num_versions: 2 }} }}
   }}
-  config {{ name: 'default'  base_path: '{root}/hpt_cpu' }}
-  config {{ name: 'identity'  base_path: '{root}/identity' }}
+  config {{ name: 'default'  base_path: '{root}/hpt_cpu' model_platform: 'tensorflow' }}
+  config {{ name: 'identity'  base_path: '{root}/identity' model_platform: 'tensorflow' }}
 }}
 """
 

@@ -39,9 +39,9 @@ REQUEST_TIMEOUT = 30
 
 BATCHING_CONFIG = """
 model_config_list {{
-  config {{ name: 'linear' base_path: '{root}/linear' }}
-  config {{ name: 'slow' base_path: '{root}/slow' }}
-  config {{ name: 'identity' base_path: '{root}/identity' }}
+  config {{ name: 'linear' base_path: '{root}/linear' model_platform: 'tensorflow' }}
+  config {{ name: 'slow' base_path: '{root}/slow' model_platform: 'tensorflow' }}
+  config {{ name: 'identity' base_path: '{root}/identity' model_platform: 'tensorflow' }}
 }}
 """
 

@@ -38,12 +38,13 @@ SLOW_MICROS = 1_000_000
 CONFIG = """
 model_config_list {{
   config {{
-    name: 'half_plus_two' base_path: '{root}/hpt' model_version_policy {{ all {{}} }}
+    name: 'half_plus_two' base_path: '{root}/hpt' model_platform: 'tensorflow'
+      model_version_policy {{ all {{}} }}
     version_labels {{ key: 'stable' value: 123 }}
     version_labels {{ key: 'canary' value: 124 }}
   }}
-  config {{ name: 'linear' base_path: '{root}/linear' }}
-  config {{ name: 'slow' base_path: '{root}/slow' }}
+  config {{ name: 'linear' base_path: '{root}/linear' model_platform: 'tensorflow' }}
+  config {{ name: 'slow' base_path: '{root}/slow' model_platform: 'tensorflow' }}
 }}
 """
 

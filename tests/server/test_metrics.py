@@ -33,7 +33,8 @@ def server(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     (root / "broken" / "1" / "saved_model.pb").write_bytes(b"not a SavedModel")
     (root / "models.config").write_text(CONFIG.format(root=root))
     running = start_grpc_server([f"--model_config_file={root / 'models.config'}", "--enable_prometheus",
-                                 "--file_system_poll_wait_seconds=0"], root / "server.log")
+                                 "--file_system_poll_wait_seconds=0", "--max_num_load_retries=0"],
+                                root / "server.log")
     yield running
     running.stop()
 

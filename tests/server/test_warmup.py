@@ -25,7 +25,8 @@ def test_warm_up_requests_run_before_the_version_serves_and_a_bad_one_fails_its_
         f"  config {{ name: '{name}' base_path: '{tmp_path / name}' model_platform: 'tensorflow' }}\n"
         for name in ("counter", "picky")) + "}\n")
     server = start_server([f"--model_config_file={config}", "--num_request_iterations_for_warmup=2",
-                           "--enable_prometheus", "--file_system_poll_wait_seconds=0"],
+                           "--max_num_load_retries=0", "--enable_prometheus",
+                           "--file_system_poll_wait_seconds=0"],
                           tmp_path / "server.log")
     try:
         peek = {"signature_name": "incr_counter_by", "inputs": {"delta": 0.0}}
