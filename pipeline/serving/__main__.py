@@ -94,11 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_load_retries=flags.max_num_load_retries,
         load_retry_interval_seconds=flags.load_retry_interval_micros / 1e6,
         on_load=functools.partial(_loaded, serving),
+        allow_unavailable_labels=flags.allow_version_labels_for_unavailable_models,
     )
     for config in configs:
         log.info("Serving model %s from base path %s (policy %s)",
                  config.name, config.base_path, config.policy)
     manager.start()
+    manager.enforce_label_rule()  # TF Serving would not start; here the label is not applied (logged)
     _settle_heap()
     serving.set()
     from pipeline.serving.config_poll import ModelConfigPoller

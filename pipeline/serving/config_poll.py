@@ -58,7 +58,7 @@ class ModelConfigPoller:
         try:
             self._manager.apply_config(configs)
         except ServingError as error:
-            if error.code == "INVALID_ARGUMENT":
+            if error.code in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):  # refused (labels: in part)
                 self._problem(error.message)
                 return False
             log.error("Model config %s applied, but: %s", self.path, error.message)

@@ -88,9 +88,6 @@ class NoOpFlag:
 
 
 NO_OP_FLAGS: tuple[NoOpFlag, ...] = (
-    NoOpFlag("allow_version_labels_for_unavailable_models", _bool, False,
-             "labels here always resolve when a request arrives, to a version that must then be "
-             "AVAILABLE (as with this flag true)"),
     NoOpFlag("enable_per_model_batching_parameters", _bool, False,
              "batching uses --batching_parameters_file for every model"),
     NoOpFlag("num_load_threads", int, 0, "each model loads its versions in its own thread"),
@@ -197,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
          "version is AVAILABLE (default true)")
     parser.add_argument("--num_request_iterations_for_warmup", type=int, default=1, metavar="N",
                         help="times each warm-up request is replayed; used if > 0 (default 1)")
+    flag("--allow_version_labels_for_unavailable_models", False,
+         "a models.config label may name a version that is not AVAILABLE yet, if the label is new or "
+         "unchanged (default false: such a label is refused, as TF Serving refuses it)")
     flag("--enable_signature_method_name_check", False,
          "classify/regress require the signature's method_name to be tensorflow/serving/classify "
          "or .../regress (default false, as TF Serving)")

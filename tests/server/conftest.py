@@ -85,6 +85,7 @@ def main_server(models: Models, tmp_path_factory: pytest.TempPathFactory,
         f"--model_config_file={config}", "--rest_api_enable_cors_support", "--enable_prometheus",
         f"--rest_api_max_body_bytes={MAIN_MAX_BODY}", f"--rest_api_timeout_in_ms={MAIN_TIMEOUT_MS}",
         "--file_system_poll_wait_seconds=0",
+        "--allow_version_labels_for_unavailable_models",  # the label `ghost` names version 999
     ], root / "server.log", batching=request.param)
     try:
         enabled = metric_value(server, "tensorflow_serving_batching_enabled")

@@ -113,7 +113,8 @@ def test_every_upstream_flag_is_accepted(spelling: str) -> None:
     assert flags.tensorflow_intra_op_parallelism == 1 and flags.num_tflite_interpreters_per_pool == 2
     ignored = ignored_flag_messages(flags)
     assert "--per_process_gpu_memory_fraction=0.5 has no effect here: the server runs on CPU" in ignored
-    assert len(ignored) == 6  # the no-op flags given non-default values above
+    assert len(ignored) == 5  # the no-op flags given non-default values above
+    assert flags.allow_version_labels_for_unavailable_models is True
 
 
 def test_no_op_flags_say_nothing_at_their_defaults() -> None:
@@ -122,7 +123,7 @@ def test_no_op_flags_say_nothing_at_their_defaults() -> None:
     assert flags.enable_signature_method_name_check is False and flags.prefer_tflite_model is False
     assert flags.model_config_file_poll_wait_seconds == 0
     assert {f.name for f in NO_OP_FLAGS}.isdisjoint(UPSTREAM_FLAGS.keys() - {
-        "allow_version_labels_for_unavailable_models", "enable_per_model_batching_parameters",
+        "enable_per_model_batching_parameters",
         "num_load_threads", "num_unload_threads", "flush_filesystem_caches",
         "tensorflow_session_config_file", "use_alts_credentials", "platform_config_file",
         "per_process_gpu_memory_fraction", "remove_unused_fields_from_bundle_metagraph",
