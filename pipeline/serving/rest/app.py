@@ -278,15 +278,20 @@ class RestApi:
 
     def _status(self, model_name: str, version: int | None) -> bytes:
         response = self.manager.model_status(model_name, version)  # labels are ignored, as in TF Serving
-        return json_tensor.dumps(_to_dict(response))
+        return json_tensor.pretty_proto_json(_to_dict(response))
 
     def _metadata(self, model_name: str, version: int | None, label: str | None) -> bytes:
+        """The metadata answer laid out as TF Serving's handler concatenates it: the ModelSpec and the
+        SignatureDefMap each printed by protobuf with whitespace, inside a hand-written object."""
         servable = self.manager.servable(model_name, version, label)
         spec = model_pb2.ModelSpec(name=model_name, version=wrappers_pb2.Int64Value(value=servable.version))
-        return json_tensor.dumps({"model_spec": _to_dict(spec), "metadata": servable.metadata_dict})
+        return (b'{\n"model_spec":' + json_tensor.pretty_proto_json(_to_dict(spec)) + b',\n"metadata": '
+                b'{"signature_def": ' + json_tensor.pretty_proto_json(servable.metadata_dict["signature_def"])
+                + b"}\n}\n")
 
     async def _read_body(self, scope: dict, receive: Callable) -> bytes:
-        """The request body, gunzipped if `Content-Encoding: gzip`, or _BodyTooLarge past the limit."""
+        """The request body, gunzipped if `Content-Encoding` names gzip (`gzip`, `x-gzip`), or
+        _BodyTooLarge past the limit."""
         limit = self.options.max_body_bytes
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > limit:
@@ -303,7 +308,7 @@ class RestApi:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if _header(scope, b"content-encoding").strip().lower() == "gzip":
+        if "gzip" in _header(scope, b"content-encoding").lower():  # gzip, x-gzip: as TF Serving
             body = _gunzip(body, limit)
         return body
 

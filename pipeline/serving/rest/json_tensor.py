@@ -10,6 +10,7 @@ which imports `tensor_json` from here. No HTTP and no TensorFlow here: the predi
 from __future__ import annotations
 
 import base64
+import json
 import math
 from collections.abc import Mapping
 from itertools import chain
@@ -304,7 +305,36 @@ def _string_value(item: Any, as_bytes: bool) -> Any:
     data = item if isinstance(item, bytes) else str(item).encode("utf-8", "surrogatepass")
     if as_bytes:
         return {"b64": base64.b64encode(data).decode("ascii")}
-    return data.decode("utf-8", "replace")  # TF copies raw bytes; JSON text must be UTF-8
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:  # TF Serving's rapidjson copies the bytes as they are
+        return orjson.Fragment(raw_json_string(data))
+
+
+_ESCAPES = {0x22: b'\\"', 0x5C: b"\\\\", 0x08: b"\\b", 0x0C: b"\\f", 0x0A: b"\\n", 0x0D: b"\\r",
+            0x09: b"\\t"}
+
+
+def raw_json_string(data: bytes) -> bytes:
+    """`data` as a JSON string the way rapidjson's Writer writes it: quotes, backslashes and control
+    characters escaped, every other byte (invalid UTF-8 included) copied as it is."""
+    out = bytearray(b'"')
+    for byte in data:
+        escape = _ESCAPES.get(byte)
+        if escape is not None:
+            out += escape
+        elif byte < 0x20:
+            out += b"\\u00%02X" % byte
+        else:
+            out.append(byte)
+    out += b'"'
+    return bytes(out)
+
+
+def pretty_top_level(key: str, value: bytes) -> bytes:
+    """`{"key": value}` laid out as TF Serving's rapidjson PrettyWriter starts its answers: the key on
+    its own line, indented 4 spaces (the value itself written compactly)."""
+    return b'{\n    "' + key.encode() + b'": ' + value + b"\n}"
 
 
 def _nest(flat: list, shape: tuple[int, ...]) -> Any:
@@ -360,9 +390,9 @@ def format_predict_response(fmt: str, outputs: Mapping[str, np.ndarray]) -> byte
     if fmt == "columnar":
         if len(arrays) == 1:
             ((name, array),) = arrays.items()
-            return b'{"outputs":' + tensor_json(array, is_bytes(name)) + b"}"
+            return pretty_top_level("outputs", tensor_json(array, is_bytes(name)))
         fields = {name: orjson.Fragment(tensor_json(a, is_bytes(name))) for name, a in arrays.items()}
-        return orjson.dumps({"outputs": fields})
+        return pretty_top_level("outputs", orjson.dumps(fields))
     if fmt != "row":
         raise invalid("Invalid request format")
     batch = None
@@ -375,10 +405,10 @@ def format_predict_response(fmt: str, outputs: Mapping[str, np.ndarray]) -> byte
         batch = array.shape[0]
     if len(arrays) == 1:
         ((name, array),) = arrays.items()
-        return b'{"predictions":' + tensor_json(array, is_bytes(name)) + b"}"
+        return pretty_top_level("predictions", tensor_json(array, is_bytes(name)))
     columns = [_row_items(name, array) for name, array in arrays.items()]
     items = [dict(zip(arrays, item, strict=True)) for item in zip(*columns, strict=True)]
-    return orjson.dumps({"predictions": items}, option=_NUMPY)
+    return pretty_top_level("predictions", orjson.dumps(items, option=_NUMPY))
 
 
 def _with_tokens(obj: Any) -> Any:
@@ -408,5 +438,12 @@ def dumps(obj: Any) -> bytes:
 
 
 def error_body(message: str) -> bytes:
-    """b'{"error": "..."}', correctly escaped; text that is not valid Unicode is replaced, never fatal."""
-    return orjson.dumps({"error": message.encode("utf-8", "replace").decode("utf-8")})
+    """b'{ "error": "..." }' (TF Serving's spacing), correctly escaped; text that is not valid Unicode
+    is replaced, never fatal."""
+    return b'{ "error": ' + orjson.dumps(message.encode("utf-8", "replace").decode("utf-8")) + b" }"
+
+
+def pretty_proto_json(obj: Any) -> bytes:
+    """A proto's JSON dict as protobuf's printer writes it with `add_whitespace` (TF Serving's status
+    and metadata answers): one-space indentation, `": "` and `,` separators, a final newline."""
+    return (json.dumps(obj, indent=1, ensure_ascii=False, allow_nan=True) + "\n").encode()
