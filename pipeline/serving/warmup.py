@@ -107,10 +107,16 @@ def _signature_name(request: Any) -> str:
 
 
 def _examples(model_input: Any) -> list[bytes]:
-    """Serialized tf.Examples of an Input proto (example_list only, like the REST API sends)."""
-    if model_input.WhichOneof("kind") != "example_list":
-        raise ServingError("UNIMPLEMENTED", "Warm-up supports Input.example_list only")
-    return [example.SerializeToString() for example in model_input.example_list.examples]
+    """Serialized tf.Examples of an Input proto: `example_list`, or `example_list_with_context` with
+    the context merged into each example (the concatenated serializations, as TF Serving builds them)."""
+    kind = model_input.WhichOneof("kind")
+    if kind == "example_list":
+        return [example.SerializeToString() for example in model_input.example_list.examples]
+    if kind == "example_list_with_context":
+        context = model_input.example_list_with_context.context.SerializeToString()
+        return [context + example.SerializeToString()
+                for example in model_input.example_list_with_context.examples]
+    raise ServingError("INVALID_ARGUMENT", "Input is empty.")
 
 
 def _array(proto: Any) -> np.ndarray:

@@ -88,3 +88,21 @@ def test_a_corrupt_warm_up_file_fails_the_load(templates: Path, tmp_path: Path) 
     with pytest.raises(ServingError) as error:
         Servable.load("hpt", 1, version)
     assert error.value.code == "DATA_LOSS" and "Failed to read warmup data" in error.value.message
+
+
+def test_example_list_with_context_records_are_replayed(templates: Path, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """The context is merged into each example, as TF Serving builds the serialized inputs."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    log = prediction_log_pb2.PredictionLog()
+    request = log.regress_log.request
+    request.model_spec.signature_name = "regress_x_to_y"
+    with_context = request.input.example_list_with_context
+    with_context.context.features.feature["x"].float_list.value.append(2.0)
+    with_context.examples.add()
+    version = shutil.copytree(templates / "half_plus_two", tmp_path / "1")
+    um.write_warmup(version, [log.SerializeToString()])
+    with caplog.at_level("INFO", logger="pipeline.serving.warmup"):
+        Servable.load("hpt", 1, version)
+    assert "Number of warmup records read: 1." in caplog.text
