@@ -405,8 +405,9 @@ def test_bad_batching_parameters_files_are_config_errors(text: str, message: str
 
 def test_batching_is_off_by_default_as_in_tf_serving_and_on_with_enable_batching(tmp_path) -> None:
     assert batching_options(parse_flags([])) is None
-    assert batching_options(parse_flags(["--enable_batching"])) == BatchingOptions()
-    assert batching_options(parse_flags(["--enable_batching=true"])) == BatchingOptions()
+    assert batching_options(parse_flags(["--enable_batching"])) == BatchingOptions(
+        thread_pool_name="model_server_batch_threads")  # tensorflow_model_server names its pool so
+    assert batching_options(parse_flags(["--enable_batching=true"])).max_batch_size == 1000
     config = tmp_path / "batching.config"
     config.write_text("max_batch_size { value: 8 }")
     assert batching_options(parse_flags([f"--batching_parameters_file={config}"])) is None
