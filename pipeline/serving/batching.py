@@ -26,7 +26,9 @@ Python server where thread hand-offs cost more than the merged model call saves:
   With a timeout, a batch is ready when full or when its first task has waited that long; a timer
   thread runs batches whose time is up if no submitter does.
 - A batch runs as one call: inputs concatenated along dim 0 (padded with copies of the first row
-  up to the next `allowed_batch_sizes` entry, if any), outputs split back by row counts. If the
+  up to the next `allowed_batch_sizes` entry, if any), outputs split back by row counts (the
+  tensor work is `batch_tensors.py`). It may take the longest time left to any of its tasks
+  (passed to the run function, which stops there). If the
   merged call fails, or an output does not have the batch as its dim 0, every task of the batch is
   run alone instead, so one bad request never fails its neighbours; that is logged as a warning
   and counted (`BatchListeners.on_fallback`), since it costs one model call per request.
@@ -52,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.serving.batch_tensors import concatenate, merge_key, split_outputs
 from pipeline.serving.errors import ServingError
 from pipeline.serving.overload import Deadline
 
@@ -157,24 +160,6 @@ class _Batch:
         self.rows = 0
         self.deadline = deadline
         self.full = False
-
-
-def _merge_key(inputs: Arrays, pad: bool) -> tuple[tuple | None, int]:
-    """(what must be equal to merge, rows): dtype and dims past 0 of every input (with `pad`, the
-    rank), and the shared dim 0. The key is None for tasks that run alone (no inputs, no rows).
-    Raises ServingError for inputs TF Serving's BatchingSession refuses (rank 0, unequal dim 0)."""
-    key, rows = [], -1
-    for name, array in inputs.items():
-        shape = array.shape
-        if not shape:
-            raise ServingError("INVALID_ARGUMENT", "Batching Run() input tensors must have at least one "
-                               "dimension")
-        if rows >= 0 and shape[0] != rows:
-            raise ServingError("INVALID_ARGUMENT", "Batching Run() input tensors must have equal "
-                               "0th-dimension size")
-        rows = shape[0]
-        key.append((name, array.dtype, len(shape) if pad else shape[1:]))
-    return (tuple(key) if rows > 0 else None), max(rows, 0)
 
 
 class BatchScheduler:
@@ -296,7 +281,7 @@ class BatchQueue:
         If `deadline` has expired by the time the task's batch runs, `done` gets its error instead."""
         scheduler = self.scheduler
         options = scheduler.options
-        key, rows = _merge_key(inputs, options.pad_variable_length_inputs)
+        key, rows = merge_key(inputs, options.pad_variable_length_inputs)
         if rows > options.max_batch_size:
             raise ServingError("INVALID_ARGUMENT", f"Task size {rows} is larger than maximum input "
                                f"batch size {options.max_batch_size}")
@@ -365,9 +350,9 @@ class BatchQueue:
             answers = [self._run_alone(tasks[0].inputs, tasks[0].deadline)]
         else:
             try:
-                merged = _concatenate([task.inputs for task in tasks], padded - rows,
+                merged = concatenate([task.inputs for task in tasks], padded - rows,
                                       self.scheduler.options.pad_variable_length_inputs)
-                parts = _split(self._run(merged, timeout), [task.rows for task in tasks], padded)
+                parts = split_outputs(self._run(merged, timeout), [task.rows for task in tasks], padded)
                 problem = None if parts is not None else "an output does not have the batch as dim 0"
             except ServingError as error:
                 if error.code == "DEADLINE_EXCEEDED":  # the batch's time is up: so is every task's
@@ -454,42 +439,3 @@ def _answer(done: Done, outputs: dict[str, np.ndarray] | None, error: BaseExcept
         done(outputs, error)
     except Exception:  # noqa: BLE001 - a callback's bug must not stop the batch's other answers
         log.exception("Batch answer callback failed")
-
-
-def _concatenate(inputs: list[Arrays], padding: int, pad_lengths: bool = False) -> dict[str, np.ndarray]:
-    """Each input concatenated along dim 0, then `padding` copies of the first row appended. With
-    `pad_lengths`, every part is first padded at the end of each dim past 0 to the batch's largest
-    size, with its own first element (TF Serving's `pad_variable_length_inputs`)."""
-    merged = {}
-    for name in inputs[0]:
-        parts = [task_inputs[name] for task_inputs in inputs]
-        if pad_lengths:
-            parts = _pad_lengths(parts)
-        if padding:
-            parts.append(np.repeat(parts[0][:1], padding, axis=0))
-        merged[name] = np.concatenate(parts)
-    return merged
-
-
-def _pad_lengths(parts: list[np.ndarray]) -> list[np.ndarray]:
-    widest = np.max([part.shape for part in parts], axis=0)
-    padded = []
-    for part in parts:
-        widths = [(0, 0)] + [(0, int(w) - n) for w, n in zip(widest[1:], part.shape[1:], strict=True)]
-        if any(after for _, after in widths) and part.size:
-            part = np.pad(part, widths, mode="constant", constant_values=part.flat[0])
-        padded.append(part)
-    return padded
-
-
-def _split(outputs: Mapping[str, Any], rows: list[int], total: int) -> list[dict[str, np.ndarray]] | None:
-    """Each task's slice of every output, or None if an output does not have `total` rows."""
-    arrays = {name: np.asarray(value) for name, value in outputs.items()}
-    if any(array.ndim == 0 or array.shape[0] != total for array in arrays.values()):
-        return None
-    parts, start = [], 0
-    for count in rows:
-        end = start + count
-        parts.append({name: array[start:end] for name, array in arrays.items()})
-        start = end
-    return parts

@@ -21,7 +21,8 @@ from pipeline.serving.rest.json_body import (
     json_type_name,
     signature_name_of,
 )
-from pipeline.serving.rest.json_tensor import pretty_top_level, tensor_json
+from pipeline.serving.rest.json_layout import pretty_top_level
+from pipeline.serving.rest.json_tensor import tensor_json
 
 _INT64_MAX = 2**63 - 1
 _UINT64_MAX = 2**64 - 1

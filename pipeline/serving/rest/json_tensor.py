@@ -10,7 +10,6 @@ which imports `tensor_json` from here. No HTTP and no TensorFlow here: the predi
 from __future__ import annotations
 
 import base64
-import json
 import math
 from collections.abc import Mapping
 from itertools import chain
@@ -30,6 +29,12 @@ from pipeline.serving.rest.json_body import (
     is_b64,
     json_type_name,
     signature_name_of,
+)
+from pipeline.serving.rest.json_layout import (  # noqa: F401 - error_body, pretty_proto_json: re-exported
+    error_body,
+    pretty_proto_json,
+    pretty_top_level,
+    raw_json_string,
 )
 
 # ---------------------------------------------------------------- JSON values -> numpy
@@ -311,32 +316,6 @@ def _string_value(item: Any, as_bytes: bool) -> Any:
         return orjson.Fragment(raw_json_string(data))
 
 
-_ESCAPES = {0x22: b'\\"', 0x5C: b"\\\\", 0x08: b"\\b", 0x0C: b"\\f", 0x0A: b"\\n", 0x0D: b"\\r",
-            0x09: b"\\t"}
-
-
-def raw_json_string(data: bytes) -> bytes:
-    """`data` as a JSON string the way rapidjson's Writer writes it: quotes, backslashes and control
-    characters escaped, every other byte (invalid UTF-8 included) copied as it is."""
-    out = bytearray(b'"')
-    for byte in data:
-        escape = _ESCAPES.get(byte)
-        if escape is not None:
-            out += escape
-        elif byte < 0x20:
-            out += b"\\u00%02X" % byte
-        else:
-            out.append(byte)
-    out += b'"'
-    return bytes(out)
-
-
-def pretty_top_level(key: str, value: bytes) -> bytes:
-    """`{"key": value}` laid out as TF Serving's rapidjson PrettyWriter starts its answers: the key on
-    its own line, indented 4 spaces (the value itself written compactly)."""
-    return b'{\n    "' + key.encode() + b'": ' + value + b"\n}"
-
-
 def _nest(flat: list, shape: tuple[int, ...]) -> Any:
     """A flat C-order list as nested lists of `shape` (every dim > 0)."""
     for dim in reversed(shape[1:]):
@@ -435,15 +414,3 @@ def _fallback(obj: Any) -> Any:
 def dumps(obj: Any) -> bytes:
     """Generic JSON writer for status/metadata bodies: orjson, NaN/Infinity as bare tokens like TF."""
     return orjson.dumps(_with_tokens(obj), option=_NUMPY, default=_fallback)
-
-
-def error_body(message: str) -> bytes:
-    """b'{ "error": "..." }' (TF Serving's spacing), correctly escaped; text that is not valid Unicode
-    is replaced, never fatal."""
-    return b'{ "error": ' + orjson.dumps(message.encode("utf-8", "replace").decode("utf-8")) + b" }"
-
-
-def pretty_proto_json(obj: Any) -> bytes:
-    """A proto's JSON dict as protobuf's printer writes it with `add_whitespace` (TF Serving's status
-    and metadata answers): one-space indentation, `": "` and `,` separators, a final newline."""
-    return (json.dumps(obj, indent=1, ensure_ascii=False, allow_nan=True) + "\n").encode()
