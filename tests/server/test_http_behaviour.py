@@ -85,7 +85,10 @@ def test_timeout_is_504_and_the_server_keeps_serving(main_server: Server) -> Non
         return
     message = error_of(response, 504)
     elapsed = time.monotonic() - started
-    assert message == "Timed out waiting for notification"  # the session run stopped at the deadline
+    # The session run is cancelled at the deadline; this model's tf.data sleep does not notice the
+    # cancellation, so the server's backstop (1 s later) may answer first, with its own words.
+    assert message in ("Timed out waiting for notification",
+                       f"Request timed out after {MAIN_TIMEOUT_MS} ms (--rest_api_timeout_in_ms)")
     assert elapsed >= MAIN_TIMEOUT_MS / 1000 * 0.9
     assert_still_serving(main_server)
     fast = {"signature_name": "float", "inputs": [1.0]}

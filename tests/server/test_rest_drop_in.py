@@ -84,7 +84,7 @@ def test_an_h2c_upgrade_offer_is_ignored_and_answered_over_http_1_1(main_server:
     first, second = raw_exchange(main_server, [request, request])
     for answer in (first, second):
         assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
-        assert answer.endswith(b'{"predictions":[1.5,2.5]}')
+        assert answer.endswith(b'{\n    "predictions": [1.5,2.5]\n}')
     with socket.create_connection(("127.0.0.1", main_server.port), timeout=30) as connection:
         head, _, rest = request.partition(b"\r\n\r\n")
         connection.sendall(head + b"\r\n\r\n")
