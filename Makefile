@@ -42,7 +42,7 @@ run: $(VENV)/.runtime-installed $(VENV)/.project-installed tfjs
 	$(PY) -m streamlit run dashboard/app.py
 
 serve: $(VENV)/.runtime-installed
-	$(PY) -m pipeline.serving --model_name=linear_model --model_base_path=models/linear_model
+	$(PY) -m pipeline.serving --rest_api_port=8501 --port=8500 --enable_batching --model_name=linear_model --model_base_path=$(CURDIR)/models/linear_model
 
 train: $(VENV)/.runtime-installed
 	$(PY) -m pipeline.train

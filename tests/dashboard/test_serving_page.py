@@ -229,20 +229,20 @@ def test_embedded_server_starting(fake: FakeServer, monkeypatch: pytest.MonkeyPa
 
 
 def exposition(ok: int, errors: int, fast: int) -> str:
-    """Our server's metrics text: ``ok`` + ``errors`` predict requests, ``fast`` of them under 5 ms."""
-    total = ok + errors
-    latency, count = "tensorflow_serving_request_latency_seconds", "tensorflow_serving_request_count_total"
-    labels = 'API="predict",entrypoint="REST",model_name="linear_model"'
+    """TF Serving's metrics text (ours is the same): ``ok`` + ``errors`` predict requests, ``ok``
+    timed (OK only), ``fast`` of them under 5 ms (latencies in microseconds)."""
+    latency, count = ":tensorflow:serving:request_latency", ":tensorflow:serving:request_count"
+    labels = 'model_name="linear_model",API="predict",entrypoint="REST"'
     return "\n".join([
         f"# TYPE {count} counter",
-        f'{count}{{model_name="linear_model",status="OK"}} {ok}.0',
-        f'{count}{{model_name="linear_model",status="INVALID_ARGUMENT"}} {errors}.0',
+        f'{count}{{model_name="linear_model",status="OK"}} {ok}',
+        f'{count}{{model_name="linear_model",status="INVALID_ARGUMENT"}} {errors}',
         f"# TYPE {latency} histogram",
-        f'{latency}_bucket{{{labels},le="0.005"}} {fast}.0',
-        f'{latency}_bucket{{{labels},le="0.05"}} {total}.0',
-        f'{latency}_bucket{{{labels},le="+Inf"}} {total}.0',
-        f"{latency}_count{{{labels}}} {total}.0",
-        f"{latency}_sum{{{labels}}} 0.1", ""])
+        f'{latency}_bucket{{{labels},le="5000"}} {fast}',
+        f'{latency}_bucket{{{labels},le="50000"}} {ok}',
+        f'{latency}_bucket{{{labels},le="+Inf"}} {ok}',
+        f"{latency}_sum{{{labels}}} 100000",
+        f"{latency}_count{{{labels}}} {ok}", ""])
 
 
 def test_traffic_is_charted_from_prometheus_metrics(fake: FakeServer) -> None:

@@ -27,8 +27,8 @@ from tests.server.harness import REPO, Server, ok_json, start_server, wait_for
 POLL = 0.2
 CONFIG = """
 model_config_list {{
-  config {{ name: 'exports' base_path: '{root}/exports' }}
-  config {{ name: 'corrupt' base_path: '{root}/corrupt' }}
+  config {{ name: 'exports' base_path: '{root}/exports' model_platform: 'tensorflow' }}
+  config {{ name: 'corrupt' base_path: '{root}/corrupt' model_platform: 'tensorflow' }}
 }}
 """
 
@@ -41,7 +41,8 @@ def crash_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ser
         export_linear(root / name, 1.0)
     (root / "models.config").write_text(CONFIG.format(root=root))
     server = start_server([f"--model_config_file={root / 'models.config'}",
-                           f"--file_system_poll_wait_seconds={POLL}", "--enable_prometheus"],
+                           f"--file_system_poll_wait_seconds={POLL}", "--enable_prometheus",
+                           "--max_num_load_retries=0"],  # a corrupt version ends at once
                           root / "server.log")
     yield server, root
     server.stop()
@@ -76,11 +77,12 @@ def _leftovers(base: Path, pid: int) -> list[Path]:
 
 
 def _load_count(server: Server, model: str) -> float:
+    total = 0.0  # TF Serving's counter is per version directory (model_path) under the base path
     for line in server.get("/monitoring/prometheus/metrics").text.splitlines():
-        if line.startswith("tensorflow_serving_model_load_count_total{") and f'model_name="{model}"' in line \
-                and 'status="OK"' in line:
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+        if line.startswith(":tensorflow:cc:saved_model:load_attempt_count{") and f'/{model}/' in line \
+                and 'status="success"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def test_killed_exports_are_never_loaded_and_the_next_export_is_served(crash_server) -> None:
@@ -173,7 +175,8 @@ def ok_json_body(body: bytes) -> list:
 
 ALL_VERSIONS = """
 model_config_list {{
-  config {{ name: 'linear_model' base_path: '{base}' model_version_policy {{ all {{}} }} }}
+  config {{ name: 'linear_model' base_path: '{base}' model_platform: 'tensorflow'
+    model_version_policy {{ all {{}} }} }}
 }}
 """
 

@@ -35,8 +35,9 @@ def server(templates: Templates, tmp_path_factory: pytest.TempPathFactory) -> It
     install_version(templates.identity, root / "identity", "1")
     config = root / "models.config"
     config.write_text(f"""model_config_list {{
-      config {{ name: '{MODEL}' base_path: '{root / MODEL}' version_labels {{ key: 'stable' value: 1 }} }}
-      config {{ name: 'identity' base_path: '{root / "identity"}' }}
+      config {{ name: '{MODEL}' base_path: '{root / MODEL}' model_platform: 'tensorflow'
+        version_labels {{ key: 'stable' value: 1 }} }}
+      config {{ name: 'identity' base_path: '{root / "identity"}' model_platform: 'tensorflow' }}
     }}""")
     running = start_grpc_server([f"--model_config_file={config}", "--file_system_poll_wait_seconds=0"],
                                 root / "server.log")
@@ -116,6 +117,7 @@ def test_random_tensors_never_break_the_server(server: GrpcServer, tensor: tenso
     (dict(shape=[3, 2], content=b"\0" * 20), "tensor parsing error: inputs"),
     (dict(shape=[2**31, 2**31], values=[1.0]), "tensor parsing error: inputs"),
     (dict(shape=[10**9, 2], values=[1.0, 2.0]), "tensor parsing error: inputs"),
+    (dict(shape=[0, 2**40, 2**40], values=[]), "tensor parsing error: inputs"),  # no elements, yet too big
     (dict(shape=[1, 2], dtype=types_pb2.DT_STRING), "Expects arg[0] to be float but string is provided"),
     (dict(shape=[1, 2], dtype=types_pb2.DT_INT64), "Expects arg[0] to be float but int64 is provided"),
 ])

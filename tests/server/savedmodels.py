@@ -6,6 +6,8 @@
 - `identity`: one signature per dtype case of the spec's JSON mapping (P1-P19), each returning its
   inputs under the names the case needs, plus `slow` (sleeps for `micros`) for timeouts.
 - `linear_keras`: the tutorial's Keras 3 model exported with `Model.export`.
+- `minus_batch_mean` (answers depend on the whole batch) and `spin` (a graph loop as long as asked,
+  for timeouts).
 - `slow_rows`: y = 2x after sleeping a fixed time per model call (x is [batch, 1], so calls merge);
   with `count_calls`, also `calls`: how many model calls the version ran so far, this one included,
   so a test can see from answers alone whether work it expected to be skipped ran (and a batch
@@ -189,5 +191,37 @@ def export_needs_two_rows(path: Path) -> Path:
                 return {"y": x + 1.0}
 
     module = NeedsTwoRows()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.predict})
+    return path
+
+
+def export_minus_batch_mean(path: Path, micros: int) -> Path:
+    """y = x - mean(x over the batch), after sleeping `micros` per call: a model whose answer
+    depends on the whole batch, so merging requests changes every merged request's answer."""
+
+    class MinusMean(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")])
+        def predict(self, x):
+            dataset = tf.data.Dataset.from_tensors(tf.constant(0.0)).apply(sleep_dataset(micros))
+            slept = dataset.reduce(tf.constant(0.0), lambda total, item: total + item)
+            return {"y": x - tf.reduce_mean(x, axis=0, keepdims=True) + slept}
+
+    module = MinusMean()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.predict})
+    return path
+
+
+def export_spin(path: Path) -> Path:
+    """y = 2x after a graph loop of x[0, 0] empty steps (about a microsecond each): x = 0 answers at
+    once, x = 1e12 runs for days unless the session's `RunOptions.timeout_in_ms` stops it."""
+
+    class Spin(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")])
+        def predict(self, x):
+            steps = tf.cast(x[0, 0], tf.int64)
+            done = tf.while_loop(lambda i: i < steps, lambda i: i + 1, [tf.constant(0, tf.int64)])
+            return {"y": 2.0 * x + 0.0 * tf.cast(done, tf.float32)}
+
+    module = Spin()
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.predict})
     return path

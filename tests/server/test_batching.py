@@ -1,8 +1,9 @@
-"""Server-side batching on a live server (on by default): concurrent predicts are merged into one
+"""Server-side batching on a live server (`--enable_batching`): concurrent predicts are merged into one
 model call and every request still gets exactly its own answer; batches show in the metrics; a full
-queue answers 503 at once; requests that cannot be merged still succeed.
+queue answers 503 at once; requests of different widths run in separate batches; what TF Serving's
+BatchingSession refuses is refused with its words.
 
-Two servers: `batching` (default batching flags plus a parameters file, Prometheus on) and `tiny`
+Two servers: `batching` (`--enable_batching` plus a parameters file, Prometheus on) and `tiny`
 (a queue of one batch of one row, a model that sleeps), so the queue limit is reached on purpose.
 Every request has a timeout and every test sends a fixed number of requests. Events are ordered by
 polling the server's own gauges (`tensorflow_serving_batch_running_calls`, `..._queued_tasks`),
@@ -38,9 +39,9 @@ REQUEST_TIMEOUT = 30
 
 BATCHING_CONFIG = """
 model_config_list {{
-  config {{ name: 'linear' base_path: '{root}/linear' }}
-  config {{ name: 'slow' base_path: '{root}/slow' }}
-  config {{ name: 'identity' base_path: '{root}/identity' }}
+  config {{ name: 'linear' base_path: '{root}/linear' model_platform: 'tensorflow' }}
+  config {{ name: 'slow' base_path: '{root}/slow' model_platform: 'tensorflow' }}
+  config {{ name: 'identity' base_path: '{root}/identity' model_platform: 'tensorflow' }}
 }}
 """
 
@@ -58,7 +59,7 @@ def batching(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "max_batch_size { value: 64 } batch_timeout_micros { value: 0 } "
         "max_enqueued_batches { value: 1000 } num_batch_threads { value: 1 }")
     server = start_server([
-        f"--model_config_file={root / 'models.config'}",
+        f"--model_config_file={root / 'models.config'}", "--enable_batching",
         f"--batching_parameters_file={root / 'batching.config'}",
         "--enable_prometheus", "--file_system_poll_wait_seconds=0",
     ], root / "server.log")
@@ -101,7 +102,7 @@ def gauge(server: Server, name: str) -> float:
     return metric_value(server, f"tensorflow_serving_batch_{name}")
 
 
-def test_batching_is_on_by_default(batching: Server) -> None:
+def test_batching_is_on_with_enable_batching(batching: Server) -> None:
     assert "Batching enabled" in batching.log()
     assert "max_batch_size=64" in batching.log()
 
@@ -150,19 +151,29 @@ def test_requests_queued_behind_a_running_call_are_merged_into_one(batching: Ser
     assert requests == 9
     assert queued is not True, "no request queued behind the running call"
     assert calls < requests, "no batch of more than one request formed"
-    rows_count, rows_total = histogram(batching, "tensorflow_serving_batch_size", "slow")
-    assert rows_total >= 1 + sum(len(body["instances"]) for body in bodies)
+    rows_total = metric_value(batching, ":tensorflow:serving:batching_session:input_batch_size_sum")
+    assert rows_total >= 1 + sum(len(body["instances"]) for body in bodies)  # every model's rows
+    waited = metric_value(batching, ":tensorflow:serving:batching_session:queuing_latency_count",
+                          thread_pool_name="batch_threads")
+    assert waited >= requests  # each request's wait for its batch, in microseconds
 
 
-def test_requests_that_cannot_be_merged_still_succeed(batching: Server) -> None:
-    """A rank-0 input runs alone; inputs of different widths run in separate batches."""
+def test_requests_of_different_widths_run_in_separate_batches_and_scalars_are_refused(
+        batching: Server) -> None:
+    """Inputs of different widths all succeed (each width its own batch); a rank-0 input is refused
+    as TF Serving's BatchingSession refuses it."""
     scalar = predict(batching, "identity", {"signature_name": "float", "inputs": 2.5})
-    assert ok_json(scalar) == {"outputs": 2.5}
+    assert error_of(scalar, 400) == "Batching Run() input tensors must have at least one dimension"
     bodies = [{"signature_name": "float", "instances": [[float(i)] * (1 + i % 3)]} for i in range(12)]
     with ThreadPoolExecutor(max_workers=12) as pool:
         responses = list(pool.map(lambda body: predict(batching, "identity", body), bodies, timeout=60))
     for body, response in zip(bodies, responses, strict=True):
         assert ok_json(response) == {"predictions": body["instances"]}
+
+
+def test_a_request_larger_than_max_batch_size_is_refused(batching: Server) -> None:
+    response = predict(batching, "linear", {"instances": [[1.0, 2.0]] * 65})
+    assert error_of(response, 400) == "Task size 65 is larger than maximum input batch size 64"
 
 
 def test_bad_requests_in_a_batch_fail_alone(batching: Server) -> None:

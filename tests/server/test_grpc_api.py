@@ -38,12 +38,13 @@ SLOW_MICROS = 1_000_000
 CONFIG = """
 model_config_list {{
   config {{
-    name: 'half_plus_two' base_path: '{root}/hpt' model_version_policy {{ all {{}} }}
+    name: 'half_plus_two' base_path: '{root}/hpt' model_platform: 'tensorflow'
+      model_version_policy {{ all {{}} }}
     version_labels {{ key: 'stable' value: 123 }}
     version_labels {{ key: 'canary' value: 124 }}
   }}
-  config {{ name: 'linear' base_path: '{root}/linear' }}
-  config {{ name: 'slow' base_path: '{root}/slow' }}
+  config {{ name: 'linear' base_path: '{root}/linear' model_platform: 'tensorflow' }}
+  config {{ name: 'slow' base_path: '{root}/slow' model_platform: 'tensorflow' }}
 }}
 """
 
@@ -58,9 +59,11 @@ def server(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     install_version(models.linear_keras, root / "linear", "1")
     export_slow_rows(root / "slow" / "1", SLOW_MICROS)
     (root / "models.config").write_text(CONFIG.format(root=root))
+    (root / "batching.config").write_text("num_batch_threads { value: 1 }")  # later calls queue
     running = start_grpc_server([
         f"--model_config_file={root / 'models.config'}", "--enable_prometheus",
         "--enable_grpc_healthcheck_service", "--file_system_poll_wait_seconds=0",
+        f"--batching_parameters_file={root / 'batching.config'}",
     ], root / "server.log", batching="batching_on")
     yield running
     running.stop()
@@ -221,11 +224,11 @@ def test_gzip_compressed_calls_are_answered(server: GrpcServer) -> None:
 
 
 def test_requests_count_in_the_metrics_as_grpc(server: GrpcServer) -> None:
-    before = metric_value(server.server, "tensorflow_serving_request_latency_seconds_count",
-                          model_name="half_plus_two", API="predict", entrypoint="GRPC")
+    before = metric_value(server.server, ":tensorflow:serving:request_latency_count",
+                          model_name="half_plus_two", API="Predict", entrypoint="GRPC")
     server.prediction.Predict(predict_request("half_plus_two", [2.0]), RPC_TIMEOUT)
-    after = metric_value(server.server, "tensorflow_serving_request_latency_seconds_count",
-                         model_name="half_plus_two", API="predict", entrypoint="GRPC")
+    after = metric_value(server.server, ":tensorflow:serving:request_latency_count",
+                         model_name="half_plus_two", API="Predict", entrypoint="GRPC")
     assert after == before + 1
 
 

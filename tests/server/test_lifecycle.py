@@ -31,10 +31,11 @@ LOAD = 30.0               # bound for a small SavedModel load on a busy machine
 
 CONFIG = """
 model_config_list {{
-  config {{ name: 'hot' base_path: '{root}/hot' }}
-  config {{ name: 'deleting' base_path: '{root}/deleting' model_version_policy {{ all {{}} }} }}
-  config {{ name: 'broken' base_path: '{root}/broken' }}
-  config {{ name: 'emptied' base_path: '{root}/emptied' }}
+  config {{ name: 'hot' base_path: '{root}/hot' model_platform: 'tensorflow' }}
+  config {{ name: 'deleting' base_path: '{root}/deleting' model_platform: 'tensorflow'
+    model_version_policy {{ all {{}} }} }}
+  config {{ name: 'broken' base_path: '{root}/broken' model_platform: 'tensorflow' }}
+  config {{ name: 'emptied' base_path: '{root}/emptied' model_platform: 'tensorflow' }}
 }}
 """
 
@@ -49,7 +50,8 @@ def lifecycle(models: Models, tmp_path_factory: pytest.TempPathFactory,
     install_version(models.half_plus_two, root / "emptied", "1")
     config = root / "models.config"
     config.write_text(CONFIG.format(root=root))
-    server = start_server([f"--model_config_file={config}", f"--file_system_poll_wait_seconds={POLL}"],
+    server = start_server([f"--model_config_file={config}", f"--file_system_poll_wait_seconds={POLL}",
+                           "--max_num_load_retries=0"],
                           root / "server.log", batching=request.param)
     yield server, root
     server.stop()
