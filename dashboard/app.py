@@ -14,7 +14,8 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import launch
-from dashboard.utils import autostart_server_once, settings
+from dashboard.server_state import autostart_server_once
+from dashboard.session import settings
 
 VIEWS = Path(__file__).parent / "views"
 # A local file: an emoji or material page_icon makes the browser fetch the icon from a CDN.

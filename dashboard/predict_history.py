@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import utils
+from dashboard import clients, messages, session, tutorial
 from pipeline.client import history, warmup
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import PredictResult
@@ -36,9 +36,9 @@ def record(target: dict[str, Any], request: dict[str, Any], rows: int, *, result
     written is said once as a caption, never blocks the request."""
     try:
         history.record_request(
-            utils.base_path(), transport=transport,
+            session.base_path(), transport=transport,
             url=result.url if result else (error.url if error else ""),
-            model=utils.model_name(), target=target, request=request, rows=rows,
+            model=session.model_name(), target=target, request=request, rows=rows,
             response=result.response if result else None,
             status=result.status_code if result else (error.status_code if error else None),
             latency_s=result.latency_s if result else None, version=version,
@@ -65,7 +65,7 @@ def parse_rows_param(text: str) -> pd.DataFrame:
         rows.append(values)
     if not rows or len(rows) > SHARE_MAX_ROWS:
         raise ValueError(f"a link carries 1 to {SHARE_MAX_ROWS} rows")
-    return pd.DataFrame(rows, columns=list(utils.FEATURES))
+    return pd.DataFrame(rows, columns=list(tutorial.FEATURES))
 
 
 def view_params(target: dict[str, Any], rows: np.ndarray | None) -> dict[str, str]:
@@ -144,9 +144,9 @@ def _send_again(entry: dict[str, Any]) -> PredictResult:
     """The kept request sent again over its own transport (raises ClientError)."""
     target = entry.get("target") or {}
     if entry.get("transport") != "gRPC":
-        return utils.get_client().predict_body(utils.model_name(), entry["request"], **target)
+        return clients.get_client().predict_body(session.model_name(), entry["request"], **target)
     spec = entry["request"].get("model_spec") or {}
-    answer = utils.get_grpc_client().predict(utils.model_name(), entry["request"]["inputs"],
+    answer = clients.get_grpc_client().predict(session.model_name(), entry["request"]["inputs"],
                                              version=target.get("version"), label=target.get("label"),
                                              signature=spec.get("signature_name") or "serving_default")
     return PredictResult(url=entry.get("url", ""), request=entry["request"], status_code=0,
@@ -163,7 +163,7 @@ def replay(entry: dict[str, Any]) -> None:
     except ClientError as exc:
         record(entry.get("target") or {}, entry["request"], entry.get("rows", 0), error=exc,
                transport=transport)
-        utils.show_serving_error(exc)
+        messages.show_serving_error(exc)
         return
     record(entry.get("target") or {}, result.request, entry.get("rows", 0), result=result,
            version=entry.get("version"), transport=transport)
@@ -178,7 +178,7 @@ def replay(entry: dict[str, Any]) -> None:
 
 def export_form(entries: list[dict[str, Any]]) -> None:
     """Chosen requests → ``<version>/assets.extra/tf_serving_warmup_requests``."""
-    on_disk = [v.version for v in reversed(list_versions(utils.base_path()))]
+    on_disk = [v.version for v in reversed(list_versions(session.base_path()))]
     keepable = [e for e in entries if history.request_rows(e)]
     if not on_disk or not keepable:
         st.caption("Export as a warm-up file needs a version on this machine and a kept request.")
@@ -196,7 +196,7 @@ def export_form(entries: list[dict[str, Any]]) -> None:
             return
         with st.spinner("Writing the warm-up file (in a separate process)…"):
             try:
-                path = warmup.export_warmup(bodies, utils.base_path() / str(version), utils.model_name())
+                path = warmup.export_warmup(bodies, session.base_path() / str(version), session.model_name())
             except (ValueError, OSError) as exc:
                 st.error(str(exc))
                 return
@@ -207,13 +207,13 @@ def export_form(entries: list[dict[str, Any]]) -> None:
 def render(versions: list[int]) -> None:
     """The history section of the Predict page."""
     st.subheader("Request history")
-    entries = history.list_requests(utils.base_path(), limit=SHOWN)
+    entries = history.list_requests(session.base_path(), limit=SHOWN)
     if not entries:
         st.caption("Every request this page sends is kept here (on disk, in the model folder's hidden "
                    "`.history/`), with its answer, version and latency.")
         return
-    st.caption(f"The newest {len(entries)} requests to `{utils.model_name()}` "
-               f"(up to {history.MAX_ENTRIES} are kept in `{history.history_path(utils.base_path())}`).")
+    st.caption(f"The newest {len(entries)} requests to `{session.model_name()}` "
+               f"(up to {history.MAX_ENTRIES} are kept in `{history.history_path(session.base_path())}`).")
     st.dataframe(entries_table(entries), hide_index=True, key="history_table")
     by_id = {e["id"]: e for e in entries}
     pick_col, replay_col = st.columns([4, 1], vertical_alignment="bottom")

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from dashboard import predict_history, utils
+from dashboard import clients, predict_history, session
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import PredictResult, served_version
 from pipeline.client.urls import is_local_url
@@ -21,12 +21,12 @@ def true_weights(version: int | None) -> tuple[list[float], float, str]:
     """The true ``w0``, ``b0`` the served version was trained against (its run record, read
     from this machine's model folder when the server is local), else the project defaults;
     and where they came from, for the caption."""
-    if version is not None and is_local_url(utils.serving_url()):
-        record = read_run_record(utils.base_path() / str(version)) or {}
+    if version is not None and is_local_url(session.serving_url()):
+        record = read_run_record(session.base_path() / str(version)) or {}
         true = record.get("true") or {}
         if len(true.get("w") or []) == 2 and true.get("b") is not None:
             return [float(v) for v in true["w"]], float(true["b"]), f"version {version}'s run record"
-    settings = utils.settings()
+    settings = session.settings()
     return list(settings.true_w), settings.true_b, "the project defaults"
 
 
@@ -35,7 +35,7 @@ def served(target: dict[str, Any]) -> int | None:
     if "version" in target:
         return int(target["version"])
     try:
-        return served_version(utils.get_client().metadata(utils.model_name(), **target))
+        return served_version(clients.get_client().metadata(session.model_name(), **target))
     except ClientError:
         return None
 
@@ -45,12 +45,12 @@ def send_grpc(rows: np.ndarray, target: dict[str, Any], signature: str) -> tuple
     a REST exchange: the request's model_spec and rows, the response's outputs; and the version
     that answered (gRPC says it). Kept in the request history as a gRPC request."""
     values = np.asarray(rows).tolist()
-    utils.load_grpc_protos_quietly()  # quiet even if they fall back to importing TensorFlow
-    client = utils.get_grpc_client()
-    spec = {"name": utils.model_name(), "signature_name": signature, **target}
+    clients.load_grpc_protos_quietly()  # quiet even if they fall back to importing TensorFlow
+    client = clients.get_grpc_client()
+    spec = {"name": session.model_name(), "signature_name": signature, **target}
     request = {"model_spec": spec, "inputs": values}
     try:
-        answer = client.predict(utils.model_name(), values, version=target.get("version"),
+        answer = client.predict(session.model_name(), values, version=target.get("version"),
                                 label=target.get("label"), signature=signature)
     except ClientError as exc:
         predict_history.record(target, request, len(values), error=exc, transport="gRPC")
@@ -73,7 +73,7 @@ def send(rows: np.ndarray, target: dict[str, Any], signature: str, fmt: str,
     data = {"instances": values} if fmt == "row" else {"inputs": values}
     signature_name = None if signature == "serving_default" else signature
     try:
-        result = utils.get_client().predict(utils.model_name(), signature_name=signature_name, **target,
+        result = clients.get_client().predict(session.model_name(), signature_name=signature_name, **target,
                                             **data)
     except ClientError as exc:
         request = {"signature_name": signature_name, **data} if signature_name else data

@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from dashboard import clients, messages, session, tutorial
 from dashboard import deploy_routes as routes
-from dashboard import utils
 from dashboard.components import tfjs_predict
 from pipeline.client.snippets import curl_command, grpc_python_snippet
 from pipeline.client.urls import model_url
@@ -29,7 +29,7 @@ MAX_RANDOM_ROWS = 1000
 def versions_on_disk() -> dict[int, Path]:
     """The model's version folders on this machine (empty when the base path does not exist)."""
     try:
-        return version_dirs(utils.base_path())
+        return version_dirs(session.base_path())
     except OSError:
         return {}
 
@@ -55,7 +55,7 @@ def render_files(version: int, path: Path) -> None:
                  help="Runs `python -m pipeline.formats` in a child process; the SavedModel is never "
                       "changed."):
         with st.spinner(f"Converting version {version} to .tflite and TF.js in a child process…"):
-            outcome = routes.convert_version(utils.base_path(), version, missing or ["tflite", "tfjs"])
+            outcome = routes.convert_version(session.base_path(), version, missing or ["tflite", "tfjs"])
         st.session_state[CONVERSION_KEY] = (version, outcome)
         st.rerun()
     converted = st.session_state.get(CONVERSION_KEY)
@@ -75,7 +75,7 @@ def render_downloads(version: int, path: Path) -> None:
     tflite = path / "model.tflite"
     if tflite.is_file():
         tflite_col.download_button("Download model.tflite", tflite.read_bytes(), key="deploy_download_tflite",
-                                   file_name=f"{utils.model_name()}-{version}.tflite",
+                                   file_name=f"{session.model_name()}-{version}.tflite",
                                    mime="application/octet-stream", icon=":material/download:")
     if (path / "tfjs" / "model.json").is_file():
         from pipeline.formats.errors import FormatError
@@ -84,7 +84,7 @@ def render_downloads(version: int, path: Path) -> None:
         try:
             tfjs_col.download_button("Download the TF.js model (zip)", zip_tfjs(path),
                                      key="deploy_download_tfjs",
-                                     file_name=f"{utils.model_name()}-{version}-tfjs.zip",
+                                     file_name=f"{session.model_name()}-{version}-tfjs.zip",
                                      mime="application/zip", icon=":material/download:")
         except FormatError as error:
             tfjs_col.error(str(error), icon=":material/error:")
@@ -104,9 +104,9 @@ def render_rows() -> list[list[float]]:
 
 def server_routes(version: int, path: Path, rows: list[list[float]]) -> list[routes.RouteAnswer]:
     """REST, gRPC, LiteRT and Java answers for these rows (run once per click, kept for reruns)."""
-    url, model = utils.serving_url(), utils.model_name()
-    return [routes.rest_route(utils.get_client(), model, version, rows),
-            routes.grpc_route(utils.settings().grpc_target, model, version, rows),
+    url, model = session.serving_url(), session.model_name()
+    return [routes.rest_route(clients.get_client(), model, version, rows),
+            routes.grpc_route(session.settings().grpc_target, model, version, rows),
             routes.litert_route(path, rows),
             routes.java_route(url, model, version, rows)]
 
@@ -157,7 +157,7 @@ def summary_rows(answers: list[routes.RouteAnswer]) -> list[dict]:
 
 def render_answers(rows: list[list[float]], answers: list[routes.RouteAnswer], version: int) -> None:
     """The predictions table, the per-route summary and the same numbers as JSON."""
-    frame = pd.DataFrame(rows, columns=list(utils.FEATURES))
+    frame = pd.DataFrame(rows, columns=list(tutorial.FEATURES))
     for answer in answers:
         if answer.predictions is not None:
             frame[answer.route] = answer.predictions
@@ -180,15 +180,15 @@ def render_answers(rows: list[list[float]], answers: list[routes.RouteAnswer], v
 def render_snippets(version: int, rows: list[list[float]]) -> None:
     """A short snippet per route, for the version and rows on this page."""
     st.subheader("Use it yourself")
-    url, name = utils.serving_url(), utils.model_name()
+    url, name = session.serving_url(), session.model_name()
     rest, grpc, litert, tfjs, java = st.tabs(["REST (curl)", "gRPC (Python)", "LiteRT (Kotlin, Python)",
                                               "TF.js (JavaScript)", "Java"])
     rest.code(curl_command(model_url(url, name, version, verb="predict"), {"instances": rows[:2]}),
               language="bash")
-    grpc.code(grpc_python_snippet(utils.settings().grpc_target, name, [[1.0, 2.0], [5.0, 7.0]],
+    grpc.code(grpc_python_snippet(session.settings().grpc_target, name, [[1.0, 2.0], [5.0, 7.0]],
                                   version=version), language="python")
     litert.code(KOTLIN_SNIPPET, language="kotlin")
-    tflite = utils.base_path() / str(version) / "model.tflite"
+    tflite = session.base_path() / str(version) / "model.tflite"
     litert.code(f'from pipeline.formats.tflite import LiteRTModel\n'
                 f'LiteRTModel("{tflite}").predict([[1, 2], [5, 7]])', language="python")
     tfjs.code(TFJS_SNIPPET.format(name=name, version=version), language="javascript")
@@ -221,10 +221,10 @@ def main() -> None:
     st.title("Deploy")
     st.caption("One version, every route of the tutorial: TF Serving over REST and gRPC, TensorFlow Lite "
                "(LiteRT), TensorFlow.js in your browser, and a Java client, answering the same rows.")
-    utils.show_flash()
+    messages.show_flash()
     versions = versions_on_disk()
     if not versions:
-        st.info(f"No versions in {utils.base_path()} yet: train one on the Train page (or `make demo`).",
+        st.info(f"No versions in {session.base_path()} yet: train one on the Train page (or `make demo`).",
                 icon=":material/inventory_2:")
         return
     newest = max(versions)

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import utils
+from dashboard import clients, session, tutorial
+from dashboard.server_state import serving_url_is_dashboard
 from pipeline.client import history
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import available_versions
@@ -36,15 +37,15 @@ SERVE_TIMEOUT_S = 120.0
 
 def server_state() -> tuple[str, list[int], str | None]:
     """``(badge, AVAILABLE versions, problem)`` of the model server at the session's URL."""
-    client = utils.get_client()
+    client = clients.get_client()
     try:
         client.ping()
     except ClientError as exc:
         return "down", [], str(exc)
-    if utils.serving_url_is_dashboard(client.base_url):
+    if serving_url_is_dashboard(client.base_url):
         return "not a model server", [], f"{client.base_url} is this dashboard, not a model server."
     try:
-        return "up", available_versions(client.model_status(utils.model_name())), None
+        return "up", available_versions(client.model_status(session.model_name())), None
     except ClientError as exc:
         return "up", [], exc.message
 
@@ -53,11 +54,11 @@ def server_state() -> tuple[str, list[int], str | None]:
 def render_story() -> None:
     """The three steps side by side, each with what is true right now and where to go
     (refreshed every few seconds)."""
-    st.caption(f"Model `{utils.model_name()}` · versions in `{utils.base_path()}` · "
-               f"server {utils.serving_url()}")
-    versions = list_versions(utils.base_path())
+    st.caption(f"Model `{session.model_name()}` · versions in `{session.base_path()}` · "
+               f"server {session.serving_url()}")
+    versions = list_versions(session.base_path())
     badge, available, problem = server_state()
-    entries = history.list_requests(utils.base_path(), limit=1)
+    entries = history.list_requests(session.base_path(), limit=1)
     train, serve, predict = st.columns(3, border=True)
     with train:
         st.markdown("**1 · Train** a linear regression on `Y = X @ w0 + b0 + noise` and export it as a "
@@ -93,9 +94,9 @@ def render_story() -> None:
 
 def start_tutorial() -> None:
     """Train with the defaults in a child process and remember the run in the session."""
-    cfg = TrainConfig.from_settings(utils.settings())
+    cfg = TrainConfig.from_settings(session.settings())
     try:
-        job = TrainingProcess(cfg, utils.base_path(), export=True).start()
+        job = TrainingProcess(cfg, session.base_path(), export=True).start()
     except (ValueError, OSError) as exc:
         st.error(f"Cannot start the tutorial's run: {exc}")
         return
@@ -109,7 +110,7 @@ def advance(state: dict[str, Any]) -> None:
     run record and the server say now."""
     if state["stage"] == "training":
         job: TrainingProcess = state["job"]
-        record = job.record() or run_records.load_run(utils.base_path(), state["run_id"]) or {}
+        record = job.record() or run_records.load_run(session.base_path(), state["run_id"]) or {}
         status = record.get("status")
         if status in (None, "running"):
             progress = record.get("progress") or {}
@@ -123,7 +124,7 @@ def advance(state: dict[str, Any]) -> None:
         state.update(stage="serving", version=int(record["version"]), served_since=time.monotonic())
     if state["stage"] == "serving":
         try:
-            available = available_versions(utils.get_client().model_status(utils.model_name()))
+            available = available_versions(clients.get_client().model_status(session.model_name()))
         except ClientError as exc:
             available, state["note"] = [], f"Waiting for the server: {exc.message}"
         version = state["version"]
@@ -141,16 +142,16 @@ def send_rows(state: dict[str, Any]) -> None:
     """The tutorial's request, to the new version, kept in the request history."""
     from dashboard import predict_history
 
-    client, target = utils.get_client(), {"version": state["version"]}
+    client, target = clients.get_client(), {"version": state["version"]}
     try:
-        result = client.predict(utils.model_name(), instances=ROWS, **target)
+        result = client.predict(session.model_name(), instances=ROWS, **target)
     except ClientError as exc:
         predict_history.record(target, {"instances": ROWS}, len(ROWS), error=exc)
         state.update(stage="failed", note=str(exc))
         return
     predict_history.record(target, result.request, len(ROWS), result=result, version=state["version"])
     try:
-        predicted = utils.prediction_values(result.values, len(ROWS))
+        predicted = tutorial.prediction_values(result.values, len(ROWS))
     except ValueError as exc:
         state.update(stage="failed", note=f"The server answered, but not with one prediction per row: {exc}")
         return
@@ -160,7 +161,7 @@ def send_rows(state: dict[str, Any]) -> None:
 
 def render_answer(state: dict[str, Any]) -> None:
     """The answer next to the truth, as the tutorial's curl prints it."""
-    s = utils.settings()
+    s = session.settings()
     truth = true_values(np.asarray(ROWS), s.true_w, s.true_b)
     st.success(f"Version {state['version']} answered in {state['latency_s'] * 1000:.1f} ms "
                f"({state['seconds']:.0f} s from the click).", icon=":material/check_circle:")

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, predict_history, predict_requests, utils
+from dashboard import charts, clients, messages, predict_history, predict_requests, session, tutorial
 from pipeline.client import local_server
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import PredictResult, available_versions, signature_names
@@ -61,21 +61,21 @@ def random_rows(count: int, rng: np.random.Generator | None = None) -> pd.DataFr
     """``count`` rows drawn uniformly from the training data's range, rounded for reading."""
     rng = rng or np.random.default_rng()
     values = np.round(rng.uniform(X_LOW, X_HIGH, size=(count, 2)), 3)
-    return pd.DataFrame(values, columns=list(utils.FEATURES))
+    return pd.DataFrame(values, columns=list(tutorial.FEATURES))
 
 
 def render_inputs() -> tuple[pd.DataFrame, str | None]:
     """The rows table, random rows and CSV upload; returns the edited rows and a CSV problem."""
     if ROWS_KEY not in st.session_state:
-        st.session_state[ROWS_KEY] = pd.DataFrame(utils.DEFAULT_ROWS, columns=list(utils.FEATURES))
+        st.session_state[ROWS_KEY] = pd.DataFrame(tutorial.DEFAULT_ROWS, columns=list(tutorial.FEATURES))
     problem = None
-    st.caption(f"Up to {utils.MAX_INTERACTIVE_ROWS:,} rows per request here; charts show a sample of "
-               f"{MAX_PLOT_POINTS:,} points. For larger files use batch scoring: {utils.BATCH_HINT}")
+    st.caption(f"Up to {tutorial.MAX_INTERACTIVE_ROWS:,} rows per request here; charts show a sample of "
+               f"{MAX_PLOT_POINTS:,} points. For larger files use batch scoring: {tutorial.BATCH_HINT}")
     upload = st.file_uploader(f"Rows from a CSV file (two numeric columns, header optional, up to "
-                              f"{utils.MAX_INTERACTIVE_ROWS:,} rows)", type=["csv"], key=CSV_KEY)
+                              f"{tutorial.MAX_INTERACTIVE_ROWS:,} rows)", type=["csv"], key=CSV_KEY)
     if upload is not None:
         try:
-            parsed = utils.parse_rows_csv(upload.getvalue())
+            parsed = tutorial.parse_rows_csv(upload.getvalue())
             if st.session_state.get(CSV_LOADED_KEY) != upload.file_id:
                 set_rows(parsed)
                 st.session_state[CSV_LOADED_KEY] = upload.file_id
@@ -94,7 +94,7 @@ def render_inputs() -> tuple[pd.DataFrame, str | None]:
         set_rows(pd.concat([edited, random_rows(int(count))], ignore_index=True))
         st.rerun()
     if reset_col.button("Reset to the tutorial's rows", key="predict_reset", icon=":material/undo:"):
-        set_rows(pd.DataFrame(utils.DEFAULT_ROWS, columns=list(utils.FEATURES)))
+        set_rows(pd.DataFrame(tutorial.DEFAULT_ROWS, columns=list(tutorial.FEATURES)))
         st.session_state.pop(RESULT_KEY, None)  # its answers belong to the rows just dropped
         st.session_state.pop(COMPARE_KEY, None)
         st.rerun()
@@ -121,14 +121,14 @@ def render_options(versions: list[int], reachable: bool) -> tuple[dict[str, Any]
     names, target_ok = ["serving_default"], target.get("label") != ""
     if reachable and target_ok:
         try:
-            names = signature_names(utils.get_client().metadata(utils.model_name(), **target)) or names
+            names = signature_names(clients.get_client().metadata(session.model_name(), **target)) or names
         except ClientError as exc:
             target_ok = "label" not in target
-            utils.show_serving_error(exc)
+            messages.show_serving_error(exc)
     signature = sig_col.selectbox("Signature", names, key="predict_signature")
     transport = transport_col.radio("Transport", TRANSPORTS, key="predict_transport", horizontal=True,
-                                    help=f"REST at {utils.serving_url()}, or gRPC at "
-                                    f"{utils.settings().grpc_target} (PredictionService/Predict, the "
+                                    help=f"REST at {session.serving_url()}, or gRPC at "
+                                    f"{session.settings().grpc_target} (PredictionService/Predict, the "
                                     "official stubs; the first gRPC call loads TensorFlow's protos, a few "
                                     "seconds).")
     fmt = fmt_col.radio("Request format", list(FORMATS), format_func=FORMATS.get, key="predict_format",
@@ -177,7 +177,7 @@ def render_exchange(outcome: dict[str, Any], rows: int) -> None:
         else:
             curl_tab.code(curl_file_command(rest_url), language="bash")
             python_tab.code(python_file_snippet(rest_url), language="python")
-        grpc_tab.code(grpc_snippet(utils.settings().grpc_target, utils.model_name(),
+        grpc_tab.code(grpc_snippet(session.settings().grpc_target, session.model_name(),
                                    np.asarray(outcome["rows"]).tolist() if small else None,
                                    version=target.get("version"), label=target.get("label"),
                                    signature=outcome.get("signature") or "serving_default",
@@ -251,7 +251,7 @@ def keep_outcome(key: str, build: Callable[[], dict]) -> None:
         st.session_state[key] = build()
     except ClientError as exc:
         st.session_state.pop(key, None)
-        utils.show_serving_error(exc)
+        messages.show_serving_error(exc)
     except ValueError as exc:
         st.session_state.pop(key, None)
         st.warning(f"The server answered, but not with one prediction per row: {exc}")
@@ -259,7 +259,7 @@ def keep_outcome(key: str, build: Callable[[], dict]) -> None:
 
 def compare_hint(versions: list[int]) -> str:
     """Why comparing is not possible yet, and the one step that fixes it."""
-    on_disk = len(list_versions(utils.base_path())) if is_local_url(utils.serving_url()) else None
+    on_disk = len(list_versions(session.base_path())) if is_local_url(session.serving_url()) else None
     kept = int(st.session_state.get("serving_loaded_versions", local_server.LOADED_VERSIONS))
     if on_disk is not None and on_disk < 2:
         have = "one version" if on_disk == 1 else "no version"
@@ -288,7 +288,7 @@ def render_compare(versions: list[int], rows: np.ndarray | None, signature: str,
             answers = {v: predict_requests.send(rows, {"version": v}, signature, fmt, v)
                        for v in (first, second)}
             return {"rows": rows, "true": predict_requests.true_weights(second),
-                    "predicted": {v: utils.prediction_values(r.values, len(rows))
+                    "predicted": {v: tutorial.prediction_values(r.values, len(rows))
                                   for v, r in answers.items()},
                     "latency": {v: r.latency_s for v, r in answers.items()}}
 
@@ -312,17 +312,18 @@ def render_compare(versions: list[int], rows: np.ndarray | None, signature: str,
 
 def main() -> None:
     st.title("Predict")
-    st.caption(f"Model `{utils.model_name()}` at {utils.serving_url()}")
+    st.caption(f"Model `{session.model_name()}` at {session.serving_url()}")
     try:
-        versions, reachable = available_versions(utils.get_client().model_status(utils.model_name())), True
+        statuses = clients.get_client().model_status(session.model_name())
+        versions, reachable = available_versions(statuses), True
     except ClientError as exc:
         versions, reachable = [], False
-        utils.show_serving_error(exc)
+        messages.show_serving_error(exc)
     predict_history.apply_shared_view(versions, set_rows)
     edited, csv_problem = render_inputs()
     target, signature, fmt, target_ok = render_options(versions, reachable)
     try:
-        rows: np.ndarray | None = utils.check_rows(edited)
+        rows: np.ndarray | None = tutorial.check_rows(edited)
     except ValueError as exc:
         rows = None
         st.error(str(exc), icon=":material/table_view:")
@@ -347,9 +348,10 @@ def main() -> None:
                 rest_body = {"signature_name": signature, **rest_body}
             return {"rows": rows, "result": result, "target": answered_by,
                     "true": predict_requests.true_weights(version),
-                    "predicted": utils.prediction_values(result.values, len(rows)), "key": key,
+                    "predicted": tutorial.prediction_values(result.values, len(rows)), "key": key,
                     "version": version, "transport": transport, "signature": signature, "target_spec": target,
-                    "rest_url": model_url(utils.serving_url(), utils.model_name(), verb="predict", **target),
+                    "rest_url": model_url(session.serving_url(), session.model_name(), verb="predict",
+                                          **target),
                     "rest_body": rest_body}
 
         keep_outcome(RESULT_KEY, predict)

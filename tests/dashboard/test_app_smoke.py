@@ -88,7 +88,7 @@ def test_app_loads_every_page_without_tensorflow(tmp_path: Path) -> None:
 def test_grpc_protos_load_without_tensorflow_or_noise_in_the_terminal(tmp_path: Path) -> None:
     """The first gRPC request loads TF Serving's protos into the dashboard without TensorFlow's
     runtime (3 s and its C++ start-up lines), and the process's stderr works afterwards."""
-    script = ("import sys\nfrom dashboard.utils import load_grpc_protos_quietly\n"
+    script = ("import sys\nfrom dashboard.clients import load_grpc_protos_quietly\n"
               "load_grpc_protos_quietly()\n"
               "print('tensorflow_serving.apis.predict_pb2' in sys.modules,\n"
               "      'tensorflow.python' in sys.modules)\n"
