@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import batch_job, session
+from dashboard import batch_job, model_picker, session
 from pipeline.model_dir import version_dirs
 
 JOB_KEY = "batch_job"
@@ -174,6 +174,7 @@ def render_report(report: dict[str, Any], versions: dict[int, Path]) -> None:
 
 def main() -> None:
     st.title("Batch")
+    model_picker.render()
     st.caption("Score a large CSV or Parquet file with one version on Spark (`python -m pipeline.batch`), "
                "in a child process: millions of rows, a progress bar, and every bad row kept with its "
                "reason. The Predict page is for a few thousand rows at a time.")

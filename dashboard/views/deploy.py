@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import clients, messages, session, tutorial
+from dashboard import clients, messages, model_picker, session, tutorial
 from dashboard import deploy_routes as routes
 from dashboard.components import tfjs_predict
 from pipeline.client.snippets import curl_command, grpc_python_snippet
@@ -219,6 +219,7 @@ console.log(await y.array());
 
 def main() -> None:
     st.title("Deploy")
+    model_picker.render()
     st.caption("One version, every route of the tutorial: TF Serving over REST and gRPC, TensorFlow Lite "
                "(LiteRT), TensorFlow.js in your browser, and a Java client, answering the same rows.")
     messages.show_flash()

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import clients, session, tutorial
+from dashboard import clients, model_picker, session, tutorial
 from dashboard.server_state import serving_url_is_dashboard
 from pipeline.client import history
 from pipeline.client.errors import ClientError
@@ -198,6 +198,7 @@ def tutorial_panel() -> None:
 
 
 st.title("Train → serve → predict")
+model_picker.render()
 render_story()
 st.divider()
 st.subheader("Run the tutorial")

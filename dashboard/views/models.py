@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, clients, messages, server_state, session
+from dashboard import charts, clients, messages, model_picker, server_state, session
 from dashboard.remote_versions import RemoteModel, load_error, read_remote_model, signature_summary
 from pipeline import model_dir
 from pipeline.client import local_server
@@ -373,6 +373,7 @@ def remote_versions_section(remote: RemoteModel) -> None:
 
 def main() -> None:
     st.title("Models")
+    model_picker.render()
     st.caption(f"Model `{session.model_name()}` · folder `{session.base_path()}` · "
                f"server {session.serving_url()} · TF Serving serves the newest version (policy `latest`) "
                "to requests without a version; "

@@ -21,7 +21,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, clients, messages, predict_history, predict_requests, session, tutorial
+from dashboard import (
+    charts,
+    clients,
+    messages,
+    model_picker,
+    predict_history,
+    predict_requests,
+    session,
+    tutorial,
+)
 from pipeline.client import local_server
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import PredictResult, available_versions, signature_names
@@ -312,6 +321,7 @@ def render_compare(versions: list[int], rows: np.ndarray | None, signature: str,
 
 def main() -> None:
     st.title("Predict")
+    model_picker.render()
     st.caption(f"Model `{session.model_name()}` at {session.serving_url()}")
     try:
         statuses = clients.get_client().model_status(session.model_name())

@@ -1,7 +1,7 @@
 """Serving: which model server the dashboard talks to, whether it is up, what it serves, how busy.
 
-The top of the page chooses the server URL and model name (kept for every page in the
-session) and shows both endpoints (REST URL, gRPC target). A fragment polls the server every
+The top of the page chooses the server URL (kept for every page in the session; the model is
+picked in the sidebar) and shows both endpoints (REST URL, gRPC target). A fragment polls the server every
 few seconds: health and latency, the ``model_version_status`` of every version, the metadata
 (signatures) of the version a request without a version would reach, request rate, errors and
 latency percentiles charted from the server's Prometheus metrics (a short rolling window kept in
@@ -21,13 +21,12 @@ from urllib.parse import urlsplit
 import pandas as pd
 import streamlit as st
 
-from dashboard import clients, messages, server_log, server_state, session
+from dashboard import clients, messages, model_picker, server_log, server_state, session
 from pipeline.client import local_server
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import available_versions, served_version, signature_rows
 from pipeline.client.server_metrics import Scrape, parse_scrape, window_rows
 from pipeline.client.urls import EXAMPLE_URL, bind_host, is_local_url, normalize_url, url_port
-from pipeline.store.versions import validate_model_name
 
 POLL_S = 2.0
 # Timeout of the gRPC health probe, so a silent target never slows the poll.
@@ -35,10 +34,10 @@ GRPC_PROBE_S = 1.0
 LOG_LINES = 40
 # Metric readings kept (two minutes at the poll interval).
 WINDOW = 60
-URL_INPUT, MODEL_INPUT = "serving_url_input", "serving_model_input"
+URL_INPUT = "serving_url_input"
 PROBLEM_KEY = "serving_input_problem"
 STOPPED_KEY = "serving_stopped_by_user"
-SCRAPES_KEY = "serving_scrapes"
+SCRAPES_KEY, SCRAPES_MODEL_KEY = "serving_scrapes", "serving_scrapes_model"
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
@@ -63,16 +62,6 @@ def _apply_url() -> None:
         st.session_state[PROBLEM_KEY] = str(exc)
 
 
-def _apply_model() -> None:
-    name = st.session_state[MODEL_INPUT].strip()
-    try:
-        st.session_state[session.MODEL_KEY] = validate_model_name(name)
-        st.session_state.pop(PROBLEM_KEY, None)
-        st.session_state.pop(SCRAPES_KEY, None)
-    except ValueError as exc:
-        st.session_state[PROBLEM_KEY] = f"Model name not changed: {exc}"
-
-
 def status_table(statuses: list[dict[str, Any]]) -> pd.DataFrame:
     """``model_version_status`` as rows: version, state, error code and message."""
     return pd.DataFrame([{
@@ -83,15 +72,12 @@ def status_table(statuses: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def render_target() -> None:
-    """URL and model inputs; a bad value is reported and the previous one kept."""
+    """The URL input (the model is picked in the sidebar); a bad URL is reported and the previous
+    one kept."""
     st.session_state.setdefault(URL_INPUT, session.serving_url())
-    st.session_state.setdefault(MODEL_INPUT, session.model_name())
-    left, right = st.columns([3, 2])
-    left.text_input("Model server URL (REST)", key=URL_INPUT, on_change=_apply_url,
-                    help="TF Serving's REST API, e.g. http://127.0.0.1:8501 (the embedded server) or a "
-                    "tensorflow/serving container.")
-    right.text_input("Model name", key=MODEL_INPUT, on_change=_apply_model,
-                     help="The served model (--model_name, or a name in models.config).")
+    st.text_input("Model server URL (REST)", key=URL_INPUT, on_change=_apply_url,
+                  help="TF Serving's REST API, e.g. http://127.0.0.1:8501 (the embedded server) or a "
+                  "tensorflow/serving container. The model is picked in the sidebar.")
     if PROBLEM_KEY in st.session_state:
         st.error(st.session_state[PROBLEM_KEY])
     s = session.settings()
@@ -185,8 +171,11 @@ def read_metrics(model: str) -> list[Scrape] | str:
         return str(exc)
     except ValueError as exc:
         return f"The metrics are not in Prometheus' text format: {exc}"
-    scrapes = [*st.session_state.get(SCRAPES_KEY, []), scrape][-WINDOW:]
-    st.session_state[SCRAPES_KEY] = scrapes
+    kept = st.session_state.get(SCRAPES_KEY, [])
+    if st.session_state.get(SCRAPES_MODEL_KEY) != model:  # readings of another model
+        kept = []
+    scrapes = [*kept, scrape][-WINDOW:]
+    st.session_state[SCRAPES_KEY], st.session_state[SCRAPES_MODEL_KEY] = scrapes, model
     return scrapes
 
 
@@ -298,6 +287,7 @@ def render_raw_metrics() -> None:
 
 
 st.title("Serving")
+model_picker.render()
 render_target()
 url, model = session.serving_url(), session.model_name()
 poll = st.toggle(f"Refresh every {POLL_S:g} s", value=True, key="serving_poll",

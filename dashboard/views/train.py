@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, messages, server_state, session, train_form
+from dashboard import charts, messages, model_picker, server_state, session, train_form
 from pipeline.client import local_server
 from pipeline.runs import lock
 from pipeline.runs.process import TrainingProcess, export_run_in_process
@@ -301,6 +301,7 @@ def _open_chosen_run() -> None:
 
 def main() -> None:
     st.title("Train")
+    model_picker.render()
     st.caption(f"Model folder: `{session.base_path()}` · every export is a new version; {served_note()}.")
     messages.show_flash()
     base = session.base_path()
