@@ -32,8 +32,10 @@ MODULES = (
     "tensorflow_serving.apis.status_pb2",
     "tensorflow_serving.apis.prediction_service_pb2_grpc",
     "tensorflow_serving.apis.model_service_pb2_grpc",
+    "tensorflow_serving.apis.prediction_log_pb2",
 )
-"""What `pipeline.client.grpc` uses; their imports bring in the `tensorflow.core` protos."""
+"""What `pipeline.client.grpc` and `pipeline.client.warmup_records` (warm-up files) use; their
+imports bring in the `tensorflow.core` protos."""
 
 _lock = threading.Lock()
 _loaded: str | None = None  # "without the TensorFlow runtime" or "with the TensorFlow runtime"

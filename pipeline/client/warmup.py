@@ -2,8 +2,9 @@
 
 TF Serving replays ``<version>/assets.extra/tf_serving_warmup_requests`` (a TFRecord file of
 ``PredictionLog`` protos) when it loads the version, so the first real request does not pay for
-graph initialisation. :func:`export_warmup` writes that file from predict bodies (as kept in the
-request history) in a child process (``python -m pipeline.client.warmup``), because building the
+graph initialisation. :func:`export_warmup` writes that file from requests kept in the request
+history (predict bodies of any signature, typed by the version's signature; classify and regress
+examples) in a child process (``python -m pipeline.client.warmup``), because building the
 protos imports TensorFlow, which must stay out of the dashboard's process. The file replaces any
 earlier one atomically.
 """
@@ -32,24 +33,40 @@ def warmup_path(version_dir: Path | str) -> Path:
     return Path(version_dir) / "assets.extra" / WARMUP_FILE
 
 
-def warmup_requests(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``{"signature_name", "rows"}`` per predict body (row ``instances`` or columnar ``inputs``
-    holding a list of rows); ``ValueError`` naming the first body that is not one."""
+def request_of_entry(body: dict[str, Any], verb: str = "predict", transport: str = "REST") -> dict[str, Any]:
+    """A kept request (a REST body, or the gRPC request as the history keeps it) as one warm-up
+    request: ``{"verb", "signature_name", "body"}`` with a REST-style body."""
+    if transport == "gRPC":
+        spec = body.get("model_spec") or {}
+        inputs = body.get("inputs")
+        return {"verb": "predict", "signature_name": spec.get("signature_name") or "serving_default",
+                "body": {"inputs": inputs}}
+    return {"verb": verb, "signature_name": body.get("signature_name") or "serving_default", "body": body}
+
+
+def warmup_requests(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One ``{"verb", "signature_name", "body"}`` per item: a request from :func:`request_of_entry`,
+    or a plain ``:predict`` body (row ``instances`` or columnar ``inputs``). ``ValueError`` naming
+    the first one that holds nothing to send (its body was too large to keep)."""
     found = []
-    for index, body in enumerate(bodies, start=1):
-        rows = body.get("instances", body.get("inputs")) if isinstance(body, dict) else None
-        if not isinstance(rows, list) or not rows:
+    for index, item in enumerate(items, start=1):
+        request = item if isinstance(item, dict) and "verb" in item else request_of_entry(item or {})
+        body = request.get("body") or {}
+        key = "examples" if request["verb"] in ("classify", "regress") else None
+        values = body.get(key) if key else body.get("instances", body.get("inputs"))
+        if values is None or values == [] or values == {}:
             raise ValueError(f"request {index} has no input rows kept (its body was too large to keep)")
-        found.append({"signature_name": body.get("signature_name") or "serving_default", "rows": rows})
+        found.append(request)
     if len(found) > MAX_WARMUP_RECORDS:
         raise ValueError(f"TF Serving reads at most {MAX_WARMUP_RECORDS} warm-up records, not {len(found)}")
     return found
 
 
-def export_warmup(bodies: list[dict[str, Any]], version_dir: Path | str, model_name: str) -> Path:
-    """Write the warm-up file of ``version_dir`` from predict ``bodies`` in a child process and
-    return its path. ``ValueError`` with a readable reason if a body has no rows or the child fails."""
-    requests = warmup_requests(bodies)
+def export_warmup(items: list[dict[str, Any]], version_dir: Path | str, model_name: str) -> Path:
+    """Write the warm-up file of ``version_dir`` from ``items`` (see :func:`warmup_requests`) in a
+    child process and return its path. ``ValueError`` with a readable reason if an item holds nothing
+    or the child fails (an unknown signature, inputs that do not fit it)."""
+    requests = warmup_requests(items)
     job = {"version_dir": str(version_dir), "model_name": model_name, "requests": requests}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
     done = subprocess.run([sys.executable, "-m", "pipeline.client.warmup"], input=json.dumps(job), text=True,
@@ -60,33 +77,75 @@ def export_warmup(bodies: list[dict[str, Any]], version_dir: Path | str, model_n
     return warmup_path(version_dir)
 
 
+def _feature(example: Any, name: str, value: Any) -> None:
+    values = value if isinstance(value, list) else [value]
+    feature = example.features.feature[name]
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        feature.int64_list.value.extend(values)
+    elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        feature.float_list.value.extend(float(v) for v in values)
+    else:
+        feature.bytes_list.value.extend(v.encode() if isinstance(v, str) else bytes(v) for v in values)
+
+
+def _log(item: dict[str, Any], signatures: dict[str, Any], model_name: str, tf: Any) -> Any:
+    """One PredictionLog for a warm-up request, its inputs typed by the version's signature."""
+    import numpy as np
+    from tensorflow.core.framework import types_pb2
+    from tensorflow_serving.apis import (
+        classification_pb2,
+        model_pb2,
+        predict_pb2,
+        prediction_log_pb2,
+        regression_pb2,
+    )
+
+    from pipeline.client.signatures import Signature, TensorSpec, inputs_of_body
+
+    name, body = item["signature_name"], item["body"]
+    if name not in signatures:
+        raise ValueError(f"the version has no signature {name!r}")
+    spec = model_pb2.ModelSpec(name=model_name, signature_name=name)
+    if item["verb"] in ("classify", "regress"):
+        request = (classification_pb2.ClassificationRequest() if item["verb"] == "classify"
+                   else regression_pb2.RegressionRequest())
+        request.model_spec.CopyFrom(spec)
+        for values in body["examples"]:
+            example = request.input.example_list.examples.add()
+            for feature, value in values.items():
+                _feature(example, feature, value)
+        if item["verb"] == "classify":
+            logged = prediction_log_pb2.ClassifyLog(request=request)
+            return prediction_log_pb2.PredictionLog(classify_log=logged)
+        return prediction_log_pb2.PredictionLog(regress_log=prediction_log_pb2.RegressLog(request=request))
+    info = signatures[name]
+    specs = {k: TensorSpec(k, t.dtype, t.shape) for k, t in info.inputs.items()}
+    signature = Signature(name, "predict", specs)
+    inputs, _ = inputs_of_body(body, signature)
+    request = predict_pb2.PredictRequest(model_spec=spec)
+    for key, value in inputs.items():
+        if key not in info.inputs:
+            raise ValueError(f"signature {name!r} has no input {key!r} (it takes {', '.join(info.inputs)})")
+        dtype = tf.dtypes.as_dtype(types_pb2.DataType.Value(info.inputs[key].dtype))
+        array = np.asarray(value, dtype=object if dtype == tf.string else None)
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(array, dtype=dtype))
+    return prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+
+
 def _write(job: dict[str, Any]) -> Path:
     """In the child: build one ``PredictionLog`` per request and write them as TFRecords."""
-    import numpy as np
-
     from pipeline.model_dir import read_signatures
     from pipeline.tf_env import tensorflow
 
     tf = tensorflow()
-    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
-
     version_dir = Path(job["version_dir"])
     signatures = read_signatures(version_dir)
+    logs = [_log(item, signatures, job["model_name"], tf) for item in job["requests"]]
     out = warmup_path(version_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{WARMUP_FILE}.tmp")
     with tf.io.TFRecordWriter(str(tmp)) as writer:
-        for item in job["requests"]:
-            name = item["signature_name"]
-            if name not in signatures:
-                raise ValueError(f"the version has no signature {name!r}")
-            keys = list(signatures[name].inputs)
-            if len(keys) != 1:
-                raise ValueError(f"signature {name!r} has {len(keys)} inputs; rows fill exactly one")
-            request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=job["model_name"], signature_name=name))
-            request.inputs[keys[0]].CopyFrom(tf.make_tensor_proto(np.asarray(item["rows"], dtype=np.float32)))
-            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+        for log in logs:
             writer.write(log.SerializeToString())
     os.replace(tmp, out)
     return out
