@@ -68,7 +68,8 @@ def render_story() -> None:
             st.metric("Newest version", f"{newest.version}", help=f"created {newest.created}")
         else:
             st.caption("No version yet.")
-        st.page_link("views/train.py", label="Train page", icon=":material/model_training:")
+        st.page_link("views/train.py", label="Train page", icon=":material/model_training:",
+                     query_params=model_picker.link_params() or None)
     with serve:
         st.markdown("**2 · Serve** it over TF Serving's REST API: the server loads each new version by "
                     "itself.")
@@ -78,7 +79,8 @@ def render_story() -> None:
             st.caption(f"AVAILABLE: {', '.join(f'version {v}' for v in available)}")
         elif problem:
             st.caption(problem)
-        st.page_link("views/serving.py", label="Serving page", icon=":material/dns:")
+        st.page_link("views/serving.py", label="Serving page", icon=":material/dns:",
+                     query_params=model_picker.link_params() or None)
     with predict:
         st.markdown("**3 · Predict**: send rows, compare the answers with the truth.")
         if entries:
@@ -89,7 +91,8 @@ def render_story() -> None:
                        f"version {last.get('version') or '?'} · {outcome}")
         else:
             st.caption("No request sent yet.")
-        st.page_link("views/predict.py", label="Predict page", icon=":material/query_stats:")
+        st.page_link("views/predict.py", label="Predict page", icon=":material/query_stats:",
+                     query_params=model_picker.link_params() or None)
 
 
 def start_tutorial() -> None:

@@ -166,6 +166,13 @@ def signature_section(by_number: dict[int, store.VersionInfo]) -> None:
     numbers = sorted(by_number, reverse=True)
     _keep_valid("models_sig_version", numbers)
     chosen = st.selectbox("Version", numbers, key="models_sig_version", format_func=lambda n: f"version {n}")
+    try:
+        rows = signature_rows(clients.get_client().metadata(session.model_name(), version=chosen))
+    except ClientError:
+        rows = []  # not loaded (or no server): the SavedModel itself is read below
+    if rows:
+        st.caption(f"Every signature of version {chosen}, as the server reports it:")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="models_signatures")
     if st.toggle("Show its serving_default signature (as `saved_model_cli show` prints it)",
                  key="models_sig_show"):
         info = by_number[chosen]
