@@ -106,8 +106,10 @@ def view_params(model: str, target: dict[str, Any], *, signature: str = "serving
     if fmt != "row":
         params["format"] = fmt
     inputs = _body_inputs(body)
-    if tutorial_model and inputs is not None and isinstance(rows := next(iter(inputs.values()), None), list) \
-            and 0 < len(rows) <= SHARE_MAX_ROWS:
+    rows = next(iter(inputs.values()), None) if inputs else None
+    if isinstance(rows, dict) and len(rows) == 1:  # columnar or gRPC: {"inputs": rows}
+        rows = next(iter(rows.values()))
+    if tutorial_model and isinstance(rows, list) and 0 < len(rows) <= SHARE_MAX_ROWS:
         params["rows"] = rows_param(rows)
     elif inputs is not None and len(text := json.dumps(inputs, separators=(",", ":"))) <= SHARE_MAX_CHARS:
         params["inputs"] = text
