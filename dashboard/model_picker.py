@@ -17,11 +17,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import model_sources
+from dashboard import model_sources, tutorial
 from dashboard.session import MODEL_KEY, model_name, serving_url, settings
 from pipeline.client import local_server
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import ServingClient
+from pipeline.client.signatures import read_signatures
 from pipeline.store.versions import validate_model_name
 
 QUERY_PARAM = "model"
@@ -137,3 +138,28 @@ def render() -> str:
         if config_problem:
             st.error(config_problem, icon=":material/description:")
     return current
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _inputs_if_not_tutorial(url: str, model: str) -> str | None:
+    """The inputs of ``model``'s serving_default when they are not the tutorial's (``None`` when
+    they are, or the server cannot say)."""
+    try:
+        signatures = read_signatures(ServingClient(url, timeout=LIST_TIMEOUT_S).metadata(model))
+    except ClientError:
+        return None
+    signature = signatures.get("serving_default") or next(iter(signatures.values()), None)
+    if signature is None or tutorial.is_tutorial(signature):
+        return None
+    return ", ".join(f"{k} {s.describe()}" for k, s in signature.inputs.items()) or "no inputs"
+
+
+def other_kind_of_model() -> str | None:
+    """Why training is not offered for the session's model: it serves another kind of model than the
+    tutorial's (training stays the tutorial's linear regression); ``None`` when training fits."""
+    model, default = model_name(), settings().model_name
+    if model == default or (inputs := _inputs_if_not_tutorial(serving_url(), model)) is None:
+        return None
+    return (f"`{model}` serves another kind of model ({inputs}): training here would export the tutorial's "
+            f"linear regression as its next version. Training is for the tutorial's model: pick "
+            f"`{default}`, or type a new name, in the sidebar.")

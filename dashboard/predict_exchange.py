@@ -62,7 +62,7 @@ def render_exchange(answer: Answer) -> None:
     requests for REST, the official PredictionServiceStub for gRPC (beside each other)."""
     result, rows = answer.result, answer.request.rows
     grpc = answer.request.transport == "gRPC"
-    title = f"Request and response, curl and Python ({rows:,} rows)"
+    title = f"Request and response, curl and Python ({rows:,} row{'s' if rows != 1 else ''})"
     with st.expander(title, expanded=rows <= PREVIEW_ROWS):
         request_tab, response_tab, curl_tab, python_tab, grpc_tab = st.tabs(
             ["Request", "Response", "curl", "Python", "Python (gRPC)"])

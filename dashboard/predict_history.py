@@ -194,7 +194,9 @@ def target_text(target: dict[str, Any]) -> str:
 def entry_label(entry: dict[str, Any]) -> str:
     """One line naming an entry in a picker: time, rows, target, outcome."""
     outcome = "OK" if not entry.get("error") else "failed"
-    return (f"{entry['time'][11:19]} · {entry.get('rows')} rows · {target_text(entry.get('target') or {})} · "
+    rows = entry.get("rows") or 0
+    return (f"{entry['time'][11:19]} · {rows:,} row{'s' if rows != 1 else ''} · "
+            f"{target_text(entry.get('target') or {})} · "
             f"{entry.get('transport', 'REST')} · {outcome}")
 
 

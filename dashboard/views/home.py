@@ -179,7 +179,9 @@ def tutorial_panel() -> None:
     """The tutorial's button and its progress; polls while a run is under way."""
     state = st.session_state.get(TUTORIAL_KEY)
     busy = state is not None and state["stage"] in ("training", "serving")
-    if st.button("Run the tutorial", key="home_run_tutorial", type="primary", disabled=busy,
+    if other := model_picker.other_kind_of_model():
+        st.warning(other, icon=":material/block:")
+    if st.button("Run the tutorial", key="home_run_tutorial", type="primary", disabled=busy or bool(other),
                  icon=":material/play_circle:",
                  help="Trains with the defaults, waits for the server to load the new version, then sends "
                  "[[1, 2], [5, 7]] to it."):

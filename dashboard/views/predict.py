@@ -146,14 +146,15 @@ def prefill(model: str, signature: Signature, version: int | None, link: predict
         st.session_state.pop(key, None)  # answers of another model or signature
 
 
-def compare_hint(versions: list[int]) -> str:
+def compare_hint(versions: list[int], tutorial_model: bool) -> str:
     """Why comparing is not possible yet, and the one step that fixes it."""
     on_disk = len(list_versions(session.base_path())) if is_local_url(session.serving_url()) else None
     kept = int(st.session_state.get("serving_loaded_versions", local_server.LOADED_VERSIONS))
     if on_disk is not None and on_disk < 2:
         have = "one version" if on_disk == 1 else "no version"
-        return (f"Comparing needs two AVAILABLE versions and this model has {have} on disk: train another "
-                "on the Train page.")
+        todo = ("train another on the Train page" if tutorial_model else
+                "add another version to its folder (or compare two labels)")
+        return f"Comparing needs two AVAILABLE versions and this model has {have} on disk: {todo}."
     if kept >= 2 and on_disk is not None:
         return (f"Comparing needs two AVAILABLE versions; {len(versions)} is AVAILABLE now. The server keeps "
                 f"the newest {kept} loaded: wait for the newer version to load, or check the Serving page "
@@ -278,7 +279,7 @@ def main() -> None:
     st.divider()
     what_if.render(request, edited, tutorial_model)
     st.divider()
-    predict_compare.render(versions, request, tutorial_model, compare_hint(versions))
+    predict_compare.render(versions, request, tutorial_model, compare_hint(versions, tutorial_model))
     st.divider()
     predict_history.render(signatures, tutorial_model)
 

@@ -316,7 +316,9 @@ def main() -> None:
     running = job is not None and job.running and (record is None or record.get("status") == "running")
     if record is not None and record.get("status") == "running":
         train_form.load_settings_of(record)
-    submitted = train_form.training_form(running or holder is not None)
+    if other := model_picker.other_kind_of_model():
+        st.warning(other, icon=":material/block:")
+    submitted = train_form.training_form(running or holder is not None or other is not None)
     if submitted is not None and start_job(*submitted):
         st.rerun()  # redraw the whole page: the form disables itself while the run trains
     if holder is not None and holder.run_id != run_id:

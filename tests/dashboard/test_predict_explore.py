@@ -276,3 +276,17 @@ def test_the_tutorials_what_if_line_has_the_learned_weight_as_its_slope(fake: Fa
     assert any("slope, 2, is the weight the model learned for x1" in i for i in texts(at.info))
     (_, _, body), = fake.bodies
     assert len(body["instances"]) == 25
+
+
+def test_training_stays_the_tutorials_model(fake: Fake) -> None:
+    train = str(Path(PAGE).parent / "train.py")
+    at = AppTest.from_file(train, default_timeout=30)
+    at.query_params["model"] = "multi_io"
+    at.run()
+    assert any("`multi_io` serves another kind of model (city string [-1], count int64 [-1], features "
+               "float32 [-1, 2])" in w for w in texts(at.warning))
+    assert at.button(key="train_submit").disabled
+    at = AppTest.from_file(train, default_timeout=30)
+    at.query_params["model"] = "linear_model"
+    at.run()
+    assert not at.warning and not at.button(key="train_submit").disabled

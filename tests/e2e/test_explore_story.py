@@ -113,7 +113,8 @@ def test_each_model_opens_by_link_with_an_example_and_answers_send(page, explore
     assert page.locator("[data-testid=stException]").count() == 0
     if model == "multi_io":
         page.get_by_role("tab", name="Request").first.click()
-        shoot(page, screenshots, "predict-any-model", 1800)
+        page.get_by_role("heading", name="Predict").first.scroll_into_view_if_needed()
+        shoot(page, screenshots, "predict-any-model", 1700)
 
 
 def test_history_follows_sends_and_a_link_reopens_the_view_over_grpc(page, explorer) -> None:
