@@ -58,13 +58,13 @@ def render_output(answer: Answer, name: str, values: Any, spec: TensorSpec | Non
         st.plotly_chart(output_charts.probabilities_figure(array[index], names, f"example {index + 1}"),
                         key=f"predict_output_chart_{name}")
         return
-    if array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1):
+    if (array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1)) and len(array) > 1:
         ys = array.reshape(len(array))
         columns = _numeric_columns(frame)
         if frame is not None and len(frame) != len(ys):
             columns = []
         against = st.selectbox("Plot against", ["example number", *columns], key=f"predict_output_x_{name}",
-                               index=1 if columns else 0) if len(ys) > 1 else "example number"
+                               index=1 if columns else 0)
         x = np.arange(1, len(ys) + 1) if against == "example number" else frame[against].to_numpy(dtype=float)
         shown = np.arange(len(ys)) if len(ys) <= MAX_PLOT_POINTS else np.sort(
             np.random.default_rng(0).choice(len(ys), MAX_PLOT_POINTS, replace=False))
