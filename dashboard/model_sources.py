@@ -12,12 +12,12 @@ names the user typed (remembered on disk in the dashboard's run folder), the def
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import state
+from pipeline.store import serving_config
 from pipeline.store.versions import validate_model_name
 
 REMEMBERED_FILE = "dashboard_models.json"
@@ -25,10 +25,6 @@ REMEMBERED_FILE = "dashboard_models.json"
 REMEMBERED_LOCK = ".dashboard_models.lock"
 MAX_REMEMBERED = 50
 MAX_CONFIG_BYTES = 1024 * 1024
-
-# `name: "x"` inside a ModelServerConfig: the text proto's only `name` fields are model names
-# (model_config_list.config.name); version_labels use key/value, custom configs other fields.
-_CONFIG_NAME = re.compile(r"""(?<![A-Za-z0-9_])name\s*:\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
 
 SERVER, EMBEDDED, CONFIG, TYPED, DEFAULT, LINK = (
     "the server", "the embedded server's models.config", "your models.config", "typed", "default", "link")
@@ -48,41 +44,15 @@ class ModelChoices:
 
 
 def config_model_names(text: str) -> list[str]:
-    """The model names a ``ModelServerConfig`` text proto lists (``config { name: "x" ... }``), in
-    file order, without duplicates. Tolerant: any file TF Serving reads gives its names, comments
-    and fields this project does not write included."""
+    """The model names a ``ModelServerConfig`` text proto lists (``model_config_list { config { name:
+    "x" ... } }``), in file order, without duplicates. Read with TF Serving's own message
+    (:func:`pipeline.store.serving_config.parse`), so any file TF Serving reads gives its names;
+    ``ValueError`` for a file it would refuse."""
     names: list[str] = []
-    for match in _CONFIG_NAME.finditer(_without_comments(text)):
-        quoted = match.group(1) if match.group(1) is not None else match.group(2)
-        name = bytes(quoted, "utf-8").decode("unicode_escape")
-        if name and name not in names:
-            names.append(name)
+    for model in serving_config.parse(text):
+        if model.name and model.name not in names:
+            names.append(model.name)
     return names
-
-
-def _without_comments(text: str) -> str:
-    """``text`` with ``#`` comments removed (a ``#`` inside a quoted string, '' or "", is kept)."""
-    kept, quote, escaped, comment = [], "", False, False
-    for char in text:
-        if comment:
-            if char == "\n":
-                comment = False
-                kept.append(char)
-            continue
-        if quote:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char == "#":
-            comment = True
-            continue
-        kept.append(char)
-    return "".join(kept)
 
 
 def read_config_names(path: Path | str) -> list[str]:
@@ -99,7 +69,10 @@ def read_config_names(path: Path | str) -> list[str]:
         raise ValueError(f"{target} is a folder: name the models.config file itself") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{target} cannot be read: {exc}") from None
-    names = config_model_names(text)
+    try:
+        names = config_model_names(text)
+    except ValueError as exc:
+        raise ValueError(f"{target} is not a models.config TF Serving reads ({exc})") from None
     if not names:
         raise ValueError(f"{target} names no model (expected `config {{ name: \"...\" ... }}` entries)")
     return names

@@ -34,7 +34,8 @@ def test_every_model_name_of_a_tf_serving_config_in_file_order() -> None:
 
 
 def test_a_commented_out_model_is_not_offered() -> None:
-    assert ms.config_model_names('# config { name: "old" }\nconfig { name: "new" }') == ["new"]
+    text = 'model_config_list {\n  # config { name: "old" }\n  config { name: "new" }\n}\n'
+    assert ms.config_model_names(text) == ["new"]
 
 
 def test_an_unreadable_config_says_why(tmp_path: Path) -> None:
@@ -46,6 +47,10 @@ def test_an_unreadable_config_says_why(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="names no model"):
         ms.read_config_names(tmp_path / "empty.config")
     assert ms.config_model_names_or_none(tmp_path / "missing.config") == []
+    (tmp_path / "typo.config").write_text('model_config_list { config { nme: "x" } }\n')
+    with pytest.raises(ValueError, match="is not a models.config TF Serving reads"):
+        ms.read_config_names(tmp_path / "typo.config")
+    assert ms.config_model_names_or_none(tmp_path / "typo.config") == []
 
 
 def test_typed_names_are_remembered_newest_first(tmp_path: Path) -> None:
