@@ -13,8 +13,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import launch
-from dashboard.utils import autostart_server_once, settings
+from dashboard import launch, model_picker
+from dashboard.server_state import autostart_server_once
+from dashboard.session import settings
 
 VIEWS = Path(__file__).parent / "views"
 # A local file: an emoji or material page_icon makes the browser fetch the icon from a CDN.
@@ -42,4 +43,7 @@ pages = [
     st.Page(VIEWS / "deploy.py", title="Deploy", icon=":material/rocket_launch:"),
     st.Page(VIEWS / "batch.py", title="Batch", icon=":material/table_rows:"),
 ]
-st.navigation(pages).run()
+# The page links carry the session's model (?model=NAME), which the built-in menu would drop.
+current = st.navigation(pages, position="hidden")
+model_picker.navigation(pages)
+current.run()

@@ -86,27 +86,32 @@ def test_app_loads_every_page_without_tensorflow(tmp_path: Path) -> None:
 
 
 def test_a_grpc_request_from_the_dashboard_costs_no_tensorflow_and_no_terminal_noise(tmp_path: Path) -> None:
-    """The dashboard's first gRPC request (here to a closed port) builds TF Serving's messages
+    """The dashboard's first gRPC requests (here to a closed port: the tutorial's rows, and typed
+    tensors of any signature as the Predict page sends them) build TF Serving's messages
     without TensorFlow (nothing imports it or puts it in sys.modules: an audit hook watches), so no
     C++ start-up line reaches the terminal, and the process's stderr is never redirected for it."""
     from tests.support.no_tensorflow import SEEN, WATCH
 
     script = WATCH + (
         "import os\n"
-        "from dashboard import utils\n"
+        "import numpy as np\n"
+        "from dashboard import tutorial\n"
         "from pipeline.client.errors import ClientError\n"
         "from pipeline.client.grpc import GrpcClient\n"
         "stderr = os.fstat(2)\n"
         f"client = GrpcClient('127.0.0.1:{closed_port()}', timeout=5)\n"
-        "try:\n"
-        "    client.predict('linear_model', utils.DEFAULT_ROWS, input_name='x')\n"
-        "except ClientError as error:\n"
-        "    print(error.message.split(':')[0])\n"
+        "typed = {'city': np.asarray([b'paris'], dtype=object), 'count': np.asarray([2], dtype=np.int64)}\n"
+        "for send in (lambda: client.predict('linear_model', tutorial.DEFAULT_ROWS, input_name='x'),\n"
+        "             lambda: client.predict_arrays('three_inputs', typed)):\n"
+        "    try:\n"
+        "        send()\n"
+        "    except ClientError as error:\n"
+        "        print(error.message.split(':')[0])\n"
         f"print({SEEN}, (os.fstat(2).st_ino, os.fstat(2).st_dev) == (stderr.st_ino, stderr.st_dev))\n"
         "print('stderr still works', file=sys.stderr)\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=240)
-    assert done.stdout.splitlines() == ["UNAVAILABLE", "[] True"], done.stderr
+    assert done.stdout.splitlines() == ["UNAVAILABLE", "UNAVAILABLE", "[] True"], done.stderr
     assert done.stderr.strip() == "stderr still works"

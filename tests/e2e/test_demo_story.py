@@ -171,8 +171,7 @@ def test_train_serve_predict_story(page, dashboard_url, model_server, models_dir
     page.locator("[role=gridcell]", has_text=re.compile(r"^\s*[56]\.\d+")).first.wait_for(state="attached")
     shoot(page, screenshots, "home", 1400)
 
-    assert sorted(_stamps(screenshots)) == ["home.png", "models.png", "predict.png", "serving.png",
-                                            "train.png"]
+    assert {"home.png", "models.png", "predict.png", "serving.png", "train.png"} <= set(_stamps(screenshots))
     if screenshots.resolve() != README_SHOTS.resolve():  # a test run leaves the checkout as it was
         assert _stamps(README_SHOTS) == readme_before
     assert urls and leaving_localhost(urls) == [], leaving_localhost(urls)

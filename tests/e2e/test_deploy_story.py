@@ -136,8 +136,10 @@ def test_a_file_is_scored_on_spark_from_the_batch_page(page, dashboard_url, serv
     page.get_by_text("rows.csv").first.wait_for()
     wait_idle(page)
     page.locator(".st-key-batch_run button").click()
-    page.get_by_text("rows in: 1,001").wait_for(timeout=300_000)
+    # the finished job's counts (the progress bar's last text says the same before the report is read)
+    page.get_by_test_id("stMetricValue").first.wait_for(timeout=300_000)
     wait_idle(page)
+    assert page.get_by_text("rows in: 1,001").first.is_visible()
     metrics = page.locator("[data-testid=stMetricValue]").all_inner_texts()
     assert metrics[:3] == ["1,001", "1,000", "1"]
     # residuals against the truth the newest version was trained on, read from its run record
