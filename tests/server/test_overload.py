@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -49,11 +50,19 @@ def crowded(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
 
 
 @pytest.fixture(scope="module", params=BATCHING_MODES)
-def impatient(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Server]:
+def impatient(tmp_path_factory: pytest.TempPathFactory,
+              request: pytest.FixtureRequest) -> Iterator[tuple[Server, Path]]:
+    """A server whose model runs until its gate file exists (x > 0), and that gate."""
+    from tests.server.savedmodels import export_gated_rows
+
     threads = "1" if request.param == "batching_off" else "2"  # with batching, B waits in the batch queue
-    server = start_slow_server(tmp_path_factory.mktemp("impatient"), 1_500_000, request.param,
-                               "--rest_api_timeout_in_ms=500", f"--rest_api_num_threads={threads}")
-    yield server
+    root = tmp_path_factory.mktemp("impatient")
+    export_gated_rows(root / "slow" / "1", root / "gate", count_calls=True)
+    server = start_server(["--model_name=slow", f"--model_base_path={root / 'slow'}", "--enable_prometheus",
+                           "--file_system_poll_wait_seconds=0", "--rest_api_timeout_in_ms=500",
+                           f"--rest_api_num_threads={threads}"], root / "server.log", batching=request.param)
+    yield server, root / "gate"
+    (root / "gate").touch()
     server.stop()
 
 
@@ -99,8 +108,13 @@ def test_past_the_limit_requests_are_shed_with_503_and_accepted_ones_all_complet
     wait_for(lambda: pending(crowded) == 0, WAIT)
 
 
-def test_a_request_whose_deadline_passed_while_waiting_is_never_run(impatient: Server) -> None:
-    baseline = ok_json(predict(impatient, 0.0))["predictions"][0]["calls"]  # x <= 0: no sleep
+def test_a_request_whose_deadline_passed_while_waiting_is_never_run(impatient: tuple[Server, Path]) -> None:
+    """The first call runs until the test opens its gate; the second waits behind it. Both are
+    answered 504 at their 500 ms deadline; once the gate opens, the first ends and the second, whose
+    deadline passed while it waited, is dropped without running the model."""
+    impatient, gate = impatient
+    gate.unlink(missing_ok=True)
+    baseline = ok_json(predict(impatient, 0.0))["predictions"][0]["calls"]  # x <= 0: not gated
     drops_before = dropped(impatient, "deadline_exceeded")
     results: dict[str, object] = {}
 
@@ -108,15 +122,18 @@ def test_a_request_whose_deadline_passed_while_waiting_is_never_run(impatient: S
         results[key] = predict(impatient, x)
 
     first = threading.Thread(target=send, args=("first", 2.0))
-    first.start()
-    wait_for(lambda: pending(impatient) == 1, WAIT)
     second = threading.Thread(target=send, args=("second", 3.0))  # waits behind the first call
-    second.start()
-    wait_for(lambda: pending(impatient) == 2, WAIT)
-    first.join(WAIT)
-    second.join(WAIT)
-    for key in ("first", "second"):
-        assert "timed out after 500 ms" in error_of(results[key], 504)
+    try:
+        first.start()
+        wait_for(lambda: pending(impatient) == 1, WAIT)
+        second.start()
+        wait_for(lambda: pending(impatient) == 2, WAIT)
+        first.join(WAIT)
+        second.join(WAIT)
+        for key in ("first", "second"):
+            assert "timed out after 500 ms" in error_of(results[key], 504)
+    finally:
+        gate.touch()
     wait_for(lambda: dropped(impatient, "deadline_exceeded") - drops_before == 1, WAIT)
     wait_for(lambda: pending(impatient) == 0, WAIT)
     # The first call ran to its end (it had started); the second never reached the model.
