@@ -24,7 +24,7 @@ import requests
 from playwright.sync_api import expect
 
 from dashboard.components import tfjs_predict
-from tests.e2e.browser import ROOT, wait_idle
+from tests.e2e.browser import ROOT, newest_version, wait_idle
 from tests.e2e.test_demo_story import shoot
 from tests.support.net import wait_for
 
@@ -33,11 +33,6 @@ pytestmark = [
     pytest.mark.skipif(not tfjs_predict.TFJS_MIN.is_file(), reason="tf.min.js missing: run `make tfjs`"),
 ]
 TFJS = "TF.js (your browser)"
-
-
-def newest_version(base: Path) -> int | None:
-    numbers = [int(p.name) for p in base.glob("*") if p.name.isdigit()] if base.is_dir() else []
-    return max(numbers, default=None)
 
 
 @pytest.fixture
