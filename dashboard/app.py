@@ -75,7 +75,7 @@ try:
     rest_port = settings().rest_port
 except ValueError as error:
     cannot_start(f"{error}.\n\nFix or unset that variable in the environment the dashboard starts from "
-                 "(README.md lists them), then start it again.")
+                 "(`Settings.from_env` in `pipeline/settings.py` lists them all), then start it again.")
 options = {k: st.get_option(k) for k in launch.CHECKED}
 allow_open = os.environ.get(launch.ALLOW_OPEN_ENV, "") == "1"
 if problems := launch.launch_problems(options, rest_port, allow_open):
