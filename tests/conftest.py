@@ -1,11 +1,11 @@
 """Test-wide settings, given the way a user gives them (the environment, read by `Settings.from_env()`
 when each entry point starts), and forced whatever the developer's own environment says: every
-variable `pipeline/settings.py` reads is cleared first, then models and the embedded server's run
-folder go to a scratch folder (removed when the session ends), the model server's REST URL and gRPC
-target point at a loopback port that refuses connections (held for the session, so no server of the
-developer's is ever reached and no test server takes it), TensorFlow is quiet and the dashboard never
-auto-starts a server. So `make test` leaves `git status` and the developer's folders as it found them.
-A test that needs other values sets them with `monkeypatch.setenv`.
+variable `pipeline/settings.py` reads is cleared first, then models, the embedded server's run folder
+and Hypothesis's storage go to a scratch folder (removed when the session ends), the model server's
+REST URL and gRPC target point at a loopback port that refuses connections (held for the session, so
+no server of the developer's is ever reached and no test server takes it), TensorFlow is quiet and the
+dashboard never auto-starts a server. So `make test` leaves `git status` and the developer's folders
+as it found them. A test that needs other values sets them with `monkeypatch.setenv`.
 
 `pytest --reverse` (`make test PYTEST_ARGS=--reverse`) runs the collected tests in reverse order:
 no test may depend on another one having run first.
@@ -40,6 +40,7 @@ _REFUSED_PORT = _REFUSING.getsockname()[1]
 for _name in (*_SETTINGS_VARIABLES, *_OTHER_VARIABLES):
     os.environ.pop(_name, None)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = str(_SCRATCH / "hypothesis")  # not .hypothesis/ in the checkout
 os.environ.update({
     "AUTOSTART_SERVER": "0",
     "MODELS_DIR": str(_SCRATCH / "models"),
