@@ -143,20 +143,8 @@ class GrpcClient:
         import numpy as np
 
         key = input_name or self._input_name(model, version, label, signature)
-        array = np.asarray(rows, dtype=np.float32)
-        request = tf_protos.message_class("tensorflow.serving.PredictRequest")()
-        _model_spec(request.model_spec, model, version, label, signature)
-        tensor = request.inputs[key]
-        tensor.dtype = 1  # DT_FLOAT
-        for size in array.shape:
-            tensor.tensor_shape.dim.add().size = size
-        tensor.float_val.extend(array.ravel().tolist())
-        response, seconds = self._call(PREDICTION_SERVICE, "Predict", request)
-        outputs = {name: _tensor_values(proto, name, self.url)
-                   for name, proto in sorted(response.outputs.items())}
-        return GrpcPredictResult(model=model, version=response.model_spec.version.value,
-                                 signature=response.model_spec.signature_name or signature,
-                                 outputs=outputs, latency_s=seconds)
+        arrays = {key: np.asarray(rows, dtype=np.float32)}
+        return self.predict_arrays(model, arrays, version, label, signature)
 
     def predict_arrays(self, model: str, inputs: dict[str, Any], version: int | None = None,
                        label: str | None = None, signature: str = DEFAULT_SIGNATURE) -> GrpcPredictResult:

@@ -69,62 +69,11 @@ def python_file_snippet(url: str, filename: str = "request.json") -> str:
 def grpc_python_snippet(target: str, model: str, rows: list[list[float]], *, version: int | None = None,
                         label: str | None = None, signature: str = "serving_default",
                         input_name: str = "inputs") -> str:
-    """A Python script that sends the same Predict over gRPC with TF Serving's official
-    `PredictionServiceStub` (pip install tensorflow-serving-api) and prints the outputs."""
-    lines = [
-        "import grpc",
-        "import tensorflow as tf",
-        "from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc",
-        "",
-        f"channel = grpc.insecure_channel({target!r})",
-        "stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)",
-        "request = predict_pb2.PredictRequest()",
-        f"request.model_spec.name = {model!r}",
-        f"request.model_spec.signature_name = {signature!r}",
-    ]
-    if label:
-        lines.append(f"request.model_spec.version_label = {label!r}")
-    elif version is not None:
-        lines.append(f"request.model_spec.version.value = {int(version)}")
-    lines += [
-        f"request.inputs[{input_name!r}].CopyFrom(tf.make_tensor_proto({rows!r}, dtype=tf.float32))",
-        "response = stub.Predict(request, timeout=10.0)",
-        "print('version', response.model_spec.version.value)",
-        "for name, tensor in response.outputs.items():",
-        "    print(name, tf.make_ndarray(tensor).tolist())",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def grpc_snippet(target: str, model: str, rows: list[list[float]] | None, *, version: int | None = None,
-                 label: str | None = None, signature: str = "serving_default", input_name: str = "inputs",
-                 rows_file: str | None = None) -> str:
-    """A Python script that sends ``rows`` to TF Serving's gRPC API with the official
-    ``PredictionServiceStub`` (``tensorflow-serving-api``) and prints every output. With
-    ``rows_file``, the rows are read from that saved REST body (``instances`` or ``inputs``)."""
-    lines = ["import grpc", "import numpy as np", "import tensorflow as tf",
-             "from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc", ""]
-    if rows_file is not None:
-        lines += ["import json", "", f"with open({rows_file!r}) as body:", "    saved = json.load(body)",
-                  'rows = saved.get("instances", saved.get("inputs"))']
-    else:
-        lines.append(f"rows = {json.dumps(rows)}")
-    lines += ["", f"channel = grpc.insecure_channel({target!r})",
-              "stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)",
-              "request = predict_pb2.PredictRequest()",
-              f"request.model_spec.name = {model!r}",
-              f"request.model_spec.signature_name = {signature!r}"]
-    if label:
-        lines.append(f"request.model_spec.version_label = {label!r}")
-    elif version is not None:
-        lines.append(f"request.model_spec.version.value = {int(version)}")
-    lines += ["tensor = tf.make_tensor_proto(np.array(rows, dtype=np.float32))",
-              f"request.inputs[{input_name!r}].CopyFrom(tensor)",
-              "response = stub.Predict(request, timeout=10)",
-              "print('version', response.model_spec.version.value)",
-              "for name, tensor in response.outputs.items():",
-              "    print(name, tf.make_ndarray(tensor).tolist())"]
-    return "\n".join(lines) + "\n"
+    """A Python script that sends ``rows`` (one float32 input, ``input_name``) over gRPC with TF
+    Serving's official ``PredictionServiceStub`` (pip install tensorflow-serving-api) and prints the
+    outputs: :func:`grpc_predict_snippet` for a single-input model."""
+    return grpc_predict_snippet(target, model, {input_name: "float32"}, {input_name: rows}, version=version,
+                                label=label, signature=signature)
 
 
 def grpc_predict_snippet(target: str, model: str, dtypes: dict[str, str], inputs: dict[str, Any] | None, *,
