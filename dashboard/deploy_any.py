@@ -16,6 +16,7 @@ import numpy as np
 from dashboard import deploy_routes as routes
 from dashboard.deploy_routes import RouteAnswer
 from pipeline.client.errors import ClientError
+from pipeline.client.grpc import as_exchange
 from pipeline.client.signatures import Signature, read_outputs, rest_body, typed_array
 
 
@@ -66,22 +67,25 @@ def rest_any(client: Any, model: str, version: int, signature: Signature, inputs
     return RouteAnswer(routes.REST, values, result.latency_s * 1000, "HTTP round trip"), outputs
 
 
-def grpc_any(client: Any, model: str, version: int, signature: Signature,
-             inputs: Mapping[str, Any] | None) -> RouteAnswer:
-    """The server's answer over gRPC Predict with one typed tensor per input."""
-    if signature.takes_examples:
-        return RouteAnswer(routes.GRPC, skipped="this page sends classify and regress over REST; the gRPC "
-                                                "snippet on the Predict page shows the same request")
+def grpc_any(client: Any, model: str, version: int, signature: Signature, inputs: Mapping[str, Any] | None,
+             examples: list[dict[str, Any]] | None = None) -> RouteAnswer:
+    """The server's answer over gRPC: Predict with one typed tensor per input, or Classify/Regress
+    with the same tf.Examples REST sends."""
     if not routes.grpc_listening(client.target):
         return RouteAnswer(routes.GRPC, error=f"nothing answers gRPC at {client.target}: start the server "
                                               "with a gRPC port (`--port 8500`) or set GRPC_TARGET")
     try:
-        arrays = {k: typed_array(signature.inputs[k], v) for k, v in (inputs or {}).items()}
-        result = client.predict_arrays(model, arrays, version=version, signature=signature.name)
-        values = flat_outputs(result.outputs)
+        if signature.takes_examples:
+            call = client.classify if signature.method == "classify" else client.regress
+            done = call(model, examples or [], version=version, signature=signature.name)
+            values = flat_outputs(read_outputs(as_exchange("", {}, done).response, signature))
+        else:
+            arrays = {k: typed_array(signature.inputs[k], v) for k, v in (inputs or {}).items()}
+            done = client.predict_arrays(model, arrays, version=version, signature=signature.name)
+            values = flat_outputs(done.outputs)
     except (ClientError, ValueError) as error:
         return RouteAnswer(routes.GRPC, error=str(error))
-    return RouteAnswer(routes.GRPC, values, result.latency_s * 1000, "RPC round trip")
+    return RouteAnswer(routes.GRPC, values, done.latency_s * 1000, "RPC round trip")
 
 
 def litert_any(version_path: Path | None, signature: Signature,

@@ -23,6 +23,7 @@ import streamlit as st
 from dashboard import clients, messages, session
 from pipeline.client import history, warmup
 from pipeline.client.errors import ClientError
+from pipeline.client.grpc import as_exchange
 from pipeline.client.rest import PredictResult
 from pipeline.client.signatures import Signature, typed_array
 from pipeline.store.versions import list_versions
@@ -230,6 +231,12 @@ def _send_again(entry: dict[str, Any], signatures: dict[str, Signature]) -> Pred
     signature = signatures.get(name)
     if signature is None:
         raise ClientError(f"The model has no signature {name!r} now", url="", hint="Send a new request.")
+    if signature.takes_examples:
+        call = clients.get_grpc_client().classify if signature.method == "classify" \
+            else clients.get_grpc_client().regress
+        done = call(model, body.get("examples") or [], context=body.get("context"), signature=name,
+                    version=target.get("version"), label=target.get("label"))
+        return as_exchange(entry.get("url", ""), body, done)
     inputs = body.get("inputs") or {}
     if not isinstance(inputs, dict):  # kept by an earlier dashboard: the rows of the only input
         inputs = {next(iter(signature.inputs)): inputs}
@@ -239,10 +246,7 @@ def _send_again(entry: dict[str, Any], signatures: dict[str, Signature]) -> Pred
         raise ClientError(f"The kept request does not fit signature {name!r} now: {exc}", url="") from None
     answer = clients.get_grpc_client().predict_arrays(model, arrays, version=target.get("version"),
                                                       label=target.get("label"), signature=name)
-    return PredictResult(url=entry.get("url", ""), request=body, status_code=0,
-                         response={"model_spec": {"name": answer.model, "version": answer.version,
-                                                  "signature_name": answer.signature},
-                                   "outputs": answer.outputs}, latency_s=answer.latency_s)
+    return as_exchange(entry.get("url", ""), body, answer)
 
 
 def replay(entry: dict[str, Any], signatures: dict[str, Signature]) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from dashboard import clients, input_table, predict_history, session
 from pipeline.client.errors import ClientError
+from pipeline.client.grpc import as_exchange
 from pipeline.client.rest import PredictResult, served_version
 from pipeline.client.signatures import Signature, read_outputs, rest_body, typed_array
 from pipeline.client.urls import model_url
@@ -112,25 +113,28 @@ def _named(signature: Signature) -> str | None:
 
 
 def _grpc(request: Request) -> tuple[PredictResult, int]:
-    """Predict over gRPC with one typed tensor per input, shown like a REST exchange."""
-    if request.signature.takes_examples:
-        raise ClientError(f"This page sends {request.verb} requests over REST only", url="",
-                          hint="Choose REST for a classify or regress signature.")
+    """Predict (one typed tensor per input), Classify or Regress (tf.Examples) over gRPC, shown like
+    a REST exchange."""
     client = clients.get_grpc_client()
+    target = {"version": request.target.get("version"), "label": request.target.get("label")}
+    spec = {"name": request.model, "signature_name": request.signature.name, **request.target}
+    if request.signature.takes_examples:
+        call = client.classify if request.verb == "classify" else client.regress
+        done = call(request.model, request.examples or [], context=request.context,
+                    signature=request.signature.name, **target)
+        method = "Classify" if request.verb == "classify" else "Regress"
+        body = {"model_spec": spec, **({"context": request.context} if request.context else {}),
+                "examples": request.examples or []}
+        result = as_exchange(f"{client.url}/tensorflow.serving.PredictionService/{method}", body, done)
+        return result, done.version
     inputs = input_table.as_lists(request.inputs or {})
     try:
         arrays = {k: typed_array(request.signature.inputs[k], v) for k, v in inputs.items()}
     except ValueError as exc:
         raise ClientError(str(exc), url=client.url) from None
-    answer = client.predict_arrays(request.model, arrays, version=request.target.get("version"),
-                                   label=request.target.get("label"), signature=request.signature.name)
-    spec = {"name": request.model, "signature_name": request.signature.name, **request.target}
-    result = PredictResult(url=f"{client.url}/tensorflow.serving.PredictionService/Predict",
-                           request={"model_spec": spec, "inputs": inputs},
-                           response={"model_spec": {"name": answer.model, "version": answer.version,
-                                                    "signature_name": answer.signature},
-                                     "outputs": answer.outputs},
-                           status_code=0, latency_s=answer.latency_s)
+    answer = client.predict_arrays(request.model, arrays, signature=request.signature.name, **target)
+    result = as_exchange(f"{client.url}/tensorflow.serving.PredictionService/Predict",
+                         {"model_spec": spec, "inputs": inputs}, answer)
     return result, answer.version
 
 
@@ -145,8 +149,8 @@ def send(request: Request) -> Answer:
         else:
             result = _rest(request)
     except ClientError as exc:
-        body = {"model_spec": {"name": request.model}, "inputs": input_table.as_lists(request.inputs or {})} \
-            if grpc else request.rest_body()
+        body = request.rest_body() if not grpc or request.signature.takes_examples else \
+            {"model_spec": {"name": request.model}, "inputs": input_table.as_lists(request.inputs or {})}
         predict_history.record(request.target, body, request.rows, error=exc, transport=request.transport,
                                url=exc.url or request.rest_url())
         raise

@@ -31,7 +31,12 @@ from pipeline.client.signatures import (
     read_signatures,
     rest_body,
 )
-from pipeline.client.snippets import curl_command, grpc_predict_snippet, grpc_python_snippet
+from pipeline.client.snippets import (
+    curl_command,
+    grpc_examples_snippet,
+    grpc_predict_snippet,
+    grpc_python_snippet,
+)
 from pipeline.client.urls import is_local_url, model_url
 from pipeline.client.warmup_records import read_warmup_requests
 from pipeline.model_dir import version_dirs
@@ -178,6 +183,15 @@ def render_answers(rows: list[list[float]], answers: list[routes.RouteAnswer], v
     precise = st.column_config.NumberColumn(format="%.7g")
     st.dataframe(frame, hide_index=True, key="deploy_predictions",
                  column_config={a.route: precise for a in answers})
+    render_summary(answers)
+    document = {"version": version, "rows": rows,
+                "predictions": {a.route: a.predictions for a in answers if a.predictions is not None}}
+    with st.expander("The same numbers as JSON"), st.container(key="deploy_json"):
+        st.code(json.dumps(document), language="json", wrap_lines=True)
+
+
+def render_summary(answers: list[routes.RouteAnswer]) -> None:
+    """One row per route (latency, differences from the reference) and each route's error."""
     st.dataframe(pd.DataFrame(summary_rows(answers)), hide_index=True, key="deploy_summary",
                  column_config={"latency ms": st.column_config.NumberColumn(format="%.2f"),
                                 "max |Δ| vs SavedModel": st.column_config.NumberColumn(format="%.2e"),
@@ -185,10 +199,6 @@ def render_answers(rows: list[list[float]], answers: list[routes.RouteAnswer], v
     for answer in answers:
         if answer.error:
             st.error(f"{answer.route}: {answer.error}", icon=":material/error:")
-    document = {"version": version, "rows": rows,
-                "predictions": {a.route: a.predictions for a in answers if a.predictions is not None}}
-    with st.expander("The same numbers as JSON"), st.container(key="deploy_json"):
-        st.code(json.dumps(document), language="json", wrap_lines=True)
 
 
 def render_snippets(version: int, rows: list[list[float]]) -> None:
@@ -276,7 +286,7 @@ def render_any(version: int, path: Path | None, signature: Signature) -> None:
     if again or not stored or stored[0] != key:
         with st.spinner("Asking the server (REST, gRPC), LiteRT and the Java client…"):
             rest, _ = deploy_any.rest_any(clients.get_client(), model, version, signature, inputs, examples)
-            grpc = deploy_any.grpc_any(clients.get_grpc_client(), model, version, signature, inputs)
+            grpc = deploy_any.grpc_any(clients.get_grpc_client(), model, version, signature, inputs, examples)
             if reason:
                 why = f"not for this model: {reason}"
                 java = routes.RouteAnswer(routes.JAVA, skipped=why)
@@ -292,18 +302,16 @@ def render_any(version: int, path: Path | None, signature: Signature) -> None:
         tfjs = browser_route(path, rows)
     answers = [*stored[1][:3], tfjs, stored[1][3]]
     st.caption("Each answer is all numeric outputs, output by output; Δ is measured against REST.")
-    st.dataframe(pd.DataFrame(summary_rows(answers)), hide_index=True, key="deploy_summary",
-                 column_config={"latency ms": st.column_config.NumberColumn(format="%.2f"),
-                                "max |Δ| vs SavedModel": st.column_config.NumberColumn(format="%.2e"),
-                                "max relative Δ": st.column_config.NumberColumn(format="%.2e")})
-    for answer in answers:
-        if answer.error:
-            st.error(f"{answer.route}: {answer.error}", icon=":material/error:")
+    render_summary(answers)
     st.subheader("Use it yourself")
     rest_tab, grpc_tab = st.tabs(["REST (curl)", "gRPC (Python)"])
     rest_tab.code(curl_command(model_url(session.serving_url(), model, version, verb=signature.method), body),
                   language="bash")
-    if not signature.takes_examples:
+    if signature.takes_examples:
+        grpc_tab.code(grpc_examples_snippet(session.settings().grpc_target, model, signature.method,
+                                            examples or [], version=version, signature=signature.name),
+                      language="python")
+    else:
         dtypes = {k: NUMPY_DTYPES.get(s.dtype, "float32") for k, s in signature.inputs.items()}
         grpc_tab.code(grpc_predict_snippet(session.settings().grpc_target, model, dtypes, inputs,
                                            version=version, signature=signature.name), language="python")

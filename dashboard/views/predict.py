@@ -257,10 +257,6 @@ def main() -> None:
                         help="REST only: gRPC sends typed tensors; classify/regress send tf.Examples; inputs "
                         "without a batch dimension go columnar.")
     blocked = edited.problem is not None or not target_ok or target is None
-    if signature.takes_examples and transport == "gRPC":
-        st.info("This page sends classify and regress requests over REST; the gRPC snippet below shows the "
-                "same request with the official stub.", icon=":material/info:")
-        blocked = True
     request = None if blocked else Request(model, target or {}, signature, transport, fmt, edited.inputs,
                                            edited.examples, edited.context, edited.rows)
     clicked = st.button("Send", key="predict_send", type="primary", disabled=request is None,

@@ -13,12 +13,12 @@ fit the version is refused with a readable reason and the earlier file is left a
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pipeline import tf_protos
+from pipeline.client import tf_examples
 from pipeline.client.signatures import (
     NUMPY_DTYPES,
     Signature,
@@ -140,31 +140,7 @@ def _fill_examples(model_input: Any, body: Mapping[str, Any], index: int) -> Non
     """``examples`` of a REST classify/regress body as an ``example_list`` of tf.Examples. A
     ``context`` is merged into every example (what TF Serving does with ``example_list_with_context``
     before parsing), so the file loads in this project's server too, which replays example lists only."""
-    examples, context = body.get("examples"), body.get("context") or {}
-    if not isinstance(examples, list) or not all(isinstance(e, Mapping) for e in examples):
-        raise ValueError(f"{CANNOT}request {index}: \"examples\" must be a list of objects")
-    if not isinstance(context, Mapping):
-        raise ValueError(f"{CANNOT}request {index}: \"context\" must be an object")
-    for values in examples:
-        _fill_example(model_input.example_list.examples.add(), {**context, **values}, index)
-
-
-def _fill_example(example: Any, features: Mapping[str, Any], index: int) -> None:
-    """One tf.Example from ``{feature: value or [values]}`` as TF Serving's REST API reads it: whole
-    numbers an int64 list, numbers a float list, strings (or ``{"b64": ...}``) a bytes list."""
-    for name, value in features.items():
-        values = value if isinstance(value, list) else [value]
-        feature = example.features.feature[name]
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            feature.int64_list.value.extend(values)
-        elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-            feature.float_list.value.extend(float(v) for v in values)
-        elif all(isinstance(v, str) or (isinstance(v, Mapping) and set(v) == {"b64"}) for v in values):
-            feature.bytes_list.value.extend(_bytes(v) for v in values)
-        else:
-            raise ValueError(f"{CANNOT}request {index}: feature {name!r} mixes numbers and strings or holds "
-                             "other values")
-
-
-def _bytes(value: str | Mapping[str, str]) -> bytes:
-    return base64.b64decode(value["b64"]) if isinstance(value, Mapping) else value.encode()
+    try:
+        tf_examples.fill_example_list(model_input, body.get("examples"), body.get("context"))
+    except ValueError as error:
+        raise ValueError(f"{CANNOT}request {index}: {error}") from None

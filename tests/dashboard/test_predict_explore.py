@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import input_images
 from pipeline.client.errors import ClientError
+from pipeline.client.grpc import GrpcClient, GrpcExamplesResult
 from pipeline.client.rest import PredictResult, ServingClient
 from pipeline.client.urls import model_url
 
@@ -207,6 +208,25 @@ def test_a_classify_signature_takes_examples_and_answers_labels_and_scores(fake:
     assert fake.bodies[-1][1:] == ("classify", {"examples": [{"x": 1.0}]})
     table = frames(at, "label")[0]
     assert table[["label", "score"]].values.tolist() == [["a", 0.6], ["b", 0.3], ["c", 0.1]]
+
+
+def test_a_classify_signature_is_sent_over_grpc_too(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[tuple] = []
+
+    def classify(client, model, examples, *, context=None, version=None, label=None, signature="x"):
+        sent.append((model, examples, signature))
+        return GrpcExamplesResult(model, 3, signature, [[["a", 0.7], ["b", 0.3]] for _ in examples], 0.002)
+
+    monkeypatch.setattr(GrpcClient, "classify", classify)
+    at = open_model("tf1_classifier")
+    at.radio(key="predict_transport").set_value("gRPC").run()
+    assert not at.button(key="predict_send").disabled
+    at.button(key="predict_send").click().run()
+    assert not at.exception, at.exception
+    assert sent == [("tf1_classifier", [{"x": 1.0}], "serving_default")]
+    assert fake.bodies == []  # nothing went over REST
+    table = frames(at, "label")[0]
+    assert table[["label", "score"]].values.tolist() == [["a", 0.7], ["b", 0.3]]
 
 
 def test_a_signature_without_a_batch_dimension_gets_typed_fields_and_columnar(fake: Fake) -> None:

@@ -175,6 +175,27 @@ def test_classify_with_labels_and_scores(server: GrpcServer) -> None:
     assert result.model_spec.signature_name == "classify_two_classes"
 
 
+def test_the_clients_classify_and_regress_answer_what_rest_answers(server: GrpcServer) -> None:
+    """The dashboard's gRPC client sends REST-style examples as tf.Examples and reads the results in
+    REST's shape: the same numbers as `:classify` / `:regress` on the same server."""
+    client = GrpcClient(server.target, timeout=RPC_TIMEOUT)
+    try:
+        examples = [{"x": 2.0}, {"x": 4.0}]
+        classified = client.classify("half_plus_two", examples, version=123, signature="classify_two_classes")
+        rest = server.server.post("/v1/models/half_plus_two/versions/123:classify",
+                                  {"signature_name": "classify_two_classes", "examples": examples})
+        assert classified.results == json.loads(rest.text)["results"] == [[["low", -3.0], ["high", 3.0]],
+                                                                         [["low", -4.0], ["high", 4.0]]]
+        assert (classified.version, classified.signature) == (123, "classify_two_classes")
+        regressed = client.regress("half_plus_two", [{}, {"x": 1.0}], context={"x": 80.0}, label="stable",
+                                   signature="regress_x_to_y")
+        assert regressed.results == [42.0, 2.5]
+        with pytest.raises(ClientError, match="feature 'x' mixes numbers and strings"):
+            client.classify("half_plus_two", [{"x": [1.0, "a"]}], signature="classify_two_classes")
+    finally:
+        client.close()
+
+
 def test_metadata_is_the_signature_def_map_rest_shows_and_nothing_else(server: GrpcServer) -> None:
     request = get_model_metadata_pb2.GetModelMetadataRequest()
     request.model_spec.name = "half_plus_two"
