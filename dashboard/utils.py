@@ -20,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import launch
-from pipeline.client import local_server
+from pipeline.client import local_server, request_example
 from pipeline.client.errors import ClientError
 from pipeline.client.grpc import GrpcClient
 from pipeline.client.rest import ServingClient
@@ -188,8 +188,9 @@ def without_cpp_noise(log: str) -> tuple[str, int]:
     return "\n".join(kept), len(lines) - len(kept)
 
 
-DEFAULT_ROWS = ((1.0, 2.0), (5.0, 7.0))
-"""The TF Serving tutorial's two input rows."""
+DEFAULT_ROWS = request_example.TUTORIAL_ROWS
+"""The TF Serving tutorial's two input rows: the Predict page's first request, built by the same
+module as the load test's default request (`pipeline.client.request_example`)."""
 FEATURES = ("x1", "x2")
 MAX_INTERACTIVE_ROWS = 50_000
 """Rows the Predict page sends in one request; larger inputs go to batch scoring."""
