@@ -41,5 +41,6 @@ pages = [
     st.Page(VIEWS / "predict.py", title="Predict", icon=":material/query_stats:"),
     st.Page(VIEWS / "deploy.py", title="Deploy", icon=":material/rocket_launch:"),
     st.Page(VIEWS / "batch.py", title="Batch", icon=":material/table_rows:"),
+    st.Page(VIEWS / "load.py", title="Load", icon=":material/speed:"),
 ]
 st.navigation(pages).run()

@@ -132,6 +132,18 @@ def level_warnings(result: LevelResult) -> tuple[str, ...]:
     return tuple(found)
 
 
+def steadier_ceiling(measured: float | None, level: Level, earlier: dict[Level, float]) -> float | None:
+    """The ceiling to judge closed-loop ``level`` by: what was measured at it, or more if fewer
+    clients already reached more (against a server that does nothing, more clients never reach
+    less, so a lower reading is the noise of a busy machine, not the generator's limit); recorded
+    in ``earlier``."""
+    fewer = [c for lv, c in earlier.items() if lv.concurrency <= level.concurrency]
+    best = max([*fewer, *([measured] if measured else [])], default=None)
+    if best is not None:
+        earlier[level] = best
+    return best
+
+
 def _measure_ceiling(pool: WorkerPool, floor: Floor, target: worker.Target, level: Level,
                      spec: LoadSpec) -> float | None:
     """Requests/s the generator reaches at ``level`` against ``floor`` (None if it could not)."""
@@ -186,13 +198,17 @@ def _run_levels(spec: LoadSpec, resolved: Resolved, levels: list[Level], result:
         threading.Thread(target=lambda: (stop.wait(), pool.stop()), daemon=True).start()
         floor = _start_floor(spec, result)
         try:
+            ceilings: dict[Level, float] = {}
             for index, level in enumerate(levels, start=1):
                 if stop.is_set():
                     return
-                ceiling = None
-                if floor is not None:
+                # open loop: what the generator can push at most with that many requests in flight
+                closed = Level(level.concurrency)
+                if floor is not None and closed not in ceilings:
                     say(f"level {index}/{len(levels)}: {level.label}: the generator's ceiling")
-                    ceiling = _measure_ceiling(pool, floor, resolved.target, level, spec)
+                    measured = _measure_ceiling(pool, floor, resolved.target, closed, spec)
+                    steadier_ceiling(measured, closed, ceilings)
+                ceiling = ceilings.get(closed)
                 if stop.is_set():
                     return
                 say(f"level {index}/{len(levels)}: {level.label}")

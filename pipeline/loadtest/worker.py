@@ -43,7 +43,7 @@ async def _open_loop(clients: Any, plan: LevelPlan, tally: Tally, tasks: set[asy
                 tally.failure("generator: in-flight limit",
                               f"{plan.clients} requests already in flight (raise the concurrency cap)")
             else:
-                task = asyncio.ensure_future(clients.scheduled(count, due))
+                task = asyncio.ensure_future(clients.scheduled(count % plan.clients, due))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             count += 1
