@@ -130,6 +130,10 @@ class SettingResult:
     sweep: str = ""
     """The sweep's run folder, relative to the comparison's."""
     levels: list[LevelResult] = field(default_factory=list)
+    server_pid: int | None = None
+    """The server process this setting was measured on (each setting gets its own)."""
+    command: list[str] = field(default_factory=list)
+    """That server's command line."""
 
 
 @dataclass(frozen=True)
@@ -198,14 +202,15 @@ class Comparison:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["results"] = [{"setting": asdict(r.setting), "status": r.status, "message": r.message,
-                            "sweep": r.sweep, "levels": [level.to_json() for level in r.levels]}
-                           for r in self.results]
+                            "sweep": r.sweep, "levels": [level.to_json() for level in r.levels],
+                            "server_pid": r.server_pid, "command": r.command} for r in self.results]
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Comparison:
         results = [SettingResult(BatchingSetting(**r["setting"]), r.get("status", DONE), r.get("message", ""),
-                                 r.get("sweep", ""), [LevelResult.from_json(x) for x in r.get("levels", [])])
+                                 r.get("sweep", ""), [LevelResult.from_json(x) for x in r.get("levels", [])],
+                                 r.get("server_pid"), list(r.get("command", [])))
                    for r in data.get("results", [])]
         rec = data.get("recommendation")
         recommendation = None if not rec else Recommendation(
@@ -321,8 +326,10 @@ def compare_batching(server: EmbeddedServer, settings: Sequence[BatchingSetting]
                 parameters = folder / f"batching_parameters_{index}.txt"
                 atomic_write_text(parameters, setting.parameters_text())
             command = server_command(server, setting, parameters)
-            local_server.restart(server.port, server.host, model_name=server.model_name,
-                                 base_path=server.base_path, command=command, run_dir=server.run_dir)
+            started = local_server.restart(server.port, server.host, model_name=server.model_name,
+                                           base_path=server.base_path, command=command,
+                                           run_dir=server.run_dir)
+            result.server_pid, result.command = started.pid, command
             _wait_ready(server, halted)
             comparison.phase = f"{index}/{len(settings)}: load with {setting.label}"
             save()

@@ -117,7 +117,11 @@ def _columns(body: Mapping[str, Any], inputs: Mapping[str, request_example.Tenso
         if not isinstance(rows, list) or not rows:
             raise ValueError('"instances" must be a non-empty list')
         if all(isinstance(row, dict) for row in rows):
-            return {key: [row.get(key) for row in rows] for key in inputs}
+            keys = sorted({key for row in rows for key in row})
+            for number, row in enumerate(rows, start=1):
+                if missing := set(keys) - set(row):
+                    raise ValueError(f"row {number} has no {sorted(missing)[0]!r}")
+            return {key: [row[key] for row in rows] for key in keys}
         if len(inputs) != 1:
             raise ValueError(f"the signature has inputs {sorted(inputs)}: give each row as an object")
         return {next(iter(inputs)): rows}
