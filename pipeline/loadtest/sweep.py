@@ -186,8 +186,8 @@ def run_sweep(spec: LoadSpec, events: Events | None = None,
         result.status, result.message = FAILED, str(error)
     if result.status == DONE and stop.is_set():
         result.status, result.message = STOPPED, "stopped before the end; the levels measured so far are kept"
-    if result.status == DONE and result.skipped:
-        result.message = result.skipped[0]
+    if result.status == DONE and result.skipped:  # asked for, not measured: said, and not a success
+        result.status, result.message = FAILED, result.skipped[0]
     return result
 
 
