@@ -313,6 +313,7 @@ def compare_batching(server: EmbeddedServer, settings: Sequence[BatchingSetting]
 
     original = local_server.status(server.run_dir)
     save()
+    status, message = FAILED, "interrupted"
     try:
         for index, result in enumerate(comparison.results, start=1):
             setting = result.setting
@@ -337,23 +338,23 @@ def compare_batching(server: EmbeddedServer, settings: Sequence[BatchingSetting]
                                     tags={**spec.tags, "batching": setting.label})
             _sweep(folder, sweep_spec, result, halted, save)
         comparison.recommendation = recommend(comparison.results, p99_target_ms)
-        comparison.status, comparison.message = DONE, comparison.recommendation.reason
+        status, message = DONE, comparison.recommendation.reason
     except _Stopped:
-        comparison.status, comparison.message = STOPPED, "stopped; the settings measured so far are kept"
+        status, message = STOPPED, "stopped; the settings measured so far are kept"
     except (LoadTestError, OSError) as error:
-        comparison.status, comparison.message = FAILED, str(error)
+        status, message = FAILED, str(error)
     except Exception as error:  # noqa: BLE001 - said on the page; the server is restored below
-        comparison.status, comparison.message = FAILED, f"{type(error).__name__}: {error}"
+        status, message = FAILED, f"{type(error).__name__}: {error}"
     finally:
         for result in comparison.results:
             if result.status == RUNNING:
-                result.status = comparison.status
+                result.status = status
         if comparison.recommendation is None and any(r.levels for r in comparison.results):
             comparison.recommendation = recommend(comparison.results, p99_target_ms)
         comparison.phase = "restoring the server you had"
-        save()
+        save()  # still running: it ends once the user's server is back
         comparison.restored = _restore(server, original)
-        comparison.phase = ""
+        comparison.status, comparison.message, comparison.phase = status, message, ""
         save()
     return comparison
 
