@@ -17,6 +17,7 @@ that owns the embedded server (the dashboard): a server started by a child would
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -38,6 +39,8 @@ RUNNING, DONE, STOPPED, FAILED = "running", "done", "stopped", "failed"
 READY_TIMEOUT_S = 300.0
 """How long a restarted server may take to import TensorFlow and load the model."""
 POLL_S = 0.2
+KEEP_COMPARISONS = 10
+"""Finished comparisons kept; older ones are removed when one starts."""
 
 
 @dataclass(frozen=True)
@@ -378,6 +381,9 @@ def start_comparison(root: Path | str, server: EmbeddedServer, settings: Sequenc
     """Run :func:`compare_batching` in a daemon thread of this process; its folder at once."""
     for setting in settings:
         setting.check()
+    for old in comparison_folders(root)[:-KEEP_COMPARISONS]:
+        if (found := read_comparison(old)) is None or found.status != RUNNING:
+            shutil.rmtree(old, ignore_errors=True)
     folder = Path(root) / f"batching-{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns() % 10**6:06d}"
     folder.mkdir(parents=True)
     placeholder = Comparison(RUNNING, phase="starting", p99_target_ms=p99_target_ms,
