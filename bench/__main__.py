@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             loadtest_section = loadtest_bench.run(base_path, cs.WORK, LOG_DIR, settings.duration_s,
-                                                  settings.warmup_s, say)
+                                                  settings.warmup_s, say, repeats=1 if settings.quick else 3)
         except Exception as error:  # noqa: BLE001 (reported, the bench goes on)
             say(f"loadtest failed: {error}")
             loadtest_section = ("## The load tool against wrk and h2load\n\n"
