@@ -193,8 +193,8 @@ def live_run(folder: Path) -> None:
     load_panels.render_levels(levels, st.session_state.get("load_p99_target"), "live")
 
 
-def render_saved() -> None:
-    """Every saved run; pick two to draw them together."""
+def render_saved(current: Path | None) -> None:
+    """Every saved run; pick one to see it again, or two to draw them together."""
     states = [job.read_run(f) for f in reversed(job.run_folders(runs_root()))]
     finished = [s for s in states if not s.running and s.result.levels]
     st.subheader("Saved runs")
@@ -208,6 +208,9 @@ def render_saved() -> None:
                              key="load_pair_b")
     chosen = next(s for s in finished if str(s.folder) == first)
     if second == NONE:
+        if current is not None and chosen.folder == current:
+            st.caption("Run A is the run shown above: pick run B to draw the two together.")
+            return
         load_panels.render_levels([lv.to_json() for lv in chosen.result.levels],
                                   st.session_state.get("load_p99_target"), "saved")
         return
@@ -337,7 +340,7 @@ def main() -> None:
             load_panels.render_levels([lv.to_json() for lv in state.result.levels],
                                       st.session_state.get("load_p99_target"), "run")
     st.divider()
-    render_saved()
+    render_saved(folder)
     st.divider()
     render_batching(running)
 
