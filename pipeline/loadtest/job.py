@@ -159,11 +159,6 @@ def prune(root: Path, keep: int = KEEP_RUNS) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def level_rows(state: RunState) -> list[dict[str, Any]]:
-    """One row per measured level, for tables and charts."""
-    return [level.to_json() for level in state.result.levels]
-
-
 def _run(folder: Path) -> int:
     """The child's body: run the sweep, keeping its state in the folder; status 1 when it failed."""
     from pipeline.lifeline import watch_parent
