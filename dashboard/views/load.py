@@ -1,14 +1,14 @@
 """Load: how many requests per second the served model takes, how fast it answers, where the time goes.
 
-Pick the version, signature, request (the Predict page's first request, one from the request
-history, or JSON) and transport; a sweep of concurrency levels runs in a child process
-(`pipeline.loadtest.job`, its state in a run folder) while a fragment draws throughput, latency
-percentiles and errors against the level as each level ends, and beside them the server's own
-breakdown of the same windows from its Prometheus metrics. Stop ends a run at once. A server that
-is not on this machine is loaded only after an explicit confirmation. Runs are kept, and two can
-be drawn together. For the embedded server, batching settings are compared (the server restarted
-once per setting, then restored) and the best one under a p99 target is recommended with its
-`batching_parameters_file`.
+For the model picked in the sidebar, pick the version, signature, request (an example built from
+the signature, one from the request history, or JSON) and transport; a sweep of concurrency
+levels runs in a child process (`pipeline.loadtest.job`, its state in a run folder) while a
+fragment draws throughput, latency percentiles and errors against the level as each level ends,
+and beside them the server's own breakdown of the same windows from its Prometheus metrics. Stop
+ends a run at once. A server that is not on this machine is loaded only after an explicit
+confirmation. Runs are kept, and two can be drawn together. For the embedded server, batching
+settings are compared (the server restarted once per setting, then restored) and the best one
+under a p99 target is recommended with its `batching_parameters_file`.
 """
 
 from __future__ import annotations
@@ -21,24 +21,26 @@ from urllib.parse import urlsplit
 import pandas as pd
 import streamlit as st
 
-from dashboard import load_panels, utils
-from pipeline.client import history, request_example
+from dashboard import clients, load_panels, messages, model_picker, server_state, session
+from pipeline.client import history
 from pipeline.client.errors import ClientError
-from pipeline.client.rest import available_versions, signature_names
+from pipeline.client.rest import available_versions
+from pipeline.client.signatures import read_signatures
 from pipeline.client.urls import bind_host, is_local_url, url_port
 from pipeline.loadtest import batching, job
 from pipeline.loadtest.spec import LoadSpec, parse_levels
+from pipeline.loadtest.target import example_body
 
 RUN_KEY, CMP_KEY, PAIR_KEY = "load_run", "load_batching", "load_pair"
 POLL_S = 1.0
 LATEST, LABEL = "latest", "label"
-SOURCES = {"example": "The Predict page's first request (built from the signature)",
+SOURCES = {"example": "An example built from the signature",
            "history": "A request from the request history", "json": "JSON I give"}
 NONE = "—"
 
 
 def runs_root() -> Path:
-    return job.runs_root(utils.settings().run_dir)
+    return job.runs_root(session.settings().run_dir)
 
 
 def comparisons_root() -> Path:
@@ -47,17 +49,17 @@ def comparisons_root() -> Path:
 
 def server_facts() -> tuple[list[int], dict[str, Any] | None, ClientError | None]:
     """AVAILABLE versions, the metadata of the latest, and the error to show (None when fine)."""
-    client = utils.get_client()
+    client = clients.get_client()
     try:
-        versions = available_versions(client.model_status(utils.model_name()))
-        return versions, client.metadata(utils.model_name()), None
+        versions = available_versions(client.model_status(session.model_name()))
+        return versions, client.metadata(session.model_name()), None
     except ClientError as exc:
         return [], None, exc
 
 
 def history_bodies() -> list[dict[str, Any]]:
     """Answered REST requests kept in the model's request history, newest first."""
-    return [e for e in history.list_requests(utils.base_path()) if isinstance(e.get("request"), dict)
+    return [e for e in history.list_requests(session.base_path()) if isinstance(e.get("request"), dict)
             and e.get("transport", "REST") == "REST" and not e.get("error")]
 
 
@@ -67,7 +69,7 @@ def render_request(metadata: dict[str, Any] | None,
     source = st.radio("Request", list(SOURCES), format_func=SOURCES.get, key="load_source", horizontal=True)
     if source == "example":
         try:
-            shown = request_example.example_body(metadata, signature) if metadata else None
+            shown = example_body(metadata, signature) if metadata else None
         except ValueError as exc:
             return None, "", str(exc)
         if shown is not None:
@@ -99,7 +101,7 @@ def render_request(metadata: dict[str, Any] | None,
 
 def remote_hosts(transport: str) -> list[str]:
     """The targets of this load that are not on this machine."""
-    targets = [utils.serving_url()] + ([utils.settings().grpc_target] if transport == "gRPC" else [])
+    targets = [session.serving_url()] + ([session.settings().grpc_target] if transport == "gRPC" else [])
     return [t for t in targets if not is_local_url(t)]
 
 
@@ -110,9 +112,10 @@ def render_form(versions: list[int], metadata: dict[str, Any] | None, running: b
     choice = version_col.selectbox("Version", [LATEST, *versions, LABEL], key="load_version",
                                    format_func=lambda c: shown.get(c, f"version {c}"))
     label = version_col.text_input("Label", key="load_label") if choice == LABEL else None
-    names = (signature_names(metadata) if metadata else None) or ["serving_default"]
+    names = list(read_signatures(metadata)) if metadata else []
+    names = names or ["serving_default"]
     signature = sig_col.selectbox("Signature", names, key="load_signature")
-    where = f"REST at {utils.serving_url()}, or gRPC at {utils.settings().grpc_target}."
+    where = f"REST at {session.serving_url()}, or gRPC at {session.settings().grpc_target}."
     transport = transport_col.radio("Transport", ["REST", "gRPC"], key="load_transport", horizontal=True,
                                     help=where)
     body, source, problem = render_request(metadata, signature)
@@ -155,8 +158,8 @@ def render_form(versions: list[int], metadata: dict[str, Any] | None, running: b
     blocked = running or not levels or problem is not None or not confirmed or metadata is None
     if st.button("Run", key="load_run_button", type="primary", disabled=blocked, icon=":material/speed:"):
         spec = LoadSpec(
-            url=utils.serving_url(), model=utils.model_name(),
-            grpc=utils.settings().grpc_target if transport == "gRPC" else None,
+            url=session.serving_url(), model=session.model_name(),
+            grpc=session.settings().grpc_target if transport == "gRPC" else None,
             version=int(choice) if choice not in (LATEST, LABEL) else None, label=label or None,
             signature=signature, body=body, body_source=source, concurrency=levels, rates=rates,
             duration_s=float(duration), warmup_s=float(warmup), timeout_s=float(timeout),
@@ -220,11 +223,11 @@ def render_saved(current: Path | None) -> None:
 
 def embedded_server() -> batching.EmbeddedServer | None:
     """The embedded server at the page's URL, as the comparison restarts it (None if it is not ours)."""
-    proc, url, s = utils.server_status(), utils.serving_url(), utils.settings()
+    proc, url, s = server_state.server_status(), session.serving_url(), session.settings()
     if not (proc.running and is_local_url(url) and proc.port == url_port(url)):
         return None
     grpc_port = flag_value(proc.command, "--port") or ""
-    return batching.EmbeddedServer(proc.port, utils.model_name(), utils.base_path(), s.run_dir,
+    return batching.EmbeddedServer(proc.port, session.model_name(), session.base_path(), s.run_dir,
                                    host=proc.host or bind_host(url),
                                    grpc_port=int(grpc_port) if grpc_port.isdigit() else s.grpc_port)
 
@@ -278,7 +281,7 @@ def render_batching(running_sweep: bool) -> None:
                 "server running at this page's URL (start it on the Serving page).", icon=":material/dns:")
     else:
         st.caption(f"Restarts the embedded server on {server.url} once per setting (only "
-                   f"`{utils.model_name()}` is served meanwhile; about 15 s each to load), runs the levels "
+                   f"`{session.model_name()}` is served meanwhile; about 15 s each to load), runs the levels "
                    "below on each, then restarts it with the command line it had. Every flag is explicit.")
         defaults = pd.DataFrame([{"batching": s.enabled, "max_batch_size": s.max_batch_size,
                                   "batch_timeout_micros": s.batch_timeout_micros,
@@ -318,14 +321,15 @@ def live_comparison(folder: Path) -> None:
 
 
 def main() -> None:
+    model_picker.render()
     st.title("Load")
-    s = utils.settings()
-    st.caption(f"How many requests per second `{utils.model_name()}` takes at {utils.serving_url()} (gRPC "
+    s, model = session.settings(), session.model_name()
+    st.caption(f"How many requests per second `{model}` takes at {session.serving_url()} (gRPC "
                f"{s.grpc_target}), how fast it answers, and where the time goes in the server. The same tool "
                "runs from the command line: `python -m pipeline.loadtest --help`.")
     versions, metadata, problem = server_facts()
     if problem is not None:
-        utils.show_serving_error(problem)
+        messages.show_serving_error(problem)
         st.caption("A load test needs the model's signature from the server: the saved runs are below.")
     folder = current_run()
     state = job.read_run(folder) if folder is not None else None

@@ -4,7 +4,7 @@ Closed-loop concurrency levels (or open-loop rates) against TF Serving's REST AP
 its gRPC API; per level requests/s, p50/p90/p99/max latency and errors by HTTP status or gRPC code,
 the server's own breakdown of the same window from its Prometheus metrics, and the load
 generator's own ceiling (a warning when a level comes within 80% of it). Without --body the
-request is built from the model's signature, as the Predict page's first request.
+request is one example of every input, built from the model's signature as the Predict page builds it.
 
   python -m pipeline.loadtest --url http://127.0.0.1:8501 --model linear_model --concurrency 1,8,32
   python -m pipeline.loadtest --url http://127.0.0.1:8501 --grpc 127.0.0.1:8500 --model m --json
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--label", help="a version label (stable, canary, ...)")
     where.add_argument("--signature", default="serving_default", help="default serving_default")
     request = parser.add_argument_group(
-        "the request (default: built from the signature, as the Predict page's first request)")
+        "the request (default: one example of every input, built from the signature)")
     source = request.add_mutually_exclusive_group()
     source.add_argument("--body", type=Path, metavar="FILE",
                         help='a JSON request body ({"instances": ...}, {"inputs": ...} or {"examples": ...})')

@@ -41,7 +41,7 @@ class Level:
 class LoadSpec:
     """Everything one sweep needs. ``url`` is the REST root (metadata, metrics, and the load itself
     unless ``grpc`` names a gRPC target); ``body`` None means the request is built from the
-    signature, as the Predict page's first request."""
+    signature (one example of every input, as the Predict page builds it)."""
 
     url: str
     model: str

@@ -1,7 +1,8 @@
 """Turn a spec into the exact bytes the workers send, and check them once before any load.
 
-The model's metadata (REST ``/metadata``) gives the signature; without a body the request is the
-Predict page's first request (`pipeline.client.request_example`). REST requests are one prebuilt
+The model's metadata (REST ``/metadata``) gives the signature; without a body the request is one
+example of every input built from it (`pipeline.client.signatures.example_inputs`, the builder the
+Predict page starts from). REST requests are one prebuilt
 HTTP/1.1 POST; gRPC requests one serialized ``PredictRequest`` built from the same JSON body with
 TF Serving's messages from `pipeline.tf_protos` and the signature's dtypes, never with TensorFlow.
 :func:`resolve` sends one request the workers' way before the sweep, so an unreachable server, an
@@ -10,7 +11,6 @@ unknown model or a request the model refuses is said at once, in the server's ow
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
-
-from pipeline.client import request_example
+from pipeline.client import signatures
 from pipeline.client.errors import ClientError
 from pipeline.client.history import list_requests
 from pipeline.client.rest import ServingClient, served_version
@@ -29,10 +27,8 @@ from pipeline.loadtest import worker
 from pipeline.loadtest.spec import LoadSpec, LoadTestError
 
 PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
-BUILT = "built from the signature (the Predict page's first request)"
-NUMPY = {"DT_FLOAT": np.float32, "DT_DOUBLE": np.float64, "DT_HALF": np.float16, "DT_INT8": np.int8,
-         "DT_INT16": np.int16, "DT_INT32": np.int32, "DT_INT64": np.int64, "DT_UINT8": np.uint8,
-         "DT_UINT16": np.uint16, "DT_UINT32": np.uint32, "DT_UINT64": np.uint64, "DT_BOOL": np.bool_}
+DEFAULT_SIGNATURE = "serving_default"
+BUILT = "an example built from the signature"
 
 
 @dataclass(frozen=True)
@@ -89,50 +85,27 @@ def http_request(url: str, body: dict[str, Any]) -> bytes:
     return head.encode() + data
 
 
-def _tensor(info: request_example.TensorInfo, value: Any) -> np.ndarray:
-    if info.dtype == "DT_STRING":
-        def to_bytes(item: Any) -> Any:
-            if isinstance(item, list):
-                return [to_bytes(v) for v in item]
-            if isinstance(item, dict) and set(item) == {"b64"}:
-                return base64.b64decode(item["b64"])
-            return item.encode() if isinstance(item, str) else str(item).encode()
-
-        converted = to_bytes(value)
-        array = np.empty(np.shape(converted), dtype=object)
-        array[...] = converted
-        return array
-    if info.dtype not in NUMPY:
-        raise ValueError(f"input {info.key!r} has dtype {info.dtype}, which the gRPC load does not send")
-    try:
-        return np.asarray(value, dtype=NUMPY[info.dtype])
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"input {info.key!r} is not {info.dtype} values: {error}") from None
+def signature_of(metadata: Mapping[str, Any], name: str) -> signatures.Signature:
+    """The signature ``name`` of a metadata answer; ``ValueError`` naming the signatures there are."""
+    found = signatures.read_signatures(metadata)
+    if name not in found:
+        known = ", ".join(found) or "none"
+        raise ValueError(f"the model has no signature {name!r} (its signatures: {known})")
+    return found[name]
 
 
-def _columns(body: Mapping[str, Any], inputs: Mapping[str, request_example.TensorInfo]) -> dict[str, Any]:
-    """The body's values per input key (row format regrouped by input)."""
-    if "instances" in body:
-        rows = body["instances"]
-        if not isinstance(rows, list) or not rows:
-            raise ValueError('"instances" must be a non-empty list')
-        if all(isinstance(row, dict) for row in rows):
-            keys = sorted({key for row in rows for key in row})
-            for number, row in enumerate(rows, start=1):
-                if missing := set(keys) - set(row):
-                    raise ValueError(f"row {number} has no {sorted(missing)[0]!r}")
-            return {key: [row[key] for row in rows] for key in keys}
-        if len(inputs) != 1:
-            raise ValueError(f"the signature has inputs {sorted(inputs)}: give each row as an object")
-        return {next(iter(inputs)): rows}
-    if "inputs" in body:
-        values = body["inputs"]
-        if isinstance(values, dict):
-            return dict(values)
-        if len(inputs) != 1:
-            raise ValueError(f"the signature has inputs {sorted(inputs)}: give \"inputs\" as an object")
-        return {next(iter(inputs)): values}
-    raise ValueError('the body has neither "instances" nor "inputs"')
+def example_body(metadata: Mapping[str, Any], signature: str = DEFAULT_SIGNATURE) -> dict[str, Any]:
+    """A valid ``:predict`` body for ``signature``: one example of every input
+    (:func:`signatures.example_inputs`), in the row format when every input is batched, else
+    columnar. ``ValueError`` when the model has no such signature, it has no inputs, or it takes
+    tf.Examples (classify/regress: give the body)."""
+    sig = signature_of(metadata, signature)
+    if sig.takes_examples:
+        raise ValueError(f"signature {signature!r} takes tf.Examples ({sig.method}): give the request body")
+    if not sig.inputs:
+        raise ValueError(f"signature {signature!r} has no inputs")
+    fmt = "row" if all(spec.batched for spec in sig.inputs.values()) else "columnar"
+    return signatures.rest_body(signatures.example_inputs(sig), fmt, sig.name)
 
 
 def grpc_request(spec: LoadSpec, body: Mapping[str, Any], metadata: Mapping[str, Any]) -> bytes:
@@ -142,10 +115,9 @@ def grpc_request(spec: LoadSpec, body: Mapping[str, Any], metadata: Mapping[str,
     from pipeline.serving.grpc.tensors import fill_proto
 
     signature = body.get("signature_name") or spec.signature
-    inputs = request_example.signature_inputs(metadata, signature)
-    unknown = set(_columns(body, inputs)) - set(inputs)
-    if unknown:
-        raise ValueError(f"the signature has no input {sorted(unknown)[0]!r} (its inputs: {sorted(inputs)})")
+    sig = signature_of(metadata, signature)
+    columns, fmt = signatures.inputs_of_body(body, sig)
+    signatures.check_inputs(sig, columns, rows=fmt == "row")
     request = tf_protos.message_class("tensorflow.serving.PredictRequest")()
     request.model_spec.name = spec.model
     if spec.label:
@@ -153,10 +125,16 @@ def grpc_request(spec: LoadSpec, body: Mapping[str, Any], metadata: Mapping[str,
     elif spec.version is not None:
         request.model_spec.version.value = int(spec.version)
     request.model_spec.signature_name = signature
-    for key, value in _columns(body, inputs).items():
-        array = _tensor(inputs[key], value)
+    for key, value in columns.items():
+        array = signatures.typed_array(sig.inputs[key], value)
         fill_proto(request.inputs[key], array, as_content=array.dtype != object)
     return request.SerializeToString()
+
+
+def _method(metadata: Mapping[str, Any], signature: str) -> str:
+    """``predict``, ``classify`` or ``regress``: the REST verb the signature answers."""
+    found = signatures.read_signatures(metadata).get(signature)
+    return found.method if found is not None else signatures.PREDICT
 
 
 def _grpc_address(target: str) -> tuple[str, int]:
@@ -184,15 +162,15 @@ def resolve(spec: LoadSpec) -> Resolved:
         raise LoadTestError(str(error)) from None
     metadata = _metadata(spec.with_(url=base))
     try:
-        body = spec.body if spec.body is not None else request_example.example_body(metadata, spec.signature)
+        body = spec.body if spec.body is not None else example_body(metadata, spec.signature)
     except ValueError as error:
         raise LoadTestError(f"cannot build a request: {error}") from None
     source = spec.body_source or ("given" if spec.body is not None else BUILT)
-    if spec.signature != request_example.DEFAULT_SIGNATURE and spec.body is not None:
+    if spec.signature != DEFAULT_SIGNATURE and spec.body is not None:
         body = {"signature_name": spec.signature, **body}
     signature = body.get("signature_name", spec.signature)
     verb = spec.verb or ("predict" if {"instances", "inputs"} & set(body)
-                         else request_example.signature_method(metadata, signature))
+                         else _method(metadata, signature))
     if spec.grpc:
         if verb != "predict":
             raise LoadTestError(f"the gRPC load sends Predict requests; this is a {verb} request: use REST")

@@ -1,17 +1,19 @@
 """Load page under AppTest, the server mocked at the client's boundary (ServingClient) and the run
 started by a stand-in for `job.start_run` that writes a finished run folder: the request the page
-builds, the remote-server confirmation, bad JSON, a server that is down, a failed run's message and
-partial levels, two saved runs drawn together, and the batching comparison's recommendation."""
+builds from the picked model's signature, the remote-server confirmation, bad JSON, a server that
+is down, a failed run's message and partial levels, two saved runs drawn together, and the
+batching comparison's recommendation."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import utils
+from dashboard import session
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import ServingClient
 from pipeline.loadtest import batching, job
@@ -26,6 +28,13 @@ TENSOR = {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": "-1"}, {"size":
 METADATA = {"model_spec": {"name": "linear_model", "version": "3"}, "metadata": {"signature_def": {
     "signature_def": {"serving_default": {"inputs": {"inputs": TENSOR}, "outputs": {"output_0": TENSOR},
                                           "method_name": "tensorflow/serving/predict"}}}}}
+MULTI = {"model_spec": {"name": "multi_io", "version": "1"}, "metadata": {"signature_def": {
+    "signature_def": {"serving_default": {
+        "inputs": {"city": {"dtype": "DT_STRING", "tensor_shape": {"dim": [{"size": "-1"}]}},
+                   "count": {"dtype": "DT_INT64", "tensor_shape": {"dim": [{"size": "-1"}]}}},
+        "outputs": {"y": TENSOR}, "method_name": "tensorflow/serving/predict"},
+        "by_city": {"inputs": {"city": {"dtype": "DT_STRING", "tensor_shape": {"dim": [{"size": "-1"}]}}},
+                    "outputs": {"y": TENSOR}, "method_name": "tensorflow/serving/predict"}}}}}
 STATUS = [{"version": "3", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]
 
 
@@ -57,6 +66,7 @@ class Fake:
     def __init__(self) -> None:
         self.down: ClientError | None = None
         self.specs: list[LoadSpec] = []
+        self.asked: list[str] = []
         self.outcome = SweepResult(status="done", levels=[level(1, 900, 2), level(2, 1700, 3)],
                                    where="POST http://127.0.0.1:8501/v1/models/linear_model:predict")
 
@@ -76,7 +86,8 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Fake:
     def metadata(client: ServingClient, model: str, version: Any = None, label: Any = None) -> dict:
         if state.down:
             raise state.down
-        return METADATA
+        state.asked.append(model)
+        return MULTI if model == "multi_io" else METADATA
 
     def start_run(root: Path, spec: LoadSpec, keep: int = job.KEEP_RUNS) -> Path:
         state.specs.append(spec)
@@ -100,15 +111,15 @@ def page() -> AppTest:
     return at
 
 
-def test_run_sends_the_predict_pages_first_request_and_shows_the_levels(fake: Fake) -> None:
+def test_run_sends_an_example_built_from_the_signature_and_shows_the_levels(fake: Fake) -> None:
     at = page()
-    assert any('[[1.0, 2.0], [5.0, 7.0]]' in c.value for c in at.caption)
+    assert any('{"instances": [[0.0, 0.0]]}' in c.value for c in at.caption)
     at.text_input(key="load_levels").set_value("1,2").run()
     at.button(key="load_run_button").click().run()
     assert not at.exception, [e.value for e in at.exception]
     (spec,) = fake.specs
     assert spec.concurrency == (1, 2) and spec.body is None and spec.grpc is None
-    assert (spec.url, spec.model) == ("http://127.0.0.1:8501", "linear_model")
+    assert (spec.url, spec.model) == (os.environ["SERVING_URL"], "linear_model")
     assert spec.signature == "serving_default"
     assert any(s.value.startswith("Done: 2 level(s) measured") for s in at.success)
     table = frames(at, "req/s")[0]  # this run's, above the saved runs
@@ -122,12 +133,29 @@ def test_grpc_and_a_version_are_passed_on(fake: Fake) -> None:
     at.selectbox(key="load_version").set_value(3).run()
     at.button(key="load_run_button").click().run()
     (spec,) = fake.specs
-    assert spec.grpc == "127.0.0.1:8500" and spec.version == 3
+    assert spec.grpc == os.environ["GRPC_TARGET"] and spec.version == 3
+
+
+def test_the_picked_model_is_loaded_with_an_example_of_its_own_signature(fake: Fake) -> None:
+    """?model=NAME (the sidebar's picker): the page offers that model's signatures, shows the
+    example built from the picked one, and the run loads that model, never the default."""
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["model"] = "multi_io"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert set(fake.asked) == {"multi_io"}
+    assert at.selectbox(key="load_signature").options == ["serving_default", "by_city"]
+    assert any('{"instances": [{"city": "example", "count": 0}]}' in c.value for c in at.caption)
+    at.selectbox(key="load_signature").set_value("by_city").run()
+    assert any('{"signature_name": "by_city", "instances": ["example"]}' in c.value for c in at.caption)
+    at.button(key="load_run_button").click().run()
+    (spec,) = fake.specs
+    assert (spec.model, spec.signature, spec.body) == ("multi_io", "by_city", None)
 
 
 def test_a_server_on_another_machine_needs_a_confirmation(fake: Fake) -> None:
     at = AppTest.from_file(PAGE, default_timeout=60)
-    at.session_state[utils.URL_KEY] = "http://10.9.8.7:8501"
+    at.session_state[session.URL_KEY] = "http://10.9.8.7:8501"
     at.run()
     assert at.button(key="load_run_button").disabled
     assert "10.9.8.7" in at.checkbox(key="load_confirm_remote").label

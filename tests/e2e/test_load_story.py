@@ -53,7 +53,7 @@ def test_a_short_sweep_runs_from_the_load_page(page, dashboard_url: str, model_s
     ensure_version(models_dir, model_server)
     before = answered_ok(model_server)
     open_page(page, dashboard_url, "load")
-    page.wait_for_selector("text=The Predict page's first request")
+    page.wait_for_selector("text=An example built from the signature")
     fill(page, "load_levels", "1,2")
     fill(page, "load_duration", "1")
     fill(page, "load_warmup", "0.3")

@@ -10,12 +10,11 @@ from dataclasses import replace
 import pytest
 
 from pipeline import tf_protos
-from pipeline.client import request_example
 from pipeline.loadtest import batching
 from pipeline.loadtest.results import WorkerReport, format_table, json_line, merge
 from pipeline.loadtest.spec import Level, LoadSpec, connection_limit, parse_levels, too_many
 from pipeline.loadtest.sweep import ceiling_warning, steadier_ceiling
-from pipeline.loadtest.target import grpc_request, http_request
+from pipeline.loadtest.target import example_body, grpc_request, http_request
 
 
 def tensor(dtype: str, *dims: int) -> dict:
@@ -46,21 +45,20 @@ def test_levels_are_read_in_order_and_bad_ones_named() -> None:
             parse_levels(text)
 
 
-def test_the_default_request_is_the_predict_pages_first_one() -> None:
-    """The tutorial's input gets the tutorial's rows (what the Predict page shows first); other
-    signatures one valid example of each input; tf.Example signatures need a body."""
-    assert request_example.example_body(TUTORIAL) == {"instances": [[1.0, 2.0], [5.0, 7.0]]}
-    assert [list(row) for row in request_example.TUTORIAL_ROWS] == [[1.0, 2.0], [5.0, 7.0]]
+def test_the_default_request_is_one_example_built_from_the_signature() -> None:
+    """One valid example of each input, as the Predict page builds it from a signature (row
+    format when every input is batched, columnar otherwise); tf.Example signatures need a body."""
+    assert example_body(TUTORIAL) == {"instances": [[0.0, 0.0]]}
     two = metadata({"a": tensor("DT_INT64", -1, 3), "b": tensor("DT_STRING", -1)}, name="pair")
-    assert request_example.example_body(two, "pair") == {
+    assert example_body(two, "pair") == {
         "signature_name": "pair", "instances": [{"a": [0, 0, 0], "b": "example"}]}
     fixed = metadata({"x": tensor("DT_FLOAT", 2), "k": tensor("DT_BOOL", -1)})
-    assert request_example.example_body(fixed) == {"inputs": {"k": [False], "x": [0.0, 0.0]}}
+    assert example_body(fixed) == {"inputs": {"k": [False], "x": [0.0, 0.0]}}
     with pytest.raises(ValueError, match="tf.Examples"):
         regress = metadata({"inputs": tensor("DT_STRING", -1)}, "tensorflow/serving/regress")
-        request_example.example_body(regress)
+        example_body(regress)
     with pytest.raises(ValueError, match="no signature 'nope'.*serving_default"):
-        request_example.example_body(TUTORIAL, "nope")
+        example_body(TUTORIAL, "nope")
 
 
 def test_the_rest_request_is_one_keep_alive_post() -> None:
@@ -85,8 +83,11 @@ def test_the_grpc_request_is_tf_servings_predict_request_typed_by_the_signature(
                            {"inputs": ["a", {"b64": "Yg=="}]}, words)
     request = tf_protos.message_class("tensorflow.serving.PredictRequest").FromString(payload)
     assert request.model_spec.version.value == 2 and list(request.inputs["s"].string_val) == [b"a", b"b"]
-    with pytest.raises(ValueError, match="no input 'z'"):
-        grpc_request(spec, {"instances": [{"z": 1}]}, TUTORIAL)
+    pair = metadata({"a": tensor("DT_INT64", -1), "b": tensor("DT_STRING", -1)})
+    with pytest.raises(ValueError, match=r"unknown input\(s\) z"):
+        grpc_request(spec, {"instances": [{"a": 1, "b": "x", "z": 1}]}, pair)
+    with pytest.raises(ValueError, match="row 2: 'x' is not a number"):
+        grpc_request(spec, {"instances": [[1, 2], [3, "x"]]}, TUTORIAL)
 
 
 def test_a_level_merges_its_workers_counts_and_percentiles() -> None:
