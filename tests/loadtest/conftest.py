@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.client.server_metrics import parse_scrape
+from pipeline.client.server_metrics import INFERENCE_APIS
 from tests.support.net import free_port, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "linear"
 START_TIMEOUT_S = 180.0
+LATENCY_COUNT = ":tensorflow:serving:request_latency_count"
 
 
 @dataclass
@@ -40,9 +42,14 @@ class Served:
         return f"127.0.0.1:{self.grpc_port}"
 
     def answered_ok(self) -> float:
-        """Requests for the model the server has answered OK so far (its own metrics)."""
+        """Inference requests (predict, classify, regress) for the model the server has answered OK
+        so far, from its own metrics: TF Serving's request_latency counts OK requests by API, while
+        its request_count also counts the status and metadata requests the tool sends first."""
         text = requests.get(f"{self.url}/monitoring/prometheus/metrics", timeout=30).text
-        return parse_scrape(text, MODEL, 0.0).requests.get("OK", 0.0)
+        samples = (sample for family in text_string_to_metric_families(text) for sample in family.samples)
+        return sum(sample.value for sample in samples
+                   if sample.name == LATENCY_COUNT and sample.labels.get("model_name") == MODEL
+                   and sample.labels.get("API", "").lower() in INFERENCE_APIS)
 
 
 @pytest.fixture(scope="session")
