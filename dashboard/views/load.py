@@ -29,7 +29,7 @@ from pipeline.client.signatures import read_signatures
 from pipeline.client.urls import bind_host, is_local_url, url_port
 from pipeline.loadtest import batching, job
 from pipeline.loadtest.spec import LoadSpec, parse_levels
-from pipeline.loadtest.target import example_body
+from pipeline.loadtest.target import example_body, replayable
 
 RUN_KEY, CMP_KEY, PAIR_KEY = "load_run", "load_batching", "load_pair"
 POLL_S = 1.0
@@ -59,8 +59,7 @@ def server_facts() -> tuple[list[int], dict[str, Any] | None, ClientError | None
 
 def history_bodies() -> list[dict[str, Any]]:
     """Answered REST requests kept in the model's request history, newest first."""
-    return [e for e in history.list_requests(session.base_path()) if isinstance(e.get("request"), dict)
-            and e.get("transport", "REST") == "REST" and not e.get("error")]
+    return [e for e in history.list_requests(session.base_path()) if replayable(e)]
 
 
 def render_request(metadata: dict[str, Any] | None,

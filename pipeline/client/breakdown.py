@@ -20,9 +20,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.client.server_metrics import histogram_quantile
+from pipeline.client.server_metrics import INFERENCE_APIS, histogram_quantile
 
-INFERENCE_APIS = frozenset({"predict", "classify", "regress", "multiinference"})
 MODEL_LABELS = ("model_name", "model")
 MICROS, SECONDS, ROWS = 1e-6, 1.0, None
 """Scales to seconds of a metric's unit; ``ROWS`` for sizes (no time unit)."""

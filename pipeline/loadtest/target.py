@@ -59,6 +59,12 @@ def read_body(path: Path | str) -> dict[str, Any]:
     return body
 
 
+def replayable(entry: Mapping[str, Any]) -> bool:
+    """Whether a request history entry can be replayed as load: answered, over REST, body kept."""
+    return (isinstance(entry.get("request"), dict) and entry.get("transport", "REST") == "REST"
+            and not entry.get("error"))
+
+
 def body_from_history(base_path: Path | str, entry_id: str | None = None) -> tuple[dict[str, Any], str]:
     """The newest answered REST request kept in a model folder's request history (or the entry
     ``entry_id``), with a description; ``LoadTestError`` when there is none."""
@@ -66,7 +72,7 @@ def body_from_history(base_path: Path | str, entry_id: str | None = None) -> tup
         if entry_id is not None and entry["id"] != entry_id:
             continue
         body = entry.get("request")
-        if isinstance(body, dict) and entry.get("transport", "REST") == "REST" and not entry.get("error"):
+        if replayable(entry):
             when = entry.get("time", "")
             return body, f"request history entry {entry['id']} ({when}, {entry.get('rows')} rows)"
         if entry_id is not None:
