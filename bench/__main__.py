@@ -5,8 +5,9 @@ Sections (names for ``--only``): the 1-row ``:predict`` contenders ``server``, `
 floor), ``training`` (``train()`` vs a bare ``model.fit`` at 1,000,000 samples), ``paint`` (the
 dashboard's first paint vs a one-line Streamlit app) and ``grpc`` (1-row Predict over gRPC with
 h2load vs our REST, KServe's gRPC endpoint and a canned-reply grpcio floor,
-``bench/grpc_bench.py``) and ``batch`` (Spark batch scoring vs the in-process floor and 10,000-row
-REST requests, ``bench/batch_bench.py``).
+``bench/grpc_bench.py``), ``batch`` (Spark batch scoring vs the in-process floor and 10,000-row
+REST requests, ``bench/batch_bench.py``) and ``loadtest`` (``python -m pipeline.loadtest`` against wrk
+over REST and h2load over gRPC at the same concurrency on the same server, ``bench/loadtest_bench.py``).
 Contenders run one at a time on loopback; the report goes to ``bench/results.md`` and stdout,
 progress to stderr. A section that cannot run (no ``--enable_batching``, KServe install failed, ...)
 says so in the report instead of failing.
@@ -33,7 +34,7 @@ from bench import contenders as cs
 from bench.load import LoadError, run_load, wrk_available, wrk_version
 from bench.report import CONNECTIONS, CONTENDERS, BenchResults, Comparison, render
 
-SECTIONS = (*CONTENDERS, "rows10k", "training", "paint", "grpc", "batch")
+SECTIONS = (*CONTENDERS, "rows10k", "training", "paint", "grpc", "batch", "loadtest")
 BIG_ROWS = 10_000
 TRAIN_SAMPLES = 1_000_000
 LOG_DIR = cs.WORK / "logs"
@@ -302,8 +303,20 @@ def main(argv: list[str] | None = None) -> int:
     batch_section = ""
     if "batch" in settings.only:  # batch scoring on Spark vs in-process vs REST (bench/batch_bench.py)
         batch_section = run_batch(settings, base_path)
+    loadtest_section = ""
+    if "loadtest" in settings.only:  # the load tool vs wrk and h2load (bench/loadtest_bench.py)
+        from bench import loadtest_bench
+
+        try:
+            loadtest_section = loadtest_bench.run(base_path, cs.WORK, LOG_DIR, settings.duration_s,
+                                                  settings.warmup_s, say, repeats=1 if settings.quick else 3)
+        except Exception as error:  # noqa: BLE001 (reported, the bench goes on)
+            say(f"loadtest failed: {error}")
+            loadtest_section = ("## The load tool against wrk and h2load\n\n"
+                                f"failed: {str(error).splitlines()[0][:200]}\n")
     results.facts["load average at end"] = " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    report = render(results) + "".join("\n" + part for part in (grpc_section, batch_section) if part)
+    sections = (grpc_section, batch_section, loadtest_section)
+    report = render(results) + "".join("\n" + part for part in sections if part)
     settings.out.parent.mkdir(parents=True, exist_ok=True)
     settings.out.write_text(report)
     print(report)

@@ -96,6 +96,7 @@ pages = [
     st.Page(VIEWS / "predict.py", title="Predict", icon=":material/query_stats:"),
     st.Page(VIEWS / "deploy.py", title="Deploy", icon=":material/rocket_launch:"),
     st.Page(VIEWS / "batch.py", title="Batch", icon=":material/table_rows:"),
+    st.Page(VIEWS / "load.py", title="Load", icon=":material/speed:"),
 ]
 # The page links carry the session's model (?model=NAME), which the built-in menu would drop.
 current = st.navigation(pages, position="hidden")
