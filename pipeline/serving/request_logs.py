@@ -82,6 +82,7 @@ class RequestLogs:
         self._on_outcome = on_outcome
         self._make_logger = make_logger
         self._loggers: dict[str, RequestLogger] = {}  # replaced whole, read lock-free
+        self._refused: set[str] = set()  # refusals logged already (a config poll retries each second)
 
     def logger(self, model: str) -> RequestLogger | None:
         """The model's logger, None when it logs nothing."""
@@ -89,7 +90,8 @@ class RequestLogs:
 
     def apply(self, configs: Iterable[ModelConfig]) -> list[str]:
         """Log exactly the models of `configs` whose `logging_config` can be honoured; return one
-        message per refused one (each also logged as an error). An unchanged config keeps its
+        message per refused one (logged as an error the first time). A refused config is checked
+        again at each call (a folder made writable since is taken). An unchanged config keeps its
         logger (and its file); a changed or removed one is closed (its queue written first)."""
         current, wanted, problems = self._loggers, {}, []
         for config in configs:
@@ -102,7 +104,8 @@ class RequestLogs:
             try:
                 prefix = check_config(config.name, config.logging)
             except RequestLogError as error:
-                log.error("%s", error)
+                if str(error) not in self._refused:
+                    log.error("%s", error)
                 problems.append(str(error))
                 continue
             wanted[config.name] = self._make_logger(config.name, config.logging, prefix, self.options,
@@ -111,7 +114,7 @@ class RequestLogs:
             share = "every request" if rate >= 1 else "no request (sampling_rate 0)" if rate <= 0 \
                 else f"{rate:.4g} of requests"
             log.info("Model %s: logging %s to files named %s*", config.name, share, prefix)
-        self._loggers = wanted
+        self._loggers, self._refused = wanted, set(problems)
         for name, old in current.items():
             if wanted.get(name) is not old:
                 old.close()
