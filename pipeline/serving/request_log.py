@@ -228,6 +228,8 @@ class RequestLogger:
             if left:
                 self._drop(left, "DEADLINE_EXCEEDED", f"the disk did not take them within {timeout:g} s "
                            "of shutdown")
+        log.info("Request log of model %s closed: %d records written, %d dropped", self.model, self.written,
+                 self.dropped)
 
     # -- writer thread -----------------------------------------------------------------------------
 
