@@ -175,6 +175,12 @@ class GrpcClient:
                                  signature=response.model_spec.signature_name or signature,
                                  outputs=outputs, latency_s=seconds)
 
+    def call(self, method: str, request: Any) -> tuple[Any, float]:
+        """One PredictionService call by method name (`Predict`, `Classify`, `Regress`,
+        `MultiInference`) with a request message the caller built (`tf_protos` classes, e.g. one read
+        from a request log); (response, seconds). ClientError on any failure."""
+        return self._call(PREDICTION_SERVICE, method, request)
+
     def model_status(self, model: str, version: int | None = None) -> list[dict[str, Any]]:
         """`model_version_status` as the REST API shows it: version, state name, status."""
         request = tf_protos.message_class("tensorflow.serving.GetModelStatusRequest")()

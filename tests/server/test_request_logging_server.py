@@ -25,7 +25,8 @@ def test_a_refused_logging_config_is_said_at_start_up_and_the_model_still_serves
     entries = []
     for name, prefix in (("good", tmp_path / "traffic" / "good" / "requests"), ("bad", blocker / "requests")):
         (tmp_path / name).mkdir()
-        entries.append(f"""config {{ name: "{name}" base_path: "{tmp_path / name}" model_platform: "tensorflow"
+        entries.append(f"""config {{ name: "{name}" base_path: "{tmp_path / name}"
+          model_platform: "tensorflow"
           logging_config {{ log_collector_config {{ type: "file" filename_prefix: "{prefix}" }}
                             sampling_config {{ sampling_rate: 1.0 }} }} }}""")
     config.write_text("model_config_list { " + " ".join(entries) + " }")

@@ -81,7 +81,8 @@ class Outcomes:
             self.counts[code] = self.counts.get(code, 0) + count
 
 
-def make_logger(tmp_path: Path, rate: float = 1.0, options: LogOptions | None = None, **kwargs) -> RequestLogger:
+def make_logger(tmp_path: Path, rate: float = 1.0, options: LogOptions | None = None,
+                **kwargs) -> RequestLogger:
     prefix = str(tmp_path / "logs" / "m")
     return RequestLogger("m", logging_config(prefix, rate), prefix, options or LogOptions(),
                          clock=kwargs.pop("clock", lambda: T0), **kwargs)
@@ -226,8 +227,8 @@ def test_a_slow_disk_fills_the_queue_then_drops_are_counted_and_said_once(
     done = threading.Event()
 
     def requests() -> None:  # 20 requests while the disk is stuck: none of them may wait for it
-        accepted.extend(logger.log(Api.PREDICT, Transport.REST, "OK", 0.001, request=predict_request(float(i)))
-                        for i in range(1, 21))
+        accepted.extend(logger.log(Api.PREDICT, Transport.REST, "OK", 0.001,
+                                   request=predict_request(float(i))) for i in range(1, 21))
         done.set()
 
     with caplog.at_level(logging.WARNING):
@@ -281,7 +282,8 @@ def test_a_full_disk_never_fails_a_request_and_logging_resumes_when_space_return
     messages = [r.getMessage() for r in caplog.records]
     assert sum("dropping records" in m and "No space left" in m for m in messages) == 1
     assert any("writing again after 3 dropped" in m for m in messages)
-    assert [e.predict_log.request.inputs["x"].float_val[0] for e in read_logs(tmp_path / "logs" / "m")] == [7.0]
+    logged = read_logs(tmp_path / "logs" / "m")
+    assert [e.predict_log.request.inputs["x"].float_val[0] for e in logged] == [7.0]
 
 
 def test_a_request_that_cannot_be_serialized_is_dropped_not_raised(tmp_path: Path) -> None:
