@@ -133,6 +133,34 @@ def prefix_folder(prefix: str) -> Path:
     return _folder_and_start(prefix)[0]
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def prune(prefix: str, max_total_bytes: int, keep: Path | None = None) -> list[Path]:
+    """Remove the oldest log files of `prefix` (each with its companion) until the prefix's files
+    take at most `max_total_bytes`; never `keep` (the file being written). The files removed;
+    one that cannot be removed is left (OSError is not raised)."""
+    files = [p for p in log_files(prefix) if p != keep]
+    sizes = {p: _size(p) + _size(sidecar_path(p)) for p in files}
+    total = sum(sizes.values()) + (_size(keep) + _size(sidecar_path(keep)) if keep is not None else 0)
+    removed = []
+    for path in files:
+        if total <= max_total_bytes:
+            break
+        for doomed in (path, sidecar_path(path)):
+            try:
+                doomed.unlink(missing_ok=True)
+            except OSError:
+                continue
+        removed.append(path)
+        total -= sizes[path]
+    return removed
+
+
 # -- the PredictionLog record --------------------------------------------------------------------
 
 def _varint(value: int) -> bytes:

@@ -334,24 +334,13 @@ class RequestLogger:
         self._drop(lost, _code_of(error), f"the log file cannot be written ({error.strerror or error})")
 
     def _prune(self) -> None:
-        """Remove the prefix's oldest files (and companions) past `max_total_bytes`, never the
-        current one."""
-        cap = self.options.max_total_bytes
-        if cap <= 0:
-            return
-        current = self._sink.path if self._sink is not None else None
-        files = [p for p in log_files.log_files(self.prefix) if p != current]
-        sizes = {p: _size(p) + _size(log_files.sidecar_path(p)) for p in files}
-        total = sum(sizes.values()) + (self._sink.size if self._sink is not None else 0)
-        for path in files:
-            if total <= cap:
-                break
-            for doomed in (path, log_files.sidecar_path(path)):
-                try:
-                    doomed.unlink(missing_ok=True)
-                except OSError as error:
-                    log.warning("Request log of model %s: cannot remove %s: %s", self.model, doomed, error)
-            total -= sizes[path]
+        """Remove the prefix's oldest files past `max_total_bytes`, never the current one."""
+        if self.options.max_total_bytes > 0:
+            removed = log_files.prune(self.prefix, self.options.max_total_bytes,
+                                      keep=self._sink.path if self._sink is not None else None)
+            if removed:
+                log.info("Request log of model %s: removed %d oldest file(s) past %d bytes", self.model,
+                         len(removed), self.options.max_total_bytes)
 
     # -- outcomes ----------------------------------------------------------------------------------
 
@@ -396,10 +385,3 @@ def _made(value: Message) -> Any:
 
 def _at(facts: RequestFacts, offset: int) -> RequestFacts:
     return RequestFacts(**{**facts.__dict__, "offset": offset})
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
