@@ -29,7 +29,8 @@ report = {"pages": {}, "tensorflow": None}
 report["pages"]["app"] = {"exception": [e.value for e in at.exception], "title": [t.value for t in at.title],
                           "error": [e.value for e in at.error]}
 refused = [t.value for t in at.title] == ["Started without its safety settings"]
-pages = () if refused else ("views/models.py", "views/serving.py", "views/predict.py", "views/train.py")
+pages = () if refused else ("views/models.py", "views/serving.py", "views/predict.py", "views/train.py",
+                           "views/traffic.py")
 for page in pages:
     at.switch_page(page).run()
     report["pages"][page] = {"exception": [e.value for e in at.exception],
@@ -82,6 +83,8 @@ def test_app_loads_every_page_without_tensorflow(tmp_path: Path) -> None:
     serving_errors = report["pages"]["views/serving.py"]["error"]
     assert any(f"No model server answers at http://127.0.0.1:{port}" in e for e in serving_errors)
     assert any("No model server answers" in e for e in report["pages"]["views/predict.py"]["error"])
+    assert report["pages"]["views/traffic.py"]["title"] == ["Traffic"]  # no logs yet: says how, no error
+    assert report["pages"]["views/traffic.py"]["error"] == []
     assert report["tensorflow"] == [], "the dashboard imported TensorFlow: " + ", ".join(report["tensorflow"])
 
 
