@@ -187,3 +187,14 @@ def test_no_logs_says_how_to_get_some(page) -> None:
     assert not at.dataframe
     assert any("No request logged for `linear_model` yet" in i for i in texts(at.info))
     assert any("logging_config" in c.value for c in at.code)
+
+
+def test_the_size_kept_per_model_can_be_changed(page) -> None:
+    open_page, _, _, tmp_path = page
+    at = open_page()
+    assert any("The embedded server's request logs: `linear_model`" in c for c in texts(at.caption))
+    at.number_input(key="traffic_cap_mib").set_value(64)
+    [keep] = [b for b in at.button if b.label == "Keep this much"]
+    keep.click().run()
+    assert any("Keeping 64 MiB per model" in s for s in texts(at.success))
+    assert traffic.max_bytes(tmp_path / "run") == 64 * traffic.MiB
