@@ -34,7 +34,9 @@ from __future__ import annotations
 import enum
 import json
 import re
-from dataclasses import asdict, dataclass
+import struct
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -164,20 +166,22 @@ def prune(prefix: str, max_total_bytes: int, keep: Path | None = None) -> list[P
 # -- the PredictionLog record --------------------------------------------------------------------
 
 def _varint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return bytes((value,))
+    value &= (1 << 64) - 1  # negative int64s: ten bytes, as protobuf writes them
     out = bytearray()
-    while True:
-        bits = value & 0x7F
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
         value >>= 7
-        if value:
-            out.append(bits | 0x80)
-        else:
-            out.append(bits)
-            return bytes(out)
+    out.append(value)
+    return bytes(out)
 
 
 def _field(number: int, payload: bytes) -> bytes:
-    """One length-delimited field (wire type 2)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    """One length-delimited field (wire type 2) of a field number below 16."""
+    if len(payload) < 0x80:
+        return bytes((number << 3 | 2, len(payload))) + payload
+    return bytes((number << 3 | 2,)) + _varint(len(payload)) + payload
 
 
 def as_bytes(message: Any) -> bytes:
@@ -195,24 +199,29 @@ def prediction_log(api: Api, metadata: bytes, request: bytes, response: bytes) -
     return _field(METADATA_FIELD, metadata) + _field(api.field_number, inner)
 
 
-def log_metadata(model: str, version: int | None, label: str | None, signature: str,
-                 sampling_rate: float, timestamp_secs: int) -> bytes:
-    """A serialized `LogMetadata`: the model spec (the version that answered, else the label asked
-    for), the sampling config and the time. Message classes from `pipeline.tf_protos`."""
-    from pipeline import tf_protos
-
-    metadata = tf_protos.message_class("tensorflow.serving.LogMetadata")()
-    spec = metadata.model_spec
-    spec.name = model
+def model_spec(model: str, version: int | None, label: str | None, signature: str) -> bytes:
+    """A serialized `ModelSpec`: name, the version (an `Int64Value`) or else the label, signature."""
+    spec = _field(1, model.encode()) if model else b""
     if version is not None:
-        spec.version.value = version
-    elif label:
-        spec.version_label = label
+        spec += _field(2, b"\x08" + _varint(version) if version else b"")
     if signature:
-        spec.signature_name = signature
-    metadata.sampling_config.sampling_rate = sampling_rate
-    metadata.timestamp_secs = timestamp_secs
-    return metadata.SerializeToString()
+        spec += _field(3, signature.encode())
+    if version is None and label:
+        spec += _field(4, label.encode())
+    return spec
+
+
+def sampling_config(rate: float) -> bytes:
+    """A serialized `SamplingConfig` (`sampling_rate`, a double; nothing for 0)."""
+    return b"\x09" + struct.pack("<d", rate) if rate else b""
+
+
+def log_metadata(spec: bytes, sampling: bytes, timestamp_secs: int) -> bytes:
+    """A serialized `LogMetadata` from a serialized `model_spec` and `sampling_config`, and the time.
+    (Field numbers of tensorflow_serving/apis/logging.proto; `tests/unit/test_request_log.py`
+    reads what this writes with TF Serving's own message.)"""
+    when = b"\x20" + _varint(timestamp_secs) if timestamp_secs else b""
+    return _field(1, spec) + _field(2, sampling) + when
 
 
 # -- the companion record ------------------------------------------------------------------------
@@ -234,10 +243,6 @@ class RequestFacts:
     message: str
     latency_ms: float
 
-    def to_line(self) -> bytes:
-        """One JSON line (UTF-8, newline-terminated)."""
-        return (json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-
     @classmethod
     def from_line(cls, line: bytes | str) -> RequestFacts | None:
         """The facts of one line, or None when it is not a whole, valid line."""
@@ -257,4 +262,16 @@ class RequestFacts:
 
 def iso_time(epoch_seconds: float) -> str:
     """`2025-01-02T03:04:05.123456Z` (UTC, microseconds)."""
-    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    whole = int(epoch_seconds)
+    micros = min(999_999, round((epoch_seconds - whole) * 1e6))
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
+
+
+def facts_line(offset: int, length: int, epoch_seconds: float, model: str, version: int | None,
+               label: str | None, signature: str, api: str, transport: str, status: str, message: str,
+               latency_ms: float) -> bytes:
+    """The companion line of one record (what `RequestFacts.from_line` reads), newline-terminated."""
+    return (json.dumps({"offset": offset, "bytes": length, "time": iso_time(epoch_seconds), "model": model,
+                        "version": version, "label": label or None, "signature": signature, "api": api,
+                        "transport": transport, "status": status, "message": message,
+                        "latency_ms": latency_ms}, separators=(",", ":"), ensure_ascii=False) + "\n").encode()

@@ -47,7 +47,7 @@ from typing import Any, Protocol
 
 from pipeline.formats import tfrecord
 from pipeline.serving import log_files
-from pipeline.serving.log_files import Api, RequestFacts, Transport
+from pipeline.serving.log_files import Api, Transport
 from pipeline.serving.model_config import LoggingConfig
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,9 @@ Outcome = Callable[[str, str, int], None]
 """Told (model name, canonical status code, record count) for records written (`OK`) or dropped."""
 Message = Any
 """A protobuf message, its serialized bytes, None, or a zero-argument callable returning one of these."""
+Queued = tuple[bytes, tuple[Any, ...]]
+"""A record and what its companion line needs (time, version, label, signature, API, transport,
+status, message, latency in ms): the line itself is written by the writer thread."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class LogSink(Protocol):
     path: Path
     size: int
 
-    def write(self, record: bytes, facts: RequestFacts) -> None: ...
+    def write(self, record: bytes, facts: bytes) -> None: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
 
@@ -101,9 +104,10 @@ class FileSink:
             self._records.close()
             raise
 
-    def write(self, record: bytes, facts: RequestFacts) -> None:
+    def write(self, record: bytes, facts: bytes) -> None:
+        """Append one record and its companion line (`log_files.facts_line`)."""
         self._records.write(record)
-        self._facts.write(facts.to_line())
+        self._facts.write(facts)
         self.size += tfrecord.HEADER_BYTES + len(record) + tfrecord.FOOTER_BYTES
 
     def flush(self) -> None:
@@ -143,7 +147,9 @@ class RequestLogger:
         self._draw = draw
         self._open_sink = open_sink
         self._cond = threading.Condition()
-        self._queue: collections.deque[tuple[bytes, RequestFacts]] = collections.deque()
+        self._queue: collections.deque[Queued] = collections.deque()
+        self._sampling = log_files.sampling_config(self.rate)
+        self._specs: dict[tuple[int | None, str | None, str], bytes] = {}  # serialized ModelSpecs
         self._queued_bytes = 0
         self._closing = False
         self._flush_now = False
@@ -174,16 +180,20 @@ class RequestLogger:
         could not be serialized). Never raises, never waits for the disk."""
         try:
             now = self._clock()
-            metadata = log_files.log_metadata(self.model, version, label, signature, self.rate, int(now))
+            spec = self._specs.get((version, label, signature))
+            if spec is None:
+                if len(self._specs) > 1000:
+                    self._specs.clear()
+                spec = self._specs[(version, label, signature)] = log_files.model_spec(
+                    self.model, version, label, signature)
+            metadata = log_files.log_metadata(spec, self._sampling, int(now))
             record = log_files.prediction_log(api, metadata, log_files.as_bytes(_made(request)),
                                               log_files.as_bytes(_made(response)))
         except Exception as error:  # noqa: BLE001 - a request is never failed by its log
             self._drop(1, "INTERNAL", f"a request could not be serialized ({type(error).__name__}: {error})")
             return False
-        facts = RequestFacts(offset=0, bytes=len(record), time=log_files.iso_time(now), model=self.model,
-                             version=version, label=label or None, signature=signature, api=api.value,
-                             transport=transport.value, status=status, message=message,
-                             latency_ms=round(latency_s * 1000, 3))
+        facts = (now, version, label, signature, api.value, transport.value, status, message,
+                 round(latency_s * 1000, 3))
         with self._cond:
             full = (len(self._queue) >= self.options.max_queue_records
                     or self._queued_bytes + len(record) > self.options.max_queue_bytes)
@@ -267,14 +277,15 @@ class RequestLogger:
                 self._finish_file()
                 return
 
-    def _write(self, batch: list[tuple[bytes, RequestFacts]], closing: bool) -> None:
+    def _write(self, batch: list[Queued], closing: bool) -> None:
         pause = self._retry_at - time.monotonic()
         if pause > 0 and not closing:
             time.sleep(pause)  # the writer thread only: requests keep queueing (or dropping)
         for index, (record, facts) in enumerate(batch):
             try:
                 sink = self._current_sink()
-                sink.write(record, _at(facts, sink.size))
+                line = log_files.facts_line(sink.size, len(record), facts[0], self.model, *facts[1:])
+                sink.write(record, line)
             except OSError as error:
                 self._fail(error, len(batch) - index)
                 return
@@ -381,7 +392,3 @@ class RequestLogger:
 
 def _made(value: Message) -> Any:
     return value() if callable(value) else value
-
-
-def _at(facts: RequestFacts, offset: int) -> RequestFacts:
-    return RequestFacts(**{**facts.__dict__, "offset": offset})

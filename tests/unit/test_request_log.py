@@ -207,7 +207,7 @@ class SlowDisk:
         sink = FileSink(path)
         original = sink.write
 
-        def write(record: bytes, facts: RequestFacts) -> None:
+        def write(record: bytes, facts: bytes) -> None:
             self.entered.set()
             assert self.go.wait(60), "the test never released the slow disk"
             original(record, facts)
@@ -255,7 +255,7 @@ class FullDisk:
         sink = FileSink(path)
         original = sink.write
 
-        def write(record: bytes, facts: RequestFacts) -> None:
+        def write(record: bytes, facts: bytes) -> None:
             if self.full.is_set():
                 raise OSError(errno.ENOSPC, "No space left on device")
             original(record, facts)
@@ -407,3 +407,23 @@ def test_file_names_start_with_the_prefix_and_sort_in_writing_order(tmp_path: Pa
     (tmp_path / "logs" / "m.notes.txt").touch()
     (tmp_path / "logs" / "mm.20231114T221320Z-9-0001.tfrecord").touch()  # another prefix
     assert log_files.log_files(prefix) == names
+
+
+@pytest.mark.parametrize(("version", "label", "signature", "rate", "when"), [
+    (3, None, "serving_default", 1.0, 1_700_000_000), (None, "stable", "", 0.25, 1),
+    (0, None, "sig", 0.0, 0), (None, None, "", 1.0, 2**40), (2**62, "ignored", "s", 1e-9, 5)])
+def test_log_metadata_is_written_byte_for_byte_as_protobuf_writes_it(version, label, signature, rate,
+                                                                     when) -> None:
+    expected = tf_protos.message_class("tensorflow.serving.LogMetadata")()
+    expected.model_spec.name = "m"
+    if version is not None:
+        expected.model_spec.version.value = version
+    elif label:
+        expected.model_spec.version_label = label
+    if signature:
+        expected.model_spec.signature_name = signature
+    expected.sampling_config.sampling_rate = rate
+    expected.timestamp_secs = when
+    written = log_files.log_metadata(log_files.model_spec("m", version, label, signature),
+                                     log_files.sampling_config(rate), when)
+    assert written == expected.SerializeToString()
