@@ -4,7 +4,7 @@
 - ``timeline_figure``: every request shown, latency against time, answered OK or not;
 - ``differences_figure``: a replay's difference per request, largest first, against the tolerance;
   a request that cannot be compared (one side failed, other outputs) is drawn at the top of the
-  axis in its own colour;
+  axis (1.0 when no difference is finite) in its own colour;
 - ``latency_figure``: a replay's latencies of side A and side B, side by side.
 """
 
@@ -45,8 +45,8 @@ def timeline_figure(times: Sequence[datetime | None], latencies_ms: Sequence[flo
 def differences_figure(labels: Sequence[str], differences: Sequence[float], tolerance: float) -> go.Figure:
     """One bar per request, in the order given (largest first), coloured by agreement; infinite
     differences (not comparable) drawn at the top of the axis; the tolerance as a dashed line."""
-    finite = [d for d in differences if math.isfinite(d)]
-    top = max([*finite, tolerance]) * 1.15 or 1.0
+    finite = [d for d in differences if math.isfinite(d) and d > 0]
+    top = max(finite) * 1.15 if finite else 1.0
     groups = {"agrees": ([], [], AGREE_COLOR), "differs": ([], [], DIFFER_COLOR),
               "not comparable": ([], [], NOT_COMPARABLE_COLOR)}
     for label, difference in zip(labels, differences, strict=True):

@@ -124,14 +124,19 @@ def render_replay_result(result) -> None:
     st.caption(f"Replayed {s.requests} request(s) over {result.transport}: A = {result.a}, B = {result.b}.")
     share, largest, a_ms, b_ms = st.columns(4)
     share.metric(f"Agreeing within {s.tolerance:g}", f"{s.share_agreeing:.0%}",
-                 f"{s.agreeing} of {s.requests}", delta_color="off")
-    largest.metric("Largest difference",
-                   "not comparable" if s.largest == float("inf") else f"{s.largest:.4g}")
+                 f"{s.agreeing} of {s.requests}", delta_color="off", delta_arrow="off")
+    comparable = s.largest != float("inf")
+    largest.metric("Largest difference", f"{s.largest:.4g}" if comparable else "n/a",
+                   None if comparable else "a side failed or differs in kind", delta_color="off",
+                   delta_arrow="off", help="The largest absolute difference between A's and B's values over "
+                   "every request; n/a when a request cannot be compared value by value (one side failed, "
+                   "or the answers have other outputs or shapes).")
     for column, side, failed, name in ((a_ms, "a", s.failed_a, result.a), (b_ms, "b", s.failed_b, result.b)):
-        median = s.latency(side)
+        median, p95 = s.latency(side), s.latency(side, 95)
         column.metric(f"Latency {side.upper()} ({name})",
                       "no answer" if median is None else f"{median:.1f} ms",
-                      f"{failed} failed" if failed else None, delta_color="inverse")
+                      f"{failed} failed" if failed else None, delta_color="inverse", delta_arrow="off",
+                      help=None if p95 is None else f"median; 95th percentile {p95:.1f} ms")
     labels = [f"{i + 1}" for i in range(len(result.rows))]
     left, right = st.columns(2)
     left.plotly_chart(traffic_charts.differences_figure(labels, [r.difference for r in result.rows],

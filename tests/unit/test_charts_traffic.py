@@ -36,3 +36,9 @@ def test_all_agreeing_has_no_other_traces():
 def test_latency_boxes_name_each_side():
     fig = traffic_charts.latency_figure([1.0, 2.0], [3.0], "version 1", "version 2")
     assert [(t.name, list(t.y)) for t in fig.data] == [("version 1", [1.0, 2.0]), ("version 2", [3.0])]
+
+
+def test_requests_that_cannot_be_compared_stand_at_1_when_nothing_else_has_a_scale():
+    fig = traffic_charts.differences_figure(["a", "b"], [math.inf, math.inf], tolerance=1e-6)
+    [trace] = fig.data
+    assert trace.name == "not comparable" and list(trace.y) == [1.0, 1.0]
