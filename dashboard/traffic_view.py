@@ -77,13 +77,17 @@ def answer_text(answer: Answer) -> str:
     return _cut("; ".join(parts))
 
 
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
 def replay_table(result: Replay) -> pd.DataFrame:
     """A replay's rows, largest difference first: what was sent, both answers, how far apart."""
     return pd.DataFrame([{
         "difference": row.difference if np.isfinite(row.difference) else None,
         "agrees": row.agree, "time (UTC)": row.entry.time.strftime("%H:%M:%S") if row.entry.time else "",
         "inputs": _cut(row.entry.inputs), f"A: {result.a}": answer_text(row.a),
-        f"B: {result.b}": answer_text(row.b), "A ms": row.a.latency_ms, "B ms": row.b.latency_ms,
+        f"B: {result.b}": answer_text(row.b), "A ms": _ms(row.a.latency_ms), "B ms": _ms(row.b.latency_ms),
         "note": row.note,
     } for row in result.rows])
 
