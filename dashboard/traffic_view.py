@@ -25,6 +25,9 @@ from pipeline.traffic.replay import Answer, Replay
 
 READER_KEY = "traffic_reader"
 MAX_CELL = 80
+READ_BYTES = 16 * 1024 * 1024
+"""The page reads the newest log files up to about this size (about 100,000 small requests); the
+command line reads them all."""
 
 
 def embedded_prefix(model: str) -> str:
@@ -47,8 +50,17 @@ def read(paths: list[str]) -> tuple[list[Logged], ReadSummary]:
     """Every logged request in `paths`, read incrementally (one reader per session)."""
     reader = st.session_state.get(READER_KEY)
     if not isinstance(reader, LogReader):
-        reader = st.session_state[READER_KEY] = LogReader()
+        reader = st.session_state[READER_KEY] = LogReader(max_bytes=READ_BYTES)
     return reader.read(paths)
+
+
+def left_out_text(summary: ReadSummary) -> str:
+    """What the page did not read, and where to read it ("" when it read everything)."""
+    if not summary.left_out_files:
+        return ""
+    return (f"Showing the newest {READ_BYTES // 2**20} MiB of logs: {summary.left_out_files} older file(s) "
+            f"({summary.left_out_bytes / 2**20:,.1f} MiB) not read here; `python -m pipeline.traffic` reads "
+            "them all.")
 
 
 def _cut(text: str) -> str:

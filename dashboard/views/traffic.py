@@ -76,7 +76,8 @@ def snapshot(paths: list[str]) -> tuple[list[Logged], str]:
         return kept[1], (f"Paused while {len(picked)} row(s) are picked: clear the selection to see new "
                          "requests.")
     entries, summary = traffic_view.read(paths)
-    st.session_state[SNAPSHOT_KEY] = (paths, entries, summary.describe() if summary.damaged else "")
+    st.session_state[SNAPSHOT_KEY] = (paths, entries, summary.describe() if summary.damaged else "",
+                                      traffic_view.left_out_text(summary))
     return entries, ""
 
 
@@ -265,7 +266,8 @@ def live_traffic() -> None:
     where = render_filters(entries)
     shown = select(entries, where, SHOWN)
     st.caption(f"{len(shown)} of {len(entries)} logged request(s), newest first"
-               + (f" (the newest {SHOWN})" if len(shown) == SHOWN else "") + ". " + paused)
+               + (f" (the newest {SHOWN})" if len(shown) == SHOWN else "") + ". " + paused + " "
+               + st.session_state[SNAPSHOT_KEY][3])
     if damage:
         st.warning(f"Read {damage}: damaged records are skipped.", icon=":material/broken_image:")
     if shown:

@@ -8,10 +8,12 @@ companion (a warm-up file, TF Serving's own logs) still reads: time, model and v
 `log_metadata`, and transport, status and latency are unknown. `ReadSummary` counts what was read
 and what was skipped, per file.
 
-A `Logged` keeps the facts and short previews, not the record: `record()` reads it back from its
-file when needed (replay, a warm-up file, a download), so a reader holds little memory however
-large the logs. `LogReader` reads a growing set of files incrementally (the dashboard refreshes
-every few seconds): a file that grew is read from where reading stopped.
+A `Logged` keeps the facts, not the record: `record()` reads it back from its file when needed
+(replay, a warm-up file, a download), and the previews of its inputs and outputs are made the first
+time they are asked for, so a reader holds little memory however large the logs, and a record with
+a companion line is not even parsed until it is shown. `LogReader` reads a growing set of files
+incrementally (the dashboard refreshes every few seconds): a file that grew is read from where
+reading stopped, and at most the newest `max_bytes` of files are read.
 
 The messages come from `pipeline.tf_protos` and tensors are read by the gRPC front end's TensorProto
 reader, so nothing here imports TensorFlow.
@@ -39,10 +41,10 @@ BEING_WRITTEN_S = 10.0
 """A file changed this recently whose last record is cut short is being written, not damaged."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Logged:
     """One logged request: where its record is, what the companion file (or `log_metadata`) says,
-    and previews of its inputs and outputs."""
+    and (made when first asked for) previews of its inputs and outputs."""
 
     source: Path
     offset: int
@@ -59,8 +61,26 @@ class Logged:
     """Canonical code name; None without a companion record."""
     message: str
     latency_ms: float | None
-    inputs: str
-    outputs: str
+    previewed: tuple[str, str] | None = field(default=None, compare=False, repr=False)
+    """(inputs, outputs) previews, once made."""
+
+    @property
+    def inputs(self) -> str:
+        """One short line of what the request sent."""
+        return self.previews()[0]
+
+    @property
+    def outputs(self) -> str:
+        """One short line of what it was answered ("" when no response was logged)."""
+        return self.previews()[1]
+
+    def previews(self) -> tuple[str, str]:
+        if self.previewed is None:
+            try:
+                self.previewed = answers.of_log(self.prediction_log(), self.api)
+            except (OSError, ValueError) as error:
+                self.previewed = (f"(record unreadable: {error})", "")
+        return self.previewed
 
     @property
     def id(self) -> str:
@@ -142,6 +162,9 @@ class ReadSummary:
     """Every file's report, and totals."""
 
     files: list[FileReport] = field(default_factory=list)
+    left_out_files: int = 0
+    """Older files not read: past a reader's `max_bytes`."""
+    left_out_bytes: int = 0
 
     @property
     def records(self) -> int:
@@ -169,6 +192,9 @@ class ReadSummary:
             text += "; " + ", ".join(parts) + f" in {len(damaged)} file(s)"
         if writing := sum(f.being_written for f in self.files):
             text += f"; {writing} file(s) still being written (their last record not read yet)"
+        if self.left_out_files:
+            size = self.left_out_bytes / 2**20
+            text += f"; {self.left_out_files} older file(s) ({size:,.1f} MiB) not read: the newest files only"
         return text
 
 
@@ -248,6 +274,13 @@ def _parse_time(text: str) -> datetime | None:
 
 
 def _entry(path: Path, offset: int, data: bytes, facts: RequestFacts | None) -> Logged | None:
+    """The entry of one record: from its companion line when it has one (the record is parsed
+    only when shown), else from the record's `log_metadata`; None for a record that is not a
+    PredictionLog of the four inference APIs."""
+    if facts is not None and facts.bytes == len(data) and facts.api in APIS:
+        return Logged(path, offset, len(data), _parse_time(facts.time), facts.model, facts.version,
+                      facts.label, facts.signature, facts.api, facts.transport, facts.status, facts.message,
+                      facts.latency_ms)
     from google.protobuf.message import DecodeError
 
     try:
@@ -258,14 +291,7 @@ def _entry(path: Path, offset: int, data: bytes, facts: RequestFacts | None) -> 
     api = kind[: -len("_log")] if kind else ""
     if api not in APIS:
         return None
-    if facts is not None and facts.bytes != len(data):
-        facts = None  # a companion line that does not describe this record
-    inputs, outputs = answers.of_log(log, api)
     spec = log.log_metadata.model_spec
-    if facts is not None:
-        when = _parse_time(facts.time)
-        return Logged(path, offset, len(data), when, facts.model, facts.version, facts.label, facts.signature,
-                      api, facts.transport, facts.status, facts.message, facts.latency_ms, inputs, outputs)
     request = getattr(log, kind).request
     request_spec = request.tasks[0].model_spec if api == "multi_inference" and request.tasks else \
         getattr(request, "model_spec", None)
@@ -275,7 +301,7 @@ def _entry(path: Path, offset: int, data: bytes, facts: RequestFacts | None) -> 
     version = spec.version.value if spec.HasField("version") else None
     signature = spec.signature_name or (request_spec.signature_name if request_spec is not None else "")
     return Logged(path, offset, len(data), when, name, version, spec.version_label or None, signature, api,
-                  None, None, "", None, inputs, outputs)
+                  None, None, "", None, answers.of_log(log, api))
 
 
 def read_logs(paths: Iterable[Path | str], summary: ReadSummary | None = None) -> list[Logged]:
@@ -309,17 +335,38 @@ class LogReader:
     """Reads the same files again and again, each only from where it stopped (files are appended
     to; one that shrank or was replaced is read again whole, one that is gone is forgotten)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int | None = None) -> None:
+        """`max_bytes`: read only the newest files (by modification time) up to about this many
+        bytes; None reads every file."""
+        self.max_bytes = max_bytes
         self._files: dict[Path, tuple[int, int, FileReport, list[Logged]]] = {}  # inode, next offset
+
+    def _newest(self, paths: Iterable[Path | str], summary: ReadSummary
+                ) -> list[tuple[Path, os.stat_result]]:
+        """The files to read, in their order: all, or the newest up to `max_bytes`."""
+        found = []
+        for path in find_log_files(paths):
+            try:
+                found.append((path, path.stat()))
+            except OSError:
+                continue
+        if self.max_bytes is None:
+            return found
+        kept: set[Path] = set()
+        total = 0
+        for path, stat in sorted(found, key=lambda item: item[1].st_mtime, reverse=True):
+            if kept and total + stat.st_size > self.max_bytes:
+                summary.left_out_files += 1
+                summary.left_out_bytes += stat.st_size
+                continue
+            kept.add(path)
+            total += stat.st_size
+        return [(path, stat) for path, stat in found if path in kept]
 
     def read(self, paths: Iterable[Path | str]) -> tuple[list[Logged], ReadSummary]:
         summary, found, seen = ReadSummary(), [], set()
-        for path in find_log_files(paths):
+        for path, stat in self._newest(paths, summary):
             seen.add(path)
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
             inode, start, report, entries = self._files.get(path, (stat.st_ino, 0, None, []))
             if report is None or inode != stat.st_ino or stat.st_size < start:
                 report, entries, start = FileReport(path), [], 0

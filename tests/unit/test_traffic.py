@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -308,3 +309,24 @@ def test_reading_logs_never_imports_tensorflow(logged: Path) -> None:
                        f"print('SEEN', {SEEN})\n")
     assert done.returncode == 0, done.stderr
     assert "SEEN []" in done.stdout, done.stdout
+
+
+def test_a_reader_with_a_budget_reads_the_newest_files_and_says_what_it_left_out(tmp_path: Path) -> None:
+    prefix = tmp_path / "t" / "m"
+    files = write_traffic(prefix, [Call([float(i)], [float(i)]) for i in range(6)],
+                          options=LogOptions(max_file_bytes=1))  # a file per request
+    for age, path in enumerate(reversed(files)):  # the newest file by name is the newest by time
+        os.utime(path, (T0 - age, T0 - age))
+    budget = sum(p.stat().st_size for p in files[-2:])
+    entries, summary = LogReader(max_bytes=budget).read([prefix])
+    assert [e.inputs for e in entries] == ["x: [[4.0]]", "x: [[5.0]]"]
+    assert summary.left_out_files == 4 and "4 older file(s)" in summary.describe()
+
+
+def test_previews_are_made_only_when_asked_for(logged: Path) -> None:
+    entries = read_logs([logged])
+    assert all(e.previewed is None for e in entries)  # a companion line says everything else
+    assert entries[0].inputs == "x: [[1.0]]" and entries[0].previewed is not None
+    [file] = log_files.log_files(str(logged))
+    file.unlink()
+    assert entries[1].inputs.startswith("(record unreadable:") and entries[1].outputs == ""
