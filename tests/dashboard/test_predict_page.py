@@ -80,6 +80,8 @@ class FakeServer:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeServer:
     server = FakeServer()
+    monkeypatch.setenv("SERVING_URL", BASE)  # the server this fake stands in for, and its gRPC side
+    monkeypatch.setenv("GRPC_TARGET", "127.0.0.1:8500")
     monkeypatch.setenv("SERVING_RUN_DIR", str(tmp_path))  # no embedded server recorded
     monkeypatch.setenv("MODELS_DIR", str(tmp_path / "models"))  # the request history lives here
     monkeypatch.setenv("MODEL_BASE_PATH", str(tmp_path / "models" / "linear_model"))

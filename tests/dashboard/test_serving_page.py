@@ -81,6 +81,9 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeServer:
         monkeypatch.setattr(ServingClient, name, lambda client, *a, _m=method, **k: _m(client, *a, **k))
     monkeypatch.setattr(GrpcClient, "health", lambda client, service="": server.grpc_health(client))
     monkeypatch.setenv("SERVING_RUN_DIR", str(tmp_path))
+    # the default addresses, which this fake stands in for (tests/conftest.py points them elsewhere)
+    monkeypatch.setenv("SERVING_URL", "http://127.0.0.1:8501")
+    monkeypatch.setenv("GRPC_TARGET", "127.0.0.1:8500")
     return server
 
 
