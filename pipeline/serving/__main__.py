@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_seconds=timeout,
         num_threads=max(1, flags.rest_api_num_threads),
         metrics_path=monitoring.path if monitoring.enable else None,
-    ), metrics, admission)
+    ), metrics, admission, request_logs)
     log.info("At most %d model requests pending (--max_pending_requests); more are answered 503",
              flags.max_pending_requests)
 
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ))
     from pipeline.lifeline import watch_parent
 
-    grpc_server = _start_grpc(flags, manager, metrics, admission)
+    grpc_server = _start_grpc(flags, manager, metrics, admission, request_logs)
     try:
         if not flags.rest_api_port:  # TF Serving's default: gRPC only
             log.info("REST API is off (--rest_api_port=0)")
@@ -181,9 +181,9 @@ def _wait_for_stop(watch_parent) -> None:
         pass
 
 
-def _start_grpc(flags, manager, metrics, admission):
+def _start_grpc(flags, manager, metrics, admission, request_logs):
     """The gRPC front end on --port (and --grpc_socket_path), sharing the REST side's manager,
-    metrics and admission; None when both are off. HandleReloadConfigRequest applies configs
+    metrics, admission and request logs; None when both are off. HandleReloadConfigRequest applies configs
     through `ServableManager.apply_config`. A port that cannot be bound, or a bad SSL config, ends
     the process with status 1, as tensorflow_model_server does."""
     from pipeline.serving.grpc.services import GrpcCore
@@ -199,7 +199,8 @@ def _start_grpc(flags, manager, metrics, admission):
     core = GrpcCore(manager=manager, metrics=metrics, admission=admission,
                     num_threads=max(1, flags.grpc_max_threads),
                     tensor_content=flags.enable_serialization_as_tensor_content,
-                    reload_config=manager.apply_config, ready=manager.all_available)
+                    reload_config=manager.apply_config, ready=manager.all_available,
+                    request_logs=request_logs)
     try:
         server = GrpcServer(core, options)
         server.start()

@@ -8,8 +8,9 @@ REST or gRPC, with probability R, to TFRecord files of `PredictionLog` whose nam
 
 `RequestLogs` holds one `RequestLogger` per model: `apply(configs)` at start-up and on every config
 reload (the manager calls it, so `--model_config_file`, its polling and gRPC's
-HandleReloadConfigRequest take one path), `record(...)` from the serving core for every finished
-request, `close()` when the server stops (what is queued is written first).
+HandleReloadConfigRequest take one path), `record(...)` from the front ends for every finished
+request (or `sampled_logger(model)` first, then the logger's `log(...)`, when the record costs work
+to gather), `close()` when the server stops (what is queued is written first).
 
 A `logging_config` is refused, with a message saying why, when its collector type is not `file`,
 it sets `custom_logging_config`, its prefix is empty or cannot be written (the prefix's folder is
@@ -120,6 +121,12 @@ class RequestLogs:
                 old.close()
         return problems
 
+    def sampled_logger(self, model: str) -> RequestLogger | None:
+        """The model's logger when this request is to be logged (its sampling draw), else None: a
+        front end asks first, then gathers the request's record only for a sampled one."""
+        logger = self._loggers.get(model)
+        return logger if logger is not None and logger.sampled() else None
+
     def record(self, model: str, api: Api, transport: Transport, status: str, latency_s: float, *,
                request: Message = None, response: Message = None, message: str = "",
                version: int | None = None, label: str | None = None, signature: str = "") -> None:
@@ -133,8 +140,8 @@ class RequestLogs:
         zero-argument callable returning one of these, called only when sampled; `version` the
         version that answered (None if none), `label` the label asked for, `signature` the
         signature name that ran."""
-        logger = self._loggers.get(model)
-        if logger is None or not logger.sampled():
+        logger = self.sampled_logger(model)
+        if logger is None:
             return
         logger.log(api, transport, status, latency_s, request=request, response=response, message=message,
                    version=version, label=label, signature=signature)

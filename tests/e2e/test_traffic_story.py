@@ -1,11 +1,9 @@
-"""A tester replays recorded traffic on two versions, in Chromium: the dashboard reads a model's
-request log (written in its run folder as the server writes it), lists every request newest first,
-and a replay on the running server's versions 1 and 2 shows where they differ, request by request.
-Version 1 answers y = 0.5 x + 2, version 2 y = x: of the three requests answered OK, only x = 4
-agrees. A screenshot is kept for the README (``make screenshots``).
-
-(That a curl request reaches the log and appears on the page is the server's part: it waits for the
-serving core to hand finished requests to its request logs.)
+"""A tester sees and replays traffic, in Chromium: a curl request to a model the server logs
+(`live`, logging_config in the dashboard's run folder) appears on its Traffic page; the dashboard
+reads a model's request log (`hpt`: written in its run folder as the server writes it), lists every
+request newest first, and a replay on the running server's versions 1 and 2 shows where they
+differ, request by request. Version 1 answers y = 0.5 x + 2, version 2 y = x: of the three
+requests answered OK, only x = 4 agrees. A screenshot is kept for the README (``make screenshots``).
 """
 
 from __future__ import annotations
@@ -30,6 +28,7 @@ from tests.support.traffic_logs import Call, write_traffic
 pytestmark = pytest.mark.e2e
 
 MODEL = "hpt"
+LIVE = "live"
 CALLS = [Call([4.0], [4.0]), Call([1.0], [2.5], transport=Transport.GRPC),
          Call([9.0], None, status="INVALID_ARGUMENT", message="bad input x"), Call([10.0], [7.0], version=2)]
 BUILD = """
@@ -55,7 +54,11 @@ def dashboard(tmp_path_factory) -> Iterator[str]:
     config = root / "models.config"
     base = root / "models" / MODEL
     config.write_text(f'model_config_list {{ config {{ name: "{MODEL}" base_path: "{base}" '
-                      'model_platform: "tensorflow" model_version_policy { all {} } } }')
+                      'model_platform: "tensorflow" model_version_policy { all {} } } '
+                      f'config {{ name: "{LIVE}" base_path: "{base}" model_platform: "tensorflow" '
+                      f'logging_config {{ log_collector_config {{ type: "file" '
+                      f'filename_prefix: "{traffic.prefix(run, LIVE)}" }} '
+                      'sampling_config { sampling_rate: 1.0 } } } }')
     port, grpc_port = free_port(), free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "pipeline.serving", f"--rest_api_port={port}", f"--port={grpc_port}",
@@ -75,7 +78,7 @@ def dashboard(tmp_path_factory) -> Iterator[str]:
                  "MODELS_DIR": str(root / "models"), "AUTOSTART_SERVER": "0", "SERVING_RUN_DIR": str(run)},
             stdout=(root / "streamlit.log").open("w"), stderr=subprocess.STDOUT)
         wait_http(f"http://127.0.0.1:{dashboard_port}/_stcore/health", streamlit)
-        yield f"http://127.0.0.1:{dashboard_port}"
+        yield f"http://127.0.0.1:{dashboard_port}", url
     finally:
         if streamlit is not None:
             stop_process(streamlit)
@@ -88,9 +91,22 @@ def choose(page, key: str, option: str) -> None:
     wait_idle(page)
 
 
+def test_a_curl_request_appears_on_the_traffic_page(page, dashboard) -> None:
+    address, server = dashboard
+    page.goto(f"{address}/traffic?model={LIVE}")
+    wait_idle(page)
+    page.get_by_text(re.compile(f"No request logged for `?{LIVE}`? yet")).wait_for()
+    sent = subprocess.run(["curl", "-sS", "-d", '{"instances": [6.0]}', f"{server}/v1/models/{LIVE}:predict"],
+                          capture_output=True, text=True, timeout=60)
+    # version 2, the latest, answers y = x
+    assert sent.returncode == 0 and '"predictions": [6.0]' in sent.stdout, sent.stdout + sent.stderr
+    page.get_by_text("1 of 1 logged request(s), newest first").wait_for(timeout=60_000)  # the live refresh
+    assert page.locator("[data-testid=stException]").count() == 0
+
+
 def test_recorded_traffic_replayed_on_two_versions_shows_where_they_differ(page, dashboard,
                                                                           screenshots) -> None:
-    page.goto(f"{dashboard}/traffic?model={MODEL}")
+    page.goto(f"{dashboard[0]}/traffic?model={MODEL}")
     wait_idle(page)
     page.get_by_text("4 of 4 logged request(s), newest first").wait_for()
     page.locator(".st-key-traffic_live").get_by_text(re.compile("Refresh every")).click()  # hold still

@@ -1,7 +1,7 @@
 """The server honours each model's `logging_config` at start-up: a config that can be honoured is
 taken (its folder created), one that cannot is refused in the log with its reason while the model
-is still served, and the request-log flags parse. (Requests reaching the files are tested once the
-serving core reports finished requests to `RequestLogs.record`.)"""
+is still served, and the request-log flags parse. (Requests reaching the files:
+`test_request_logging_requests.py`.)"""
 
 from __future__ import annotations
 
