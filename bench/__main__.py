@@ -6,8 +6,10 @@ floor), ``training`` (``train()`` vs a bare ``model.fit`` at 1,000,000 samples),
 dashboard's first paint vs a one-line Streamlit app) and ``grpc`` (1-row Predict over gRPC with
 h2load vs our REST, KServe's gRPC endpoint and a canned-reply grpcio floor,
 ``bench/grpc_bench.py``), ``batch`` (Spark batch scoring vs the in-process floor and 10,000-row
-REST requests, ``bench/batch_bench.py``) and ``loadtest`` (``python -m pipeline.loadtest`` against wrk
-over REST and h2load over gRPC at the same concurrency on the same server, ``bench/loadtest_bench.py``).
+REST requests, ``bench/batch_bench.py``), ``loadtest`` (``python -m pipeline.loadtest`` against wrk
+over REST and h2load over gRPC at the same concurrency on the same server, ``bench/loadtest_bench.py``)
+and ``logging`` (1-row ``:predict`` at 32 connections with no ``logging_config``, sampling rate 0.0
+and 1.0, ``bench/logging_bench.py``).
 Contenders run one at a time on loopback; the report goes to ``bench/results.md`` and stdout,
 progress to stderr. A section that cannot run (no ``--enable_batching``, KServe install failed, ...)
 says so in the report instead of failing.
@@ -34,7 +36,7 @@ from bench import contenders as cs
 from bench.load import LoadError, run_load, wrk_available, wrk_version
 from bench.report import CONNECTIONS, CONTENDERS, BenchResults, Comparison, render
 
-SECTIONS = (*CONTENDERS, "rows10k", "training", "paint", "grpc", "batch", "loadtest")
+SECTIONS = (*CONTENDERS, "rows10k", "training", "paint", "grpc", "batch", "loadtest", "logging")
 BIG_ROWS = 10_000
 TRAIN_SAMPLES = 1_000_000
 LOG_DIR = cs.WORK / "logs"
@@ -314,8 +316,18 @@ def main(argv: list[str] | None = None) -> int:
             say(f"loadtest failed: {error}")
             loadtest_section = ("## The load tool against wrk and h2load\n\n"
                                 f"failed: {str(error).splitlines()[0][:200]}\n")
+    logging_section = ""
+    if "logging" in settings.only:  # what request logging costs (bench/logging_bench.py)
+        from bench import logging_bench
+
+        try:
+            logging_section = logging_bench.run(base_path, cs.WORK, LOG_DIR, one, settings.duration_s,
+                                                settings.warmup_s, say, settings.use_wrk, settings.quick)
+        except Exception as error:  # noqa: BLE001 (reported, the bench goes on)
+            say(f"logging failed: {error}")
+            logging_section = f"## Request logging\n\nfailed: {str(error).splitlines()[0][:200]}\n"
     results.facts["load average at end"] = " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    sections = (grpc_section, batch_section, loadtest_section)
+    sections = (grpc_section, batch_section, loadtest_section, logging_section)
     report = render(results) + "".join("\n" + part for part in sections if part)
     settings.out.parent.mkdir(parents=True, exist_ok=True)
     settings.out.write_text(report)

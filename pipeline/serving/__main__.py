@@ -67,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.serving.manager import ServableManager
     from pipeline.serving.metrics import ServerMetrics
     from pipeline.serving.overload import Admission
+    from pipeline.serving.request_log import LogOptions
+    from pipeline.serving.request_logs import RequestLogs
     from pipeline.serving.rest.app import HttpOptions, RestApi
     from pipeline.serving.rest.uvicorn_protocol import http_protocol
     from pipeline.serving.servable import Servable, ServableOptions
@@ -85,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("Batching enabled: %s", batching)
     else:
         log.info("Batching disabled (--enable_batching=false): each request runs as its own model call")
+    request_logs = RequestLogs(LogOptions(max_file_bytes=flags.request_log_max_file_bytes,
+                                          max_total_bytes=max(0, flags.request_log_max_total_bytes)),
+                               on_outcome=metrics.record_request_log if metrics is not None else None)
     serving = threading.Event()  # set once the versions present at start-up were tried
     manager = ServableManager(
         configs,
@@ -95,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_retry_interval_seconds=flags.load_retry_interval_micros / 1e6,
         on_load=functools.partial(_loaded, serving),
         allow_unavailable_labels=flags.allow_version_labels_for_unavailable_models,
+        on_config=request_logs.apply,  # each model's logging_config, at start-up and every reload
     )
     for config in configs:
         log.info("Serving model %s from base path %s (policy %s)",
@@ -122,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_seconds=timeout,
         num_threads=max(1, flags.rest_api_num_threads),
         metrics_path=monitoring.path if monitoring.enable else None,
-    ), metrics, admission)
+    ), metrics, admission, request_logs)
     log.info("At most %d model requests pending (--max_pending_requests); more are answered 503",
              flags.max_pending_requests)
 
@@ -140,13 +146,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ))
     from pipeline.lifeline import watch_parent
 
-    grpc_server = _start_grpc(flags, manager, metrics, admission)
+    grpc_server = _start_grpc(flags, manager, metrics, admission, request_logs)
     try:
         if not flags.rest_api_port:  # TF Serving's default: gRPC only
             log.info("REST API is off (--rest_api_port=0)")
             _wait_for_stop(watch_parent)
             return 0
         watch_parent(lambda: setattr(server, "should_exit", True))  # embedded: exit with the dashboard
+        # uvicorn re-raises a SIGTERM once it has shut down: with the default handler the process
+        # would end there, before the cleanup below (queued request logs written, versions unloaded)
+        signal.signal(signal.SIGTERM, _exit_after_sigterm)
         server.run()
         return 0 if server.started else 1
     finally:
@@ -154,7 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             grpc_server.stop()
         config_poller.stop()
         api.close()
+        request_logs.close()  # what is queued reaches the disk before the process ends
         manager.stop()
+
+
+def _exit_after_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _wait_for_stop(watch_parent) -> None:
@@ -167,9 +181,9 @@ def _wait_for_stop(watch_parent) -> None:
         pass
 
 
-def _start_grpc(flags, manager, metrics, admission):
+def _start_grpc(flags, manager, metrics, admission, request_logs):
     """The gRPC front end on --port (and --grpc_socket_path), sharing the REST side's manager,
-    metrics and admission; None when both are off. HandleReloadConfigRequest applies configs
+    metrics, admission and request logs; None when both are off. HandleReloadConfigRequest applies configs
     through `ServableManager.apply_config`. A port that cannot be bound, or a bad SSL config, ends
     the process with status 1, as tensorflow_model_server does."""
     from pipeline.serving.grpc.services import GrpcCore
@@ -185,7 +199,8 @@ def _start_grpc(flags, manager, metrics, admission):
     core = GrpcCore(manager=manager, metrics=metrics, admission=admission,
                     num_threads=max(1, flags.grpc_max_threads),
                     tensor_content=flags.enable_serialization_as_tensor_content,
-                    reload_config=manager.apply_config, ready=manager.all_available)
+                    reload_config=manager.apply_config, ready=manager.all_available,
+                    request_logs=request_logs)
     try:
         server = GrpcServer(core, options)
         server.start()

@@ -56,6 +56,10 @@ Loader = Callable[[str, int, StoragePath], Servable]
 LoadListener = Callable[[str, int, bool], None]
 """Told (model name, version, succeeded) after each load attempt, e.g. to count it in metrics."""
 
+ConfigListener = Callable[[list[ModelConfig]], list[str]]
+"""Told the configs in force at `start` and after each `apply_config`; returns a message per part
+it refuses (the request logs: a `logging_config` that cannot be honoured)."""
+
 
 @dataclass(frozen=True)
 class VersionState:
@@ -89,7 +93,8 @@ class ServableManager:
 
     def __init__(self, configs: Iterable[ModelConfig], loader: Loader, poll_wait_seconds: float = 1.0,
                  max_load_retries: int = 0, load_retry_interval_seconds: float = 60.0,
-                 on_load: LoadListener | None = None, allow_unavailable_labels: bool = False) -> None:
+                 on_load: LoadListener | None = None, allow_unavailable_labels: bool = False,
+                 on_config: ConfigListener | None = None) -> None:
         # Read lock-free by lookups; replaced (never mutated) by `apply_config`.
         self._models = {config.name: _Model(config) for config in configs}
         self._retired: dict[str, dict[int, VersionState]] = {}  # histories of removed models
@@ -100,6 +105,7 @@ class ServableManager:
         self._max_load_retries = max(0, max_load_retries)
         self._retry_interval = load_retry_interval_seconds
         self._on_load = on_load
+        self._on_config = on_config
         # --allow_version_labels_for_unavailable_models
         self._allow_unavailable_labels = allow_unavailable_labels
         self._lock = threading.Lock()
@@ -125,6 +131,7 @@ class ServableManager:
         do not block, so the server can open its port and report 404 until a version appears."""
         with self._config_lock:
             self._started = True
+            self._tell_config()  # refusals are logged by the listener; the models serve either way
             for model in self._models.values():
                 self._start_polling(model)
         if wait_for_first_poll:
@@ -166,8 +173,9 @@ class ServableManager:
         UNKNOWN `N model(s) did not become available: ...` when an added model had versions and
         none loaded (the new config stays in force, as upstream); FAILED_PRECONDITION `Request to
         assign label to version V of model M, which is not currently available for inference` for
-        a label that breaks the rule (the other models' changes apply). Thread-safe; calls are
-        serialized.
+        a label that breaks the rule (the other models' changes apply); INVALID_ARGUMENT with the
+        config listener's message for a part it refuses (a `logging_config` that cannot be honoured:
+        everything else applies). Thread-safe; calls are serialized.
         """
         if isinstance(config, (list, tuple)):
             configs = list(config)
@@ -196,6 +204,7 @@ class ServableManager:
                 else:
                     effective.append(wanted)
             added = self._swap_models(effective)
+            refused = self._tell_config()
         if wait and self._started:
             for model in added:
                 model.first_poll_done.wait()
@@ -203,6 +212,14 @@ class ServableManager:
             self._check_available(added)
         if problems:
             raise ServingError("FAILED_PRECONDITION", problems[0])
+        if refused:
+            raise ServingError("INVALID_ARGUMENT", refused[0])
+
+    def _tell_config(self) -> list[str]:
+        """The config listener's refusals of the configs in force (none without a listener)."""
+        if self._on_config is None:
+            return []
+        return self._on_config([model.config for model in self._models.values()])
 
     def enforce_label_rule(self) -> list[str]:
         """At start-up, once the versions present were tried: drop every label that breaks TF

@@ -43,9 +43,11 @@ from tensorflow_serving.config import model_server_config_pb2
 from pipeline.serving.errors import ServingError, invalid
 from pipeline.serving.grpc import inference, tensors
 from pipeline.serving.grpc.status import grpc_code, wire_message
+from pipeline.serving.log_files import Api, Transport
 from pipeline.serving.manager import ServableManager
 from pipeline.serving.metrics import ServerMetrics
 from pipeline.serving.overload import Admission, Deadline
+from pipeline.serving.request_logs import RequestLogs
 from pipeline.serving.servable import Servable
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,8 @@ class GrpcCore:
     ready: Callable[[], bool] | None = None
     """Whether every configured model has a version AVAILABLE (the health service's SERVING);
     None: always ready."""
+    request_logs: RequestLogs | None = None
+    """Each model's `logging_config`: sampled Predict/Classify/Regress/MultiInference logged."""
 
 
 class Front:
@@ -94,14 +98,16 @@ class Front:
         return self.manager.servable(spec.name, version, label)
 
     async def answer(self, api: str, model_name: str, context: grpc.aio.ServicerContext,
-                     produce: Callable[[], Any]) -> Any:
-        """The response `await produce()` makes; a ServingError aborts the call with its status."""
+                     produce: Callable[[], Any], request: Any = None) -> Any:
+        """The response `await produce()` makes; a ServingError aborts the call with its status.
+        With `request` (an inference API's), the call goes to its model's request log if sampled."""
         started = time.perf_counter()
-        code = "OK"
+        code, message, response = "OK", "", None
         try:
-            return await produce()
+            response = await produce()
+            return response
         except ServingError as error:
-            code = error.code
+            code, message = error.code, error.message
             await context.abort(grpc_code(code), wire_message(error.message))
         except asyncio.CancelledError:
             code = "CANCELLED"
@@ -109,12 +115,14 @@ class Front:
         except Exception as error:  # a bug must cost one request, never the server
             if isinstance(error, grpc.aio.AbortError):
                 raise
-            code = "INTERNAL"
+            code, message = "INTERNAL", f"Internal error: {type(error).__name__}: {error}"
             log.exception("Internal error serving gRPC %s for model %s", api, model_name)
             await context.abort(grpc.StatusCode.INTERNAL,
                                 wire_message(f"Internal error: {type(error).__name__}: {error}"))
         finally:
             self._record(model_name, api, code, time.perf_counter() - started)
+            if request is not None and self.core.request_logs is not None:
+                self._log_request(api, model_name, request, response, code, message, started)
 
     async def in_worker(self, context: grpc.aio.ServicerContext, model_name: str,
                         function: Callable[..., None], *args: Any) -> Any:
@@ -169,6 +177,21 @@ class Front:
         except BaseException as error:  # noqa: BLE001 - becomes the request's error answer
             answer(None, error)
 
+    def _log_request(self, api: str, model_name: str, request: Any, response: Any, code: str, message: str,
+                     started: float) -> None:
+        """Hand a finished inference call to its model's request log, if the model logs and the
+        call is sampled: the request and response as they went over the wire."""
+        logger = self.core.request_logs.sampled_logger(model_name)  # type: ignore[union-attr]
+        if logger is None:
+            return
+        asked, answered = _spec_of(request), _spec_of(response)
+        label = asked.version_label if asked is not None and asked.HasField("version_label") else None
+        version = answered.version.value if answered is not None and answered.HasField("version") else None
+        signature = (answered.signature_name if answered is not None else "") or \
+            (asked.signature_name if asked is not None else "") or DEFAULT_SIGNATURE
+        logger.log(Api(api), Transport.GRPC, code, time.perf_counter() - started, request=request,
+                   response=response, message=message, version=version, label=label, signature=signature)
+
     def _known(self, model_name: str) -> bool:
         return self.manager.serves(model_name)
 
@@ -205,6 +228,18 @@ def _resolve(waiter: asyncio.Future, result: Any, error: BaseException | None) -
         waiter.set_result(result)
 
 
+def _spec_of(message: Any) -> model_pb2.ModelSpec | None:
+    """The ModelSpec of an inference request or response (a MultiInference's first task or
+    result); None if it has none."""
+    if message is None:
+        return None
+    if hasattr(message, "tasks"):
+        return message.tasks[0].model_spec if message.tasks else None
+    if hasattr(message, "results"):
+        return message.results[0].model_spec if message.results else None
+    return message.model_spec if message.HasField("model_spec") else None
+
+
 def _require_spec(request: Any) -> None:
     if not request.HasField("model_spec"):
         raise invalid("Missing ModelSpec")
@@ -227,7 +262,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                       ) -> predict_pb2.PredictResponse:
         name = request.model_spec.name
         return await self.front.answer("predict", name, context,
-                                       lambda: self.front.in_worker(context, name, self._predict, request))
+                                       lambda: self.front.in_worker(context, name, self._predict, request),
+                                       request)
 
     def _predict(self, answer: Answer, deadline: Deadline, request: predict_pb2.PredictRequest) -> None:
         """The whole Predict in TF Serving's order of checks; answers through `answer`."""
@@ -262,7 +298,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                        context: grpc.aio.ServicerContext) -> classification_pb2.ClassificationResponse:
         name = request.model_spec.name
         return await self.front.answer("classify", name, context,
-                                       lambda: self.front.in_worker(context, name, self._classify, request))
+                                       lambda: self.front.in_worker(context, name, self._classify, request),
+                                       request)
 
     def _classify(self, answer: Answer, deadline: Deadline, request: classification_pb2.ClassificationRequest
                   ) -> None:
@@ -283,7 +320,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                       ) -> regression_pb2.RegressionResponse:
         name = request.model_spec.name
         return await self.front.answer("regress", name, context,
-                                       lambda: self.front.in_worker(context, name, self._regress, request))
+                                       lambda: self.front.in_worker(context, name, self._regress, request),
+                                       request)
 
     def _regress(self, answer: Answer, deadline: Deadline, request: regression_pb2.RegressionRequest) -> None:
         _require_spec(request)
@@ -303,7 +341,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         name = request.tasks[0].model_spec.name if request.tasks else ""
         return await self.front.answer(
             "multi_inference", name, context,
-            lambda: self.front.in_worker(context, name, self._multi_inference, request))
+            lambda: self.front.in_worker(context, name, self._multi_inference, request), request)
 
     def _multi_inference(self, answer: Answer, deadline: Deadline, request: Any) -> None:
         if not request.tasks:

@@ -48,12 +48,15 @@ from google.protobuf import json_format, wrappers_pb2
 from tensorflow_serving.apis import model_pb2
 
 from pipeline.serving.errors import ServingError, invalid
+from pipeline.serving.log_files import Api, Transport
 from pipeline.serving.manager import ServableManager
 from pipeline.serving.metrics import ServerMetrics
 from pipeline.serving.overload import Admission, Deadline
+from pipeline.serving.request_logs import RequestLogs
 from pipeline.serving.rest import examples, json_tensor
 from pipeline.serving.rest.http_status import http_status
 from pipeline.serving.rest.json_body import parse_json_body, signature_name_of
+from pipeline.serving.rest.request_log_hook import RestRequestTrace
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +103,10 @@ class RestApi:
     (all mutable state lives in the manager and the metrics)."""
 
     def __init__(self, manager: ServableManager, options: HttpOptions, metrics: ServerMetrics | None = None,
-                 admission: Admission | None = None):
+                 admission: Admission | None = None, request_logs: RequestLogs | None = None):
+        """`request_logs`: each model's `logging_config` (sampled predict/classify/regress logged)."""
         self.manager = manager
+        self.request_logs = request_logs
         self.options = options
         self.metrics = metrics
         self.admission = admission
@@ -142,7 +147,8 @@ class RestApi:
     async def _dispatch(self, method: str, path: str, scope: dict, receive: Callable) -> tuple[int, bytes]:
         """Route one /v1 request; every failure becomes (status, {"error": ...})."""
         started = time.perf_counter()
-        model_name, api, code = None, None, "OK"
+        model_name, api, code, message = None, None, "OK", ""
+        logger, trace = None, None  # a sampled request: its model's request log and its record
         verb = ""  # the `API` label: the URL's verb, "" for status and metadata (as TF Serving)
         try:
             if method == "POST" and (match := POST_PATH.fullmatch(path)):
@@ -150,6 +156,10 @@ class RestApi:
                 if verb not in ("predict", "classify", "regress"):  # `:Predict` too
                     raise _malformed(method, path)
                 api = verb
+                if self.request_logs is not None:
+                    logger = self.request_logs.sampled_logger(model_name)
+                if logger is not None:
+                    trace = RestRequestTrace(api, model_name, label)
                 body = await self._read_body(scope, receive)
                 if self.admission is not None:  # after the body: a slow upload never holds a slot
                     try:
@@ -157,7 +167,7 @@ class RestApi:
                     except ServingError:
                         self._count_drop(model_name, "overloaded")
                         raise
-                result = await self._in_worker(self._infer, api, model_name, version, label, body)
+                result = await self._in_worker(self._infer, api, model_name, version, label, body, trace)
             elif method == "GET" and path.lower() == LIST_PATH:
                 names = sorted(self.manager.model_names)  # not one model's request: no metrics
                 result = json_tensor.dumps({"models": [{"name": name} for name in names]})
@@ -174,7 +184,7 @@ class RestApi:
                 raise _malformed(method, path)
             return 200, result
         except ServingError as error:
-            code = error.code
+            code, message = error.code, error.message
             return http_status(code), json_tensor.error_body(error.message)
         except _BodyTooLarge:
             code = "RESOURCE_EXHAUSTED"
@@ -183,12 +193,16 @@ class RestApi:
             code = "CANCELLED"
             raise
         except Exception as error:  # a bug must cost one request, never the server
-            code = "INTERNAL"
+            code, message = "INTERNAL", f"Internal error: {type(error).__name__}: {error}"
             log.exception("Internal error serving %s %s", method, path)
             return 500, json_tensor.error_body(f"Internal error: {type(error).__name__}: {error}")
         finally:
             if self.metrics is not None:  # every /v1 request, as TF Serving counts them
                 self.metrics.record_request(model_name, verb, "REST", code, time.perf_counter() - started)
+            if trace is not None and logger is not None:
+                logger.log(Api(trace.api), Transport.REST, code, time.perf_counter() - started,
+                           request=trace.request, response=trace.response if code == "OK" else None,
+                           message=message, version=trace.version, label=label, signature=trace.signature)
 
     async def _in_worker(self, function: Callable[..., None], api: str, model_name: str, *args: Any) -> bytes:
         """The body `function(answer, deadline, api, model_name, *args)` produces in a worker thread,
@@ -243,18 +257,25 @@ class RestApi:
             self.metrics.record_dropped(model_name, reason)
 
     def _infer(self, answer: Answer, deadline: Deadline, api: str, model_name: str, version: int | None,
-               label: str | None, body: bytes) -> None:
-        """The whole of predict/classify/regress, in TF Serving's order of checks (spec §2.2)."""
+               label: str | None, body: bytes, trace: RestRequestTrace | None = None) -> None:
+        """The whole of predict/classify/regress, in TF Serving's order of checks (spec §2.2);
+        with a `trace` (a sampled request), what it carried and answered is noted there."""
         request = parse_json_body(body)
         signature_name = signature_name_of(request)
         metrics = self.metrics
+        if trace is not None:
+            trace.signature = signature_name
         if api == "predict":
             servable = self.manager.servable(model_name, version, label)
             signature = servable.predict_signature(signature_name)
             form, inputs = json_tensor.parse_predict_inputs(request, signature.input_dtypes)
+            if trace is not None:
+                trace.version, trace.inputs = servable.version, inputs
             started = time.perf_counter()
 
             def done(outputs: dict | None, error: BaseException | None) -> None:
+                if trace is not None:
+                    trace.outputs = outputs
                 if error is None:
                     if metrics is not None:
                         metrics.record_runtime(model_name, "Predict", time.perf_counter() - started)
@@ -270,12 +291,19 @@ class RestApi:
             return
         serialized = examples.parse_examples(request, api)
         servable = self.manager.servable(model_name, version, label)
+        if trace is not None:
+            trace.version, trace.examples = servable.version, serialized
         started = time.perf_counter()
         if api == "classify":
             classes, scores = servable.classify(signature_name, serialized, deadline)
+            if trace is not None:
+                trace.classes, trace.scores = classes, scores
             body = examples.format_classify_response(classes, scores)
         else:
-            body = examples.format_regress_response(servable.regress(signature_name, serialized, deadline))
+            values = servable.regress(signature_name, serialized, deadline)
+            if trace is not None:
+                trace.values = values
+            body = examples.format_regress_response(values)
         if metrics is not None:
             metrics.record_runtime(model_name, api.capitalize(), time.perf_counter() - started)
             metrics.record_examples(model_name, len(serialized))
