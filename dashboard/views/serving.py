@@ -37,7 +37,7 @@ LOG_LINES = 40
 WINDOW = 60
 URL_INPUT, MODEL_INPUT = "serving_url_input", "serving_model_input"
 PROBLEM_KEY = "serving_input_problem"
-STOPPED_KEY = "serving_stopped_by_user"
+STOPPED_KEY = utils.STOPPED_KEY
 SCRAPES_KEY = "serving_scrapes"
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -101,10 +101,10 @@ def render_target() -> None:
 
 def render_down(exc: ClientError, url: str) -> None:
     """No answer: starting, stopped on purpose, or down, each said as what it is."""
-    starting = exc.status_code is None and utils.embedded_server_starting(url) is not None
-    if starting:
+    word = utils.down_word(exc, url)
+    if word == "starting":
         st.badge("starting", icon=":material/hourglass_top:", color="orange")
-    elif st.session_state.get(STOPPED_KEY) and not utils.server_status().running:
+    elif word == "stopped":
         st.badge("stopped", icon=":material/stop_circle:", color="gray")
         st.info("You stopped the embedded server. Press Start below to serve again.", icon=":material/info:")
         return
