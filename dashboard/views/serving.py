@@ -24,7 +24,7 @@ import streamlit as st
 from dashboard import utils
 from pipeline.client import local_server
 from pipeline.client.errors import ClientError
-from pipeline.client.rest import available_versions, served_version, signature_rows
+from pipeline.client.rest import available_versions, served_version, signature_rows, state_words
 from pipeline.client.server_metrics import Scrape, parse_scrape, window_rows
 from pipeline.client.urls import EXAMPLE_URL, bind_host, is_local_url, normalize_url, url_port
 from pipeline.store.versions import validate_model_name
@@ -76,7 +76,7 @@ def _apply_model() -> None:
 def status_table(statuses: list[dict[str, Any]]) -> pd.DataFrame:
     """``model_version_status`` as rows: version, state, error code and message."""
     return pd.DataFrame([{
-        "version": int(s.get("version", 0)), "state": s.get("state", ""),
+        "version": int(s.get("version", 0)), "state": state_words(str(s.get("state", ""))),
         "error_code": s.get("status", {}).get("error_code", ""),
         "error_message": s.get("status", {}).get("error_message", ""),
     } for s in statuses], columns=["version", "state", "error_code", "error_message"])

@@ -104,7 +104,7 @@ def test_up_shows_badge_versions_and_signatures(fake: FakeServer) -> None:
     assert any("up · 4 ms" in m for m in texts(at.markdown))
     status = at.dataframe[0].value
     assert status["version"].tolist() == [3, 2]
-    assert status["state"].tolist() == ["AVAILABLE", "END"]
+    assert status["state"].tolist() == ["AVAILABLE", "unloaded (END)"]
     assert status["error_message"].tolist() == ["", "bad model"]
     signatures = at.dataframe[1].value
     assert signatures[["kind", "key", "dtype", "shape"]].values.tolist() == [
