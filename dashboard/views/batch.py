@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import batch_job, utils
+from pipeline.batch import MissingRequirement, missing_requirements
 from pipeline.model_dir import version_dirs
 
 JOB_KEY = "batch_job"
@@ -35,6 +36,19 @@ def versions_on_disk() -> dict[int, Path]:
         return version_dirs(utils.base_path())
     except OSError:
         return {}
+
+
+def render_missing(missing: list[MissingRequirement]) -> None:
+    """What this machine lacks for Spark scoring and the command for each, instead of a form that
+    would only fail after the upload. `make run` leaves PySpark out on purpose: it is about 450 MB
+    and needs Java, and the rest of the dashboard never uses it."""
+    st.warning("Batch scoring runs on Spark, which is not set up on this machine yet:",
+               icon=":material/construction:")
+    for item in missing:
+        st.markdown(f"- {item.what}. Install it with:")
+        st.code(item.command, language="bash")
+    st.caption("Then reload this page; the dashboard needs no restart. The Predict page scores up to "
+               f"{utils.MAX_INTERACTIVE_ROWS:,} rows without Spark meanwhile.")
 
 
 def render_form(versions: dict[int, Path]) -> None:
@@ -177,6 +191,9 @@ def main() -> None:
     st.caption("Score a large CSV or Parquet file with one version on Spark (`python -m pipeline.batch`), "
                "in a child process: millions of rows, a progress bar, and every bad row kept with its "
                "reason. The Predict page is for a few thousand rows at a time.")
+    if missing := missing_requirements():
+        render_missing(missing)
+        return
     versions = versions_on_disk()
     if not versions:
         st.info(f"No versions in {utils.base_path()} yet: train one on the Train page (or `make demo`).",

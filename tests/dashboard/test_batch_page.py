@@ -24,7 +24,7 @@ PAGE = str(ROOT / "dashboard" / "views" / "batch.py")
 LEARNED_W, LEARNED_B = (1.987, -1.013), 2.93
 """What the linear version built by `build_versions` answers with."""
 
-pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java 17+ (`java`)")
+needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java 17+ (`java`)")
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,7 @@ def test_without_versions_the_page_says_to_train_first(monkeypatch: pytest.Monke
     assert any("No versions" in i.value for i in at.info)
 
 
+@needs_java
 def test_a_csv_is_scored_on_spark_with_counts_residuals_and_rejects(models: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
     x = np.round(rng.uniform(-10, 10, size=(300, 2)), 4)
@@ -103,6 +104,7 @@ def test_a_csv_is_scored_on_spark_with_counts_residuals_and_rejects(models: Path
     assert "Download predictions (.parquet)" in labels and any("rejects" in label for label in labels)
 
 
+@needs_java
 def test_a_job_that_cannot_run_says_why(models: Path, tmp_path: Path) -> None:
     rows = tmp_path / "rows.txt"
     rows.write_text("x1,x2\n1,2\n")
@@ -111,6 +113,7 @@ def test_a_job_that_cannot_run_says_why(models: Path, tmp_path: Path) -> None:
                for e in at.error), [e.value for e in at.error]
 
 
+@needs_java
 def test_an_upload_is_saved_inside_the_job_folder_under_a_safe_name(tmp_path: Path) -> None:
     folder = batch_job.start_job(tmp_path, base_path=tmp_path / "no-model", version=None,
                                  upload=("../../etc/rows .csv", b"x1,x2\n1,2\n"))
@@ -135,3 +138,25 @@ def test_cancel_stops_the_job_and_a_new_session_finds_a_running_one(tmp_path: Pa
     assert batch_job.latest_running(tmp_path) is None
     batch_job.prune(tmp_path, keep=0)
     assert not folder.exists()
+
+
+def test_without_pyspark_the_page_says_so_with_the_command_before_any_form(models: Path, monkeypatch) -> None:
+    """A plain `make run` does not install PySpark: the page says so first, instead of taking an
+    upload and failing after "Score on Spark"."""
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # as if it were not installed
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert "not set up on this machine" in at.warning[0].value
+    assert any("PySpark is not installed" in m.value for m in at.markdown)
+    command = at.code[0].value
+    assert command.endswith("-m pip install -r requirements-batch.txt") and str(ROOT) in command
+    assert not at.get("file_uploader") and "batch_run" not in [b.key for b in at.button]
+
+
+def test_without_java_the_page_says_how_to_install_it(models: Path, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "no-java-here"))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert any("needs Java 17" in m.value for m in at.markdown)
+    assert "openjdk-17-jre-headless" in at.code[-1].value
+    assert "batch_run" not in [b.key for b in at.button]
