@@ -274,7 +274,7 @@ def _identity_span(*series: Sequence[float]) -> list[float]:
 
 
 def _predicted_vs_true_traces(true: Sequence[float], predicted: Sequence[float], name: str,
-                              color: str) -> list[go.Scatter]:
+                              color: str, size: int = 9) -> list[go.Scatter]:
     true_a = np.asarray(true, dtype=np.float64).reshape(-1)
     pred_a = np.asarray(predicted, dtype=np.float64).reshape(-1)
     if true_a.shape != pred_a.shape:
@@ -285,7 +285,7 @@ def _predicted_vs_true_traces(true: Sequence[float], predicted: Sequence[float],
     return [
         go.Scatter(x=span, y=span, mode="lines", name="perfect model (y = x)",
                    line={"color": "gray", "dash": "dash", "width": 1}, hoverinfo="skip"),
-        go.Scatter(x=true_a, y=pred_a, mode="markers", name=name, marker={"color": color, "size": 9},
+        go.Scatter(x=true_a, y=pred_a, mode="markers", name=name, marker={"color": color, "size": size},
                    text=rows, hovertemplate="%{text}<br>true %{x:.4g}<br>predicted %{y:.4g}<extra></extra>"),
     ]
 
@@ -296,6 +296,24 @@ def predicted_vs_true_figure(true: Sequence[float], predicted: Sequence[float]) 
     vertical distance to it is the row's residual. ``ValueError`` if the lengths differ."""
     fig = go.Figure(_predicted_vs_true_traces(true, predicted, "predictions", SERIES_COLORS["learned"]))
     return _layout(fig, "Predicted vs true value", "true value (x @ w0 + b0)", "predicted by the server")
+
+
+MAX_TICKS = 8
+"""Ticks per axis on a scatter of many points: more crowd the labels into each other."""
+
+
+def batch_predictions_figure(true: Sequence[float], predicted: Sequence[float]) -> go.Figure:
+    """The Batch page's sample: each scored row's prediction against its noiseless truth, with the
+    ``y = x`` line, both axes over the same span holding every finite point (none clipped) and at
+    most :data:`MAX_TICKS` ticks each. ``ValueError`` if the lengths differ."""
+    traces = _predicted_vs_true_traces(true, predicted, f"{len(predicted):,} scored rows",
+                                       SERIES_COLORS["learned"], size=5)
+    span = _identity_span(true, predicted)
+    fig = go.Figure(traces)
+    fig.update_xaxes(range=span, nticks=MAX_TICKS)
+    fig.update_yaxes(range=span, nticks=MAX_TICKS)
+    return _panel_layout(fig, "Predicted vs true value", "true value (x @ w0 + b0, no noise)",
+                         "prediction", height=420)
 
 
 def points_on_true_plane_figure(x: Sequence[Sequence[float]] | np.ndarray, predicted: Sequence[float],

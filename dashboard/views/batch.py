@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import batch_job, utils
+from dashboard import batch_job, charts, utils
 from pipeline.batch import MissingRequirement, missing_requirements
 from pipeline.model_dir import version_dirs
 
@@ -51,28 +51,36 @@ def render_missing(missing: list[MissingRequirement]) -> None:
                f"{utils.MAX_INTERACTIVE_ROWS:,} rows without Spark meanwhile.")
 
 
-def render_form(versions: dict[int, Path]) -> None:
-    """Where the rows come from, the version and the Spark master; starts a job on submit."""
+def rows_text(count: int) -> str:
+    """``1 row``, ``1,000 rows``."""
+    return f"{count:,} row" + ("" if count == 1 else "s")
+
+
+def render_form(versions: dict[int, Path], running: bool) -> None:
+    """Where the rows come from, the version and the Spark master; starts a job on submit.
+    Drawn (disabled) while a job runs too, so the chosen file or path is still there when it
+    ends or is cancelled: a widget Streamlit does not draw in a run loses its value."""
     source = st.radio("Rows", ["Upload a file", "A file on this machine"], horizontal=True,
-                      key="batch_source")
+                      key="batch_source", disabled=running)
     upload, path_text = None, ""
     if source == "Upload a file":
         limit = st.get_option("server.maxUploadSize")
         upload = st.file_uploader("CSV (with a header line) or Parquet", type=["csv", "parquet"],
-                                  key="batch_upload",
+                                  key="batch_upload", disabled=running,
                                   help=f"Uploads are limited to {limit} MB (`server.maxUploadSize`); for a "
                                        "larger file choose **A file on this machine** and give its path.")
     else:
         path_text = st.text_input("Path of a .csv or .parquet file", key="batch_path",
-                                  placeholder="/data/rows.parquet")
+                                  placeholder="/data/rows.parquet", disabled=running)
     version_col, master_col = st.columns(2)
     version = version_col.selectbox("Version", [NEWEST, *sorted(versions, reverse=True)], key="batch_version",
                                     format_func=lambda v: f"the newest ({max(versions)})" if v == NEWEST
-                                    else f"version {v}")
+                                    else f"version {v}", disabled=running)
     master = master_col.text_input("Spark master", value="local[*]", key="batch_master",
                                    help="local[*] uses every core of this machine; "
-                                        "spark://host:7077 a cluster.")
-    if not st.button("Score on Spark", key="batch_run", type="primary", icon=":material/play_arrow:"):
+                                        "spark://host:7077 a cluster.", disabled=running)
+    if not st.button("Score on Spark", key="batch_run", type="primary", icon=":material/play_arrow:",
+                     disabled=running):
         return
     chosen = None if version == NEWEST else int(version)
     root = batch_job.jobs_root(utils.settings().run_dir)
@@ -164,25 +172,26 @@ def render_report(report: dict[str, Any], versions: dict[int, Path]) -> None:
     w, b, source = true_weights(version_path)
     shown = with_residuals(sample, list(report["features"]), w, b)
     st.subheader("A sample of the predictions")
-    st.caption(f"The first {len(shown):,} of {report['scored']:,} scored rows; truth = x @ w0 + b0 with "
+    st.caption(f"The first {rows_text(len(shown))} of {report['scored']:,} scored; truth = x @ w0 + b0 with "
                f"w0 = {w}, b0 = {b} from {source} (no noise).")
     if "residual" in shown and len(shown):
         res = shown["residual"].abs()
         st.caption(f"|residual| in the sample: mean {res.mean():.4f}, max {res.max():.4f}.")
     st.dataframe(shown, hide_index=True, key="batch_sample")
     if "truth" in shown and len(shown):
-        st.scatter_chart(shown, x="truth", y="prediction", height=300)
+        st.plotly_chart(charts.batch_predictions_figure(shown["truth"], shown["prediction"]),
+                        key="batch_scatter")
     out_col, rej_col = st.columns(2)
     out_col.download_button("Download predictions (.parquet)", lambda: parquet_bytes(report["output"]),
                             file_name="predictions.parquet", mime="application/octet-stream",
                             key="batch_download_output", on_click="ignore", icon=":material/download:")
-    rej_col.download_button(f"Download rejects (.parquet, {report['rejected']:,} rows)",
+    rej_col.download_button(f"Download rejects (.parquet, {rows_text(report['rejected'])})",
                             lambda: parquet_bytes(report["rejects"]), file_name="rejects.parquet",
                             mime="application/octet-stream", key="batch_download_rejects", on_click="ignore",
                             icon=":material/download:")
     if report["rejected"]:
         rejects = pq.ParquetDataset(report["rejects"]).read().slice(0, 100).to_pandas()
-        st.caption(f"Why rows were rejected (first {len(rejects)}):")
+        st.caption(f"Why rows were rejected (the first {rows_text(len(rejects))}):")
         st.dataframe(rejects, hide_index=True, key="batch_rejects")
 
 
@@ -204,11 +213,12 @@ def main() -> None:
         st.session_state[JOB_KEY] = str(running) if running else None
     folder = st.session_state.get(JOB_KEY)
     state = batch_job.read_state(Path(folder)) if folder and Path(folder).is_dir() else None
-    if state is not None and state.running:
+    running = state is not None and state.running
+    render_form(versions, running)
+    if running:
         st.subheader("Scoring…")
         render_progress(Path(folder))
         return
-    render_form(versions)
     if state is None:
         return
     if state.error == batch_job.CANCELLED:

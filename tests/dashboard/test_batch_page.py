@@ -15,7 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import batch_job
-from pipeline.state import ProcessRecord, write_record
+from pipeline.state import ProcessRecord, read_record, write_record
 from tests.dashboard.test_deploy_page import build_versions
 from tests.support.net import wait_for
 
@@ -101,7 +101,11 @@ def test_a_csv_is_scored_on_spark_with_counts_residuals_and_rejects(models: Path
     rejects = next(df.value for df in at.dataframe if "reason" in df.value.columns)
     assert rejects["x1"].tolist() == ["oops"] and rejects["reason"].str.contains("x1").all()
     labels = [b.label for b in at.get("download_button")]
-    assert "Download predictions (.parquet)" in labels and any("rejects" in label for label in labels)
+    assert "Download predictions (.parquet)" in labels and "Download rejects (.parquet, 1 row)" in labels
+    assert at.text_input(key="batch_path").value == str(csv)  # the file is still chosen: score it again
+    assert not at.button(key="batch_run").disabled
+    scatter = next(c for c in at.get("plotly_chart") if "perfect model (y = x)" in c.proto.spec)
+    assert '"300 scored rows"' in scatter.proto.spec
 
 
 @needs_java
@@ -121,6 +125,29 @@ def test_an_upload_is_saved_inside_the_job_folder_under_a_safe_name(tmp_path: Pa
     assert Path(spec["input"]).parent == folder and Path(spec["input"]).name == "rows_.csv"
     state = wait_for(lambda: (s := batch_job.read_state(folder)) and not s.running and s, 120, interval=0.5)
     assert state.error and "no-model" in state.error  # the missing model is named, not a traceback
+    pid = read_record(folder / batch_job.PROCESS).pid
+    wait_for(lambda: not_a_zombie(pid), 30, interval=0.2)  # reaped, though the page never asked again
+
+
+def not_a_zombie(pid: int) -> bool:
+    """True once ``pid`` is gone or runs (not left as a zombie by its parent, this process)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@needs_java
+def test_the_chosen_file_stays_chosen_while_a_job_runs_and_after_cancel(models: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "rows.csv"
+    csv.write_text("x1,x2\n" + "\n".join(f"{i},{i}" for i in range(50)) + "\n")
+    at = start(AppTest.from_file(PAGE, default_timeout=60).run(), csv)
+    assert any(h.value == "Scoring…" for h in at.subheader)
+    assert at.text_input(key="batch_path").disabled and at.button(key="batch_run").disabled
+    at.button(key="batch_cancel").click().run()
+    run_until_done(at)
+    assert any("cancelled" in i.value for i in at.info)
+    assert at.text_input(key="batch_path").value == str(csv) and not at.button(key="batch_run").disabled
 
 
 def test_cancel_stops_the_job_and_a_new_session_finds_a_running_one(tmp_path: Path) -> None:
