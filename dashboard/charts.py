@@ -386,3 +386,57 @@ def _plane_layout(fig: go.Figure, title: str, height: int, x_titles: tuple[str, 
         legend={"orientation": "h", "y": -0.05},
     )
     return fig
+
+
+# -- Serving page: traffic from the server's metrics ---------------------------------------------------
+
+TRAFFIC_COLORS = {"requests/s": "#1f77b4", "errors/s": "#d62728"}
+LATENCY_COLORS = {"p50 ms": "#9ecae1", "p90 ms": "#4292c6", "p99 ms": "#08306b"}
+"""Latency percentiles in shades of one blue (darker is slower), so no percentile reads as an error."""
+
+
+def _utc_times(rows: Sequence[Mapping[str, Any]]) -> list[datetime]:
+    return [datetime.fromtimestamp(float(r["time"]), UTC).replace(tzinfo=None) for r in rows]
+
+
+def _time_series_layout(fig: go.Figure, y_title: str, top: float) -> go.Figure:
+    """Compact time-series layout: the y axis from 0 to at least ``top`` with short tick labels
+    (``0``, ``0.5``, ``1``; never ``0.000000``), UTC times, the legend under the plot."""
+    fig.update_layout(height=240, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                      legend={"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom"},
+                      hovermode="x unified")
+    fig.update_yaxes(title_text=y_title, range=[0, top * 1.1], tickformat=",.3~g", automargin=True)
+    fig.update_xaxes(title_text="time (UTC)", tickformat="%H:%M:%S", automargin=True)
+    return fig
+
+
+def traffic_figure(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Requests/s and errors/s per interval (``time`` in Unix seconds, as ``window_rows`` gives them).
+    Requests are a solid line drawn on top; errors a thinner dotted red line beneath, so at zero
+    traffic the line a reader sees is requests at 0, not errors."""
+    times = _utc_times(rows)
+    fig = go.Figure()
+    for name, style in (("errors/s", {"width": 1.5, "dash": "dot"}), ("requests/s", {"width": 2.5})):
+        fig.add_trace(go.Scatter(x=times, y=[float(r[name]) for r in rows], mode="lines", name=name,
+                                 line={"color": TRAFFIC_COLORS[name], **style},
+                                 hovertemplate="%{y:,.3~g}"))
+    peak = max((float(r[k]) for r in rows for k in TRAFFIC_COLORS), default=0.0)
+    return _time_series_layout(fig, "per second", max(1.0, peak))
+
+
+def _finite_or_none(value: Any) -> float | None:
+    return float(value) if value is not None and np.isfinite(float(value)) else None
+
+
+def latency_figure(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """p50, p90 and p99 latency (ms) per interval; an interval without requests is a gap."""
+    times = _utc_times(rows)
+    fig = go.Figure()
+    values = []
+    for name, color in LATENCY_COLORS.items():
+        ys = [_finite_or_none(r.get(name)) for r in rows]
+        values += [v for v in ys if v is not None]
+        fig.add_trace(go.Scatter(x=times, y=ys, mode="lines+markers", name=name.replace(" ms", ""),
+                                 line={"color": color, "width": 2}, marker={"size": 4},
+                                 connectgaps=False, hovertemplate="%{y:,.3~g} ms"))
+    return _time_series_layout(fig, "ms", max(values, default=1.0) or 1.0)

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 import streamlit as st
 
-from dashboard import utils
+from dashboard import charts, utils
 from pipeline.client import local_server
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import available_versions, served_version, signature_rows, state_words
@@ -35,6 +35,8 @@ GRPC_PROBE_S = 1.0
 LOG_LINES = 40
 # Metric readings kept (two minutes at the poll interval).
 WINDOW = 60
+# Readings further apart than this were not taken by one continuous poll: the window starts afresh.
+GAP_S = 3 * POLL_S
 URL_INPUT, MODEL_INPUT = "serving_url_input", "serving_model_input"
 PROBLEM_KEY = "serving_input_problem"
 STOPPED_KEY = utils.STOPPED_KEY
@@ -185,7 +187,10 @@ def read_metrics(model: str) -> list[Scrape] | str:
         return str(exc)
     except ValueError as exc:
         return f"The metrics are not in Prometheus' text format: {exc}"
-    scrapes = [*st.session_state.get(SCRAPES_KEY, []), scrape][-WINDOW:]
+    previous = st.session_state.get(SCRAPES_KEY, [])
+    if previous and scrape.time - previous[-1].time > GAP_S:
+        previous = []  # the server was stopped, the page left or paused: chart from now, not across the gap
+    scrapes = [*previous, scrape][-WINDOW:]
     st.session_state[SCRAPES_KEY] = scrapes
     return scrapes
 
@@ -206,20 +211,16 @@ def render_metrics(model: str) -> None:
         c3.metric("Requests/s", "…")
         st.caption(f"Charts start with the next reading (every {POLL_S:g} s while 'Refresh' is on).")
         return
-    frame = pd.DataFrame(rows)
-    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True).dt.tz_convert(None)
-    frame = frame.set_index("time")
-    c3.metric("Requests/s", f"{frame['requests/s'].iloc[-1]:,.1f}")
+    c3.metric("Requests/s", f"{rows[-1]['requests/s']:,.1f}")
     left, right = st.columns(2)
     left.caption("Inference requests and errors per second")
-    left.line_chart(frame[["requests/s", "errors/s"]], height=220, color=["#FF6F00", "#D32F2F"])
+    left.plotly_chart(charts.traffic_figure(rows), key="serving_traffic_chart")
     right.caption("Latency percentiles of the requests answered in each interval (ms)")
-    latency = frame[["p50 ms", "p90 ms", "p99 ms"]].astype(float)
-    if latency.isna().all().all():
+    if all(row.get(p) is None for row in rows for p in charts.LATENCY_COLORS):
         right.info("No inference request in this window yet: latency is charted once requests arrive "
                    "(send some from the Predict page).", icon=":material/query_stats:")
     else:
-        right.line_chart(latency, height=220)
+        right.plotly_chart(charts.latency_figure(rows), key="serving_latency_chart")
     st.caption(f"From the server's Prometheus metrics, the last {len(scrapes)} readings "
                f"(up to {WINDOW}, every {POLL_S:g} s).")
 
