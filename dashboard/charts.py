@@ -35,6 +35,40 @@ def _params(weights: Weights) -> list[float]:
     return [float(v) for v in weights.flat]
 
 
+OFF_SCALE = 1e3
+"""Values more than this many times the largest reference value (at least 1) are off the scale: a
+diverged run's weights (1e22) would flatten the truth and OLS to nothing."""
+
+
+def off_scale(values: Sequence[float], reference: Sequence[float]) -> bool:
+    """True when any value is not finite or beyond :data:`OFF_SCALE` times the reference's size."""
+    limit = OFF_SCALE * max([1.0, *(abs(float(r)) for r in reference if np.isfinite(float(r)))])
+    return any(not np.isfinite(float(v)) or abs(float(v)) > limit for v in values)
+
+
+def _scale_to(fig: go.Figure, reference: Sequence[float], note: str) -> None:
+    """Keep the y axis on the ``reference`` values (and 0), padded, and say what is beyond it."""
+    finite = [float(r) for r in reference if np.isfinite(float(r))] or [0.0]
+    low, high = min(0.0, *finite), max(0.0, *finite)
+    pad = 0.25 * (high - low) or 1.0
+    fig.update_yaxes(range=[low - pad, high + pad], autorange=False)
+    fig.add_annotation(text=note, xref="paper", yref="paper", x=0.0, y=1.0, xanchor="left", yanchor="bottom",
+                       showarrow=False, font={"color": "#d62728"})
+
+
+def short_number(value: float) -> str:
+    """``-5.455917293775379e+22`` -> ``-5.46e22``, ``12345.6`` -> ``12,346``, ``1.98765`` -> ``1.988``,
+    ``nan`` -> ``NaN``: short, never a 23-digit number."""
+    if not np.isfinite(value):
+        return "NaN" if np.isnan(value) else ("∞" if value > 0 else "−∞")
+    if abs(value) < 1e4:
+        return f"{value:,.4g}"
+    if abs(value) < 1e6:
+        return f"{value:,.0f}"
+    mantissa, exponent = f"{value:.3g}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = 340) -> go.Figure:
     fig.update_layout(
         title=title, xaxis_title=x_title, yaxis_title=y_title, height=height,
@@ -127,12 +161,16 @@ def weights_trajectory_figure(
     truth = [float(v) for v in true_w] + [float(true_b)]
     span = [min(epochs, default=0), max(epochs, default=1)]
     fig = go.Figure()
+    everything = []
     for i, name in enumerate(param_names(features)):
         color = PARAM_COLORS[i % len(PARAM_COLORS)]
         values = [float(h["w"][i]) if i < features else float(h["b"]) for h in history]
+        everything += values
         fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines", name=name, line={"color": color}))
         fig.add_trace(go.Scatter(x=span, y=[truth[i], truth[i]], mode="lines", name=f"true {name}",
                                  line={"color": color, "dash": "dash", "width": 1}))
+    if off_scale(everything, truth):
+        _scale_to(fig, truth, "weights went off the scale: the run diverged")
     return _panel_layout(fig, "Weights per epoch", "epoch", "value (dashed: true)")
 
 
@@ -144,10 +182,14 @@ def learned_vs_true_figure(learned: Weights, true: Weights, ols: Weights | None 
     series = [("learned", learned), ("true", true)] + ([("OLS", ols)] if ols is not None else [])
     fig = go.Figure([
         go.Bar(x=names, y=_params(values), name=label, marker_color=SERIES_COLORS[label],
-               hovertemplate="%{x}: %{y:.4f}")
+               hovertemplate="%{x}: %{y:.4g}")
         for label, values in series
     ])
     fig.update_layout(barmode="group")
+    references = [*_params(true), *(_params(ols) if ols is not None else [])]
+    if off_scale(_params(learned), references):
+        shown = ", ".join(f"{n} {short_number(v)}" for n, v in zip(names, _params(learned), strict=True))
+        _scale_to(fig, references, f"learned off the scale ({shown}): the run diverged")
     return _panel_layout(fig, "Learned vs true vs OLS", "parameter", "value")
 
 
@@ -177,8 +219,12 @@ def data_planes_figure(
     # two planes that (nearly) coincide would blend into one colour: each gets its own colour
     # and opacity plus a solid (true) or dashed (learned) outline, so both stay visible
     planes = [("true plane", true_w, true_b, SERIES_COLORS["true"], 0.35, "solid")]
+    title = "Data and fitted planes"
     if learned_w is not None and learned_b is not None:
-        planes.append(("learned plane", learned_w, learned_b, SERIES_COLORS["learned"], 0.55, "dash"))
+        if off_scale([*learned_w, learned_b], [*true_w, true_b]):  # it would flatten the data to a line
+            title = "Data and true plane (the learned plane is off the scale: the run diverged)"
+        else:
+            planes.append(("learned plane", learned_w, learned_b, SERIES_COLORS["learned"], 0.55, "dash"))
     for name, w, b, color, opacity, dash in planes:
         x0, x1, z = plane_grid(w, b)
         fig.add_trace(go.Surface(x=x0, y=x1, z=z, name=name, showscale=False, opacity=opacity,
@@ -188,7 +234,7 @@ def data_planes_figure(
                                    z=[z[i, j] for i, j in ring], mode="lines", name=f"{name} outline",
                                    line={"color": color, "width": 5, "dash": dash}, showlegend=False,
                                    legendgroup=name, hoverinfo="skip"))
-    _plane_layout(fig, "Data and fitted planes", 600, ("x1", "x2"))
+    _plane_layout(fig, title, 600, ("x1", "x2"))
     span = float(np.ptp(y)) if y.size and np.all(np.isfinite(y)) else 0.0
     fig.update_layout(margin={"l": 10, "r": 10, "t": 50, "b": 40},
                       scene={"camera": {"eye": face_on_eye(true_w, span)},

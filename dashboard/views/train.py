@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -253,6 +254,16 @@ def data_view(record: RunRecord) -> None:
         st.caption(f"Showing the first {len(y):,} of {record.config['samples']:,} training rows.")
 
 
+def final_loss_text(record: RunRecord) -> str:
+    """The last epoch's loss, or the loss the quality gate saw when the run stopped before an epoch
+    ended (a diverged run: ``NaN``); "–" only when neither was recorded."""
+    if record.history:
+        return charts.short_number(float(record.history[-1]["loss"]))
+    final = ((record.quality or {}).get("numbers") or {}).get("final_loss")
+    failed = record.status is RunStatus.FAILED
+    return charts.short_number(float(final)) if final is not None and failed else "–"
+
+
 def show_result(record: RunRecord) -> None:
     """Everything a finished run produced: weights table and chart, curves, data view."""
     status_banner(record)
@@ -261,16 +272,19 @@ def show_result(record: RunRecord) -> None:
         return
     errors = record.errors or RunErrors(float("nan"), float("nan"))
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("max |learned − true|", f"{errors.vs_true:,.4g}")
-    c2.metric("max |learned − OLS|", f"{errors.vs_ols:,.4g}",
+    c1.metric("max |learned − true|", charts.short_number(errors.vs_true))
+    c2.metric("max |learned − OLS|", charts.short_number(errors.vs_ols),
               help="OLS is the best any linear model can do on this exact sample.")
     history = record.history
-    c3.metric("Final loss (MSE)", f"{history[-1]['loss']:,.4g}" if history else "–")
+    c3.metric("Final loss (MSE)", final_loss_text(record),
+              help="NaN: the loss stopped being a number, so the run diverged (see above).")
     batch = record.batch_size
     c4.metric("Batch size", f"{batch:,}" if batch is not None else "–")
     table = pd.DataFrame(rows).set_index("parameter")
+    # 4 decimals reads well for sane weights; a diverged run's 1e22 gets 4 significant digits instead
+    fmt = "%.4f" if all(np.isfinite(v) and abs(v) < 1e6 for v in table.to_numpy().ravel()) else "%.4g"
     st.dataframe(table, key="result_weights",
-                 column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns})
+                 column_config={c: st.column_config.NumberColumn(format=fmt) for c in table.columns})
     true = record.true
     columns = st.columns(3 if history else 1)
     columns[0].plotly_chart(charts.learned_vs_true_figure(record.learned, true, record.ols),

@@ -157,6 +157,8 @@ def test_train_serve_predict_story(page, dashboard_url, model_server, models_dir
     page.locator(".st-key-train_epochs input").fill("5")
     page.locator(".st-key-train_submit button").click()
     page.get_by_text(re.compile(r"Run \S+ failed")).wait_for(timeout=180_000)
+    wait_idle(page)  # its view reads: a NaN loss, not "–" or a 23-digit weight
+    page.locator("[data-testid=stMetric]").filter(has_text="Final loss").get_by_text("NaN").wait_for()
     status = requests.get(f"{model_server}/v1/models/linear_model", timeout=5).json()
     assert [s["version"] for s in status["model_version_status"]] == ["1"]
     assert not (models_dir / "linear_model" / "2").exists()
