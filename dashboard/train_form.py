@@ -33,7 +33,7 @@ SCHEDULE_HELP = {"cosine": "decays the rate to 1% over the run, so the last epoc
 
 def form_defaults(d: TrainConfig) -> dict[str, Any]:
     """The form's starting values, by widget key (from the settings' default run)."""
-    return {"train_samples": d.samples, "train_w0": float(d.true_w[0]), "train_w1": float(d.true_w[1]),
+    return {"train_samples": f"{d.samples:,}", "train_w0": float(d.true_w[0]), "train_w1": float(d.true_w[1]),
             "train_b": float(d.true_b), "train_noise": float(d.noise), "train_epochs": d.epochs,
             "train_batch": "auto", "train_optimizer": d.optimizer, "train_lr": float(d.learning_rate),
             "train_schedule": d.lr_schedule, "train_seed": d.seed, "train_export": True}
@@ -49,6 +49,8 @@ def load_settings_of(record: RunRecord) -> None:
     for key, field in FORM_KEYS.items():
         if field in cfg:  # the widget's own type: an int field takes an int, a float field a float
             st.session_state[key] = type(defaults[key])(cfg[field])
+    if "samples" in cfg:
+        st.session_state["train_samples"] = f"{int(cfg['samples']):,}"  # 10,000,000, not 10000000
     true_w = cfg.get("true_w") or []
     if len(true_w) == 2:
         st.session_state["train_w0"], st.session_state["train_w1"] = (float(v) for v in true_w)
@@ -73,9 +75,10 @@ def training_form(running: bool) -> tuple[TrainConfig, bool] | None:
         st.markdown("**Data**: `y = x @ w0 + b0 + noise`, inputs `x1`, `x2` uniform in [-10, 10], "
                     "true weights `w0 = (w1, w2)` and bias `b0`")
         c1, c2, c3, c4, c5 = st.columns(5)
-        samples = c1.number_input("Samples", step=100, key="train_samples",
-                                  help="Rows of synthetic data, 2 to 10,000,000. Millions train in seconds "
-                                  "per epoch (the batch size grows with the data).")
+        samples = c1.text_input("Samples", key="train_samples",
+                                help="Rows of synthetic data, 2 to 10,000,000 (thousands separators are "
+                                "fine). Millions train in seconds per epoch (the batch size grows with the "
+                                "data).")
         w0 = c2.number_input("True w1", step=0.5, format="%g", key="train_w0",
                              help=f"Weight of input x1 in the true model (±{TRUE_PARAM_BOUND:,.0f}).")
         w1 = c3.number_input("True w2", step=0.5, format="%g", key="train_w1",
