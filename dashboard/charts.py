@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from pipeline.runs.report import param_names
-from pipeline.store.run_record import RunRecord, Weights
+from pipeline.store.run_record import RunRecord, RunStatus, Weights
 
 PARAM_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 """One colour per parameter (w[0], w[1], ..., b), shared by the trajectory chart's lines
@@ -279,22 +279,56 @@ def compare_versions_weights_figure(
     return _panel_layout(fig, "Weights side by side", "parameter", "value")
 
 
+ERROR_SERIES = (("vs_true", "max |learned − true|", "#FF6F00", "circle"),
+                ("vs_ols", "max |learned − OLS|", "#1f77b4", "diamond"))
+"""The two error series: distinct colours and marker shapes (the theme's two blues read as one)."""
+DATE_TICKS = [{"dtickrange": [None, 60_000], "value": "%H:%M:%S"},
+              {"dtickrange": [60_000, 86_400_000], "value": "%-d %b %H:%M"},
+              {"dtickrange": [86_400_000, None], "value": "%-d %b"}]
+"""Tick labels as precise as the tick spacing: seconds when ticks are under a minute apart, so two
+ticks never share a label ("7 Dec 01:06" twice)."""
+
+
 def run_errors_figure(records: Sequence[RunRecord]) -> go.Figure:
     """Each finished run's error vs the truth and vs OLS (log axis) at the time it started,
     oldest first; hovering shows the run id and the version it became: which runs learned
-    well, at a glance. Runs without errors (failed, or still running) are left out."""
+    well, at a glance. Runs without errors (failed before training, or still running) are left
+    out; a failed run (diverged: errors of 1e22) is a red cross on the top edge, with its value on
+    hover, so it does not squash the others. Times are in the zone the tables use, named on the axis."""
     done = [r for r in sorted(records, key=lambda r: r.id) if r.errors is not None]
-    when = [_local_time(r.started) or r.id for r in done]
-    labels = [f"run {r.id}" + (f", version {r.version}" if r.version is not None else "") for r in done]
-    series = (("vs_true", "max |learned − true|"), ("vs_ols", "max |learned − OLS|"))
+    ok = [r for r in done if r.status is not RunStatus.FAILED]
+    failed = [r for r in done if r.status is RunStatus.FAILED]
+
+    def labels(runs: Sequence[RunRecord]) -> list[str]:
+        return [f"run {r.id}" + (f", version {r.version}" if r.version is not None else "") for r in runs]
+
+    when = [_local_time(r.started) or r.id for r in ok]
     fig = go.Figure([
-        go.Scatter(x=when, y=[float(getattr(r.errors, key)) for r in done], mode="markers", name=name,
-                   text=labels, hovertemplate="%{text}<br>%{y:.4g}<extra>%{fullData.name}</extra>")
-        for key, name in series
+        go.Scatter(x=when, y=[float(getattr(r.errors, key)) for r in ok], mode="markers", name=name,
+                   text=labels(ok), marker={"color": color, "symbol": symbol, "size": 9},
+                   hovertemplate="%{text}<br>%{y:.4g}<extra>%{fullData.name}</extra>")
+        for key, name, color, symbol in ERROR_SERIES
     ])
-    _log_axis(fig, [float(getattr(r.errors, key)) for r in done for key, _ in series])
-    fig.update_xaxes(tickformat="%-d %b %H:%M")
-    return _panel_layout(fig, "Errors per run", "started (local time)", "error (log scale)")
+    values = [v for r in ok for key, *_ in ERROR_SERIES if (v := float(getattr(r.errors, key))) > 0
+              and np.isfinite(v)] or [1.0]
+    ticks = log_ticks(values)
+    low, high = min([*ticks, *values]) / 2, max([*ticks, *values]) * 2
+    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[tick_label(t) for t in ticks],
+                     range=[np.log10(low), np.log10(high)])
+    if failed:
+        fig.add_trace(go.Scatter(
+            x=[_local_time(r.started) or r.id for r in failed], y=[high] * len(failed), mode="markers",
+            name="failed run (error off the scale)", marker={"color": "#d62728", "symbol": "x", "size": 11},
+            text=[f"{label} failed<br>max |learned − true| = {short_number(r.errors.vs_true)}"
+                  for label, r in zip(labels(failed), failed, strict=True)],
+            hovertemplate="%{text}<extra></extra>", cliponaxis=False))
+    fig.update_xaxes(tickformatstops=DATE_TICKS)
+    return _panel_layout(fig, "Errors per run", f"started ({_zone_name()})", "error (log scale)")
+
+
+def _zone_name() -> str:
+    """The name of this machine's time zone, as the run tables print it (``UTC``, ``CET``)."""
+    return datetime.now(UTC).astimezone().tzname() or "local time"
 
 
 def _local_time(iso: str | None) -> datetime | None:

@@ -189,3 +189,24 @@ def test_short_numbers_never_print_23_digits():
     assert charts.short_number(-5.455917293775379e22) == "-5.46e22"
     assert charts.short_number(float("nan")) == "NaN" and charts.short_number(1.98765) == "1.988"
     assert charts.short_number(12_345.6) == "12,346"
+
+
+def test_errors_per_run_puts_a_diverged_run_on_the_top_edge_and_keeps_the_rest_readable():
+    started = "2026-12-07T01:06:{:02d}+00:00"
+    records = [RunRecord(f"r{i}", RunStatus.SUCCEEDED, started=started.format(i * 7),
+                         errors=RunErrors(e, e / 10)) for i, e in enumerate((0.02, 0.05, 0.3))]
+    records.append(RunRecord("r9", RunStatus.FAILED, started=started.format(50),
+                             errors=RunErrors(5.46e22, 5.46e22)))
+    fig = charts.run_errors_figure(records)
+    true_series, ols_series, failed = fig.data
+    assert true_series.marker.color != ols_series.marker.color  # not two near-identical blues
+    assert true_series.marker.symbol != ols_series.marker.symbol
+    low, high = fig.layout.yaxis.range
+    assert 10**low < 0.002 and 0.3 < 10**high < 10  # the good runs fill the axis, not 1e22
+    assert failed.name.startswith("failed run") and list(failed.y) == [10**high]
+    assert "5.46e22" in failed.text[0] and failed.marker.symbol == "x"
+    assert min(fig.layout.yaxis.tickvals) >= 10**low and max(fig.layout.yaxis.tickvals) <= 10**high
+    # runs seconds apart: tick labels carry seconds, so no two ticks read "7 Dec 01:06"
+    assert fig.layout.xaxis.tickformatstops[0].value == "%H:%M:%S"
+    zone = datetime.now(UTC).astimezone().tzname()
+    assert fig.layout.xaxis.title.text == f"started ({zone})"  # the zone the run tables print
