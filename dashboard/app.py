@@ -20,7 +20,11 @@ VIEWS = Path(__file__).parent / "views"
 # A local file: an emoji or material page_icon makes the browser fetch the icon from a CDN.
 FAVICON = Path(__file__).parent / "static" / "favicon.png"
 
-st.set_page_config(page_title="Linear model · TF Serving", page_icon=str(FAVICON), layout="wide")
+# A 220 px sidebar (Streamlit's default is 300) leaves a laptop window or a projector at 800 px a
+# usable page; Streamlit itself collapses the sidebar only below 768 px.
+SIDEBAR_PX = 220
+st.set_page_config(page_title="Linear model · TF Serving", page_icon=str(FAVICON), layout="wide",
+                   initial_sidebar_state=SIDEBAR_PX)
 launch.apply_runtime_fixes(st.get_option, st.set_option)
 options = {k: st.get_option(k) for k in launch.CHECKED}
 allow_open = os.environ.get(launch.ALLOW_OPEN_ENV, "") == "1"

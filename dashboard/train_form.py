@@ -74,46 +74,45 @@ def training_form(running: bool) -> tuple[TrainConfig, bool] | None:
     with st.form("train_form"):
         st.markdown("**Data**: `y = x @ w0 + b0 + noise`, inputs `x1`, `x2` uniform in [-10, 10], "
                     "true weights `w0 = (w1, w2)` and bias `b0`")
-        c1, c2, c3, c4, c5 = st.columns(5)
-        samples = c1.text_input("Samples", key="train_samples",
-                                help="Rows of synthetic data, 2 to 10,000,000 (thousands separators are "
-                                "fine). Millions train in seconds per epoch (the batch size grows with the "
-                                "data).")
-        w0 = c2.number_input("True w1", step=0.5, format="%g", key="train_w0",
-                             help=f"Weight of input x1 in the true model (±{TRUE_PARAM_BOUND:,.0f}).")
-        w1 = c3.number_input("True w2", step=0.5, format="%g", key="train_w1",
-                             help=f"Weight of input x2 in the true model (±{TRUE_PARAM_BOUND:,.0f}).")
-        b0 = c4.number_input("True b", step=0.5, format="%g", key="train_b",
-                             help="Bias (intercept) of the true model, b0.")
-        noise = c5.number_input("Noise std", step=0.5, format="%g", key="train_noise",
-                                help="Standard deviation of the Gaussian noise added to y. "
-                                "0 makes the data exactly linear; the loss cannot go below noise².")
+        row = st.container(horizontal=True)  # wraps onto a new line when narrow: no squeezed labels
+        samples = row.text_input("Samples", key="train_samples",
+                                 help="Rows of synthetic data, 2 to 10,000,000 (thousands separators are "
+                                 "fine). Millions train in seconds per epoch (the batch size grows with the "
+                                 "data).")
+        w0 = row.number_input("True w1", step=0.5, format="%g", key="train_w0",
+                              help=f"Weight of input x1 in the true model (±{TRUE_PARAM_BOUND:,.0f}).")
+        w1 = row.number_input("True w2", step=0.5, format="%g", key="train_w1",
+                              help=f"Weight of input x2 in the true model (±{TRUE_PARAM_BOUND:,.0f}).")
+        b0 = row.number_input("True b", step=0.5, format="%g", key="train_b",
+                              help="Bias (intercept) of the true model, b0.")
+        noise = row.number_input("Noise std", step=0.5, format="%g", key="train_noise",
+                                 help="Standard deviation of the Gaussian noise added to y. "
+                                 "0 makes the data exactly linear; the loss cannot go below noise².")
         st.markdown("**Training**")
-        c1, c2, c3, c4, c5 = st.columns(5)
-        epochs = c1.number_input("Epochs", step=1, key="train_epochs",
-                                 help=f"Passes over the data, 1 to {MAX_EPOCHS:,}.")
-        batch_text = c2.text_input("Batch size", key="train_batch",
-                                   help=f"'auto' or a whole number from 1 to {MAX_BATCH_SIZE:,}. Auto is "
-                                   f"64 for small data (e.g. {auto_batch_size(800)} at 800 rows) and grows "
-                                   "to keep about 100 steps per epoch on large data.")
-        optimizer = c3.selectbox("Optimizer", OPTIMIZERS, key="train_optimizer",
-                                 help="Keras optimizer. Adam converges with the defaults; plain SGD "
-                                 "needs a much smaller rate (about 0.001) on this data.")
-        lr = c4.number_input("Learning rate", step=0.01, format="%g",
-                             key="train_lr", help="Initial step size, above 0 and at most 10.")
-        schedule = c5.selectbox("LR schedule", LR_SCHEDULES, key="train_schedule",
-                                help="; ".join(f"{k}: {v}" for k, v in SCHEDULE_HELP.items()))
-        c1, c2, c3 = st.columns([2, 2, 1])
-        seed = c1.number_input("Seed", step=1, key="train_seed",
-                               help="Seeds the data, the initial weights and the shuffling: "
-                               "the same settings give the same run.")
-        export = c2.toggle("Export if it passes the gate", key="train_export",
-                           help="On: a run that converged becomes the next version at once, and a model "
-                           "server that polls this folder serves it (TF Serving serves the newest "
-                           "version). A run the gate warns about is never exported by itself. Off: "
-                           "inspect the result first, then export it with one click.")
-        submitted = c3.form_submit_button("Train", type="primary", disabled=running, key="train_submit",
-                                          width="stretch")
+        row = st.container(horizontal=True)
+        epochs = row.number_input("Epochs", step=1, key="train_epochs",
+                                  help=f"Passes over the data, 1 to {MAX_EPOCHS:,}.")
+        batch_text = row.text_input("Batch size", key="train_batch",
+                                    help=f"'auto' or a whole number from 1 to {MAX_BATCH_SIZE:,}. Auto is "
+                                    f"64 for small data (e.g. {auto_batch_size(800)} at 800 rows) and grows "
+                                    "to keep about 100 steps per epoch on large data.")
+        optimizer = row.selectbox("Optimizer", OPTIMIZERS, key="train_optimizer",
+                                  help="Keras optimizer. Adam converges with the defaults; plain SGD "
+                                  "needs a much smaller rate (about 0.001) on this data.")
+        lr = row.number_input("Learning rate", step=0.01, format="%g",
+                              key="train_lr", help="Initial step size, above 0 and at most 10.")
+        schedule = row.selectbox("LR schedule", LR_SCHEDULES, key="train_schedule",
+                                 help="; ".join(f"{k}: {v}" for k, v in SCHEDULE_HELP.items()))
+        row = st.container(horizontal=True, vertical_alignment="bottom")
+        seed = row.number_input("Seed", step=1, key="train_seed",
+                                help="Seeds the data, the initial weights and the shuffling: "
+                                "the same settings give the same run.")
+        export = row.toggle("Export if it passes the gate", key="train_export", width="content",
+                            help="On: a run that converged becomes the next version at once, and a model "
+                            "server that polls this folder serves it (TF Serving serves the newest "
+                            "version). A run the gate warns about is never exported by itself. Off: "
+                            "inspect the result first, then export it with one click.")
+        submitted = row.form_submit_button("Train", type="primary", disabled=running, key="train_submit")
     if running:
         st.caption("A run is training on this model folder (one at a time, from any tab): cancel it or "
                    "wait for it to finish to start another.")

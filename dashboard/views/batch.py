@@ -153,11 +153,11 @@ def parquet_bytes(folder: str) -> bytes:
 def render_report(report: dict[str, Any], versions: dict[int, Path]) -> None:
     """Counts, a sample with residuals against the truth, and the downloads."""
     st.success(report["summary"], icon=":material/check_circle:")
-    cols = st.columns(4)
-    cols[0].metric("Rows in", f"{report['rows_in']:,}")
-    cols[1].metric("Scored", f"{report['scored']:,}")
-    cols[2].metric("Rejected", f"{report['rejected']:,}")
-    cols[3].metric("Time", f"{report['seconds']:,.1f} s",
+    row = st.container(horizontal=True)  # wraps when narrow instead of cutting the numbers
+    row.metric("Rows in", f"{report['rows_in']:,}")
+    row.metric("Scored", f"{report['scored']:,}")
+    row.metric("Rejected", f"{report['rejected']:,}")
+    row.metric("Time", f"{report['seconds']:,.1f} s",
                    help="Wall time of the whole job, Spark's start-up and the workers loading the model "
                         "included: it dominates small files.")
     import pyarrow.parquet as pq
@@ -181,11 +181,11 @@ def render_report(report: dict[str, Any], versions: dict[int, Path]) -> None:
     if "truth" in shown and len(shown):
         st.plotly_chart(charts.batch_predictions_figure(shown["truth"], shown["prediction"]),
                         key="batch_scatter")
-    out_col, rej_col = st.columns(2)
-    out_col.download_button("Download predictions (.parquet)", lambda: parquet_bytes(report["output"]),
+    row = st.container(horizontal=True)
+    row.download_button("Download predictions (.parquet)", lambda: parquet_bytes(report["output"]),
                             file_name="predictions.parquet", mime="application/octet-stream",
                             key="batch_download_output", on_click="ignore", icon=":material/download:")
-    rej_col.download_button(f"Download rejects (.parquet, {rows_text(report['rejected'])})",
+    row.download_button(f"Download rejects (.parquet, {rows_text(report['rejected'])})",
                             lambda: parquet_bytes(report["rejects"]), file_name="rejects.parquet",
                             mime="application/octet-stream", key="batch_download_rejects", on_click="ignore",
                             icon=":material/download:")

@@ -72,10 +72,10 @@ def render_files(version: int, path: Path) -> None:
 
 def render_downloads(version: int, path: Path) -> None:
     """Download buttons for the `.tflite` file and a zip of the TF.js model, when they exist."""
-    tflite_col, tfjs_col = st.columns(2)
+    row = st.container(horizontal=True)  # buttons as wide as their labels, wrapped when narrow
     tflite = path / "model.tflite"
     if tflite.is_file():
-        tflite_col.download_button("Download model.tflite", tflite.read_bytes(), key="deploy_download_tflite",
+        row.download_button("Download model.tflite", tflite.read_bytes(), key="deploy_download_tflite",
                                    file_name=f"{utils.model_name()}-{version}.tflite",
                                    mime="application/octet-stream", icon=":material/download:")
     if (path / "tfjs" / "model.json").is_file():
@@ -83,12 +83,12 @@ def render_downloads(version: int, path: Path) -> None:
         from pipeline.formats.tfjs import zip_tfjs
 
         try:
-            tfjs_col.download_button("Download the TF.js model (zip)", zip_tfjs(path),
+            row.download_button("Download the TF.js model (zip)", zip_tfjs(path),
                                      key="deploy_download_tfjs",
                                      file_name=f"{utils.model_name()}-{version}-tfjs.zip",
                                      mime="application/zip", icon=":material/download:")
         except FormatError as error:
-            tfjs_col.error(str(error), icon=":material/error:")
+            row.error(str(error), icon=":material/error:")
 
 
 def render_rows() -> list[list[float]]:

@@ -237,20 +237,20 @@ def labels_section(numbers: list[int], states: dict[int, str]) -> None:
             st.warning(f"Label `{label}`: {where}, so requests to `{label}` fail. Point it at an AVAILABLE "
                        "version or remove it.", icon=":material/label_off:")
     available = sorted((n for n in numbers if states.get(n) == AVAILABLE), reverse=True)
-    left, middle, right = st.columns([2, 2, 1], vertical_alignment="bottom")
-    left.selectbox("Label", sorted({*SUGGESTED_LABELS, *current}), key="models_label_name",
-                   accept_new_options=True,
-                   help="stable, canary, or a name of your own: a letter, then up to 63 letters, digits, "
-                   "'_' or '-'.")
+    row = st.container(horizontal=True, vertical_alignment="bottom")  # wraps when narrow
+    row.selectbox("Label", sorted({*SUGGESTED_LABELS, *current}), key="models_label_name",
+                  accept_new_options=True,
+                  help="stable, canary, or a name of your own: a letter, then up to 63 letters, digits, "
+                  "'_' or '-'.")
     _keep_valid("models_label_version", available)
-    middle.selectbox("Version (AVAILABLE only)", available, key="models_label_version",
-                     format_func=lambda n: f"version {n}", placeholder="no version is AVAILABLE",
-                     help="TF Serving assigns a label only to a version it has loaded (AVAILABLE).")
-    right.button("Set label", key="models_label_set", type="primary", on_click=_set_label, args=(True,),
-                 width="stretch", disabled=not available)
+    row.selectbox("Version", available, key="models_label_version",
+                  format_func=lambda n: f"version {n}", placeholder="no version is AVAILABLE",
+                  help="Only AVAILABLE versions: TF Serving assigns a label only to a version it has "
+                  "loaded.")
+    row.button("Set label", key="models_label_set", type="primary", on_click=_set_label, args=(True,),
+               disabled=not available)
     if current:
-        right.button("Remove label", key="models_label_remove", on_click=_set_label, args=(False,),
-                     width="stretch")
+        row.button("Remove label", key="models_label_remove", on_click=_set_label, args=(False,))
     if not available:
         st.caption("No version is AVAILABLE on the server right now (see the states above), so no label can "
                    "be set: TF Serving assigns a label only to a version it has loaded.")

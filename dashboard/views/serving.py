@@ -203,15 +203,15 @@ def render_metrics(model: str) -> None:
         st.caption(f"No metrics: {scrapes}")
         return
     latest = scrapes[-1]
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Requests answered", f"{latest.total:,.0f}")
-    c2.metric("Errors", f"{latest.errors:,.0f}")
+    row = st.container(horizontal=True)  # wraps when narrow instead of cutting the numbers
+    row.metric("Requests answered", f"{latest.total:,.0f}")
+    row.metric("Errors", f"{latest.errors:,.0f}")
     rows = window_rows(scrapes)
     if not rows:
-        c3.metric("Requests/s", "…")
+        row.metric("Requests/s", "…")
         st.caption(f"Charts start with the next reading (every {POLL_S:g} s while 'Refresh' is on).")
         return
-    c3.metric("Requests/s", f"{rows[-1]['requests/s']:,.1f}")
+    row.metric("Requests/s", f"{rows[-1]['requests/s']:,.1f}")
     left, right = st.columns(2)
     left.caption("Inference requests and errors per second")
     left.plotly_chart(charts.traffic_figure(rows), key="serving_traffic_chart")

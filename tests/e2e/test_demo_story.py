@@ -185,6 +185,19 @@ def test_train_serve_predict_story(page, dashboard_url, model_server, models_dir
     page.locator("[role=gridcell]", has_text=re.compile(r"^\s*[56]\.\d+")).first.wait_for(state="attached")
     shoot(page, screenshots, "home", 1400)
 
+    # At 800 px (a projector, half a laptop screen) the run's numbers and the buttons fit: nothing is
+    # cut to "0.00…" or "Export if it pas…".
+    page.set_viewport_size({"width": 800, "height": 1400})
+    newest_run = sorted((models_dir / "linear_model" / "runs").glob("*.json"))[-1].stem  # the tutorial's
+    open_page(page, dashboard_url, f"train?run={newest_run}")
+    page.locator("[data-testid=stMetricValue]").first.wait_for()
+    wait_idle(page)
+    cut = page.evaluate("""() => [...document.querySelectorAll(
+        '[data-testid=stMain] [data-testid=stMetricValue] *, [data-testid=stMain] button *, '
+        + '[data-testid=stMain] [data-testid=stWidgetLabel] *')]
+        .filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)""")
+    assert cut == [], cut
+
     assert sorted(_stamps(screenshots)) == ["home.png", "models.png", "predict.png", "serving.png",
                                             "train.png"]
     if screenshots.resolve() != README_SHOTS.resolve():  # a test run leaves the checkout as it was
