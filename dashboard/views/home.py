@@ -129,22 +129,21 @@ def start_tutorial() -> None:
     is already under way, from another tab)."""
     base = utils.base_path()
     cfg = TrainConfig.from_settings(utils.settings())
-    with tutorial.locked(base):
-        current = tutorial.load(base)
-        if current is not None and current.stage.busy:
-            return
-        try:
+    try:
+        with tutorial.locked(base):
+            current = tutorial.load(base)
+            if current is not None and current.stage.busy:
+                return
             job = TrainingProcess(cfg, base, export=True).start()
-        except lock.TrainingBusy as exc:
-            st.error(f"Cannot start the tutorial: run {exc.holder.run_id} is training on this model folder "
-                     "(one run at a time). Wait for it, or cancel it on the Train page.",
-                     icon=":material/block:")
-            return
-        except (ValueError, OSError) as exc:
-            st.error(f"Cannot start the tutorial's run: {exc}", icon=":material/error:")
-            return
-        job_registry()[(str(base), job.run_id)] = job
-        tutorial.save(base, Tutorial(job.run_id))
+            job_registry()[(str(base), job.run_id)] = job
+            tutorial.save(base, Tutorial(job.run_id))
+    except lock.TrainingBusy as exc:
+        st.error(f"Cannot start the tutorial: run {exc.holder.run_id} is training on this model folder "
+                 "(one run at a time). Wait for it, or cancel it on the Train page.", icon=":material/block:")
+        return
+    except (ValueError, OSError) as exc:
+        st.error(f"Cannot start the tutorial's run: {exc}", icon=":material/error:")
+        return
     st.session_state["train_run"] = job.run_id  # the Train page shows the same run
 
 

@@ -191,3 +191,14 @@ def test_a_starting_or_stopped_embedded_server_is_not_called_down(fake: FakeServ
     at.session_state[utils.STOPPED_KEY] = True
     at.run()
     assert any("badge[stopped]" in m for m in texts(at.markdown))
+
+
+def test_a_model_folder_that_cannot_be_written_is_an_error_not_a_crash(fake: FakeServer, tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the model folder should be")
+    monkeypatch.setenv("MODEL_BASE_PATH", str(blocker))
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.button(key="home_run_tutorial").click().run()
+    assert not at.exception
+    assert any("Cannot start the tutorial's run" in e for e in texts(at.error))
