@@ -198,8 +198,8 @@ def test_train_serve_predict_story(page, dashboard_url, model_server, models_dir
         .filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)""")
     assert cut == [], cut
 
-    assert sorted(_stamps(screenshots)) == ["home.png", "models.png", "predict.png", "serving.png",
-                                            "train.png"]
+    # (with `make screenshots` the folder also holds the other stories' pictures)
+    assert {"home.png", "models.png", "predict.png", "serving.png", "train.png"} <= set(_stamps(screenshots))
     if screenshots.resolve() != README_SHOTS.resolve():  # a test run leaves the checkout as it was
         assert _stamps(README_SHOTS) == readme_before
     assert urls and leaving_localhost(urls) == [], leaving_localhost(urls)

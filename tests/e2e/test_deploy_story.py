@@ -136,10 +136,16 @@ def test_a_file_is_scored_on_spark_from_the_batch_page(page, dashboard_url, serv
     page.get_by_text("rows.csv").first.wait_for()
     wait_idle(page)
     page.locator(".st-key-batch_run button").click()
-    page.get_by_text("rows in: 1,001").wait_for(timeout=300_000)
+    # the report's metrics (the progress bar says "rows in: 1,001" a moment before the job ends)
+    page.locator("[data-testid=stMetricValue]", has_text="1,001").wait_for(timeout=300_000)
     wait_idle(page)
     metrics = page.locator("[data-testid=stMetricValue]").all_inner_texts()
     assert metrics[:3] == ["1,001", "1,000", "1"]
+    # the file is still chosen (score it again with one click); every sampled point is drawn with y = x
+    assert page.get_by_text("rows.csv").first.is_visible()
+    assert page.locator(".st-key-batch_run button").is_enabled()
+    page.locator(".st-key-batch_scatter .js-plotly-plot").wait_for()
+    assert page.get_by_role("button", name="Download rejects (.parquet, 1 row)").is_visible()
     # residuals against the truth the newest version was trained on, read from its run record
     assert page.get_by_text(f"version {served_version}'s run record").first.is_visible()
     page.mouse.move(0, 0)
