@@ -119,7 +119,7 @@ def _ok_predicts(rest_port: int) -> float:
     url = f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics"
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
-    pattern = (r"^tensorflow_serving_request_count_total\{model_name=\"" + cs.MODEL_NAME
+    pattern = (r"^:tensorflow:serving:request_count\{model_name=\"" + cs.MODEL_NAME
                + r"\",status=\"OK\"\} (\S+)$")
     found = re.search(pattern, text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0

@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import utils
+from dashboard import session
 from pipeline.store.run_record import RunRecord
 from pipeline.training.fit import (
     LR_SCHEDULES,
@@ -68,7 +68,7 @@ def training_form(running: bool) -> tuple[TrainConfig, bool] | None:
     Fields have no browser-side limits: an out-of-range value (samples = 1) is submitted and
     refused with a visible message, instead of a tooltip that makes Train do nothing. Floats
     use ``%g``, so the field shows the exact value it uses (0.004, not 0.00)."""
-    d = TrainConfig.from_settings(utils.settings())
+    d = TrainConfig.from_settings(session.settings())
     for key, default in form_defaults(d).items():  # widgets read their values from here only, so a
         st.session_state.setdefault(key, default)  # run's settings can be loaded into them
     with st.form("train_form"):
@@ -84,7 +84,7 @@ def training_form(running: bool) -> tuple[TrainConfig, bool] | None:
         w1 = row.number_input("True w2", step=0.5, format="%g", key="train_w1",
                               help=f"Weight of input x2 in the true model (±{TRUE_PARAM_BOUND:,.0f}).")
         b0 = row.number_input("True b", step=0.5, format="%g", key="train_b",
-                              help="Bias (intercept) of the true model, b0.")
+                              help=f"Bias (intercept) of the true model, b0 (±{TRUE_PARAM_BOUND:,.0f}).")
         noise = row.number_input("Noise std", step=0.5, format="%g", key="train_noise",
                                  help="Standard deviation of the Gaussian noise added to y. "
                                  "0 makes the data exactly linear; the loss cannot go below noise².")
@@ -97,10 +97,12 @@ def training_form(running: bool) -> tuple[TrainConfig, bool] | None:
                                     f"64 for small data (e.g. {auto_batch_size(800)} at 800 rows) and grows "
                                     "to keep about 100 steps per epoch on large data.")
         optimizer = row.selectbox("Optimizer", OPTIMIZERS, key="train_optimizer",
-                                  help="Keras optimizer. Adam converges with the defaults; plain SGD "
-                                  "needs a much smaller rate (about 0.001) on this data.")
+                                  help="Keras optimizer. Each converges at the default rate; plain "
+                                  "SGD diverges above a rate of about 1.")
         lr = row.number_input("Learning rate", step=0.01, format="%g",
-                              key="train_lr", help="Initial step size, above 0 and at most 10.")
+                              key="train_lr", help="Initial step size, above 0 and at most 10, in "
+                              "standardized units (training sees x and y at mean 0, std 1), so one rate "
+                              "suits any true weights.")
         schedule = row.selectbox("LR schedule", LR_SCHEDULES, key="train_schedule",
                                  help="; ".join(f"{k}: {v}" for k, v in SCHEDULE_HELP.items()))
         row = st.container(horizontal=True, vertical_alignment="bottom")

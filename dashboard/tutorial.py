@@ -1,111 +1,63 @@
-"""Home's "Run the tutorial", kept on disk: which run it trains, where it is, and its answer.
-
-The tutorial is a small job (train with the defaults → wait until the server reports the new
-version AVAILABLE → send ``[[1, 2], [5, 7]]`` to it). Its state lives in ``<base>/.tutorial.json``
-(hidden: no model server takes it for a version), not in a browser session, so a reload, a second
-tab or a restarted dashboard finds the run and its pending request again and finishes it, as the
-Train page finds its runs from their records. Every step is a read-modify-write under
-``<base>/.tutorial.lock`` (:mod:`pipeline.state`), so two tabs polling the same tutorial never send
-its request twice. Times are wall-clock Unix times, valid across processes. No Streamlit here.
-"""
+"""The tutorial's assumptions, in one place: its signature (float ``inputs [-1, 2]`` to
+``output_0 [-1, 1]``), its two input columns ``x1``, ``x2`` and two example rows, and how one number
+per row is read from a regression's answer. Every other model is described by its own signatures
+(`pipeline/client/signatures.py`); a model whose signature is the tutorial's also gets the
+tutorial's views (truth, residuals, 3-D). Pure functions (no Streamlit), unit-tested."""
 
 from __future__ import annotations
 
-import contextlib
-import enum
-import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pipeline import state
+from pipeline.client.signatures import Signature, TensorSpec, tutorial_like
 
-STATE_FILE = ".tutorial.json"
-LOCK_FILE = ".tutorial.lock"
-
-
-class Stage(enum.StrEnum):
-    """Where the tutorial is: ``training`` → ``serving`` (waiting for AVAILABLE, then sending)
-    → ``done`` or ``failed``."""
-
-    TRAINING = "training"
-    SERVING = "serving"
-    DONE = "done"
-    FAILED = "failed"
-
-    @property
-    def busy(self) -> bool:
-        return self in (Stage.TRAINING, Stage.SERVING)
+DEFAULT_ROWS = ((1.0, 2.0), (5.0, 7.0))
+"""The TF Serving tutorial's two input rows."""
+FEATURES = ("x1", "x2")
+INPUT, OUTPUT = "inputs", "output_0"
+SIGNATURE = Signature("serving_default", "predict", {INPUT: TensorSpec(INPUT, "DT_FLOAT", (-1, 2))},
+                      {OUTPUT: TensorSpec(OUTPUT, "DT_FLOAT", (-1, 1))})
+"""What the tutorial's exports serve (``model.export()`` of the Keras model)."""
 
 
-@dataclass
-class Tutorial:
-    """One tutorial: its training run, its stage and, once answered, what the server said."""
-
-    run_id: str
-    stage: Stage = Stage.TRAINING
-    started: float = field(default_factory=time.time)
-    """When the button was clicked (Unix time)."""
-    version: int | None = None
-    served_since: float | None = None
-    """When the run's version was exported (Unix time): the wait for AVAILABLE counts from here."""
-    note: str = ""
-    predicted: list[float] | None = None
-    latency_s: float | None = None
-    seconds: float | None = None
-    """From the click to the answer."""
-    finished: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "stage": str(self.stage)}
-
-    @classmethod
-    def from_json(cls, data: Any) -> Tutorial | None:
-        """The tutorial in a JSON object this module wrote; None for anything else."""
-        if not isinstance(data, dict) or not isinstance(data.get("run_id"), str):
-            return None
-        try:
-            return cls(run_id=data["run_id"], stage=Stage(data.get("stage", "")),
-                       started=float(data.get("started") or 0.0), version=_int(data.get("version")),
-                       served_since=_float(data.get("served_since")), note=str(data.get("note") or ""),
-                       predicted=[float(v) for v in data["predicted"]] if data.get("predicted") else None,
-                       latency_s=_float(data.get("latency_s")), seconds=_float(data.get("seconds")),
-                       finished=_float(data.get("finished")))
-        except (TypeError, ValueError):
-            return None
-
-    def end(self, stage: Stage, note: str = "", **answer: Any) -> None:
-        """Finish as ``done`` (with the answer's fields) or ``failed`` (with ``note``)."""
-        self.stage, self.note, self.finished = stage, note, time.time()
-        for name, value in answer.items():
-            setattr(self, name, value)
+def is_tutorial(signature: Signature | None) -> bool:
+    """Whether ``signature`` is the tutorial's (one float [-1, 2] input, one float output)."""
+    return tutorial_like(signature, FEATURES)
 
 
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def default_inputs() -> dict[str, list[list[float]]]:
+    """The tutorial's two rows as the inputs of its signature."""
+    return {INPUT: [list(row) for row in DEFAULT_ROWS]}
 
 
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def prediction_values(values: Any, rows: int) -> list[float]:
+    """One number per input row from a predict answer's ``predictions``/``outputs``.
 
+    Accepts what TF Serving returns for a one-output regression: ``[[3.0], [6.0]]``,
+    ``[3.0, 6.0]``, per-row objects ``[{"output_0": [3.0]}, ...]`` or a columnar object
+    ``{"output_0": [[3.0], [6.0]]}``; with several outputs, ``output_0`` is used.
+    ``ValueError`` when the answer does not hold exactly one number per row.
+    """
+    def pick(obj: dict) -> Any:
+        if len(obj) == 1:
+            return next(iter(obj.values()))
+        if "output_0" in obj:
+            return obj["output_0"]
+        raise ValueError(f"the answer has several outputs ({', '.join(sorted(obj))}) and no output_0")
 
-def state_path(base_path: Path | str) -> Path:
-    return Path(base_path) / STATE_FILE
-
-
-def load(base_path: Path | str) -> Tutorial | None:
-    """The model folder's latest tutorial, or None (none yet, or an unreadable file)."""
-    return Tutorial.from_json(state.read_json(state_path(base_path)))
-
-
-def save(base_path: Path | str, tutorial: Tutorial) -> None:
-    """Write the tutorial atomically (a reader sees the old state or the new one)."""
-    state.atomic_write_json(state_path(base_path), tutorial.to_json(), indent=1)
-
-
-@contextlib.contextmanager
-def locked(base_path: Path | str) -> Iterator[None]:
-    """Hold the tutorial's lock: one session at a time moves it on (and sends its request)."""
-    with state.file_lock(Path(base_path) / LOCK_FILE):
-        yield
+    if isinstance(values, dict):
+        values = pick(values)
+    if not isinstance(values, list) or len(values) != rows:
+        raise ValueError(f"expected {rows} predictions, got {values!r:.200}")
+    result = []
+    for item in values:
+        while isinstance(item, dict | list):
+            if isinstance(item, dict):
+                item = pick(item)
+            elif len(item) == 1:
+                item = item[0]
+            else:
+                raise ValueError(f"expected one number per row, got {item!r:.100}")
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise ValueError(f"expected a number per row, got {item!r:.100}")
+        result.append(float(item))
+    return result

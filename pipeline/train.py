@@ -95,9 +95,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
 def weights_table(learned: Weights, true: Weights, ols: Weights) -> str:
     """Learned vs true vs OLS, one row per parameter, as aligned text."""
-    rows = [f"{'param':<6} {'learned':>10} {'true':>10} {'OLS':>10} {'learned-OLS':>12}"]
+    rows = [f"{'param':<6} {'learned':>12} {'true':>12} {'OLS':>12} {'learned-OLS':>12}"]
+    # 12 wide: -10,000.0000 (the form's bound) stays aligned
     for name, lv, tv, ov in zip(param_names(len(learned.w)), learned.flat, true.flat, ols.flat, strict=True):
-        rows.append(f"{name:<6} {lv:>10.4f} {tv:>10.4f} {ov:>10.4f} {lv - ov:>12.4f}")
+        rows.append(f"{name:<6} {lv:>12.4f} {tv:>12.4f} {ov:>12.4f} {lv - ov:>12.4f}")
     return "\n".join(rows)
 
 

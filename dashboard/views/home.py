@@ -4,7 +4,7 @@ one-click "Run the tutorial" a presenter can use.
 The tutorial trains with the defaults in a child process (as the Train page does), waits until
 the server reports the new version AVAILABLE, sends the TF Serving tutorial's rows [[1, 2],
 [5, 7]] to that version and shows the answer next to the noiseless truth [3, 6]. Its state (the
-run, the stage, the pending request and the answer) lives on disk (:mod:`dashboard.tutorial`), and
+run, the stage, the pending request and the answer) lives on disk (:mod:`dashboard.tutorial_run`), and
 a fragment polls it, so the page stays responsive and a reload, a second tab or a restarted
 dashboard finds the tutorial again and finishes it. While another run trains on the model folder
 (one at a time), Home says so and the button waits.
@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import tutorial, utils
-from dashboard.tutorial import Stage, Tutorial
+from dashboard import clients, model_picker, session, tutorial, tutorial_run
+from dashboard.server_state import down_word, serving_url_is_dashboard
+from dashboard.tutorial_run import Stage, Tutorial
 from pipeline.client import history
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import available_versions
@@ -51,31 +52,31 @@ def server_state() -> tuple[str, list[int], str | None]:
     """``(badge, AVAILABLE versions, problem)`` of the model server at the session's URL; the
     badge is ``up``, ``starting`` (the embedded server is still importing TensorFlow),
     ``stopped`` (stopped on the Serving page), ``down`` or ``not a model server``."""
-    client = utils.get_client()
+    client = clients.get_client()
     try:
         client.ping()
     except ClientError as exc:
-        word = utils.down_word(exc, client.base_url)
+        word = down_word(exc, client.base_url)
         if word == "starting":
             return word, [], ("The embedded server is starting: it imports TensorFlow and loads the newest "
                               "versions.")
         if word == "stopped":
             return word, [], "You stopped the embedded server: Start it on the Serving page."
         return word, [], str(exc)
-    if utils.serving_url_is_dashboard(client.base_url):
+    if serving_url_is_dashboard(client.base_url):
         return "not a model server", [], f"{client.base_url} is this dashboard, not a model server."
     try:
-        return "up", available_versions(client.model_status(utils.model_name())), None
+        return "up", available_versions(client.model_status(session.model_name())), None
     except ClientError as exc:
         return "up", [], exc.message
 
 
 def training_now() -> str | None:
     """A sentence about the run training on this model folder now (any tab, the CLI), or None."""
-    holder = lock.holder(utils.base_path())
+    holder = lock.holder(session.base_path())
     if holder is None:
         return None
-    record = run_records.load_run(utils.base_path(), holder.run_id)
+    record = run_records.load_run(session.base_path(), holder.run_id)
     progress = (record.progress if record is not None else None) or {}
     where = f": epoch {progress['epoch']:,} of {progress['epochs']:,}" if "epochs" in progress else ""
     return f"Run {holder.run_id} is training{where}."
@@ -85,11 +86,11 @@ def training_now() -> str | None:
 def render_story() -> None:
     """The three steps side by side, each with what is true right now and where to go
     (refreshed every few seconds)."""
-    st.caption(f"Model `{utils.model_name()}` · versions in `{utils.base_path()}` · "
-               f"server {utils.serving_url()}")
-    versions = list_versions(utils.base_path())
+    st.caption(f"Model `{session.model_name()}` · versions in `{session.base_path()}` · "
+               f"server {session.serving_url()}")
+    versions = list_versions(session.base_path())
     badge, available, problem = server_state()
-    entries = history.list_requests(utils.base_path(), limit=1)
+    entries = history.list_requests(session.base_path(), limit=1)
     train, serve, predict = st.columns(3, border=True)
     with train:
         st.markdown("**1 · Train** a linear regression on `Y = X @ w0 + b0 + noise` and export it as a "
@@ -101,7 +102,8 @@ def render_story() -> None:
             st.caption("No version yet.")
         if training := training_now():
             st.caption(f":material/sync: {training}")
-        st.page_link("views/train.py", label="Train page", icon=":material/model_training:")
+        st.page_link("views/train.py", label="Train page", icon=":material/model_training:",
+                     query_params=model_picker.link_params() or None)
     with serve:
         st.markdown("**2 · Serve** it over TF Serving's REST API: the server loads each new version by "
                     "itself.")
@@ -110,7 +112,8 @@ def render_story() -> None:
             st.caption(f"AVAILABLE: {', '.join(f'version {v}' for v in available)}")
         elif problem:
             st.caption(problem)
-        st.page_link("views/serving.py", label="Serving page", icon=":material/dns:")
+        st.page_link("views/serving.py", label="Serving page", icon=":material/dns:",
+                     query_params=model_picker.link_params() or None)
     with predict:
         st.markdown("**3 · Predict**: send rows, compare the answers with the truth.")
         if entries:
@@ -121,22 +124,23 @@ def render_story() -> None:
                        f"version {last.get('version') or '?'} · {outcome}")
         else:
             st.caption("No request sent yet.")
-        st.page_link("views/predict.py", label="Predict page", icon=":material/query_stats:")
+        st.page_link("views/predict.py", label="Predict page", icon=":material/query_stats:",
+                     query_params=model_picker.link_params() or None)
 
 
 def start_tutorial() -> None:
     """Train with the defaults in a child process and write the new tutorial to disk (unless one
     is already under way, from another tab)."""
-    base = utils.base_path()
-    cfg = TrainConfig.from_settings(utils.settings())
+    base = session.base_path()
+    cfg = TrainConfig.from_settings(session.settings())
     try:
-        with tutorial.locked(base):
-            current = tutorial.load(base)
+        with tutorial_run.locked(base):
+            current = tutorial_run.load(base)
             if current is not None and current.stage.busy:
                 return
             job = TrainingProcess(cfg, base, export=True).start()
             job_registry()[(str(base), job.run_id)] = job
-            tutorial.save(base, Tutorial(job.run_id))
+            tutorial_run.save(base, Tutorial(job.run_id))
     except lock.TrainingBusy as exc:
         st.error(f"Cannot start the tutorial: run {exc.holder.run_id} is training on this model folder "
                  "(one run at a time). Wait for it, or cancel it on the Train page.", icon=":material/block:")
@@ -149,12 +153,12 @@ def start_tutorial() -> None:
 
 def advance(t: Tutorial) -> None:
     """Move the tutorial one step on: training → serving → done (or failed), from what the run
-    record, the training lock and the server say now (call under :func:`tutorial.locked`)."""
+    record, the training lock and the server say now (call under :func:`tutorial_run.locked`)."""
     if t.stage is Stage.TRAINING:
         check_training(t)
     if t.stage is Stage.SERVING:
         try:
-            available = available_versions(utils.get_client().model_status(utils.model_name()))
+            available = available_versions(clients.get_client().model_status(session.model_name()))
         except ClientError as exc:
             available, t.note = [], f"Waiting for the server: {exc.message}"
         if t.version not in available:
@@ -170,7 +174,7 @@ def advance(t: Tutorial) -> None:
 def check_training(t: Tutorial) -> None:
     """The training stage: still training (with its epoch), ended without a version (failed), or
     exported (on to serving). A run whose process is gone without a final record failed."""
-    base = utils.base_path()
+    base = session.base_path()
     job = job_registry().get((str(base), t.run_id))
     record = job.record() if job is not None else run_records.load_run(base, t.run_id)
     if record is None or record.status is RunStatus.RUNNING:
@@ -197,16 +201,16 @@ def send_rows(t: Tutorial) -> None:
     """The tutorial's request, to the new version, kept in the request history."""
     from dashboard import predict_history
 
-    client, target = utils.get_client(), {"version": t.version}
+    client, target = clients.get_client(), {"version": t.version}
     try:
-        result = client.predict(utils.model_name(), instances=ROWS, **target)
+        result = client.predict(session.model_name(), instances=ROWS, **target)
     except ClientError as exc:
         predict_history.record(target, {"instances": ROWS}, len(ROWS), error=exc)
         t.end(Stage.FAILED, str(exc))
         return
     predict_history.record(target, result.request, len(ROWS), result=result, version=t.version)
     try:
-        predicted = utils.prediction_values(result.values, len(ROWS))
+        predicted = tutorial.prediction_values(result.values, len(ROWS))
     except ValueError as exc:
         t.end(Stage.FAILED, f"The server answered, but not with one prediction per row: {exc}")
         return
@@ -215,7 +219,7 @@ def send_rows(t: Tutorial) -> None:
 
 def render_answer(t: Tutorial) -> None:
     """The answer next to the truth, as the tutorial's curl prints it."""
-    s = utils.settings()
+    s = session.settings()
     truth = true_values(np.asarray(ROWS), s.true_w, s.true_b)
     when = datetime.fromtimestamp(t.finished or t.started, UTC).strftime("%H:%M:%S UTC")
     st.success(f"Version {t.version} answered in {(t.latency_s or 0) * 1000:.1f} ms "
@@ -228,16 +232,16 @@ def render_answer(t: Tutorial) -> None:
 
 def current_tutorial() -> Tutorial | None:
     """The model folder's tutorial, moved one step on if it is under way (saved when it changed)."""
-    base = utils.base_path()
-    if (t := tutorial.load(base)) is None or not t.stage.busy:
+    base = session.base_path()
+    if (t := tutorial_run.load(base)) is None or not t.stage.busy:
         return t
-    with tutorial.locked(base):
-        t = tutorial.load(base)  # another tab may have moved it on meanwhile
+    with tutorial_run.locked(base):
+        t = tutorial_run.load(base)  # another tab may have moved it on meanwhile
         if t is not None and t.stage.busy:
             before = t.to_json()
             advance(t)
             if t.to_json() != before:
-                tutorial.save(base, t)
+                tutorial_run.save(base, t)
     return t
 
 
@@ -246,13 +250,16 @@ def tutorial_panel() -> None:
     """The tutorial's button and its progress; polls while a run is under way."""
     t = current_tutorial()
     busy = t is not None and t.stage.busy
+    if kind := model_picker.other_kind_of_model():
+        st.warning(kind, icon=":material/block:")
     other = None if busy else training_now()
-    if st.button("Run the tutorial", key="home_run_tutorial", type="primary", disabled=busy or bool(other),
+    if st.button("Run the tutorial", key="home_run_tutorial", type="primary",
+                 disabled=busy or bool(kind) or bool(other),
                  icon=":material/play_circle:",
                  help="Trains with the defaults, waits for the server to load the new version, then sends "
                  "[[1, 2], [5, 7]] to it."):
         start_tutorial()
-        if (started := tutorial.load(utils.base_path())) is not None and started.stage.busy:
+        if (started := tutorial_run.load(session.base_path())) is not None and started.stage.busy:
             st.rerun()  # redraw the button disabled while the run is under way
     if other:
         st.info(f"{other} One run at a time per model folder: the tutorial can start when it ends (the "
@@ -272,6 +279,7 @@ def tutorial_panel() -> None:
 
 
 st.title("Train → serve → predict")
+model_picker.render()
 render_story()
 st.divider()
 st.subheader("Run the tutorial")

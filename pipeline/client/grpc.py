@@ -158,6 +158,23 @@ class GrpcClient:
                                  signature=response.model_spec.signature_name or signature,
                                  outputs=outputs, latency_s=seconds)
 
+    def predict_arrays(self, model: str, inputs: dict[str, Any], version: int | None = None,
+                       label: str | None = None, signature: str = DEFAULT_SIGNATURE) -> GrpcPredictResult:
+        """Predict with one typed numpy array per input key (any dtype and shape: strings as an
+        object array of bytes), as the signature takes them; every output comes back by name."""
+        from pipeline.serving.grpc.tensors import fill_proto
+
+        request = tf_protos.message_class("tensorflow.serving.PredictRequest")()
+        _model_spec(request.model_spec, model, version, label, signature)
+        for key, array in inputs.items():
+            fill_proto(request.inputs[key], array)
+        response, seconds = self._call(PREDICTION_SERVICE, "Predict", request)
+        outputs = {name: _tensor_values(proto, name, self.url)
+                   for name, proto in sorted(response.outputs.items())}
+        return GrpcPredictResult(model=model, version=response.model_spec.version.value,
+                                 signature=response.model_spec.signature_name or signature,
+                                 outputs=outputs, latency_s=seconds)
+
     def model_status(self, model: str, version: int | None = None) -> list[dict[str, Any]]:
         """`model_version_status` as the REST API shows it: version, state name, status."""
         request = tf_protos.message_class("tensorflow.serving.GetModelStatusRequest")()

@@ -96,7 +96,8 @@ def server_command(port: int, host: str = "127.0.0.1", *, model_name: str, base_
     """
     argv = [sys.executable, "-m", "pipeline.serving", "--rest_api_port", str(port), "--rest_api_host", host,
             "--file_system_poll_wait_seconds", "1", "--enable_prometheus",
-            "--enable_grpc_healthcheck_service"]
+            "--enable_grpc_healthcheck_service", "--enable_batching",
+            "--max_num_load_retries", "0"]  # exports are written atomically: a failed load stays failed
     if loaded_versions <= 1:
         return argv + ["--model_name", model_name, "--model_base_path", str(base_path)]
     folder = Path(run_dir) if run_dir is not None else DEFAULT_RUN_DIR

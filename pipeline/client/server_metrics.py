@@ -1,8 +1,9 @@
 """Read a model server's Prometheus metrics into request rate, errors and latency percentiles.
 
-Both servers are understood: ours (``tensorflow_serving_request_count_total``,
-``tensorflow_serving_request_latency_seconds``, in seconds) and TF Serving's
-(``:tensorflow:serving:request_count``, ``:tensorflow:serving:request_latency``, in microseconds).
+Both servers expose TF Serving's metrics: ``:tensorflow:serving:request_count{model_name,status}``
+(every request) and ``:tensorflow:serving:request_latency{model_name,API,entrypoint}`` (OK requests,
+in microseconds; ``API`` ``predict``/``classify``/``regress`` over REST, ``Predict``/... over gRPC,
+"" for REST status and metadata, which are left out here).
 A :class:`Scrape` is one reading of the counters; :func:`window_rows` turns consecutive readings
 into per-interval rates and percentiles, the way Prometheus' ``rate()`` and
 ``histogram_quantile()`` do. Pure functions over the exposition text (parsed with
@@ -27,7 +28,7 @@ class Scrape:
 
     time: float
     requests: dict[str, float] = field(default_factory=dict)
-    """Inference requests answered so far, by status code name (``OK``, ``NOT_FOUND``...)."""
+    """Requests answered so far, by status code name (``OK``, ``NOT_FOUND``...)."""
     latency_buckets: tuple[tuple[float, float], ...] = ()
     """Cumulative histogram of inference latency: ``(upper bound in seconds, count)``, ascending."""
 
@@ -40,9 +41,8 @@ class Scrape:
         return sum(n for status, n in self.requests.items() if status != "OK")
 
 
-def _name(sample_name: str) -> str:
-    """TF Serving's ``:tensorflow:serving:x`` and ours ``tensorflow_serving_x`` as one name."""
-    return sample_name.replace(":", "_").lstrip("_")
+REQUEST_COUNT = ":tensorflow:serving:request_count"
+REQUEST_LATENCY_BUCKET = ":tensorflow:serving:request_latency_bucket"
 
 
 def parse_scrape(text: str, model: str, time: float) -> Scrape:
@@ -52,18 +52,16 @@ def parse_scrape(text: str, model: str, time: float) -> Scrape:
     buckets: dict[float, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            name, labels = _name(sample.name), sample.labels
+            name, labels = sample.name, sample.labels
             if labels.get("model_name") != model:
                 continue
-            if name in ("tensorflow_serving_request_count", "tensorflow_serving_request_count_total"):
+            if name in (REQUEST_COUNT, REQUEST_COUNT + "_total"):  # the parser may add `_total`
                 status = labels.get("status", "OK")
                 requests[status] = requests.get(status, 0.0) + sample.value
-            elif name in ("tensorflow_serving_request_latency_seconds_bucket",
-                          "tensorflow_serving_request_latency_bucket"):
-                if labels.get("API", "predict") not in INFERENCE_APIS:
+            elif name == REQUEST_LATENCY_BUCKET:
+                if labels.get("API", "").lower() not in INFERENCE_APIS:
                     continue
-                scale = 1.0 if "seconds" in name else 1e-6  # TF Serving counts microseconds
-                bound = float(labels["le"]) * scale
+                bound = float(labels["le"]) * 1e-6  # microseconds
                 buckets[bound] = buckets.get(bound, 0.0) + sample.value
     return Scrape(time, requests, tuple(sorted(buckets.items())))
 

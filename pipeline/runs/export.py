@@ -31,19 +31,12 @@ from pipeline.training.quality import Verdict
 def model_from_record(record: RunRecord) -> Any:
     """The Keras model a run ended with, rebuilt from its learned weights (imports TF);
     ``ValueError`` if the record has none."""
-    import numpy as np
-
-    from pipeline.training.fit import TrainConfig, build_model
+    from pipeline.training.fit import TrainConfig, exported_model
 
     if record.learned is None:
         raise ValueError(f"run {record.id} has no learned weights")
     cfg = TrainConfig.from_dict(record.config)
-    learned = record.learned
-    model = build_model(len(learned.w), cfg.optimizer, cfg.learning_rate)
-    kernel = np.asarray(learned.w, dtype=np.float32).reshape(-1, 1)
-    bias = np.asarray([learned.b], dtype=np.float32)
-    model.get_layer("outputs").set_weights([kernel, bias])
-    return model
+    return exported_model(list(record.learned.w), record.learned.b, cfg.optimizer, cfg.learning_rate)
 
 
 def export_run(base_path: Path | str, run_id: str, anyway: bool = False) -> versions.VersionInfo:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -49,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, OSError) as error:
         log.error("Failed to start server. Error: %s", error)
         return 1
+    if not (flags.rest_api_port or flags.port or flags.grpc_socket_path):
+        log.error("Failed to start server. Error: nothing to serve: --port and --rest_api_port are both 0 "
+                  "and there is no --grpc_socket_path")
+        return 1
     for message in ignored_flag_messages(flags):
         log.info("%s", message)
 
@@ -67,7 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.serving.servable import Servable, ServableOptions
 
     log.info("%s", session_callable.status())
-    metrics = ServerMetrics(batching=batching is not None) if monitoring.enable else None
+    metrics = None
+    if monitoring.enable:
+        metrics = ServerMetrics(batching=batching is not None, known_model=lambda name: manager.serves(name),
+                                thread_pool_name=batching.thread_pool_name if batching is not None else "")
     scheduler = None
     if batching is not None:
         listeners = BatchListeners() if metrics is None else BatchListeners(
@@ -81,17 +89,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     manager = ServableManager(
         configs,
         loader=functools.partial(
-            Servable.load, options=ServableOptions.from_flags(flags), batching=scheduler,
-            on_warmup_failure=metrics.record_warmup_failure if metrics is not None else None),
+            Servable.load, options=ServableOptions.from_flags(flags), batching=scheduler, observer=metrics),
         poll_wait_seconds=flags.file_system_poll_wait_seconds,
         max_load_retries=flags.max_num_load_retries,
         load_retry_interval_seconds=flags.load_retry_interval_micros / 1e6,
-        on_load=functools.partial(_loaded, metrics, serving),
+        on_load=functools.partial(_loaded, serving),
+        allow_unavailable_labels=flags.allow_version_labels_for_unavailable_models,
     )
     for config in configs:
         log.info("Serving model %s from base path %s (policy %s)",
                  config.name, config.base_path, config.policy)
     manager.start()
+    manager.enforce_label_rule()  # TF Serving would not start; here the label is not applied (logged)
     _settle_heap()
     serving.set()
     from pipeline.serving.config_poll import ModelConfigPoller
@@ -132,16 +141,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.lifeline import watch_parent
 
     grpc_server = _start_grpc(flags, manager, metrics, admission)
-    watch_parent(lambda: setattr(server, "should_exit", True))  # embedded: exit with the dashboard
     try:
+        if not flags.rest_api_port:  # TF Serving's default: gRPC only
+            log.info("REST API is off (--rest_api_port=0)")
+            _wait_for_stop(watch_parent)
+            return 0
+        watch_parent(lambda: setattr(server, "should_exit", True))  # embedded: exit with the dashboard
         server.run()
+        return 0 if server.started else 1
     finally:
         if grpc_server is not None:
             grpc_server.stop()
         config_poller.stop()
         api.close()
         manager.stop()
-    return 0 if server.started else 1
+
+
+def _wait_for_stop(watch_parent) -> None:
+    """Block until SIGINT or SIGTERM (or, when embedded, the parent process goes away)."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    watch_parent(stop.set)
+    while not stop.wait(1.0):
+        pass
 
 
 def _start_grpc(flags, manager, metrics, admission):
@@ -162,7 +185,7 @@ def _start_grpc(flags, manager, metrics, admission):
     core = GrpcCore(manager=manager, metrics=metrics, admission=admission,
                     num_threads=max(1, flags.grpc_max_threads),
                     tensor_content=flags.enable_serialization_as_tensor_content,
-                    reload_config=manager.apply_config)
+                    reload_config=manager.apply_config, ready=manager.all_available)
     try:
         server = GrpcServer(core, options)
         server.start()
@@ -174,10 +197,8 @@ def _start_grpc(flags, manager, metrics, admission):
     return server
 
 
-def _loaded(metrics, serving: threading.Event, name: str, version: int, ok: bool) -> None:
-    """The manager's load listener: count the attempt; a version loaded while serving settles the heap."""
-    if metrics is not None:
-        metrics.record_load(name, version, ok)
+def _loaded(serving: threading.Event, name: str, version: int, ok: bool) -> None:
+    """The manager's load listener: a version loaded while serving settles the heap."""
     if ok and serving.is_set():
         _settle_heap()
 

@@ -12,8 +12,13 @@ Python server where thread hand-offs cost more than the merged model call saves:
   once, without calling `done`, when the queue already holds `max_enqueued_batches` batches
   waiting for a slot. `BatchQueue.submit(inputs)` is the blocking form: outputs, or the error raised.
 - A task joins the open batch of its queue whose inputs have the same dtypes and the same shapes
-  apart from dim 0, if its rows still fit in `max_batch_size`; otherwise it opens a new batch.
-  Tasks with a rank-0 input, or with more rows than `max_batch_size`, run alone at once.
+  apart from dim 0 (with `pad_variable_length_inputs`: the same ranks; each batch is then padded
+  to its largest dims with each tensor's first element, as upstream's `PadTensor`), if its rows
+  still fit in one model call (`max_batch_size`, or `max_execution_batch_size` with
+  large batch splitting); otherwise it opens a new batch. As TF Serving's BatchingSession,
+  a rank-0 input, inputs of unequal dim 0, or more rows than `max_batch_size` are INVALID_ARGUMENT
+  with upstream's texts (with `enable_large_batch_splitting`, a larger task runs as pieces of
+  `max_execution_batch_size` rows, one after the other). Tasks with no rows or no inputs run alone.
 - No dedicated batch threads: a submitting thread that finds a free slot runs the ready batch
   itself, then keeps running batches that queued meanwhile until none is left (its own task was
   answered first). With `batch_timeout_micros` 0 (the default) a batch is ready at once, so a lone
@@ -21,7 +26,9 @@ Python server where thread hand-offs cost more than the merged model call saves:
   With a timeout, a batch is ready when full or when its first task has waited that long; a timer
   thread runs batches whose time is up if no submitter does.
 - A batch runs as one call: inputs concatenated along dim 0 (padded with copies of the first row
-  up to the next `allowed_batch_sizes` entry, if any), outputs split back by row counts. If the
+  up to the next `allowed_batch_sizes` entry, if any), outputs split back by row counts (the
+  tensor work is `batch_tensors.py`). It may take the longest time left to any of its tasks
+  (passed to the run function, which stops there). If the
   merged call fails, or an output does not have the batch as its dim 0, every task of the batch is
   run alone instead, so one bad request never fails its neighbours; that is logged as a warning
   and counted (`BatchListeners.on_fallback`), since it costs one model call per request.
@@ -38,27 +45,32 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from pipeline.serving.batch_tensors import concatenate, merge_key, split_outputs
+from pipeline.serving.errors import ServingError
 from pipeline.serving.overload import Deadline
 
 log = logging.getLogger(__name__)
 
 Arrays = Mapping[str, np.ndarray]
-RunFunction = Callable[[Arrays], dict[str, np.ndarray]]
-"""Runs one (possibly merged) batch: {input name: array} -> {output name: array}."""
+RunFunction = Callable[..., dict[str, np.ndarray]]
+"""Runs one (possibly merged) batch: `run(inputs, timeout)` with {input name: array} and the seconds
+the call may take (None: no limit) -> {output name: array}."""
 
 Done = Callable[[dict[str, np.ndarray] | None, BaseException | None], None]
 """Receives one task's answer: (outputs, None) or (None, the error its run raised)."""
 
-BatchListener = Callable[[str, int, int], None]
-"""Told (queue name, requests merged, rows before padding) after each batched call."""
+BatchListener = Callable[[str, int, int, int, list[float]], None]
+"""Told (queue name, requests merged, rows before padding, rows after padding, seconds each request
+waited in the queue) after each batched call."""
 
 
 @dataclass(frozen=True)
@@ -83,15 +95,27 @@ class QueueFullError(Exception):
 
 @dataclass(frozen=True)
 class BatchingOptions:
-    """TF Serving's `BatchingParameters`; the defaults are its scheduler defaults except
-    `num_batch_threads` (TF Serving: one per CPU). Python runs one thread at a time, so more
-    concurrent model calls mostly mean smaller batches: 1 measured best (docs/serving.md)."""
+    """TF Serving's `BatchingParameters` with its defaults (`num_batch_threads`: one per CPU)."""
 
     max_batch_size: int = 1000
     batch_timeout_micros: int = 0
     max_enqueued_batches: int = 10
-    num_batch_threads: int = 1
+    num_batch_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     allowed_batch_sizes: tuple[int, ...] = ()
+    pad_variable_length_inputs: bool = False
+    enable_large_batch_splitting: bool = False
+    max_execution_batch_size: int = 0
+    """With `enable_large_batch_splitting`: rows per piece of a larger task (0: `max_batch_size`)."""
+    thread_pool_name: str = "batch_threads"
+    """Only a metric label here (`queuing_latency{thread_pool_name}`): one pool serves every model."""
+
+    @property
+    def execution_batch_size(self) -> int:
+        """Most rows in one model call: `max_execution_batch_size` with large batch splitting (tasks
+        between it and `max_batch_size` are split), else `max_batch_size`."""
+        if self.enable_large_batch_splitting and self.max_execution_batch_size:
+            return self.max_execution_batch_size
+        return self.max_batch_size
 
     def validate(self) -> None:
         """Raise ValueError (TF Serving's texts where it has one) for options it would refuse."""
@@ -103,23 +127,27 @@ class BatchingOptions:
             raise ValueError(f"max_enqueued_batches must be positive; was {self.max_enqueued_batches}")
         if self.num_batch_threads < 1:
             raise ValueError(f"num_batch_threads must be positive; was {self.num_batch_threads}")
+        if self.max_execution_batch_size < 0 or self.max_execution_batch_size > self.max_batch_size:
+            raise ValueError("max_execution_batch_size must be positive and at most max_batch_size; "
+                             f"was {self.max_execution_batch_size}")
         sizes = self.allowed_batch_sizes
         if sizes:
             if sizes[0] < 1 or any(b <= a for a, b in zip(sizes, sizes[1:], strict=False)):
                 raise ValueError("allowed_batch_sizes entries must be monotonically increasing")
-            if sizes[-1] != self.max_batch_size:
+            if sizes[-1] != self.execution_batch_size:
                 raise ValueError("final entry in allowed_batch_sizes must equal max_batch_size; "
-                                 f"last entry was {sizes[-1]}, max_batch_size is {self.max_batch_size}")
+                                 f"last entry was {sizes[-1]}, max_batch_size is {self.execution_batch_size}")
 
 
 class _Task:
-    __slots__ = ("inputs", "rows", "done", "deadline")
+    __slots__ = ("inputs", "rows", "done", "deadline", "queued_at")
 
     def __init__(self, inputs: Arrays, rows: int, done: Done, deadline: Deadline | None) -> None:
         self.inputs = inputs
         self.rows = rows
         self.done = done
         self.deadline = deadline
+        self.queued_at = time.monotonic()
 
 
 class _Batch:
@@ -132,19 +160,6 @@ class _Batch:
         self.rows = 0
         self.deadline = deadline
         self.full = False
-
-
-def _merge_key(inputs: Arrays) -> tuple[tuple | None, int]:
-    """(what must be equal to merge, rows): dtype and dims past 0 of every input, and the shared dim 0.
-    The key is None when the inputs cannot be merged with anything (a rank-0 input, unequal dim 0s)."""
-    key, rows = [], -1
-    for name, array in inputs.items():
-        shape = array.shape
-        if not shape or (rows >= 0 and shape[0] != rows):
-            return None, 0
-        rows = shape[0]
-        key.append((name, array.dtype, shape[1:]))
-    return (tuple(key) if rows > 0 else None), rows
 
 
 class BatchScheduler:
@@ -264,11 +279,17 @@ class BatchQueue:
     def submit_async(self, inputs: Arrays, done: Done, deadline: Deadline | None = None) -> None:
         """Queue `inputs`; `done` gets the answer later or before this returns. QueueFullError if full.
         If `deadline` has expired by the time the task's batch runs, `done` gets its error instead."""
-        key, rows = _merge_key(inputs)
         scheduler = self.scheduler
         options = scheduler.options
-        if key is None or rows > options.max_batch_size:
-            _answer(done, *self._run_alone(inputs))
+        key, rows = merge_key(inputs, options.pad_variable_length_inputs)
+        if rows > options.max_batch_size:
+            raise ServingError("INVALID_ARGUMENT", f"Task size {rows} is larger than maximum input "
+                               f"batch size {options.max_batch_size}")
+        if rows > options.execution_batch_size:  # only with enable_large_batch_splitting
+            _answer(done, *self._run_split(inputs, rows, deadline))
+            return
+        if key is None:
+            _answer(done, *self._run_alone(inputs, deadline))
             return
         with scheduler._lock:
             # Without a timeout nothing waits while a slot is free: then run alone, right now.
@@ -276,8 +297,8 @@ class BatchQueue:
             ready = None if alone else self._enqueue_locked(_Task(inputs, rows, done, deadline), key)
         if alone:
             try:
-                _answer(done, *self._run_alone(inputs))
-                self._count(1, rows)
+                _answer(done, *self._run_alone(inputs, deadline))
+                self._count(1, rows, rows, [0.0])
             except BaseException:
                 with scheduler._lock:
                     scheduler._release_slot_locked()
@@ -292,7 +313,7 @@ class BatchQueue:
         options = scheduler.options
         rows = task.rows
         batch = self._open.get(key)
-        if batch is None or batch.rows + rows > options.max_batch_size:
+        if batch is None or batch.rows + rows > options.execution_batch_size:
             if self._waiting >= options.max_enqueued_batches:
                 raise QueueFullError
             if batch is not None:
@@ -305,7 +326,7 @@ class BatchQueue:
                 scheduler._timer_wakeup.notify()
         batch.tasks.append(task)
         batch.rows += rows
-        if batch.rows >= options.max_batch_size:
+        if batch.rows >= options.execution_batch_size:
             batch.full = True
         ready = None
         if scheduler._running < options.num_batch_threads:
@@ -316,32 +337,40 @@ class BatchQueue:
 
     def _execute(self, batch: _Batch) -> None:
         """Run a batch taken from the queue and answer each of its tasks (expired ones unrun)."""
+        started = time.monotonic()
         tasks = self._live_tasks(batch.tasks)
         if not tasks:
             return
         rows = sum(task.rows for task in tasks)
         sizes = self.scheduler.options.allowed_batch_sizes
         padded = sizes[bisect.bisect_left(sizes, rows)] if sizes else rows
+        timeout = _batch_timeout(tasks)
         answers: list[tuple[dict[str, np.ndarray] | None, BaseException | None]] | None = None
         if len(tasks) == 1 and padded == rows:
-            answers = [self._run_alone(tasks[0].inputs)]
+            answers = [self._run_alone(tasks[0].inputs, tasks[0].deadline)]
         else:
             try:
-                merged = _concatenate([task.inputs for task in tasks], padded - rows)
-                parts = _split(self._run(merged), [task.rows for task in tasks], padded)
+                merged = concatenate([task.inputs for task in tasks], padded - rows,
+                                      self.scheduler.options.pad_variable_length_inputs)
+                parts = split_outputs(self._run(merged, timeout), [task.rows for task in tasks], padded)
                 problem = None if parts is not None else "an output does not have the batch as dim 0"
+            except ServingError as error:
+                if error.code == "DEADLINE_EXCEEDED":  # the batch's time is up: so is every task's
+                    parts, problem, answers = None, None, [(None, error)] * len(tasks)
+                else:
+                    parts, problem = None, f"{error.code}: {error.message}"
             except Exception as error:  # noqa: BLE001 - retried task by task below, each gets its own answer
                 parts, problem = None, f"{type(error).__name__}: {error}"
             if parts is not None:
                 answers = [(part, None) for part in parts]
-            else:
+            elif answers is None:
                 log.warning("Merged call of %d requests (%d rows) to %s failed, running them one by one: %s",
                             len(tasks), rows, self.name, problem)
                 self._tell(self.scheduler.listeners.on_fallback, self.name)
-                answers = [self._run_alone(task.inputs) for task in tasks]
+                answers = [self._run_alone(task.inputs, task.deadline) for task in tasks]
         for task, (outputs, error) in zip(tasks, answers, strict=True):
             _answer(task.done, outputs, error)
-        self._count(len(tasks), rows)
+        self._count(len(tasks), rows, padded, [started - task.queued_at for task in tasks])
 
     def _live_tasks(self, tasks: list[_Task]) -> list[_Task]:
         """The tasks still wanted; the others are answered with their deadline's error now."""
@@ -356,8 +385,8 @@ class BatchQueue:
                 live.append(task)
         return live
 
-    def _count(self, tasks: int, rows: int) -> None:
-        self._tell(self.scheduler.listeners.on_batch, self.name, tasks, rows)
+    def _count(self, tasks: int, rows: int, padded: int, waits: list[float]) -> None:
+        self._tell(self.scheduler.listeners.on_batch, self.name, tasks, rows, padded, waits)
 
     @staticmethod
     def _tell(listener: Callable[..., None] | None, *args: Any) -> None:
@@ -367,11 +396,42 @@ class BatchQueue:
             except Exception:  # noqa: BLE001 - metrics must not break serving
                 log.exception("Batch listener failed")
 
-    def _run_alone(self, inputs: Arrays) -> tuple[dict[str, np.ndarray] | None, BaseException | None]:
+    def _run_alone(self, inputs: Arrays, deadline: Deadline | None = None
+                   ) -> tuple[dict[str, np.ndarray] | None, BaseException | None]:
         try:
-            return self._run(inputs), None
+            return self._run(inputs, _remaining(deadline)), None
         except Exception as error:  # noqa: BLE001 - handed to the task's `done`
             return None, error
+
+    def _run_split(self, inputs: Arrays, rows: int, deadline: Deadline | None
+                   ) -> tuple[dict[str, np.ndarray] | None, BaseException | None]:
+        """A task larger than one model call (`enable_large_batch_splitting`): its pieces of
+        `execution_batch_size` rows run one after the other; their outputs are joined along dim 0."""
+        size = self.scheduler.options.execution_batch_size
+        pieces = []
+        for start in range(0, rows, size):
+            piece = {name: array[start:start + size] for name, array in inputs.items()}
+            outputs, error = self._run_alone(piece, deadline)
+            if error is not None:
+                return None, error
+            pieces.append(outputs)
+        try:
+            return {name: np.concatenate([np.asarray(piece[name]) for piece in pieces])
+                    for name in pieces[0]}, None
+        except ValueError as error:
+            return None, ServingError("INVALID_ARGUMENT", f"Outputs of the split task do not join: {error}")
+
+
+def _remaining(deadline: Deadline | None) -> float | None:
+    """Seconds `deadline` leaves for a model call (None: no limit)."""
+    return deadline.remaining() if deadline is not None else None
+
+
+def _batch_timeout(tasks: list[_Task]) -> float | None:
+    """The time a merged call may take: the largest time left to any of its tasks (as TF Serving's
+    BatchingSession); None if one of them has no limit."""
+    times = [_remaining(task.deadline) for task in tasks]
+    return None if any(t is None for t in times) else max(times)  # type: ignore[type-var]
 
 
 def _answer(done: Done, outputs: dict[str, np.ndarray] | None, error: BaseException | None) -> None:
@@ -379,27 +439,3 @@ def _answer(done: Done, outputs: dict[str, np.ndarray] | None, error: BaseExcept
         done(outputs, error)
     except Exception:  # noqa: BLE001 - a callback's bug must not stop the batch's other answers
         log.exception("Batch answer callback failed")
-
-
-def _concatenate(inputs: list[Arrays], padding: int) -> dict[str, np.ndarray]:
-    """Each input concatenated along dim 0, then `padding` copies of the first row appended."""
-    merged = {}
-    for name in inputs[0]:
-        parts = [task_inputs[name] for task_inputs in inputs]
-        if padding:
-            parts.append(np.repeat(parts[0][:1], padding, axis=0))
-        merged[name] = np.concatenate(parts)
-    return merged
-
-
-def _split(outputs: Mapping[str, Any], rows: list[int], total: int) -> list[dict[str, np.ndarray]] | None:
-    """Each task's slice of every output, or None if an output does not have `total` rows."""
-    arrays = {name: np.asarray(value) for name, value in outputs.items()}
-    if any(array.ndim == 0 or array.shape[0] != total for array in arrays.values()):
-        return None
-    parts, start = [], 0
-    for count in rows:
-        end = start + count
-        parts.append({name: array[start:end] for name, array in arrays.items()})
-        start = end
-    return parts

@@ -15,6 +15,7 @@ from pathlib import Path
 from pipeline.serving.errors import ServingError
 from pipeline.serving.manager import ServableManager
 from pipeline.serving.model_config import ConfigError, ModelConfig, read_model_config_file
+from pipeline.serving.storage import storage_path
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ class ModelConfigPoller:
 
     def __init__(self, path: str | Path, manager: ServableManager, wait_seconds: float,
                  in_force: list[ModelConfig]) -> None:
-        self.path = Path(path)
+        self.path = storage_path(str(path))  # a local path or a URI (gs://...)
         self._manager = manager
         self._wait = wait_seconds
         self._in_force = list(in_force)
@@ -57,7 +58,7 @@ class ModelConfigPoller:
         try:
             self._manager.apply_config(configs)
         except ServingError as error:
-            if error.code == "INVALID_ARGUMENT":
+            if error.code in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):  # refused (labels: in part)
                 self._problem(error.message)
                 return False
             log.error("Model config %s applied, but: %s", self.path, error.message)

@@ -5,11 +5,14 @@ meaning, as `--flag=value` or `--flag value`, booleans also bare `--flag`, so a 
 line, Docker `args:` list or upstream test works unchanged. Most are implemented; `NO_OP_FLAGS`
 change nothing here, and `ignored_flag_messages` gives the one log line each says when set. Our own
 additions are `--rest_api_host`, `--rest_api_max_body_bytes`, `--max_pending_requests` and
-`--enable_prometheus`; one default differs: `--enable_batching` is true here (false in TF Serving).
+`--enable_prometheus`.
 Unknown flags and bad values are an error (exit status 2), like absl flags.
 
-Defaults for the model name, base path and ports come from `pipeline.settings.Settings.from_env()`
-read when the flags are parsed (never at import). `model_configs()` turns the flags into
+Defaults are the binary's: `--port` 8500, `--rest_api_port` 0 (REST off), `--model_name` `default`,
+no `--model_base_path` (an error without `--model_config_file`), `--enable_batching` false,
+`--max_num_load_retries` 5 a minute apart; the project's own commands (the dashboard's embedded
+server, `make serve`, the Docker image, `make bench`) pass what they want explicitly, and no
+environment variable changes a default. `model_configs()` turns the flags into
 `ModelConfig`s: one from `--model_name`/`--model_base_path`, or several from a
 `--model_config_file` (parsed in `model_config.py`).
 
@@ -22,7 +25,6 @@ import argparse
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.serving.model_config import (
@@ -33,9 +35,10 @@ from pipeline.serving.model_config import (
     parse_batching_parameters_text,
     parse_monitoring_config_text,
     read_model_config_file,
+    validate_configs,
 )
 from pipeline.serving.overload import DEFAULT_MAX_PENDING_REQUESTS
-from pipeline.settings import Settings
+from pipeline.serving.storage import read_text, storage_path
 
 if TYPE_CHECKING:
     from pipeline.serving.batching import BatchingOptions
@@ -56,13 +59,6 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port out of range: {value}")
-    return value
-
-
-def _rest_port(text: str) -> int:
-    value = _port(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("the REST API is the only API served: give a port from 1 to 65535")
     return value
 
 
@@ -92,9 +88,6 @@ class NoOpFlag:
 
 
 NO_OP_FLAGS: tuple[NoOpFlag, ...] = (
-    NoOpFlag("allow_version_labels_for_unavailable_models", _bool, False,
-             "labels here always resolve when a request arrives, to a version that must then be "
-             "AVAILABLE (as with this flag true)"),
     NoOpFlag("enable_per_model_batching_parameters", _bool, False,
              "batching uses --batching_parameters_file for every model"),
     NoOpFlag("num_load_threads", int, 0, "each model loads its versions in its own thread"),
@@ -118,12 +111,11 @@ NO_OP_FLAGS: tuple[NoOpFlag, ...] = (
 """Upstream flags (tensorflow_model_server 2.21 main.cc) that have no effect here, and why."""
 
 
-def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
-    """The flag parser, with defaults from `settings` (default: `Settings.from_env()` now).
+def build_parser() -> argparse.ArgumentParser:
+    """The flag parser, with tensorflow_model_server's defaults.
 
     Every flag of `tensorflow_model_server` 2.21 is accepted, as `--flag=value` or `--flag value`
     (booleans also bare `--flag`); the ones with no effect here are `NO_OP_FLAGS`."""
-    project = settings or Settings.from_env()
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.serving",
         description="Serve SavedModel versions over the TensorFlow Serving REST API "
@@ -137,7 +129,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
             name, nargs="?", const=True, default=default, type=_bool, metavar="true|false", help=text
         )
 
-    parser.add_argument("--port", type=_port, default=project.grpc_port, metavar="PORT",
+    parser.add_argument("--port", type=_port, default=8500, metavar="PORT",
                         help="gRPC port; 0 disables gRPC (default %(default)s)")
     parser.add_argument("--grpc_socket_path", default="", metavar="PATH",
                         help="also serve gRPC on this UNIX socket, if given")
@@ -151,15 +143,16 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
                         help="SSLConfig text proto: serve gRPC over TLS")
     flag("--enable_serialization_as_tensor_content", False,
          "gRPC predict responses carry tensor_content bytes (default false)")
-    parser.add_argument("--rest_api_port", type=_rest_port, metavar="PORT", default=project.rest_port,
-                        help="REST API port (default %(default)s)")
+    parser.add_argument("--rest_api_port", type=_port, metavar="PORT", default=0,
+                        help="REST API port; 0 (the default, as TF Serving) serves no REST API")
     parser.add_argument("--rest_api_host", default="127.0.0.1", metavar="HOST",
                         help="interface to bind; TF Serving binds every interface, we bind loopback "
                         "unless asked, e.g. 0.0.0.0 (default %(default)s)")
-    parser.add_argument("--model_name", default=project.model_name, metavar="NAME",
+    parser.add_argument("--model_name", default="default", metavar="NAME",
                         help="name of the single served model (default %(default)s)")
-    parser.add_argument("--model_base_path", default=str(project.model_base_path), metavar="DIR",
-                        help="directory holding the version dirs 1/, 2/, ... (default %(default)s)")
+    parser.add_argument("--model_base_path", default="", metavar="DIR",
+                        help="absolute path or URI (gs://...) of the folder holding the version dirs "
+                        "1/, 2/, ...; required without --model_config_file")
     parser.add_argument("--model_config_file", default="", metavar="FILE",
                         help="ModelServerConfig text proto (model_config_list with several models, "
                         "model_version_policy, version_labels); overrides --model_name/--model_base_path")
@@ -190,10 +183,9 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
                         help="MonitoringConfig text proto, e.g. prometheus_config { enable: true }")
     flag("--enable_prometheus", False,
          f"export Prometheus metrics at {DEFAULT_PROMETHEUS_PATH} (default false)")
-    flag("--enable_batching", True,
+    flag("--enable_batching", False,
          "merge concurrent requests to one model version and signature into one model call "
-         "(TF Serving's server-side batching; default true here, false in TF Serving; a lone request "
-         "runs at once, see docs/serving.md). --enable_batching=false turns it off")
+         "(TF Serving's server-side batching, see docs/serving.md; default false, as TF Serving)")
     parser.add_argument("--batching_parameters_file", default="", metavar="FILE",
                         help="BatchingParameters text proto, e.g. max_batch_size { value: 128 } "
                         "batch_timeout_micros { value: 0 }; ignored with --enable_batching=false")
@@ -202,6 +194,9 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
          "version is AVAILABLE (default true)")
     parser.add_argument("--num_request_iterations_for_warmup", type=int, default=1, metavar="N",
                         help="times each warm-up request is replayed; used if > 0 (default 1)")
+    flag("--allow_version_labels_for_unavailable_models", False,
+         "a models.config label may name a version that is not AVAILABLE yet, if the label is new or "
+         "unchanged (default false: such a label is refused, as TF Serving refuses it)")
     flag("--enable_signature_method_name_check", False,
          "classify/regress require the signature's method_name to be tensorflow/serving/classify "
          "or .../regress (default false, as TF Serving)")
@@ -217,9 +212,8 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
                         help="threads that run one op; 0 = automatic (overrides the flag above)")
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0, metavar="N",
                         help="ops run at once; 0 = automatic (overrides the flag above)")
-    parser.add_argument("--max_num_load_retries", type=int, default=0, metavar="N",
-                        help="extra attempts after a version fails to load (TF Serving: 5; "
-                        "default %(default)s, since exports here are written atomically)")
+    parser.add_argument("--max_num_load_retries", type=int, default=5, metavar="N",
+                        help="extra attempts after a version fails to load (default %(default)s)")
     parser.add_argument("--load_retry_interval_micros", type=int, default=60_000_000, metavar="MICROS",
                         help="pause between load attempts (default %(default)s)")
     for noop in NO_OP_FLAGS:
@@ -238,9 +232,9 @@ def ignored_flag_messages(flags: argparse.Namespace) -> list[str]:
             for noop in NO_OP_FLAGS if getattr(flags, noop.name) != noop.default]
 
 
-def parse_flags(argv: Sequence[str] | None = None, settings: Settings | None = None) -> argparse.Namespace:
+def parse_flags(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse a command line; on an unknown or invalid flag print usage and exit with status 2."""
-    return build_parser(settings).parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def model_configs(flags: argparse.Namespace) -> list[ModelConfig]:
@@ -250,28 +244,29 @@ def model_configs(flags: argparse.Namespace) -> list[ModelConfig]:
     if not flags.model_base_path:
         raise ConfigError(
             "Both server_options.model_base_path and server_options.model_config_file are empty!")
-    return [ModelConfig(name=flags.model_name, base_path=Path(flags.model_base_path))]
+    config = ModelConfig(name=flags.model_name, base_path=storage_path(flags.model_base_path))
+    return validate_configs([config])
 
 
 def monitoring_options(flags: argparse.Namespace) -> MonitoringOptions:
     """Prometheus export settings from `--monitoring_config_file` and `--enable_prometheus`."""
     options = MonitoringOptions(enable=flags.enable_prometheus)
     if flags.monitoring_config_file:
-        parsed = parse_monitoring_config_text(Path(flags.monitoring_config_file).read_text())
+        parsed = parse_monitoring_config_text(read_text(storage_path(flags.monitoring_config_file)))
         if parsed.enable:
             options = parsed
     return options
 
 
 def batching_options(flags: argparse.Namespace) -> BatchingOptions | None:
-    """The batching scheduler options if `--enable_batching` (the default), from
+    """The batching scheduler options if `--enable_batching`, from
     `--batching_parameters_file` or the defaults of `BatchingOptions`; None without batching."""
     from pipeline.serving.batching import BatchingOptions
 
     if not flags.enable_batching:
         return None
-    if not flags.batching_parameters_file:
-        return BatchingOptions()
-    return parse_batching_parameters_text(Path(flags.batching_parameters_file).read_text())
+    if not flags.batching_parameters_file:  # tensorflow_model_server names its pool so
+        return BatchingOptions(thread_pool_name="model_server_batch_threads")
+    return parse_batching_parameters_text(read_text(storage_path(flags.batching_parameters_file)))
 
 

@@ -78,7 +78,8 @@ class LiteRTServable:
             feed_names = {k: _tensor_name(info.name) for k, info in signature_def.inputs.items()}
             fetch_names = {k: _tensor_name(info.name) for k, info in signature_def.outputs.items()}
 
-        def run(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        def run(inputs: Mapping[str, np.ndarray], timeout: float | None = None) -> dict[str, np.ndarray]:
+            # LiteRT's interpreter cannot be interrupted: `timeout` is not applied (docs/serving.md)
             model = pool.get()
             try:
                 outputs = model.run({feed_names[k]: value for k, value in inputs.items()})

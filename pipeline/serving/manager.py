@@ -8,15 +8,19 @@ ServableStateMonitor):
   when nothing is aspired, when an aspired version is AVAILABLE, or when more than one un-aspired
   version is loaded; otherwise load the highest aspired version not yet tried. So a new version is
   loaded *before* the old one is unloaded, and a version that fails to load (state END with its
-  error) leaves the old one serving. A failed version is not retried while it stays aspired;
-  deleting and re-creating its directory retries it.
+  error) leaves the old one serving. A failed load is retried `max_load_retries` times,
+  `load_retry_interval_seconds` apart (state LOADING meanwhile; start-up does not wait for the
+  retries), as TF Serving's `--max_num_load_retries`; after that the version is not tried again
+  while it stays aspired, and deleting and re-creating its directory retries it.
 - States go START -> LOADING -> AVAILABLE -> UNLOADING -> END. A version is published to lookups
   only after its warm-up, and withdrawn from lookups when UNLOADING is recorded. The history keeps
   every version ever tracked (END forever), answered newest first.
 - Lookups (`servable`) never block on loading: they read an immutable snapshot swapped in
   atomically by the polling thread. A request keeps using the `Servable` it got even if the version
   is unloaded meanwhile; the memory goes when the last request drops it.
-- Labels come from the config and resolve to a version; they serve only while it is AVAILABLE.
+- Labels come from the config and resolve to a version; they serve only while it is AVAILABLE. As
+  TF Serving, a label may be set (at start-up or by a reload) only on an AVAILABLE version unless
+  `allow_unavailable_labels` (`--allow_version_labels_for_unavailable_models`).
 - The set of models is not fixed: `apply_config` (models.config reloads, gRPC's
   HandleReloadConfigRequest) adds models (loading them), removes models (unloading every version;
   their END history stays answerable), and changes policies, labels and base paths in place.
@@ -28,11 +32,11 @@ on the same manager.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from tensorflow_serving.apis import get_model_status_pb2, status_pb2
 
@@ -40,12 +44,13 @@ from pipeline.serving.errors import ServingError
 from pipeline.serving.model_config import ConfigError, ModelConfig, configs_from_proto
 from pipeline.serving.servable import Servable
 from pipeline.serving.source import VersionSource
+from pipeline.serving.storage import StoragePath
 
 log = logging.getLogger(__name__)
 
 State = get_model_status_pb2.ModelVersionStatus.State
 
-Loader = Callable[[str, int, Path], Servable]
+Loader = Callable[[str, int, StoragePath], Servable]
 """Builds a Servable for (model name, version, version dir) or raises."""
 
 LoadListener = Callable[[str, int, bool], None]
@@ -84,7 +89,7 @@ class ServableManager:
 
     def __init__(self, configs: Iterable[ModelConfig], loader: Loader, poll_wait_seconds: float = 1.0,
                  max_load_retries: int = 0, load_retry_interval_seconds: float = 60.0,
-                 on_load: LoadListener | None = None) -> None:
+                 on_load: LoadListener | None = None, allow_unavailable_labels: bool = False) -> None:
         # Read lock-free by lookups; replaced (never mutated) by `apply_config`.
         self._models = {config.name: _Model(config) for config in configs}
         self._retired: dict[str, dict[int, VersionState]] = {}  # histories of removed models
@@ -95,6 +100,8 @@ class ServableManager:
         self._max_load_retries = max(0, max_load_retries)
         self._retry_interval = load_retry_interval_seconds
         self._on_load = on_load
+        # --allow_version_labels_for_unavailable_models
+        self._allow_unavailable_labels = allow_unavailable_labels
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -106,6 +113,11 @@ class ServableManager:
         """Whether `model_name` is configured now (config reloads included): a dict lookup, for
         per-request checks such as which names may become metric labels."""
         return model_name in self._models
+
+    def all_available(self) -> bool:
+        """Whether every configured model has a version AVAILABLE now (TF Serving starts its servers
+        only then; the gRPC health service says SERVING from then on). Lock-free."""
+        return all(model.latest is not None for model in self._models.values())
 
     def start(self, wait_for_first_poll: bool = True) -> None:
         """Start one polling thread per model. With `wait_for_first_poll`, return once every model
@@ -145,9 +157,17 @@ class ServableManager:
         path changed are reconciled now. With `wait`, returns once every added model has tried
         the versions on its base path.
 
+        Labels follow TF Serving's rule (`ServerCore::UpdateModelVersionLabelMap`): a label may name
+        only a version AVAILABLE now (an added model's: once it tried its versions) unless
+        `allow_unavailable_labels` and the label is new or unchanged. A model whose labels break it
+        keeps the config it had (an added model is added without labels).
+
         Raises ServingError: INVALID_ARGUMENT for a config that does not validate (nothing changes);
         UNKNOWN `N model(s) did not become available: ...` when an added model had versions and
-        none loaded (the new config stays in force, as upstream). Thread-safe; calls are serialized.
+        none loaded (the new config stays in force, as upstream); FAILED_PRECONDITION `Request to
+        assign label to version V of model M, which is not currently available for inference` for
+        a label that breaks the rule (the other models' changes apply). Thread-safe; calls are
+        serialized.
         """
         if isinstance(config, (list, tuple)):
             configs = list(config)
@@ -164,12 +184,53 @@ class ServableManager:
             if names.count(name) > 1:
                 raise ServingError("INVALID_ARGUMENT",
                                    f"Illegal to list model {name} multiple times in config list")
+        problems: list[str] = []
         with self._config_lock:
-            added = self._swap_models(configs)
+            effective = []
+            for wanted in configs:
+                model = self._models.get(wanted.name)
+                problem = self._label_problem(model, wanted) if model is not None else None
+                if problem is not None:
+                    problems.append(problem)
+                    effective.append(model.config)  # type: ignore[union-attr]
+                else:
+                    effective.append(wanted)
+            added = self._swap_models(effective)
         if wait and self._started:
             for model in added:
                 model.first_poll_done.wait()
+            problems += self._drop_refused_labels(added)
             self._check_available(added)
+        if problems:
+            raise ServingError("FAILED_PRECONDITION", problems[0])
+
+    def enforce_label_rule(self) -> list[str]:
+        """At start-up, once the versions present were tried: drop every label that breaks TF
+        Serving's rule (see `apply_config`) and return TF Serving's message for each."""
+        with self._config_lock:
+            return self._drop_refused_labels(list(self._models.values()))
+
+    def _label_problem(self, model: _Model, config: ModelConfig) -> str | None:
+        """TF Serving's refusal of the first label of `config` that `model` may not have now, or None."""
+        old = model.config.labels if model.config is not config else {}
+        for label, version in config.labels.items():
+            if self._allow_unavailable_labels and old.get(label, version) == version:
+                continue  # new or unchanged: allowed for unavailable versions with the flag
+            if version not in model.available:
+                return (f"Request to assign label to version {version} of model {config.name}, "
+                        "which is not currently available for inference")
+        return None
+
+    def _drop_refused_labels(self, models: list[_Model]) -> list[str]:
+        problems = []
+        for model in models:
+            problem = self._label_problem(model, model.config)
+            if problem is not None:
+                log.error("%s; the model's labels are not applied", problem)
+                problems.append(problem)
+                with self._lock:
+                    model.config = dataclasses.replace(model.config, labels={})
+        return problems
 
     def _swap_models(self, configs: list[ModelConfig]) -> list[_Model]:
         """Install `configs` (under the config lock); returns the models added."""
@@ -310,7 +371,7 @@ class ServableManager:
             version = max(candidates)
             self._load(model, version, aspired[version])
 
-    def _load(self, model: _Model, version: int, path: Path) -> None:
+    def _load(self, model: _Model, version: int, path: StoragePath) -> None:
         name = model.config.name
         self._record(model, VersionState(version, State.START))
         self._record(model, VersionState(version, State.LOADING))
@@ -323,6 +384,8 @@ class ServableManager:
                 code, message = ((error.code, error.message) if isinstance(error, ServingError)
                                  else ("UNKNOWN", f"{type(error).__name__}: {error}"))
                 self._notify(name, version, ok=False)
+                if attempt < self._max_load_retries:  # retries go on in the background:
+                    model.first_poll_done.set()        # start-up does not wait for them
                 if attempt >= self._max_load_retries or self._stop.wait(self._retry_interval):
                     log.error("Failed to load servable version {name: %s version: %d}: %s",
                               name, version, message)

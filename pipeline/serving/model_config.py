@@ -14,8 +14,9 @@ Every unservable config raises `ConfigError` with a message for the user. No fla
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+from pipeline.serving.storage import StoragePath, is_absolute, read_text, storage_path
 
 if TYPE_CHECKING:
     from pipeline.serving.batching import BatchingOptions
@@ -46,7 +47,8 @@ class ModelConfig:
     """One served model: its name, the parent directory of its version dirs, policy and labels."""
 
     name: str
-    base_path: Path
+    base_path: StoragePath
+    """A local `Path`, or a URI (`gs://...`) read through TensorFlow's file systems (`storage.py`)."""
     policy: VersionPolicy = VersionPolicy()
     labels: dict[str, int] = field(default_factory=dict)
 
@@ -62,10 +64,11 @@ class MonitoringOptions:
 MODEL_SERVER_CONFIG = "tensorflow.serving.ModelServerConfig"
 
 
-def read_model_config_file(path: str | Path) -> list[ModelConfig]:
-    """The models of a models.config file; ConfigError (TF Serving's texts) if unreadable or invalid."""
+def read_model_config_file(path: StoragePath) -> list[ModelConfig]:
+    """The models of a models.config file (a local path or a URI such as `gs://...`); ConfigError
+    (TF Serving's texts) if unreadable or invalid."""
     try:
-        text = Path(path).read_text()
+        text = read_text(path)
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"Invalid protobuf file: '{path}': {error}") from error
     try:
@@ -103,17 +106,48 @@ def configs_from_proto(message) -> list[ModelConfig]:
             raise ConfigError("A model config has an empty name")
         if not entry.base_path:
             raise ConfigError(f"Model {entry.name} has an empty base_path")
-        if entry.model_platform not in ("", "tensorflow"):
-            raise ConfigError(f"Model {entry.name}: model_platform {entry.model_platform!r} is not supported")
+        platform = _platform(entry)
+        if platform != TENSORFLOW_PLATFORM:
+            raise ConfigError(f"Model {entry.name} requests unsupported platform {platform}")
         if any(existing.name == entry.name for existing in result):
             raise ConfigError(f"Illegal to list model {entry.name} multiple times in config list")
         result.append(ModelConfig(
             name=entry.name,
-            base_path=Path(entry.base_path),
+            base_path=storage_path(entry.base_path),
             policy=_policy(entry.model_version_policy),
             labels=dict(entry.version_labels),
         ))
-    return result
+    return validate_configs(result)
+
+
+TENSORFLOW_PLATFORM = "tensorflow"
+
+
+def _platform(entry) -> str:
+    """The model's platform as TF Serving's ServerCore reads it (`model_platform`, or the deprecated
+    `model_type` TENSORFLOW); ConfigError with its words when neither or both are set."""
+    model_type = getattr(entry, "model_type", 0)
+    if model_type:
+        if entry.model_platform:
+            raise ConfigError("Illegal setting both ModelServerConfig::model_type (deprecated) and "
+                              "ModelServerConfig::model_platform.")
+        if model_type != 1:  # ModelType.TENSORFLOW
+            raise ConfigError(f"ModelServerConfig::model_type choice {model_type} not supported.")
+        return TENSORFLOW_PLATFORM
+    if not entry.model_platform:
+        raise ConfigError("Illegal setting neither ModelServerConfig::model_type (deprecated) nor "
+                          "ModelServerConfig::model_platform.")
+    return entry.model_platform
+
+
+def validate_configs(configs: list[ModelConfig]) -> list[ModelConfig]:
+    """`configs`, or ConfigError as TF Serving's ServerCore refuses them: every base path must be an
+    absolute path or a URI."""
+    for config in configs:
+        if not is_absolute(config.base_path):
+            raise ConfigError(f"Expected model {config.name} to have an absolute path or URI; found: "
+                              f"{config.base_path}")
+    return configs
 
 
 def _policy(proto) -> VersionPolicy:
@@ -147,9 +181,9 @@ def parse_monitoring_config_text(text: str) -> MonitoringOptions:
 def parse_batching_parameters_text(text: str) -> BatchingOptions:
     """Parse a `BatchingParameters` text proto (TF Serving's --batching_parameters_file) into options.
 
-    Unset fields keep the defaults of `BatchingOptions`. `thread_pool_name`, `pad_variable_length_inputs`,
-    `enable_large_batch_splitting` and `max_execution_batch_size` are accepted and have no effect
-    (requests whose shapes differ run in separate batches; larger-than-max requests run alone).
+    Unset fields keep the defaults of `BatchingOptions` (TF Serving's). `thread_pool_name` only
+    labels the queuing metric (one pool of `num_batch_threads` serves every model, as upstream's
+    shared scheduler).
     """
     from google.protobuf import text_format
 
@@ -161,11 +195,15 @@ def parse_batching_parameters_text(text: str) -> BatchingOptions:
     except text_format.ParseError as error:
         raise ConfigError(f"Invalid batching parameters: {error}") from error
     defaults = BatchingOptions()
-    fields = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads")
+    fields = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
+              "enable_large_batch_splitting", "max_execution_batch_size")
     options = BatchingOptions(
         **{name: getattr(message, name).value if message.HasField(name) else getattr(defaults, name)
            for name in fields},
         allowed_batch_sizes=tuple(message.allowed_batch_sizes),
+        pad_variable_length_inputs=message.pad_variable_length_inputs,
+        thread_pool_name=(message.thread_pool_name.value if message.HasField("thread_pool_name")
+                          else defaults.thread_pool_name),
     )
     try:
         options.validate()

@@ -43,6 +43,12 @@ class Deadline:
         """Whether running the request now would be wasted work."""
         return self.abandoned or (self.at is not None and time.monotonic() >= self.at)
 
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (0 once passed or abandoned); None without a limit."""
+        if self.abandoned:
+            return 0.0
+        return None if self.at is None else max(0.0, self.at - time.monotonic())
+
     def error(self) -> ServingError:
         """The answer for a request dropped because of this deadline."""
         limit = f"{round(self.seconds * 1000)} ms" if self.seconds is not None else "its deadline"

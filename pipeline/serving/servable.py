@@ -21,10 +21,9 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from google.protobuf import json_format
@@ -32,7 +31,7 @@ from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from pipeline.model_dir import SERVE_TAG, ModelDirError, read_meta_graph
-from pipeline.serving import litert, warmup
+from pipeline.serving import litert, storage, warmup
 from pipeline.serving.batching import BatchQueue, BatchScheduler, Done, QueueFullError
 from pipeline.serving.errors import ServingError
 from pipeline.serving.overload import Deadline
@@ -44,8 +43,14 @@ PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 DEFAULT_SIGNATURE = "serving_default"
-WarmupListener = Callable[[str], None]
-"""Told the model name when a version's warm-up failed (and with it the load)."""
+
+
+class LoadObserver(Protocol):
+    """Told how loading went, e.g. `ServerMetrics` (TF Serving's load and warm-up metrics)."""
+
+    def record_saved_model_load(self, model_path: str, ok: bool, seconds: float) -> None: ...
+
+    def record_warmup(self, model_path: str, status: str, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ class Signature:
 class Servable:
     """A loaded version. Build with `Servable.load`; then read-only and thread-safe."""
 
-    def __init__(self, name: str, version: int, path: Path, signatures: dict[str, Signature],
+    def __init__(self, name: str, version: int, path: storage.StoragePath, signatures: dict[str, Signature],
                  signature_def_map: get_model_metadata_pb2.SignatureDefMap, backend: Any = None,
                  check_method_names: bool = False) -> None:
         self._backend = backend  # the Session or LiteRT pools: alive as long as the servable
@@ -118,16 +123,23 @@ class Servable:
         return "tflite" if isinstance(self._backend, litert.LiteRTServable) else "tensorflow"
 
     @classmethod
-    def load(cls, name: str, version: int, path: Path, options: ServableOptions | None = None,
-             batching: BatchScheduler | None = None, on_warmup_failure: WarmupListener | None = None
-             ) -> Servable:
+    def load(cls, name: str, version: int, path: storage.StoragePath, options: ServableOptions | None = None,
+             batching: BatchScheduler | None = None, observer: LoadObserver | None = None) -> Servable:
         """Load the version in `path`, replay its warm-up requests, and return it ready to serve;
-        raise ServingError with a canonical code if it cannot serve (a failed warm-up included, after
-        telling `on_warmup_failure`). With a `batching` scheduler, concurrent `run`s of one signature
+        raise ServingError with a canonical code if it cannot serve (a failed warm-up included).
+        `observer` is told of the SavedModel load attempt and of the warm-up replay (TF Serving's
+        load and warm-up metrics). With a `batching` scheduler, concurrent `run`s of one signature
         are merged into one call."""
         options = options or ServableOptions()
         started = time.perf_counter()
-        backend, signature_defs = _load_backend(path, options)
+        try:
+            backend, signature_defs = _load_backend(path, options)
+        except Exception:
+            if observer is not None:
+                observer.record_saved_model_load(str(path), False, time.perf_counter() - started)
+            raise
+        if observer is not None:
+            observer.record_saved_model_load(str(path), True, time.perf_counter() - started)
         signatures = {key: Signature(
             name=key, method_name=signature_def.method_name,
             input_dtypes={k: types_pb2.DataType.Name(info.dtype) for k, info in signature_def.inputs.items()},
@@ -144,12 +156,16 @@ class Servable:
                        check_method_names=options.enable_signature_method_name_check)
         requests = warmup.warmup_file(path) if options.enable_model_warmup else None
         if requests is not None:
+            warmup_started = time.perf_counter()
+            status = "OK"
             try:
                 warmup.replay(servable, requests, options.num_request_iterations_for_warmup)
-            except ServingError:
-                if on_warmup_failure is not None:
-                    on_warmup_failure(name)
+            except ServingError as error:
+                status = f"{error.code}: {error.message}"
                 raise
+            finally:
+                if observer is not None:
+                    observer.record_warmup(str(path), status, time.perf_counter() - warmup_started)
         log.info("Loaded servable version {name: %s version: %d} from %s (%s) in %.2f s",
                  name, version, path, servable.runtime, time.perf_counter() - started)
         return servable
@@ -166,16 +182,18 @@ class Servable:
                                f"Was: {signature.method_name}")
         return signature
 
-    def run(self, signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, signature: Signature, inputs: Mapping[str, np.ndarray],
+            deadline: Deadline | None = None) -> dict[str, np.ndarray]:
         """Run `signature` on `inputs` (extra keys ignored) and return every output as numpy.
-        With batching, blocks until the batch holding this call has run; a full queue is UNAVAILABLE."""
+        With batching, blocks until the batch holding this call has run; a full queue is UNAVAILABLE.
+        A model call still running when `deadline` passes stops with DEADLINE_EXCEEDED."""
         inputs = _exact_inputs(signature, inputs)
         if signature.batch_queue is not None:
             try:
-                return signature.batch_queue.submit(inputs)
+                return signature.batch_queue.submit(inputs, deadline)
             except QueueFullError as error:
                 raise ServingError("UNAVAILABLE", str(error)) from None
-        return call_signature(signature, inputs)
+        return call_signature(signature, inputs, _remaining(deadline))
 
     def run_async(self, signature: Signature, inputs: Mapping[str, np.ndarray], done: Done,
                   deadline: Deadline | None = None) -> None:
@@ -191,14 +209,14 @@ class Servable:
                 raise ServingError("UNAVAILABLE", str(error)) from None
             return
         try:
-            outputs = call_signature(signature, inputs)
+            outputs = call_signature(signature, inputs, _remaining(deadline))
         except Exception as error:  # noqa: BLE001 - handed to `done`, like a batched call's error
             done(None, error)
         else:
             done(outputs, None)
 
-    def classify(self, signature_name: str,
-                 examples: list[bytes]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def classify(self, signature_name: str, examples: list[bytes], deadline: Deadline | None = None
+                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Classify serialized Examples: (classes [batch, n] bytes or None, scores [batch, n] or None)."""
         signature = self._inference_signature(signature_name, CLASSIFY_METHOD, "classification")
         if len(signature.output_names) not in (1, 2):
@@ -208,7 +226,7 @@ class Servable:
             raise ServingError("INVALID_ARGUMENT",
                                "Expected classification signature outputs to contain at least one of "
                                "'classes' or 'scores'")
-        outputs = self._run_examples(signature, examples)
+        outputs = self._run_examples(signature, examples, deadline)
         classes, scores = outputs.get("classes"), outputs.get("scores")
         for label, tensor in (("classes", classes), ("scores", scores)):
             if tensor is not None:
@@ -219,7 +237,8 @@ class Servable:
                                f"vs. {scores.shape[1]}")
         return classes, scores
 
-    def regress(self, signature_name: str, examples: list[bytes]) -> np.ndarray:
+    def regress(self, signature_name: str, examples: list[bytes], deadline: Deadline | None = None
+                ) -> np.ndarray:
         """Regress serialized Examples: one value per example, shape [batch]."""
         signature = self._inference_signature(signature_name, REGRESS_METHOD, "regression")
         if len(signature.output_names) != 1:
@@ -227,7 +246,7 @@ class Servable:
         if "outputs" not in signature.output_names:
             raise ServingError("INVALID_ARGUMENT",
                                "No regression outputs found in SignatureDef: expected output 'outputs'")
-        values = self._run_examples(signature, examples)["outputs"]
+        values = self._run_examples(signature, examples, deadline)["outputs"]
         _check_batch(values, len(examples), "outputs", allow_vector=True)
         return values.reshape(len(examples))
 
@@ -244,20 +263,22 @@ class Servable:
             raise ServingError("INVALID_ARGUMENT", "Expected one input Tensor.")
         return signature
 
-    def _run_examples(self, signature: Signature, examples: list[bytes]) -> dict[str, np.ndarray]:
+    def _run_examples(self, signature: Signature, examples: list[bytes],
+                      deadline: Deadline | None) -> dict[str, np.ndarray]:
         if not examples:
             raise ServingError("INVALID_ARGUMENT", "Input is empty.")
         (input_key,) = signature.input_dtypes
-        return self.run(signature, {input_key: np.array(examples, dtype=object)})
+        return self.run(signature, {input_key: np.array(examples, dtype=object)}, deadline)
 
 
-def _load_backend(path: Path, options: ServableOptions) -> tuple[Any, dict[str, Any]]:
+def _load_backend(path: storage.StoragePath, options: ServableOptions) -> tuple[Any, dict[str, Any]]:
     """(the runtime, its SignatureDefs by key): LiteRT for a preferred `model.tflite`, else the
     SavedModel in a Session (the signatures read by `pipeline.model_dir`, the one SavedModel reader)."""
-    if options.prefer_tflite_model and litert.has_tflite(path):
+    local = not storage.is_uri(path)
+    if options.prefer_tflite_model and local and litert.has_tflite(path):
         backend = litert.LiteRTServable(path, options.num_tflite_interpreters_per_pool)
         return backend, dict(backend.signature_defs)
-    if options.tags == [SERVE_TAG]:  # TF Serving's wording for a missing or unreadable SavedModel
+    if local and options.tags == [SERVE_TAG]:  # TF Serving's wording for a missing or unreadable SavedModel
         try:
             read_meta_graph(path)
         except ModelDirError as error:
@@ -276,10 +297,16 @@ def _exact_inputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> Map
     return inputs
 
 
-def call_signature(signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def call_signature(signature: Signature, inputs: Mapping[str, np.ndarray],
+                   timeout: float | None = None) -> dict[str, np.ndarray]:
     """Call `signature` now, in the calling thread, on exactly its inputs; every output as numpy.
-    The batch queues call this too, with merged inputs."""
-    return signature.runner(inputs)
+    A call still running after `timeout` seconds stops with DEADLINE_EXCEEDED (TensorFlow's
+    `RunOptions.timeout_in_ms`). The batch queues call this too, with merged inputs."""
+    return signature.runner(inputs, timeout)
+
+
+def _remaining(deadline: Deadline | None) -> float | None:
+    return deadline.remaining() if deadline is not None else None
 
 
 def _check_batch(tensor: np.ndarray, batch: int, name: str, allow_vector: bool) -> None:

@@ -53,27 +53,38 @@ def status() -> str:
 
 
 def make_callable(session: Any, feeds: Sequence[str], fetches: Sequence[str],
-                  targets: Sequence[str] = ()) -> Runner:
+                  targets: Sequence[str] = (), timeout_ms: int | None = None) -> Runner:
     """A runner for `session` feeding `feeds` and fetching `fetches` (tensor names like `x:0`) and
-    running `targets` (operation names). The private path is used when present; otherwise, and if it
-    refuses the options, the public `Session.run` (logged once per call site as a warning)."""
+    running `targets` (operation names). With `timeout_ms`, each run carries
+    `RunOptions(timeout_in_ms=...)`, as TF Serving passes it: a run still going then is cancelled and
+    raises DeadlineExceededError (`Timed out waiting for notification`). The private path is used
+    when present; otherwise, and if it refuses the options, the public `Session.run` (logged once
+    per call site as a warning)."""
     if available():
         from tensorflow.core.protobuf import config_pb2
 
         options = config_pb2.CallableOptions(feed=list(feeds), fetch=list(fetches), target=list(targets))
+        if timeout_ms is not None:
+            options.run_options.timeout_in_ms = timeout_ms
         try:
             return getattr(session, _PRIVATE)(options)
         except TypeError as error:  # a changed signature of the private method: keep serving
             log.warning("Session callables refused the options (%s); using Session.run", error)
-    return _public_runner(session, feeds, fetches, targets)
+    return _public_runner(session, feeds, fetches, targets, timeout_ms)
 
 
 def _public_runner(session: Any, feeds: Sequence[str], fetches: Sequence[str],
-                   targets: Sequence[str]) -> Runner:
+                   targets: Sequence[str], timeout_ms: int | None) -> Runner:
     feed_names, fetch_list = list(feeds), [*fetches, *targets]
     count = len(fetches)
+    options = None
+    if timeout_ms is not None:
+        from tensorflow.core.protobuf import config_pb2
+
+        options = config_pb2.RunOptions(timeout_in_ms=timeout_ms)
 
     def run(*arrays: np.ndarray) -> list[np.ndarray]:
-        return list(session.run(fetch_list, dict(zip(feed_names, arrays, strict=True)))[:count])
+        return list(session.run(fetch_list, dict(zip(feed_names, arrays, strict=True)),
+                                options=options)[:count])
 
     return run

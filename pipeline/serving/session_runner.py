@@ -16,21 +16,37 @@ A `SessionModel` is safe to call from many threads at once (TensorFlow sessions 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.model_dir import SERVE_TAG
-from pipeline.serving import session_callable
+from pipeline.serving import session_callable, storage
 from pipeline.serving.errors import ServingError, from_code_number
 
 log = logging.getLogger(__name__)
 
-RunFunction = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
-"""Runs one signature: {input key: array} -> {output key: array}."""
+RunFunction = Callable[..., dict[str, np.ndarray]]
+"""Runs one signature: `run(inputs, timeout=None)`, {input key: array} -> {output key: array};
+`timeout` is the seconds the call may take (None: no limit), past which it stops with
+DEADLINE_EXCEEDED."""
+
+MAX_CALLABLES_PER_SIGNATURE = 64
+
+
+def timeout_ms(seconds: float | None) -> int | None:
+    """The `RunOptions.timeout_in_ms` for a call that may take `seconds`: rounded up to two
+    significant digits past 100 ms (so a signature needs few callables), at least 1 ms; None: none."""
+    if seconds is None:
+        return None
+    ms = max(1, math.ceil(seconds * 1000))
+    if ms >= 100:
+        step = 10 ** (len(str(ms)) - 2)
+        ms = -(-ms // step) * step
+    return ms
 
 _LOAD_LOCK = threading.Lock()  # the v1 loader touches process-wide graph defaults
 
@@ -38,8 +54,8 @@ _LOAD_LOCK = threading.Lock()  # the v1 loader touches process-wide graph defaul
 class SessionModel:
     """One version's `serve` MetaGraph loaded into its own Session (see the module docstring)."""
 
-    def __init__(self, path: Path, tags: Sequence[str] = (SERVE_TAG,), intra_op_threads: int = 0,
-                 inter_op_threads: int = 0) -> None:
+    def __init__(self, path: storage.StoragePath, tags: Sequence[str] = (SERVE_TAG,),
+                 intra_op_threads: int = 0, inter_op_threads: int = 0) -> None:
         """Load the MetaGraph tagged `tags` from `path` or raise ServingError with TF's canonical code
         and message. Thread counts of 0 let TensorFlow choose (all cores)."""
         import tensorflow as tf
@@ -77,11 +93,25 @@ class SessionModel:
         fetches = [signature_def.outputs[k].name for k in output_keys]
         op_error = _op_error_type()
         try:
-            call = session_callable.make_callable(self._session, feeds, fetches)
+            untimed = session_callable.make_callable(self._session, feeds, fetches)
         except op_error as error:  # e.g. `__saved_model_init_op`, whose "output" is an operation
             return _refuse(_without_stack(error.message))
+        timed: dict[int, session_callable.Runner] = {}  # one callable per RunOptions.timeout_in_ms
+        lock = threading.Lock()
 
-        def run(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        def callable_for(limit_ms: int) -> session_callable.Runner:
+            with lock:
+                call = timed.get(limit_ms)
+                if call is None:
+                    if len(timed) >= MAX_CALLABLES_PER_SIGNATURE:
+                        timed.clear()  # callables in use stay alive with their callers
+                    call = timed[limit_ms] = session_callable.make_callable(
+                        self._session, feeds, fetches, timeout_ms=limit_ms)
+                return call
+
+        def run(inputs: Mapping[str, np.ndarray], timeout: float | None = None) -> dict[str, np.ndarray]:
+            limit_ms = timeout_ms(timeout)
+            call = untimed if limit_ms is None else (timed.get(limit_ms) or callable_for(limit_ms))
             try:
                 values = call(*[inputs[k] for k in input_keys])
             except op_error as error:
@@ -97,7 +127,7 @@ class SessionModel:
         self._session.close()
 
 
-def _restore_unrestored_variables(tf: Any, session: Any, meta_graph: Any, path: Path) -> None:
+def _restore_unrestored_variables(tf: Any, session: Any, meta_graph: Any, path: storage.StoragePath) -> None:
     """Give a value to resource variables the SavedModel's restore op left uninitialised.
 
     TF2 exports can hold two handles for one variable object: the one the signature functions read
@@ -115,7 +145,7 @@ def _restore_unrestored_variables(tf: Any, session: Any, meta_graph: Any, path: 
     missing = {op.get_attr("shared_name").decode(): op
                for op, ok in zip(handles, flags, strict=True) if not ok}
     keys = _variable_checkpoint_keys(meta_graph.object_graph_def)
-    prefix = str(path / "variables" / "variables")
+    prefix = str(storage.join(path, "variables", "variables"))
     try:
         reader = tf.train.load_checkpoint(prefix)
     except (ValueError, tf.errors.OpError):
@@ -156,7 +186,7 @@ def _escape(local_name: str) -> str:
 
 
 def _refuse(message: str) -> RunFunction:
-    def run(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(inputs: Mapping[str, np.ndarray], timeout: float | None = None) -> dict[str, np.ndarray]:
         raise ServingError("INVALID_ARGUMENT", message)
 
     return run

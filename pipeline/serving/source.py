@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 
-from pipeline.model_dir import version_dirs
 from pipeline.serving.model_config import VersionPolicy
+from pipeline.serving.storage import StoragePath, versions
 
 log = logging.getLogger(__name__)
 
 
 
-def aspired_versions(on_disk: Mapping[int, Path], policy: VersionPolicy) -> dict[int, Path]:
+def aspired_versions(on_disk: Mapping[int, StoragePath], policy: VersionPolicy) -> dict[int, StoragePath]:
     """The subset of `on_disk` that `policy` wants loaded."""
     if policy.kind == "all":
         return dict(on_disk)
@@ -35,16 +34,16 @@ def aspired_versions(on_disk: Mapping[int, Path], policy: VersionPolicy) -> dict
 class VersionSource:
     """Polls one model's base path; logs problems once per change instead of at every poll."""
 
-    def __init__(self, model_name: str, base_path: Path, policy: VersionPolicy) -> None:
+    def __init__(self, model_name: str, base_path: StoragePath, policy: VersionPolicy) -> None:
         self.model_name = model_name
         self.base_path = base_path
         self.policy = policy
         self._last_problem: str | None = None
 
-    def poll(self) -> dict[int, Path]:
+    def poll(self) -> dict[int, StoragePath]:
         """The aspired versions now on disk ({} when the base path is missing or has no versions)."""
         try:
-            on_disk = version_dirs(self.base_path)
+            on_disk = versions(self.base_path)
         except OSError as error:
             self._report(f"Could not find base path {self.base_path} for servable {self.model_name}: "
                          f"{error.strerror or error}")

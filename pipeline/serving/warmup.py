@@ -19,7 +19,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pipeline.serving import storage
 from pipeline.serving.errors import ServingError
+from pipeline.serving.storage import StoragePath
 
 
 class Servable(Protocol):
@@ -40,13 +42,13 @@ MAX_RECORDS = 1000  # TF Serving's kMaxNumRecords
 DEFAULT_SIGNATURE = "serving_default"
 
 
-def warmup_file(version_path: Path) -> Path | None:
-    """The version's warm-up file, or None when it has none."""
-    path = version_path / WARMUP_FILE
-    return path if path.is_file() else None
+def warmup_file(version_path: StoragePath) -> StoragePath | None:
+    """The version's warm-up file (local or on another TensorFlow file system), or None without one."""
+    path = storage.join(version_path, *WARMUP_FILE.parts)
+    return path if storage.is_file(path) else None
 
 
-def replay(servable: Servable, path: Path, iterations: int = 1) -> int:
+def replay(servable: Servable, path: StoragePath, iterations: int = 1) -> int:
     """Run every request logged in `path` `iterations` times on `servable`; return the records read.
     Raises ServingError (the load fails) for an unreadable file, an unsupported log or a failed call."""
     import tensorflow as tf
@@ -105,10 +107,16 @@ def _signature_name(request: Any) -> str:
 
 
 def _examples(model_input: Any) -> list[bytes]:
-    """Serialized tf.Examples of an Input proto (example_list only, like the REST API sends)."""
-    if model_input.WhichOneof("kind") != "example_list":
-        raise ServingError("UNIMPLEMENTED", "Warm-up supports Input.example_list only")
-    return [example.SerializeToString() for example in model_input.example_list.examples]
+    """Serialized tf.Examples of an Input proto: `example_list`, or `example_list_with_context` with
+    the context merged into each example (the concatenated serializations, as TF Serving builds them)."""
+    kind = model_input.WhichOneof("kind")
+    if kind == "example_list":
+        return [example.SerializeToString() for example in model_input.example_list.examples]
+    if kind == "example_list_with_context":
+        context = model_input.example_list_with_context.context.SerializeToString()
+        return [context + example.SerializeToString()
+                for example in model_input.example_list_with_context.examples]
+    raise ServingError("INVALID_ARGUMENT", "Input is empty.")
 
 
 def _array(proto: Any) -> np.ndarray:

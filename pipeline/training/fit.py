@@ -1,11 +1,15 @@
 """Train the tutorial's linear model with Keras and compare it with the best possible fit.
 
-:func:`train` builds ``Input(name="inputs") -> Dense(1, name="outputs")``, fits it on
+:func:`train` fits the weights of ``Input(name="inputs") -> Dense(1, name="outputs")`` on
 synthetic data from :mod:`pipeline.training.data`, and returns the learned weights next to the
 ordinary-least-squares (OLS) solution of the very same sample. It reports progress
 through a callback (every epoch, and at most every ``PROGRESS_INTERVAL_S`` within long
 epochs) and stops between batches when a cancellation event is set.
 
+The fit runs in standardized units (:mod:`pipeline.training.scaling`: inputs and target at mean 0,
+std 1, measured before the first step; the bias follows from the means), so the same learning rate
+learns true weights of 0.1 or 10,000. Everything reported, and the model returned for export (the
+same layer with the learned ``w`` and ``b``), is in the data's own units.
 The defaults learn: Adam at 0.05 with a cosine-decayed rate for 100 epochs lands within 0.01 of OLS at 800
 samples. (The tutorial's rmsprop/1 epoch/batch 8 recipe stays far from it.)
 """
@@ -23,9 +27,11 @@ import numpy as np
 
 from pipeline.settings import Settings
 from pipeline.store.run_record import RunErrors, RunRecord, RunStatus, Weights
-from pipeline.tf_env import keras, tensorflow
+from pipeline.tf_env import keras
+from pipeline.training.batches import shuffled_batches
 from pipeline.training.data import DataSpec, make_data, ols_solution
 from pipeline.training.quality import FAILED, Verdict, assess_fit
+from pipeline.training.scaling import Scaling
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad", "adamw", "nadam")
 """Optimizer names accepted by :class:`TrainConfig` (Keras identifiers)."""
@@ -199,12 +205,20 @@ def weight_errors(
 
 
 def build_model(
-    features: int, optimizer: str, learning_rate: float, schedule: str = "constant", total_steps: int = 1
+    features: int,
+    optimizer: str,
+    learning_rate: float,
+    schedule: str = "constant",
+    total_steps: int = 1,
+    *,
+    use_bias: bool = True,
 ) -> Any:
-    """The tutorial's model: ``inputs`` (float32 ``[-1, features]``) -> ``Dense(1)`` named ``outputs``."""
+    """The tutorial's model: ``inputs`` (float32 ``[-1, features]``) -> ``Dense(1)`` named ``outputs``.
+
+    ``use_bias=False`` is the model :func:`train` fits on standardized data, where the bias is 0."""
     k = keras()
     inputs = k.Input(shape=(features,), name="inputs", dtype="float32")
-    outputs = k.layers.Dense(1, name="outputs")(inputs)
+    outputs = k.layers.Dense(1, name="outputs", use_bias=use_bias)(inputs)
     model = k.Model(inputs, outputs, name="linear_regression")
     rate: Any = learning_rate
     if schedule == "cosine":
@@ -224,9 +238,18 @@ class _Diverged(Exception):
     would only compute NaN, so the run stops there and the gate fails it."""
 
 
-def _dense_params(model: Any) -> tuple[list[float], float]:
-    kernel, bias = model.get_layer("outputs").get_weights()
-    return [float(v) for v in kernel[:, 0]], float(bias[0])
+def _weights(model: Any) -> list[float]:
+    """The kernel of the model's ``outputs`` layer, one weight per input."""
+    return [float(v) for v in model.get_layer("outputs").get_weights()[0][:, 0]]
+
+
+def exported_model(w: list[float], b: float, optimizer: str, learning_rate: float) -> Any:
+    """The tutorial's model (:func:`build_model`) holding ``w`` and ``b``: what a run exports."""
+    model = build_model(len(w), optimizer, learning_rate)
+    model.get_layer("outputs").set_weights(
+        [np.asarray(w, dtype=np.float32).reshape(-1, 1), np.asarray([b], dtype=np.float32)]
+    )
+    return model
 
 
 def _progress_callback(
@@ -236,8 +259,12 @@ def _progress_callback(
     steps_per_epoch: int,
     history: list[dict[str, Any]],
     started: float,
+    scaling: Scaling,
 ) -> Any:
-    """A Keras callback that records per-epoch history, reports progress and honours ``cancel``."""
+    """A Keras callback that records per-epoch history, reports progress and honours ``cancel``.
+
+    The model trains in ``scaling``'s standardized units; every weight, bias, loss and error it
+    reports is in the data's units."""
     k = keras()
 
     class _Callback(k.callbacks.Callback):
@@ -255,15 +282,15 @@ def _progress_callback(
             now = time.perf_counter()
             if on_progress is not None and now - self.last_report >= PROGRESS_INTERVAL_S and logs:
                 self.last_report = now
-                w, b = _dense_params(self.model)
+                w, b = scaling.to_original(_weights(self.model))
                 on_progress(
                     Progress(
                         self.epoch,
                         cfg.epochs,
                         batch + 1,
                         steps_per_epoch,
-                        float(logs["loss"]),
-                        float(logs.get("mae", math.nan)),
+                        scaling.loss_to_original(logs["loss"]),
+                        scaling.error_to_original(logs.get("mae", math.nan)),
                         w,
                         b,
                         now - started,
@@ -273,11 +300,11 @@ def _progress_callback(
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
-            w, b = _dense_params(self.model)
+            w, b = scaling.to_original(_weights(self.model))
             entry = {
                 "epoch": epoch + 1,
-                "loss": float(logs.get("loss", math.nan)),
-                "mae": float(logs.get("mae", math.nan)),
+                "loss": scaling.loss_to_original(logs.get("loss", math.nan)),
+                "mae": scaling.error_to_original(logs.get("mae", math.nan)),
                 "w": w,
                 "b": b,
             }
@@ -301,39 +328,6 @@ def _progress_callback(
     return _Callback()
 
 
-def shuffled_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epochs: int) -> Any:
-    """A ``tf.data`` pipeline of ``epochs`` passes over ``(x, y)``, each in a fresh order.
-
-    Every epoch draws its own permutation from ``(seed, epoch)`` (stateless, so runs are
-    reproducible). Keras' own ``shuffle=True`` under a global seed repeats one order
-    every epoch, which leaves the same rows in the short last batch and biases the fit
-    by ~0.015 at 800 rows. Rows are gathered per batch from one in-memory copy, so
-    memory stays O(n) and a 1,000,000-row epoch costs no more than Keras' own feeding.
-    """
-    tf = tensorflow()
-    n = len(x)
-    full = n // batch_size
-    xs, ys = tf.constant(x), tf.constant(y)
-
-    def epoch_indices(epoch: Any) -> Any:
-        perm = tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
-        )
-        batches = tf.data.Dataset.from_tensor_slices(
-            tf.reshape(perm[: full * batch_size], [full, batch_size])
-        )
-        if n > full * batch_size:
-            batches = batches.concatenate(tf.data.Dataset.from_tensors(perm[full * batch_size :]))
-        return batches
-
-    return (
-        tf.data.Dataset.range(epochs)
-        .flat_map(epoch_indices)
-        .map(lambda i: (tf.gather(xs, i), tf.gather(ys, i)), num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-
-
 def train(
     cfg: TrainConfig,
     on_progress: Callable[[Progress], None] | None = None,
@@ -341,6 +335,8 @@ def train(
 ) -> TrainResult:
     """Fit the linear model on ``cfg``'s synthetic data and return the result.
 
+    The fit runs on standardized data (:class:`Scaling`); the result's weights, bias, history and
+    ``model`` (:func:`exported_model`, the tutorial's SavedModel signature) are in the data's units.
     Validates ``cfg`` first (``ValueError`` naming the bad value, before any work).
     Reproducible for a given config: data, initial weights and shuffling are seeded.
     ``on_progress`` is called from the training thread; ``cancel`` is checked after
@@ -351,21 +347,23 @@ def train(
     x, y = make_data(cfg.data_spec())
     data_s = time.perf_counter() - started
     ols_w, ols_b = ols_solution(x, y)
+    scaling = Scaling.of_data(x, y)
 
     k = keras()
     k.utils.set_random_seed(cfg.seed)
     batch_size = cfg.effective_batch_size
     steps_per_epoch = math.ceil(len(x) / batch_size)
-    model = build_model(
-        x.shape[1], cfg.optimizer, cfg.learning_rate, cfg.lr_schedule, cfg.epochs * steps_per_epoch
+    fitted = build_model(
+        x.shape[1], cfg.optimizer, cfg.learning_rate, cfg.lr_schedule, cfg.epochs * steps_per_epoch,
+        use_bias=False,
     )
     history: list[dict[str, Any]] = []
-    callback = _progress_callback(on_progress, cancel, cfg, steps_per_epoch, history, started)
+    callback = _progress_callback(on_progress, cancel, cfg, steps_per_epoch, history, started, scaling)
     fit_started = time.perf_counter()
     cancelled = diverged = False
     try:
-        model.fit(
-            shuffled_batches(x, y, batch_size, cfg.seed, cfg.epochs),
+        fitted.fit(
+            shuffled_batches(x, y, batch_size, cfg.seed, cfg.epochs, scaling),
             epochs=cfg.epochs,
             steps_per_epoch=steps_per_epoch,
             shuffle=False,
@@ -377,7 +375,8 @@ def train(
     except _Diverged:
         diverged = True
     fit_s = time.perf_counter() - fit_started
-    w, b = _dense_params(model)
+    w, b = scaling.to_original(_weights(fitted))
+    model = exported_model(w, b, cfg.optimizer, cfg.learning_rate)
     timings = {
         "data_s": data_s,
         "fit_s": fit_s,

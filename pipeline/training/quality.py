@@ -100,7 +100,7 @@ def assess(
         what = f"learned parameters {', '.join(bad)}" if bad else f"loss {final_loss:g}"
         return Verdict(FAILED, [f"Training diverged: {what} is not a finite number. A version with "
                                 "these weights would answer NaN; lower the learning rate "
-                                "(sgd needs about 0.001 here) or use adam."],
+                                "(sgd is stable below about 1) or use adam."],
                        {"final_loss": float(final_loss)})
     max_vs_ols = float(np.max(np.abs(np.asarray(learned, float) - np.asarray(ols, float))))
     tolerance = PARAM_REL_TOL * max(1.0, float(np.max(np.abs(np.asarray(ols, float)))))

@@ -141,13 +141,13 @@ def test_a_reload_during_the_tutorial_finds_it_and_sends_its_request(fake: FakeS
 
 def test_a_tutorial_whose_training_process_is_gone_says_so(fake: FakeServer, tmp_path: Path) -> None:
     """A dashboard restarted mid-run: the record says running, but no process trains it any more."""
-    from dashboard import tutorial
+    from dashboard import tutorial_run
     from pipeline.store import records
 
     base = tmp_path / "models" / "linear_model"
     running = RunRecord.from_json({"id": "run-9", "status": "running", "config": {"epochs": 100}})
     records.save_run(base, running)
-    tutorial.save(base, tutorial.Tutorial("run-9"))
+    tutorial_run.save(base, tutorial_run.Tutorial("run-9"))
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert any("stopped without finishing" in e and "run-9" in e for e in texts(at.error))
     assert not at.button(key="home_run_tutorial").disabled
@@ -176,19 +176,19 @@ def test_another_run_training_disables_the_tutorial_and_is_shown(fake: FakeServe
 
 
 def test_a_starting_or_stopped_embedded_server_is_not_called_down(fake: FakeServer, monkeypatch) -> None:
-    from dashboard import utils
+    from dashboard import server_state
     from pipeline.client import local_server
 
     fake.down = True
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert any("badge[down]" in m for m in texts(at.markdown))
     starting = local_server.ServerStatus(running=True, log_path=Path("log"), pid=1, port=8501)
-    monkeypatch.setattr(utils, "embedded_server_starting", lambda url: starting)
+    monkeypatch.setattr(server_state, "embedded_server_starting", lambda url: starting)
     at.run()
     assert any("badge[starting]" in m for m in texts(at.markdown))
     assert not any("connection refused" in c for c in texts(at.caption))
-    monkeypatch.setattr(utils, "embedded_server_starting", lambda url: None)
-    at.session_state[utils.STOPPED_KEY] = True
+    monkeypatch.setattr(server_state, "embedded_server_starting", lambda url: None)
+    at.session_state[server_state.STOPPED_KEY] = True
     at.run()
     assert any("badge[stopped]" in m for m in texts(at.markdown))
 

@@ -81,6 +81,9 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeServer:
         monkeypatch.setattr(ServingClient, name, lambda client, *a, _m=method, **k: _m(client, *a, **k))
     monkeypatch.setattr(GrpcClient, "health", lambda client, service="": server.grpc_health(client))
     monkeypatch.setenv("SERVING_RUN_DIR", str(tmp_path))
+    # the default addresses, which this fake stands in for (tests/conftest.py points them elsewhere)
+    monkeypatch.setenv("SERVING_URL", "http://127.0.0.1:8501")
+    monkeypatch.setenv("GRPC_TARGET", "127.0.0.1:8500")
     return server
 
 
@@ -153,10 +156,15 @@ def test_changing_the_url_and_model(fake: FakeServer) -> None:
     at.text_input(key="serving_url_input").set_value("ftp://nope").run()
     assert any("not a server URL" in e for e in texts(at.error))
     assert at.session_state["serving_url"] == "http://localhost:9000"
-    at.text_input(key="serving_model_input").set_value("../evil").run()
-    assert any("Model name not changed" in e for e in texts(at.error))
-    at.text_input(key="serving_model_input").set_value("other_model").run()
+    picker = at.selectbox(key="model_picker")
+    picker.options.append("../evil")  # typed: AppTest only selects listed options
+    picker.set_value("../evil").run()
+    assert any("Model not changed" in e for e in texts(at.error))
+    picker = at.selectbox(key="model_picker")
+    picker.options.append("other_model")
+    picker.set_value("other_model").run()
     assert at.session_state["model_name"] == "other_model"
+    assert any("Versions of `other_model`" in m for m in texts(at.markdown))
     assert not at.exception
 
 
@@ -229,20 +237,20 @@ def test_embedded_server_starting(fake: FakeServer, monkeypatch: pytest.MonkeyPa
 
 
 def exposition(ok: int, errors: int, fast: int) -> str:
-    """Our server's metrics text: ``ok`` + ``errors`` predict requests, ``fast`` of them under 5 ms."""
-    total = ok + errors
-    latency, count = "tensorflow_serving_request_latency_seconds", "tensorflow_serving_request_count_total"
-    labels = 'API="predict",entrypoint="REST",model_name="linear_model"'
+    """TF Serving's metrics text (ours is the same): ``ok`` + ``errors`` predict requests, ``ok``
+    timed (OK only), ``fast`` of them under 5 ms (latencies in microseconds)."""
+    latency, count = ":tensorflow:serving:request_latency", ":tensorflow:serving:request_count"
+    labels = 'model_name="linear_model",API="predict",entrypoint="REST"'
     return "\n".join([
         f"# TYPE {count} counter",
-        f'{count}{{model_name="linear_model",status="OK"}} {ok}.0',
-        f'{count}{{model_name="linear_model",status="INVALID_ARGUMENT"}} {errors}.0',
+        f'{count}{{model_name="linear_model",status="OK"}} {ok}',
+        f'{count}{{model_name="linear_model",status="INVALID_ARGUMENT"}} {errors}',
         f"# TYPE {latency} histogram",
-        f'{latency}_bucket{{{labels},le="0.005"}} {fast}.0',
-        f'{latency}_bucket{{{labels},le="0.05"}} {total}.0',
-        f'{latency}_bucket{{{labels},le="+Inf"}} {total}.0',
-        f"{latency}_count{{{labels}}} {total}.0",
-        f"{latency}_sum{{{labels}}} 0.1", ""])
+        f'{latency}_bucket{{{labels},le="5000"}} {fast}',
+        f'{latency}_bucket{{{labels},le="50000"}} {ok}',
+        f'{latency}_bucket{{{labels},le="+Inf"}} {ok}',
+        f"{latency}_sum{{{labels}}} 100000",
+        f"{latency}_count{{{labels}}} {ok}", ""])
 
 
 def test_traffic_is_charted_from_prometheus_metrics(fake: FakeServer) -> None:

@@ -155,7 +155,7 @@ def test_probes_ask_the_served_model_for_its_status_and_grpc_for_its_health():
     env = {e["name"]: e["value"] for e in container["env"]}
     status_path = f"/v1/models/{env['MODEL_NAME']}"
     assert container["readinessProbe"]["httpGet"] == {"path": status_path, "port": "http"}
-    assert container["startupProbe"]["httpGet"] == {"path": status_path, "port": "http"}
+    assert container["startupProbe"]["grpc"] == {"port": 8500}  # SERVING = every model loaded
     assert container["livenessProbe"]["grpc"] == {"port": 8500}
     assert "--enable_grpc_healthcheck_service=true" in container["args"]  # else the probe fails
     mount = next(m for m in container["volumeMounts"] if m["name"] == "models")

@@ -139,6 +139,32 @@ def test_tutorial_rows_answer_about_three_and_six_in_every_route(exported):
     assert_agree(node_predict(version / "tfjs", TUTORIAL_ROWS), expected)
 
 
+def test_a_run_with_true_weights_of_10_000_exports_and_converts_in_the_datas_units(tmp_path):
+    """Training fits standardized data; the version it exports keeps the tutorial's signature and
+    answers in the data's units in every route (SavedModel, LiteRT, TF.js)."""
+    from pipeline import model_dir
+    from pipeline.store import versions as registry
+    from pipeline.store.run_record import RunRecord
+    from pipeline.training.fit import TrainConfig, train
+
+    result = train(TrainConfig(true_w=(10_000.0, -10_000.0), true_b=-10_000.0))
+    assert result.quality.level == "ok", result.quality.reasons
+    version = registry.export_version(result.model, tmp_path / "linear_model",
+                                      result.record_into(RunRecord(id="large-weights"))).path
+    signature = model_dir.read_signature(version)
+    assert signature.inputs["inputs"].dtype == "DT_FLOAT" and signature.inputs["inputs"].shape == (-1, 2)
+    assert list(signature.outputs) == ["output_0"] and signature.outputs["output_0"].shape == (-1, 1)
+    assert export_all(version) == {"tflite": version / "model.tflite", "tfjs": version / "tfjs"}
+    expected = RANDOM_ROWS.astype(np.float64) @ np.array(result.w)[:, None] + result.b
+    routes = {"savedmodel": saved_model_answer(version, RANDOM_ROWS),
+              "litert": LiteRTModel(version / "model.tflite").predict(RANDOM_ROWS),
+              "tfjs": node_predict(version / "tfjs", RANDOM_ROWS)}
+    for route, answer in routes.items():  # answers up to 3e5: float32 keeps ~0.02 of them
+        np.testing.assert_allclose(answer, expected, rtol=1e-5, atol=0.05, err_msg=route)
+    truth = saved_model_answer(version, TUTORIAL_ROWS)[:, 0]
+    np.testing.assert_allclose(truth, [-20_000.0, -30_000.0], rtol=1e-4)
+
+
 def test_unsupported_op_names_the_op_and_leaves_no_tfjs_files(tmp_path):
     version = sin_version(tmp_path / "sin_model" / "1")
     before = savedmodel_fingerprint(version)

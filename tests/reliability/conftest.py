@@ -90,8 +90,9 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
 
 GUARD_CONFIG = """
 model_config_list {{
-  config {{ name: '{model}' base_path: '{root}/models/{model}' version_labels {{ key: 'stable' value: 1 }} }}
-  config {{ name: 'identity' base_path: '{root}/models/identity' }}
+  config {{ name: '{model}' base_path: '{root}/models/{model}' model_platform: 'tensorflow'
+    version_labels {{ key: 'stable' value: 1 }} }}
+  config {{ name: 'identity' base_path: '{root}/models/identity' model_platform: 'tensorflow' }}
 }}
 """
 

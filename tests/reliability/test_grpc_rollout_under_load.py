@@ -24,7 +24,8 @@ MIN_PER_API = 600
 CONFIG = """
 model_config_list {{
   config {{
-    name: 'linear_model' base_path: '{base}' model_version_policy {{ latest {{ num_versions: 2 }} }}
+    name: 'linear_model' base_path: '{base}' model_platform: 'tensorflow'
+      model_version_policy {{ latest {{ num_versions: 2 }} }}
   }}
 }}
 """

@@ -29,7 +29,8 @@ THREADS = 16
 CONFIG = """
 model_config_list {{
   config {{
-    name: 'linear_model' base_path: '{base}' model_version_policy {{ latest {{ num_versions: 2 }} }}
+    name: 'linear_model' base_path: '{base}' model_platform: 'tensorflow'
+      model_version_policy {{ latest {{ num_versions: 2 }} }}
   }}
 }}
 """
@@ -101,7 +102,7 @@ def _check(outcomes: list[Outcome], timeline, exports: list[Export]) -> dict[str
 
 @pytest.mark.parametrize("batching", BATCHING_MODES)
 def test_rollouts_under_load_never_fail_a_request(tmp_path: Path, batching: str) -> None:
-    """Batching off is `--enable_batching=false` (on is the default); `start_server` checks the
+    """Batching off is the default (`--enable_batching=false` passed explicitly); `start_server` checks the
     server's start-up log for the mode, so both cases really run in the mode they name."""
     base = tmp_path / "linear_model"
     exports = [Export(1, export_linear(base, 1.0), float("-inf"))]

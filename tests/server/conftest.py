@@ -3,7 +3,7 @@
 Each server is `python -m pipeline.serving ...` in a subprocess on a free loopback port, talked to
 with real HTTP (helpers in harness.py). Processes are few and shared: `main_server` (session) serves
 every model whose files never change; test modules that change files on disk start their own.
-`main_server` is parametrized over batching on and off (`--enable_batching=false`), so every test
+`main_server` is parametrized over batching on (`--enable_batching`) and off (the default), so every test
 using it runs against both modes, and the server itself is asked which mode it is in.
 """
 
@@ -46,18 +46,18 @@ model_config_list {{
     version_labels {{ key: 'Version_Label' value: 123 }}
   }}
   config {{
-    name: 'hpt_all'  base_path: '{root}/hpt'
+    name: 'hpt_all'  base_path: '{root}/hpt' model_platform: 'tensorflow'
     model_version_policy {{ all {{}} }}
     version_labels {{ key: 'stable' value: 123 }}
     version_labels {{ key: 'canary' value: 124 }}
     version_labels {{ key: 'ghost' value: 999 }}
   }}
   config {{
-    name: 'hpt_latest2'  base_path: '{root}/three_versions'
+    name: 'hpt_latest2'  base_path: '{root}/three_versions' model_platform: 'tensorflow'
     model_version_policy {{ latest {{ num_versions: 2 }} }}
   }}
-  config {{ name: 'default'  base_path: '{root}/hpt_cpu' }}
-  config {{ name: 'identity'  base_path: '{root}/identity' }}
+  config {{ name: 'default'  base_path: '{root}/hpt_cpu' model_platform: 'tensorflow' }}
+  config {{ name: 'identity'  base_path: '{root}/identity' model_platform: 'tensorflow' }}
 }}
 """
 
@@ -85,6 +85,7 @@ def main_server(models: Models, tmp_path_factory: pytest.TempPathFactory,
         f"--model_config_file={config}", "--rest_api_enable_cors_support", "--enable_prometheus",
         f"--rest_api_max_body_bytes={MAIN_MAX_BODY}", f"--rest_api_timeout_in_ms={MAIN_TIMEOUT_MS}",
         "--file_system_poll_wait_seconds=0",
+        "--allow_version_labels_for_unavailable_models",  # the label `ghost` names version 999
     ], root / "server.log", batching=request.param)
     try:
         enabled = metric_value(server, "tensorflow_serving_batching_enabled")

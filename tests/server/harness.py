@@ -72,16 +72,18 @@ BATCHING_OFF_LOG = "Batching disabled"
 
 
 def batching_args(mode: str) -> list[str]:
-    """The flags for a batching mode: on is the default, off is `--enable_batching=false`."""
+    """The flags for a batching mode, explicit both ways: `--enable_batching` (off is the default,
+    as in TF Serving) or `--enable_batching=false`."""
     assert mode in BATCHING_MODES, mode
-    return [] if mode == "batching_on" else ["--enable_batching=false"]
+    return ["--enable_batching"] if mode == "batching_on" else ["--enable_batching=false"]
 
 
-def start_server(args: list[str], log_path: Path, port: int | None = None, batching: str | None = None
-                 ) -> Server:
+def start_server(args: list[str], log_path: Path, port: int | None = None, batching: str | None = None,
+                 launcher: list[str] | None = None) -> Server:
     """Start the server with `args` (plus --rest_api_port) and wait until its port answers.
     With `batching` ("batching_on"/"batching_off") the matching flag is added, and the server's
-    start-up log must say that mode is active."""
+    start-up log must say that mode is active. `launcher` replaces `-m pipeline.serving` (a script
+    that prepares the process, then runs the server's `main` with the flags)."""
     if batching is not None:
         args = [*args, *batching_args(batching)]
     port = port or free_port()
@@ -90,7 +92,7 @@ def start_server(args: list[str], log_path: Path, port: int | None = None, batch
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.serving", f"--rest_api_port={port}", *args],
+            [sys.executable, *(launcher or ["-m", "pipeline.serving"]), f"--rest_api_port={port}", *args],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = Server(process, port, log_path)
 

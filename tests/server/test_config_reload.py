@@ -57,8 +57,9 @@ def test_policy_and_label_changes_apply_to_a_running_model(running) -> None:
     manager, root = running
     assert manager.servable("a").version == 3
     specific = VersionPolicy("specific", versions=(1, 2))
-    manager.apply_config([ModelConfig("a", root / "a", specific, {"stable": 1})])
+    manager.apply_config([ModelConfig("a", root / "a", specific)])
     wait_for(lambda: states(manager, "a") == {3: "END", 2: "AVAILABLE", 1: "AVAILABLE"}, 30)
+    manager.apply_config([ModelConfig("a", root / "a", specific, {"stable": 1})])
     assert manager.servable("a", label="stable").version == 1
     manager.apply_config([ModelConfig("a", root / "a", specific, {"stable": 2})])
     assert manager.servable("a", label="stable").version == 2
@@ -133,3 +134,70 @@ def test_the_poller_applies_changes_and_keeps_the_config_when_the_file_is_bad(
     assert "Error parsing text-format tensorflow.serving.ModelServerConfig" in errors[0]
     assert "keeping the config in force" in errors[0]
     assert manager.servable("a").version == 3 and manager.servable("b").version == 2
+
+
+UNAVAILABLE = ("Request to assign label to version {v} of model a, which is not currently available "
+               "for inference")
+
+
+def test_a_label_on_a_version_that_is_not_available_is_refused_and_changes_nothing(running) -> None:
+    """TF Serving's rule on reload (issue 24): only AVAILABLE versions may be labelled; the model
+    keeps the config it had, policy included."""
+    manager, root = running
+    latest2 = VersionPolicy("latest", num_versions=2)
+    with pytest.raises(ServingError) as refused:
+        manager.apply_config([ModelConfig("a", root / "a", latest2, {"canary": 2}),
+                              ModelConfig("b", versions(root / "b", 5))])
+    assert (refused.value.code, refused.value.message) == ("FAILED_PRECONDITION", UNAVAILABLE.format(v=2))
+    assert states(manager, "a") == {3: "AVAILABLE"}  # the policy change was not applied either
+    with pytest.raises(ServingError, match="Unrecognized servable version label: canary"):
+        manager.servable("a", label="canary")
+    assert manager.servable("b").version == 5  # the other model's change applied
+
+
+def test_a_label_in_a_reload_that_adds_its_model_is_checked_once_the_model_loaded(running) -> None:
+    manager, root = running
+    b = versions(root / "b", 5)
+    manager.apply_config([ModelConfig("a", root / "a"), ModelConfig("b", b, labels={"stable": 5})])
+    assert manager.servable("b", label="stable").version == 5
+    with pytest.raises(ServingError, match="version 6 of model c, which is not currently available"):
+        manager.apply_config([ModelConfig("a", root / "a"), ModelConfig("b", b, labels={"stable": 5}),
+                              ModelConfig("c", versions(root / "c", 5), labels={"stable": 6})])
+    assert manager.servable("c").version == 5  # added, without its label
+    with pytest.raises(ServingError, match="Unrecognized servable version label: stable"):
+        manager.servable("c", label="stable")
+
+
+def test_with_the_flag_new_labels_may_name_unavailable_versions_but_none_may_move_there(
+        tmp_path: Path) -> None:
+    """`--allow_version_labels_for_unavailable_models`: a new or unchanged label may name a version
+    that is not loaded; moving an existing label to such a version is still refused."""
+    base = versions(tmp_path / "a", 1, 2, 3)
+    manager = ServableManager([ModelConfig("a", base)], loader=Recorder(), poll_wait_seconds=3600,
+                              allow_unavailable_labels=True)
+    manager.start()
+    try:
+        manager.apply_config([ModelConfig("a", base, labels={"next": 9, "stable": 3})])
+        with pytest.raises(ServingError, match=r"Servable not found for request: Specific\(a, 9\)"):
+            manager.servable("a", label="next")
+        with pytest.raises(ServingError, match=UNAVAILABLE.format(v=1)):
+            manager.apply_config([ModelConfig("a", base, labels={"next": 9, "stable": 1})])
+        assert manager.servable("a", label="stable").version == 3
+    finally:
+        manager.stop()
+
+
+def test_at_start_up_labels_that_break_the_rule_are_not_applied(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    base = versions(tmp_path / "a", 1, 2, 3)
+    manager = ServableManager([ModelConfig("a", base, labels={"old": 1})], loader=Recorder(),
+                              poll_wait_seconds=3600)
+    manager.start()
+    try:
+        with caplog.at_level(logging.ERROR):
+            assert manager.enforce_label_rule() == [UNAVAILABLE.format(v=1)]
+        assert UNAVAILABLE.format(v=1) in caplog.text
+        with pytest.raises(ServingError, match="Unrecognized servable version label: old"):
+            manager.servable("a", label="old")
+    finally:
+        manager.stop()

@@ -69,8 +69,8 @@ def test_models_added_changed_relabelled_and_removed_while_serving(models: Model
         wait_for(lambda: status_of(server, "hpt") == {"2": "AVAILABLE"}, RELOAD_TIMEOUT)
         assert predict(server, "hpt").json() == {"predictions": [3.5]}
         # a model the reload added is counted like one configured at start-up
-        assert metric_value(server, "tensorflow_serving_request_count_total", model_name="hpt",
-                            status="OK") == 1.0
+        assert metric_value(server, ":tensorflow:serving:request_latency_count", model_name="hpt",
+                            API="predict") == 1.0
 
         specific = "model_version_policy { specific { versions: 1 versions: 2 } }"
         write_config(config, kept, ENTRY.format(name="hpt", path=base, extra=specific))
@@ -96,3 +96,47 @@ def test_models_added_changed_relabelled_and_removed_while_serving(models: Model
         assert status_of(server, "kept") == {"1": "AVAILABLE"}
     finally:
         server.stop()
+
+
+
+UNAVAILABLE = ("Request to assign label to version 2 of model hpt, which is not currently available "
+               "for inference")
+
+
+def test_a_reload_labelling_a_version_that_is_not_available_is_refused(models: Models,
+                                                                       tmp_path: Path) -> None:
+    """TF Serving's rule (issue 24): over a models.config reload and gRPC's
+    HandleReloadConfigRequest alike, the label is refused with TF Serving's error and not applied."""
+    import grpc
+    from tensorflow_serving.apis import model_management_pb2
+
+    from tests.server.grpc_harness import start_grpc_server
+
+    base = tmp_path / "hpt"
+    install_version(models.half_plus_two, base, "1")
+    config = tmp_path / "models.config"
+    write_config(config, ENTRY.format(name="hpt", path=base, extra=""))
+    running = start_grpc_server([f"--model_config_file={config}",
+                                 "--model_config_file_poll_wait_seconds=0.5"], tmp_path / "server.log")
+    server = running.server
+    canary = "version_labels { key: 'canary' value: 2 }"
+    try:
+        write_config(config, ENTRY.format(name="hpt", path=base, extra=canary))
+        wait_for(lambda: UNAVAILABLE in server.log(), RELOAD_TIMEOUT)
+        assert predict(server, "hpt/labels/canary").json() == {
+            "error": "Unrecognized servable version label: canary"}
+        assert predict(server, "hpt").json() == {"predictions": [2.5]}
+        request = model_management_pb2.ReloadConfigRequest()
+        entry = request.config.model_config_list.config.add(name="hpt", base_path=str(base),
+                                                             model_platform="tensorflow")
+        entry.version_labels["canary"] = 2
+        try:
+            running.model_service.HandleReloadConfigRequest(request, timeout=60)
+            raise AssertionError("the reload was accepted")
+        except grpc.RpcError as error:
+            assert (error.code(), error.details()) == (grpc.StatusCode.FAILED_PRECONDITION, UNAVAILABLE)
+        install_version(models.half_plus_three, base, "2")  # once version 2 is AVAILABLE, it applies
+        wait_for(lambda: predict(server, "hpt/labels/canary").status_code == 200, RELOAD_TIMEOUT)
+        assert predict(server, "hpt/labels/canary").json() == {"predictions": [3.5]}
+    finally:
+        running.stop()

@@ -24,9 +24,6 @@ from pipeline.serving.model_config import (
     parse_monitoring_config_text,
 )
 from pipeline.serving.source import aspired_versions
-from pipeline.settings import Settings
-
-project = Settings.from_env()  # the project's defaults, as the server reads them
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,8 +51,8 @@ def test_unknown_flag_exits_2() -> None:
 
 def test_unusable_model_config_exits_1(tmp_path: Path) -> None:
     config = tmp_path / "models.config"
-    config.write_text("model_config_list { config { name: 'x' base_path: '/m' } "
-                      "config { name: 'x' base_path: '/n' } }")
+    config.write_text("model_config_list { config { name: 'x' base_path: '/m' model_platform: 'tensorflow' } "
+                      "config { name: 'x' base_path: '/n' model_platform: 'tensorflow' } }")
     result = run_cli(f"--model_config_file={config}", "--rest_api_port=1")
     assert result.returncode == 1
     assert "Illegal to list model x multiple times" in result.stderr
@@ -116,7 +113,8 @@ def test_every_upstream_flag_is_accepted(spelling: str) -> None:
     assert flags.tensorflow_intra_op_parallelism == 1 and flags.num_tflite_interpreters_per_pool == 2
     ignored = ignored_flag_messages(flags)
     assert "--per_process_gpu_memory_fraction=0.5 has no effect here: the server runs on CPU" in ignored
-    assert len(ignored) == 6  # the no-op flags given non-default values above
+    assert len(ignored) == 5  # the no-op flags given non-default values above
+    assert flags.allow_version_labels_for_unavailable_models is True
 
 
 def test_no_op_flags_say_nothing_at_their_defaults() -> None:
@@ -125,7 +123,7 @@ def test_no_op_flags_say_nothing_at_their_defaults() -> None:
     assert flags.enable_signature_method_name_check is False and flags.prefer_tflite_model is False
     assert flags.model_config_file_poll_wait_seconds == 0
     assert {f.name for f in NO_OP_FLAGS}.isdisjoint(UPSTREAM_FLAGS.keys() - {
-        "allow_version_labels_for_unavailable_models", "enable_per_model_batching_parameters",
+        "enable_per_model_batching_parameters",
         "num_load_threads", "num_unload_threads", "flush_filesystem_caches",
         "tensorflow_session_config_file", "use_alts_credentials", "platform_config_file",
         "per_process_gpu_memory_fraction", "remove_unused_fields_from_bundle_metagraph",
@@ -142,27 +140,44 @@ def test_bad_upstream_flag_values_exit_2(args: list[str]) -> None:
     assert exit_info.value.code == 2
 
 
-def test_defaults_come_from_the_project_config() -> None:
+def test_defaults_are_tensorflow_model_servers() -> None:
+    """main.cc's defaults, whatever the environment says: gRPC on 8500, no REST, model `default`, no
+    base path, no batching, 5 load retries a minute apart."""
     flags = parse_flags([])
-    assert flags.rest_api_port == project.rest_port
+    assert (flags.port, flags.rest_api_port) == (8500, 0)
+    assert (flags.model_name, flags.model_base_path) == ("default", "")
+    assert flags.enable_batching is False
+    assert (flags.max_num_load_retries, flags.load_retry_interval_micros) == (5, 60_000_000)
     assert flags.rest_api_host == "127.0.0.1"
-    assert flags.port == project.grpc_port
     assert flags.file_system_poll_wait_seconds == 1.0
     assert flags.rest_api_max_body_bytes == DEFAULT_MAX_BODY_BYTES == 32 * 1024 * 1024
     assert flags.rest_api_enable_cors_support is False and flags.enable_prometheus is False
-    assert model_configs(flags) == [ModelConfig(project.model_name, project.model_base_path)]
+    with pytest.raises(ConfigError, match="Both server_options.model_base_path and "
+                       "server_options.model_config_file are empty!"):
+        model_configs(flags)
 
 
-def test_defaults_are_read_from_the_environment_when_parsing(monkeypatch: pytest.MonkeyPatch,
-                                                              tmp_path: Path) -> None:
+def test_the_environment_changes_no_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MODEL_NAME", "other_model")
-    monkeypatch.setenv("MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("MODEL_BASE_PATH", str(tmp_path))
     monkeypatch.setenv("REST_API_PORT", "9123")
     flags = parse_flags([])
-    assert flags.rest_api_port == 9123
-    assert model_configs(flags) == [ModelConfig("other_model", tmp_path / "other_model")]
-    explicit = Settings(model_name="given", model_base_path=tmp_path / "given", rest_port=9999)
-    assert parse_flags([], explicit).rest_api_port == 9999
+    assert (flags.rest_api_port, flags.model_name, flags.model_base_path) == (0, "default", "")
+    flags = parse_flags([f"--model_base_path={tmp_path / 'm'}"])
+    assert model_configs(flags) == [ModelConfig("default", tmp_path / "m")]
+
+
+@pytest.mark.parametrize(("base_path", "expected"), [
+    ("gs://bucket/models/m", "gs://bucket/models/m"), ("file:///srv/m", Path("/srv/m")),
+    ("ram://m", "ram://m")])
+def test_base_paths_may_be_uris(base_path: str, expected: object) -> None:
+    assert model_configs(parse_flags([f"--model_base_path={base_path}"]))[0].base_path == expected
+
+
+def test_a_relative_base_path_is_refused_as_tf_serving_refuses_it() -> None:
+    with pytest.raises(ConfigError, match="Expected model default to have an absolute path or URI; "
+                       "found: models/linear_model"):
+        model_configs(parse_flags(["--model_base_path=models/linear_model"]))
 
 
 def test_max_pending_requests_is_a_positive_flag() -> None:
@@ -182,7 +197,7 @@ def test_boolean_flags(args: list[str], expected: bool) -> None:
     assert parse_flags(args).rest_api_enable_cors_support is expected
 
 
-@pytest.mark.parametrize("args", [["--rest_api_enable_cors_support=maybe"], ["--rest_api_port=0"],
+@pytest.mark.parametrize("args", [["--rest_api_enable_cors_support=maybe"], ["--rest_api_port=-1"],
                                   ["--rest_api_port=70000"], ["--rest_api"]])
 def test_invalid_flag_values_exit_2(args: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -196,14 +211,15 @@ def test_model_config_policies_and_labels() -> None:
           config { name: 'a' base_path: '/models/a' model_platform: 'tensorflow'
                    model_version_policy { specific { versions: 43 versions: 42 } }
                    version_labels { key: 'stable' value: 42 } version_labels { key: 'canary' value: 43 } }
-          config { name: 'b' base_path: 'relative/b' model_version_policy { latest { num_versions: 2 } } }
-          config { name: 'c' base_path: '/c' model_version_policy { all {} } }
-          config { name: 'd' base_path: '/d' model_version_policy { latest {} } }
+          config { name: 'b' base_path: 'gs://bucket/b' model_platform: 'tensorflow'
+                   model_version_policy { latest { num_versions: 2 } } }
+          config { name: 'c' base_path: '/c' model_platform: 'tensorflow' model_version_policy { all {} } }
+          config { name: 'd' base_path: '/d' model_type: TENSORFLOW model_version_policy { latest {} } }
         }""")
     assert configs == [
         ModelConfig("a", Path("/models/a"), VersionPolicy("specific", versions=(42, 43)),
                     {"stable": 42, "canary": 43}),
-        ModelConfig("b", Path("relative/b"), VersionPolicy("latest", num_versions=2)),
+        ModelConfig("b", "gs://bucket/b", VersionPolicy("latest", num_versions=2)),
         ModelConfig("c", Path("/c"), VersionPolicy("all")),
         ModelConfig("d", Path("/d"), VersionPolicy("latest", num_versions=1)),  # 0 counts as 1
     ]
@@ -211,10 +227,16 @@ def test_model_config_policies_and_labels() -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ("model_config_list { config { name: 'a' } }", "empty base_path"),
-    ("model_config_list { config { name: 'a' base_path: '/a' model_platform: 'pytorch' } }", "not supported"),
+    ("model_config_list { config { name: 'a' base_path: '/a' model_platform: 'pytorch' } }",
+     "Model a requests unsupported platform pytorch"),
     ("model_config_list { config { name: 'a' base_path: '/a' nonsense: 1 } }",
      "Error parsing text-format tensorflow.serving.ModelServerConfig: 1:56 : Message type "),
     ("model_config_list { config { base_path: '/a' } }", "empty name"),
+    ("model_config_list { config { name: 'a' base_path: '/a' } }",
+     r"Illegal setting neither ModelServerConfig::model_type \(deprecated\) nor "
+     "ModelServerConfig::model_platform."),
+    ("model_config_list { config { name: 'a' base_path: 'a' model_platform: 'tensorflow' } }",
+     "Expected model a to have an absolute path or URI; found: a"),
 ])
 def test_model_config_errors(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

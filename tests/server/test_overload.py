@@ -2,7 +2,8 @@
 
 Past `--max_pending_requests` a request is answered 503 with a JSON error at once, so the requests
 that were accepted all complete; and a request whose deadline (`--rest_api_timeout_in_ms`) passed
-while it waited is dropped without running the model. The model counts its own calls, so the
+while it waited is dropped without running the model (one whose model call had started is stopped
+by the session's own timeout). The model counts its own calls, so the
 answers themselves show which work ran; the server's Prometheus counters must agree.
 """
 
@@ -12,9 +13,12 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import grpc
 import pytest
 
+from tests.server.grpc_harness import GrpcServer, predict_request, start_grpc_server
 from tests.server.harness import (
     BATCHING_MODES,
     Server,
@@ -29,6 +33,7 @@ MAX_PENDING = 4
 CLIENTS = 24
 REQUESTS_PER_CLIENT = 3
 WAIT = 60.0
+SHORT_DEADLINE = 2.0  # seconds: the gRPC deadline of a request that waits behind a gated call
 
 
 def start_slow_server(root, micros: int, mode: str, *flags: str) -> Server:
@@ -49,11 +54,24 @@ def crowded(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
 
 
 @pytest.fixture(scope="module", params=BATCHING_MODES)
-def impatient(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Server]:
-    threads = "1" if request.param == "batching_off" else "2"  # with batching, B waits in the batch queue
-    server = start_slow_server(tmp_path_factory.mktemp("impatient"), 1_500_000, request.param,
-                               "--rest_api_timeout_in_ms=500", f"--rest_api_num_threads={threads}")
-    yield server
+def impatient(tmp_path_factory: pytest.TempPathFactory,
+              request: pytest.FixtureRequest) -> Iterator[tuple[GrpcServer, Path]]:
+    """One gRPC worker (batching off) or one model call at a time (batching on), so a second request
+    waits behind the first, in the worker pool or in the batch queue; its model (x > 0) runs until
+    the gate file exists. Yields the server and that gate."""
+    from tests.server.savedmodels import export_gated_rows
+
+    root = tmp_path_factory.mktemp("impatient")
+    export_gated_rows(root / "slow" / "1", root / "gate", count_calls=True)
+    flags = ["--grpc_max_threads=1"]
+    if request.param == "batching_on":
+        (root / "batching.config").write_text("num_batch_threads { value: 1 }")
+        flags = ["--grpc_max_threads=2", f"--batching_parameters_file={root / 'batching.config'}"]
+    server = start_grpc_server(["--model_name=slow", f"--model_base_path={root / 'slow'}",
+                                "--enable_prometheus", "--file_system_poll_wait_seconds=0", *flags],
+                               root / "server.log", batching=request.param)
+    yield server, root / "gate"
+    (root / "gate").touch()  # no call left waiting
     server.stop()
 
 
@@ -99,25 +117,41 @@ def test_past_the_limit_requests_are_shed_with_503_and_accepted_ones_all_complet
     wait_for(lambda: pending(crowded) == 0, WAIT)
 
 
-def test_a_request_whose_deadline_passed_while_waiting_is_never_run(impatient: Server) -> None:
-    baseline = ok_json(predict(impatient, 0.0))["predictions"][0]["calls"]  # x <= 0: no sleep
-    drops_before = dropped(impatient, "deadline_exceeded")
+def test_a_request_whose_deadline_passed_while_waiting_is_never_run(
+        impatient: tuple[GrpcServer, Path]) -> None:
+    """The first call (a long gRPC deadline) runs until the test opens its gate; the second waits
+    behind it and its short deadline passes while it waits (the client sees DEADLINE_EXCEEDED with
+    the gate still closed). Once the gate opens the first ends with its answer and the second is
+    dropped without running the model."""
+    impatient, gate = impatient
+    server = impatient.server
+    gate.unlink(missing_ok=True)
+    baseline = ok_json(predict(server, 0.0))["predictions"][0]["calls"]  # x <= 0: not gated
+    drops_before = dropped(server, "deadline_exceeded")
     results: dict[str, object] = {}
 
-    def send(key: str, x: float) -> None:
-        results[key] = predict(impatient, x)
+    def send(key: str, x: float, timeout: float) -> None:
+        try:
+            results[key] = impatient.prediction.Predict(predict_request("slow", [x], shape=[1, 1]),
+                                                        timeout=timeout)
+        except grpc.RpcError as error:
+            results[key] = error
 
-    first = threading.Thread(target=send, args=("first", 2.0))
-    first.start()
-    wait_for(lambda: pending(impatient) == 1, WAIT)
-    second = threading.Thread(target=send, args=("second", 3.0))  # waits behind the first call
-    second.start()
-    wait_for(lambda: pending(impatient) == 2, WAIT)
+    first = threading.Thread(target=send, args=("first", 2.0, WAIT))
+    # waits behind the first call; its deadline only has to outlast its trip to the server
+    second = threading.Thread(target=send, args=("second", 3.0, SHORT_DEADLINE))
+    try:
+        first.start()
+        wait_for(lambda: pending(server) == 1, WAIT)  # the first call runs now, held at the gate
+        second.start()
+        second.join(WAIT)
+        assert results["second"].code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert first.is_alive()  # the second's deadline passed while the first still ran
+    finally:
+        gate.touch()
     first.join(WAIT)
-    second.join(WAIT)
-    for key in ("first", "second"):
-        assert "timed out after 500 ms" in error_of(results[key], 504)
-    wait_for(lambda: dropped(impatient, "deadline_exceeded") - drops_before == 1, WAIT)
-    wait_for(lambda: pending(impatient) == 0, WAIT)
-    # The first call ran to its end (it had started); the second never reached the model.
-    assert ok_json(predict(impatient, -1.0))["predictions"][0]["calls"] == baseline + 2
+    assert list(results["first"].outputs["y"].float_val) == [4.0]
+    wait_for(lambda: dropped(server, "deadline_exceeded") - drops_before == 1, WAIT)
+    wait_for(lambda: pending(server) == 0, WAIT)
+    # The first call ran to its end; the second never reached the model.
+    assert ok_json(predict(server, -1.0))["predictions"][0]["calls"] == baseline + 2

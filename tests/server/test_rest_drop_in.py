@@ -1,6 +1,8 @@
 """TF Serving REST behaviours a client can tell apart, on real servers: float text as WriteDecimal
 writes it, bodies nested 500,000 deep in an unused key, an HTTP/2 cleartext upgrade offer (Java's
-default HttpClient) answered over HTTP/1.1, and `--enable_signature_method_name_check`."""
+default HttpClient) answered over HTTP/1.1, `--enable_signature_method_name_check`, and the wire
+details of issue 23 item 7: any Content-Encoding naming gzip, string outputs' bytes as they are,
+TF Serving's whitespace."""
 
 from __future__ import annotations
 
@@ -31,15 +33,15 @@ def test_float32_text_is_write_decimal(main_server: Server) -> None:
     body = {"signature_name": "float", "instances": [9e6, 3e-5, 0.5, 2.9296489, 1435774336, 1e-7, 3]}
     response = main_server.post(IDENTITY, body)
     assert response.status_code == 200, response.text
-    assert response.text == '{"predictions":[9e+06,3e-05,0.5,2.92964888,1.43577434e+09,1e-07,3.0]}'
+    assert response.text == '{\n    "predictions": [9e+06,3e-05,0.5,2.92964888,1.43577434e+09,1e-07,3.0]\n}'
 
 
 def test_float64_text_is_write_decimal(main_server: Server) -> None:
     body = {"signature_name": "double", "inputs": [9e6, 2.9296489, 1435774336, 0.1, 1 / 3]}
     response = main_server.post(IDENTITY, body)
     assert response.status_code == 200, response.text
-    assert response.text == ('{"outputs":[9e+06,2.9296489000000001,1435774336.0,0.1,'
-                             '0.33333333333333331]}')
+    assert response.text == ('{\n    "outputs": [9e+06,2.9296489000000001,1435774336.0,0.1,'
+                             '0.33333333333333331]\n}')
 
 
 def test_an_unused_key_nested_500000_deep_is_accepted(main_server: Server) -> None:
@@ -82,7 +84,7 @@ def test_an_h2c_upgrade_offer_is_ignored_and_answered_over_http_1_1(main_server:
     first, second = raw_exchange(main_server, [request, request])
     for answer in (first, second):
         assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
-        assert answer.endswith(b'{"predictions":[1.5,2.5]}')
+        assert answer.endswith(b'{\n    "predictions": [1.5,2.5]\n}')
     with socket.create_connection(("127.0.0.1", main_server.port), timeout=30) as connection:
         head, _, rest = request.partition(b"\r\n\r\n")
         connection.sendall(head + b"\r\n\r\n")
@@ -144,3 +146,40 @@ def test_the_h2c_line_is_dropped_however_the_request_is_split(request_bytes: byt
                 out, held = without_h2c_upgrade(chunk, held, position < head_end, parsed[-3:])
                 parsed, position = parsed + out, position + len(chunk)
             assert (parsed, held) == (expected, b""), (first, second)
+
+
+def test_any_content_encoding_naming_gzip_is_decompressed(main_server: Server) -> None:
+    import gzip
+
+    body = gzip.compress(b'{"instances": [1.0, 2.0]}')
+    for encoding in ("x-gzip", "gzip", "GZIP"):
+        response = main_server.post("/v1/models/half_plus_two:predict", body,
+                                    headers={"Content-Encoding": encoding})
+        assert ok_json(response) == {"predictions": [2.5, 3.0]}, encoding
+
+
+def test_string_outputs_carry_their_bytes_even_when_not_utf8(main_server: Server) -> None:
+    """TF Serving's rapidjson copies a string tensor's bytes into the JSON text unchanged."""
+    import base64
+
+    raw = b"ok\xff\xfe\"q"
+    body = {"signature_name": "string", "instances": [{"b64": base64.b64encode(raw).decode()}]}
+    response = main_server.post(IDENTITY, body)
+    assert response.status_code == 200
+    assert response.content == b'{\n    "predictions": ["ok\xff\xfe\\"q"]\n}'
+
+
+def test_answers_are_laid_out_as_tf_serving_lays_them_out(main_server: Server) -> None:
+    predict = main_server.post("/v1/models/half_plus_two:predict", {"instances": [1.0]})
+    assert predict.text == '{\n    "predictions": [2.5]\n}'
+    status = main_server.get("/v1/models/half_plus_two")
+    assert status.text == ('{\n "model_version_status": [\n  {\n   "version": "123",\n'
+                           '   "state": "AVAILABLE",\n   "status": {\n    "error_code": "OK",\n'
+                           '    "error_message": ""\n   }\n  }\n ]\n}\n')
+    metadata = main_server.get("/v1/models/half_plus_two/metadata").text
+    assert metadata.startswith('{\n"model_spec":{\n "name": "half_plus_two",\n "version": "123",\n'
+                               ' "signature_name": ""\n}\n,\n"metadata": {"signature_def": {\n'
+                               ' "signature_def": {\n')
+    assert metadata.endswith("}\n}\n}\n") and json.loads(metadata)["model_spec"]["version"] == "123"
+    error = main_server.get("/v1/models/nope")
+    assert error.text == '{ "error": "Could not find any versions of model nope" }'

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.serving.errors import ServingError
+from pipeline.serving.metrics import ServerMetrics
 from pipeline.serving.servable import Servable, ServableOptions
 from tests.support import upstream_models as um
 
@@ -69,12 +70,15 @@ def _example(x: float) -> bytes:
 def test_a_record_the_model_refuses_fails_the_load_and_is_reported(templates: Path, tmp_path: Path) -> None:
     version = shutil.copytree(templates / "half_plus_two", tmp_path / "1")
     um.write_warmup(version, [um.predict_log("no_such_signature", x=1.0)])
-    failures: list[str] = []
+    metrics = ServerMetrics()
     with pytest.raises(ServingError) as error:
-        Servable.load("hpt", 1, version, on_warmup_failure=failures.append)
+        Servable.load("hpt", 1, version, observer=metrics)
     assert error.value.code == "INVALID_ARGUMENT"
     assert 'Serving signature name: "no_such_signature" not found' in error.value.message
-    assert failures == ["hpt"]
+    status = f"INVALID_ARGUMENT: {error.value.message}"
+    assert metrics.warmup_latency._values[(str(version), status)][0][-1] == 0  # counted, not +Inf
+    assert sum(metrics.warmup_latency._values[(str(version), status)][0]) == 1
+    assert metrics.load_attempt_count.value(str(version), "success") == 1  # the SavedModel itself loaded
 
 
 def test_a_corrupt_warm_up_file_fails_the_load(templates: Path, tmp_path: Path) -> None:
@@ -84,3 +88,21 @@ def test_a_corrupt_warm_up_file_fails_the_load(templates: Path, tmp_path: Path) 
     with pytest.raises(ServingError) as error:
         Servable.load("hpt", 1, version)
     assert error.value.code == "DATA_LOSS" and "Failed to read warmup data" in error.value.message
+
+
+def test_example_list_with_context_records_are_replayed(templates: Path, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """The context is merged into each example, as TF Serving builds the serialized inputs."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    log = prediction_log_pb2.PredictionLog()
+    request = log.regress_log.request
+    request.model_spec.signature_name = "regress_x_to_y"
+    with_context = request.input.example_list_with_context
+    with_context.context.features.feature["x"].float_list.value.append(2.0)
+    with_context.examples.add()
+    version = shutil.copytree(templates / "half_plus_two", tmp_path / "1")
+    um.write_warmup(version, [log.SerializeToString()])
+    with caplog.at_level("INFO", logger="pipeline.serving.warmup"):
+        Servable.load("hpt", 1, version)
+    assert "Number of warmup records read: 1." in caplog.text

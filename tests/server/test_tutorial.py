@@ -62,7 +62,7 @@ def test_monitoring_config_file_sets_the_metrics_path(tutorial_server: Server) -
     tutorial_server.post(PREDICT, {"instances": [[1.0, 2.0]]})
     response = tutorial_server.get(METRICS_PATH)
     assert response.status_code == 200
-    assert 'tensorflow_serving_request_count_total{model_name="linear_model",status="OK"}' in response.text
+    assert ':tensorflow:serving:request_count{model_name="linear_model",status="OK"}' in response.text
     assert tutorial_server.get("/monitoring/prometheus/metrics").status_code == 404
 
 

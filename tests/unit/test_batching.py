@@ -21,11 +21,13 @@ from pipeline.serving.batching import (
     BatchScheduler,
     QueueFullError,
 )
+from pipeline.serving.errors import ServingError
 from pipeline.serving.flags import batching_options, parse_flags
 from pipeline.serving.model_config import ConfigError, parse_batching_parameters_text
 from pipeline.serving.overload import Deadline
+from tests.support.net import wait_for
 
-WAIT = 10.0  # seconds: bound of every wait below (threads on a busy 2-core machine)
+WAIT = 60.0  # seconds: bound of every wait below (threads on a busy 2-core machine)
 
 
 class FakeModel:
@@ -38,7 +40,7 @@ class FakeModel:
         self.entered = threading.Event()
         self._lock = threading.Lock()
 
-    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, inputs: dict[str, np.ndarray], timeout: float | None = None) -> dict[str, np.ndarray]:
         with self._lock:
             first = not self.calls
             self.calls.append(len(inputs["x"]) if np.ndim(inputs["x"]) else 0)
@@ -95,7 +97,7 @@ def test_a_lone_task_runs_at_once_in_the_callers_thread() -> None:
     outputs = queue.submit(rows(1.0, 2.0))
     np.testing.assert_array_equal(outputs["y"], [[3, 3], [5, 5]])
     assert model.calls == [2] and model.threads == [threading.get_ident()]
-    assert seen == [("m", 1, 2)]
+    assert seen == [("m", 1, 2, 2, [0.0])]
 
 
 def test_tasks_queued_while_the_slot_is_busy_run_as_one_call_and_get_their_own_rows() -> None:
@@ -115,7 +117,9 @@ def test_tasks_queued_while_the_slot_is_busy_run_as_one_call_and_get_their_own_r
     answers.wait(len(counts))
     blocker.join(WAIT)
     assert model.calls == [1, sum(counts)]
-    assert batches[-1] == ("m", len(counts), sum(counts))
+    name, requests, merged_rows, padded_rows, waits = batches[-1]
+    assert (name, requests, merged_rows, padded_rows) == ("m", len(counts), sum(counts), sum(counts))
+    assert len(waits) == len(counts) and all(wait >= 0 for wait in waits)
     for task_id, count in enumerate(counts):
         outputs, error = answers.results[task_id]
         assert error is None
@@ -123,7 +127,8 @@ def test_tasks_queued_while_the_slot_is_busy_run_as_one_call_and_get_their_own_r
         np.testing.assert_array_equal(outputs["y"], expected)
 
 
-def test_batches_hold_at_most_max_batch_size_rows_and_bigger_tasks_run_alone() -> None:
+def test_batches_hold_at_most_max_batch_size_rows_and_bigger_tasks_are_refused() -> None:
+    """As TF Serving's BatchingSession: `Task size N is larger than maximum input batch size M`."""
     gate = threading.Event()
     model = FakeModel(gate)
     queue = BatchScheduler(BatchingOptions(max_batch_size=4, num_batch_threads=1)).queue("m", model)
@@ -131,13 +136,27 @@ def test_batches_hold_at_most_max_batch_size_rows_and_bigger_tasks_run_alone() -
     answers = Answers()
     for task_id, count in enumerate([3, 2, 2, 1]):
         queue.submit_async(rows(*range(count)), answers.done_for(task_id))
-    big = queue.submit(rows(*range(6)))  # larger than max_batch_size: runs alone, slot or not
-    np.testing.assert_array_equal(big["y"][:, 0], np.arange(6) * 2 + 1)
+    with pytest.raises(ServingError) as refused:
+        queue.submit(rows(*range(6)))
+    assert (refused.value.code, refused.value.message) == (
+        "INVALID_ARGUMENT", "Task size 6 is larger than maximum input batch size 4")
     gate.set()
     answers.wait(4)
     blocker.join(WAIT)
-    assert model.calls[0] == 1 and model.calls[1] == 6
-    assert model.calls[2:] == [3, 4, 1]  # only the newest batch takes tasks: [3], [2, 2], [1]
+    assert model.calls[0] == 1
+    assert model.calls[1:] == [3, 4, 1]  # only the newest batch takes tasks: [3], [2, 2], [1]
+
+
+def test_with_large_batch_splitting_a_big_task_runs_in_pieces() -> None:
+    model = FakeModel()
+    options = BatchingOptions(max_batch_size=8, max_execution_batch_size=3, enable_large_batch_splitting=True,
+                              num_batch_threads=1)
+    queue = BatchScheduler(options).queue("m", model)
+    big = queue.submit(rows(*range(7)))
+    np.testing.assert_array_equal(big["y"][:, 0], np.arange(7) * 2 + 1)
+    assert model.calls == [3, 3, 1]
+    with pytest.raises(ServingError, match="Task size 9 is larger than maximum input batch size 8"):
+        queue.submit(rows(*range(9)))
 
 
 def test_tasks_whose_shapes_differ_past_dim_0_run_in_separate_batches() -> None:
@@ -157,15 +176,37 @@ def test_tasks_whose_shapes_differ_past_dim_0_run_in_separate_batches() -> None:
     np.testing.assert_array_equal(answers.results[2][0]["y"], [[7, 7]])
 
 
-def test_unmergeable_inputs_run_alone_at_once_even_while_the_slot_is_busy() -> None:
+def test_inputs_batching_cannot_split_are_refused_with_tf_servings_words() -> None:
+    queue = BatchScheduler(BatchingOptions(num_batch_threads=1)).queue("m", FakeModel())
+    with pytest.raises(ServingError, match=r"Batching Run\(\) input tensors must have at least one"):
+        queue.submit({"x": np.float32(4.0)})  # rank 0: nothing to split along
+    with pytest.raises(ServingError, match="must have equal 0th-dimension size"):
+        queue.submit({"a": np.zeros((2, 1), np.float32), "b": np.zeros((3, 1), np.float32)})
+
+
+def test_pad_variable_length_inputs_merges_widths_padding_with_the_first_element() -> None:
     gate = threading.Event()
-    model = FakeModel(gate)
-    queue = BatchScheduler(BatchingOptions(num_batch_threads=1)).queue("m", model)
-    blocker = occupy(queue, model)
-    scalar = queue.submit({"x": np.float32(4.0)})  # rank 0: nothing to concatenate along
-    assert float(scalar["y"]) == 9.0
+    seen: list[np.ndarray] = []
+
+    def model(inputs: dict[str, np.ndarray], timeout: float | None = None) -> dict[str, np.ndarray]:
+        seen.append(inputs["x"])
+        if len(seen) == 1:
+            assert gate.wait(WAIT)
+        return {"y": inputs["x"] * 2}
+
+    options = BatchingOptions(num_batch_threads=1, pad_variable_length_inputs=True)
+    queue = BatchScheduler(options).queue("m", model)
+    blocker = threading.Thread(target=queue.submit, args=({"x": np.ones((1, 1), np.float32)},))
+    blocker.start()
+    wait_for(lambda: len(seen) == 1, WAIT)
+    answers = Answers()
+    queue.submit_async({"x": np.array([[5.0, 6.0]], np.float32)}, answers.done_for(0))
+    queue.submit_async({"x": np.array([[7.0, 8.0, 9.0]], np.float32)}, answers.done_for(1))
     gate.set()
+    answers.wait(2)
     blocker.join(WAIT)
+    np.testing.assert_array_equal(seen[1], [[5, 6, 5], [7, 8, 9]])  # one call, padded with 5
+    np.testing.assert_array_equal(answers.results[0][0]["y"], [[10, 12, 10]])
 
 
 def test_a_failing_merged_call_is_retried_task_by_task(caplog: pytest.LogCaptureFixture) -> None:
@@ -173,7 +214,7 @@ def test_a_failing_merged_call_is_retried_task_by_task(caplog: pytest.LogCapture
     fallbacks: list[str] = []
     calls: list[int] = []
 
-    def picky(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def picky(inputs: dict[str, np.ndarray], timeout: float | None = None) -> dict[str, np.ndarray]:
         calls.append(len(inputs["x"]))
         if len(calls) == 1:
             assert gate.wait(WAIT)
@@ -185,9 +226,7 @@ def test_a_failing_merged_call_is_retried_task_by_task(caplog: pytest.LogCapture
                            BatchListeners(on_fallback=fallbacks.append)).queue("m", picky)
     blocker = threading.Thread(target=queue.submit, args=(rows(0.0),), daemon=True)
     blocker.start()
-    deadline = time.monotonic() + WAIT
-    while not calls and time.monotonic() < deadline:
-        time.sleep(0.001)
+    wait_for(lambda: calls, WAIT)  # the blocker's call runs now, held at the gate
     answers = Answers()
     for task_id, value in enumerate([1.0, -1.0, 2.0]):
         queue.submit_async(rows(value), answers.done_for(task_id))
@@ -230,7 +269,7 @@ def test_outputs_without_the_batch_as_dim_0_fall_back_to_one_call_per_task() -> 
     gate = threading.Event()
     calls: list[int] = []
 
-    def summing(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def summing(inputs: dict[str, np.ndarray], timeout: float | None = None) -> dict[str, np.ndarray]:
         calls.append(len(inputs["x"]))
         if len(calls) == 1:
             assert gate.wait(WAIT)
@@ -239,9 +278,7 @@ def test_outputs_without_the_batch_as_dim_0_fall_back_to_one_call_per_task() -> 
     queue = BatchScheduler(BatchingOptions(num_batch_threads=1)).queue("m", summing)
     blocker = threading.Thread(target=queue.submit, args=(rows(0.0),), daemon=True)
     blocker.start()
-    deadline = time.monotonic() + WAIT
-    while not calls and time.monotonic() < deadline:
-        time.sleep(0.001)
+    wait_for(lambda: calls, WAIT)  # the blocker's call runs now, held at the gate
     answers = Answers()
     queue.submit_async(rows(1.0), answers.done_for(0))
     queue.submit_async(rows(5.0), answers.done_for(1))
@@ -255,7 +292,7 @@ def test_outputs_without_the_batch_as_dim_0_fall_back_to_one_call_per_task() -> 
 def test_allowed_batch_sizes_pad_with_the_first_row_and_cut_the_padding_off() -> None:
     seen: list[np.ndarray] = []
 
-    def recording(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def recording(inputs: dict[str, np.ndarray], timeout: float | None = None) -> dict[str, np.ndarray]:
         seen.append(inputs["x"].copy())
         return {"y": inputs["x"] * 2}
 
@@ -274,10 +311,9 @@ def test_a_full_queue_refuses_at_once_and_the_queued_task_still_runs() -> None:
     blocker = occupy(queue, model)
     answers = Answers()
     queue.submit_async(rows(1.0), answers.done_for(0))  # waits: the one allowed batch
-    started = time.monotonic()
-    with pytest.raises(QueueFullError, match=QUEUE_FULL_MESSAGE):
-        queue.submit_async(rows(2.0), answers.done_for(1))
-    assert time.monotonic() - started < 0.5
+    with pytest.raises(QueueFullError, match=QUEUE_FULL_MESSAGE):  # raised while the gate is still
+        queue.submit_async(rows(2.0), answers.done_for(1))       # closed: it never waited for room
+    assert not gate.is_set() and model.calls == [1]
     gate.set()
     answers.wait(1)
     blocker.join(WAIT)
@@ -299,13 +335,20 @@ def test_with_a_timeout_a_batch_waits_to_fill_then_the_timer_runs_it() -> None:
 
 
 def test_with_a_timeout_a_full_batch_runs_without_waiting() -> None:
+    """The batch timer is ten minutes, the wait for the answer one: a full batch cannot have waited
+    for the timer."""
     model = FakeModel()
-    queue = BatchScheduler(BatchingOptions(max_batch_size=2, batch_timeout_micros=5_000_000)).queue(
+    queue = BatchScheduler(BatchingOptions(max_batch_size=2, batch_timeout_micros=600_000_000)).queue(
         "m", model)
-    started = time.monotonic()
-    outputs = queue.submit(rows(1.0, 2.0))
-    assert time.monotonic() - started < 2.0
-    np.testing.assert_array_equal(outputs["y"][:, 0], [3, 5])
+    answered, result = threading.Event(), {}
+
+    def submit() -> None:
+        result["outputs"] = queue.submit(rows(1.0, 2.0))
+        answered.set()
+
+    threading.Thread(target=submit, daemon=True).start()
+    assert answered.wait(WAIT), "the full batch waited for the timer"
+    np.testing.assert_array_equal(result["outputs"]["y"][:, 0], [3, 5])
 
 
 def test_many_threads_get_exactly_their_own_answers() -> None:
@@ -348,7 +391,7 @@ def test_batching_parameters_file_in_tf_servings_text_format() -> None:
     """)
     assert options == BatchingOptions(max_batch_size=128, batch_timeout_micros=0,
                                       max_enqueued_batches=1_000_000, num_batch_threads=8,
-                                      allowed_batch_sizes=(32, 128))
+                                      allowed_batch_sizes=(32, 128), pad_variable_length_inputs=True)
     assert parse_batching_parameters_text("") == BatchingOptions()
 
 
@@ -362,12 +405,13 @@ def test_bad_batching_parameters_files_are_config_errors(text: str, message: str
         parse_batching_parameters_text(text)
 
 
-def test_batching_is_on_by_default_and_off_with_enable_batching_false(tmp_path) -> None:
-    assert batching_options(parse_flags([])) == BatchingOptions()
-    assert batching_options(parse_flags(["--enable_batching"])) == BatchingOptions()
-    assert batching_options(parse_flags(["--enable_batching=false"])) is None
+def test_batching_is_off_by_default_as_in_tf_serving_and_on_with_enable_batching(tmp_path) -> None:
+    assert batching_options(parse_flags([])) is None
+    assert batching_options(parse_flags(["--enable_batching"])) == BatchingOptions(
+        thread_pool_name="model_server_batch_threads")  # tensorflow_model_server names its pool so
+    assert batching_options(parse_flags(["--enable_batching=true"])).max_batch_size == 1000
     config = tmp_path / "batching.config"
     config.write_text("max_batch_size { value: 8 }")
-    assert batching_options(parse_flags([f"--batching_parameters_file={config}"])).max_batch_size == 8
-    assert batching_options(parse_flags(["--enable_batching=false",
-                                         f"--batching_parameters_file={config}"])) is None
+    assert batching_options(parse_flags([f"--batching_parameters_file={config}"])) is None
+    assert batching_options(parse_flags(["--enable_batching",
+                                         f"--batching_parameters_file={config}"])).max_batch_size == 8

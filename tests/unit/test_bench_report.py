@@ -143,7 +143,7 @@ def test_targets_are_judged_on_ratios_measured_in_the_same_run():
     assert verdicts["this server, batching off: 1-row req/s at 32 conns ≥ 0.3× raw ASGI floor"] == "Miss"
     assert verdicts["this server, batching off: p99 at 32 conns ≤ plain Starlette's"] == "Miss"
     assert verdicts["this server, batching off: p50 at 1 conn ≤ 1.5× plain Starlette's"] == "Pass"
-    assert verdicts["this server, batching on (default): the 1-row targets"] == "n/a"
+    assert verdicts["this server, batching on (--enable_batching): the 1-row targets"] == "n/a"
     assert verdicts["10,000-row :predict rows/s ≥ 0.5× in-process floor"] == "Pass"
     assert verdicts["training samples/s ≥ 0.8× bare model.fit"] == "Miss"
     assert verdicts["dashboard first paint ≤ 1.5× one-line app"] == "Pass"  # lower is better: 1.2
@@ -152,7 +152,7 @@ def test_targets_are_judged_on_ratios_measured_in_the_same_run():
 def test_batching_on_is_held_to_six_times_kserve_at_32_connections():
     results = full_results()
     del results.unavailable["batching"]
-    six = "this server, batching on (default): 1-row req/s at 32 conns ≥ 6× KServe"
+    six = "this server, batching on (--enable_batching): 1-row req/s at 32 conns ≥ 6× KServe"
     for rps, verdict in ((5000.0, "Miss"), (5500.0, "Pass")):  # ÷ KServe's 900: 5.6×, 6.1×
         for conns in CONNECTIONS:
             results.predict[("batching", conns)] = load(rps)
@@ -181,7 +181,7 @@ def test_table_has_a_row_per_point_with_ratios_to_each_other_contender():
     # columns: ÷ server, ÷ starlette, ÷ kserve, ÷ raw
     assert cells[2:] == ["3,000", "1.00", "12.00", "—", "1.50×", "3.33×", "0.15×"]
     assert any("| 128 | KServe ModelServer | load failed: wrk exited 1 |" in line for line in lines)
-    batching = "| all | this server, batching on (default) | batching: not available"
+    batching = "| all | this server, batching on (--enable_batching) | batching: not available"
     assert any(line.startswith(batching) for line in lines)
 
 

@@ -90,8 +90,8 @@ def test_p21_classification_results():
     classes = np.array([[b"car", b"bike", b"bus"]] * 2, dtype=object)
     scores = np.array([[0.2, 0.7, 0.1], [0.7, 0.1, 0.2]], dtype=np.float32)
     body = format_classify_response(classes, scores)
-    assert body == (b'{"results":[[["car",0.2],["bike",0.7],["bus",0.1]],'
-                    b'[["car",0.7],["bike",0.1],["bus",0.2]]]}')
+    assert body == (b'{\n    "results": [[["car",0.2],["bike",0.7],["bus",0.1]],'
+                    b'[["car",0.7],["bike",0.1],["bus",0.2]]]\n}')
 
 
 def test_p25_classify_without_classes_has_empty_labels():
@@ -105,8 +105,9 @@ def test_classes_without_scores_score_zero():
 
 
 def test_p22_regression_results():
-    assert format_regress_response(np.array([0.2, 0.9, 1.0], np.float32)) == b'{"results":[0.2,0.9,1.0]}'
-    assert format_regress_response(np.array([[42.0]], np.float32)) == b'{"results":[42.0]}'
+    body = format_regress_response(np.array([0.2, 0.9, 1.0], np.float32))
+    assert body == b'{\n    "results": [0.2,0.9,1.0]\n}'
+    assert format_regress_response(np.array([[42.0]], np.float32)) == b'{\n    "results": [42.0]\n}'
 
 
 @pytest.mark.parametrize(("call", "text"), [
@@ -127,4 +128,5 @@ def test_model_outputs_of_the_wrong_shape_or_type(call, text):
 
 def test_non_finite_scores_are_bare_tokens():
     scores = np.array([[np.nan, -np.inf, 0.1]], np.float32)
-    assert format_classify_response(None, scores) == b'{"results":[[["",NaN],["",-Infinity],["",0.1]]]}'
+    body = format_classify_response(None, scores)
+    assert body == b'{\n    "results": [[["",NaN],["",-Infinity],["",0.1]]]\n}'

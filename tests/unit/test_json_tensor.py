@@ -322,8 +322,8 @@ def test_p14_p15_single_output_drops_its_name():
     assert response("row", {"int_tensor": P14}) == {"predictions": P14_JSON}
     assert response("columnar", {"int_tensor": P14}) == {"outputs": P14_JSON}
     five = np.arange(1, 6, dtype=np.int32)
-    assert format_predict_response("row", {"int_tensor": five}) == b'{"predictions":[1,2,3,4,5]}'
-    assert format_predict_response("columnar", {"int_tensor": five}) == b'{"outputs":[1,2,3,4,5]}'
+    assert format_predict_response("row", {"int_tensor": five}) == b'{\n    "predictions": [1,2,3,4,5]\n}'
+    assert format_predict_response("columnar", {"int_tensor": five}) == b'{\n    "outputs": [1,2,3,4,5]\n}'
 
 
 def test_p16_bytes_suffix_gives_b64():
@@ -335,7 +335,7 @@ def test_p16_bytes_suffix_gives_b64():
 def test_p17_non_finite_floats_are_bare_tokens():
     values = np.array([np.nan, np.inf, 3, -np.inf], dtype=np.float32).reshape(2, 2)
     body = format_predict_response("row", {"y": values})
-    assert body == b'{"predictions":[[NaN,Infinity],[3.0,-Infinity]]}'
+    assert body == b'{\n    "predictions": [[NaN,Infinity],[3.0,-Infinity]]\n}'
 
 
 def test_p18_row_with_several_outputs_gives_one_object_per_item():
@@ -364,12 +364,12 @@ def test_p19_columnar_with_several_outputs_maps_names():
 ])
 def test_float_text_is_tf_servings_write_decimal(dtype, values, text):
     array = np.array(values, dtype=dtype)
-    assert format_predict_response("columnar", {"y": array}) == b'{"outputs":' + text.encode() + b"}"
-    assert format_predict_response("row", {"y": array}) == b'{"predictions":' + text.encode() + b"}"
+    assert format_predict_response("columnar", {"y": array}) == b'{\n    "outputs": ' + text.encode() + b"\n}"
+    assert format_predict_response("row", {"y": array}) == b'{\n    "predictions": ' + text.encode() + b"\n}"
     items = text[1:-1].split(",")
     rows = ",".join(f'{{"y":{item},"z":{index}}}' for index, item in enumerate(items))
     body = format_predict_response("row", {"y": array, "z": np.arange(len(items))})
-    assert body == b'{"predictions":[' + rows.encode() + b"]}"
+    assert body == b'{\n    "predictions": [' + rows.encode() + b"]\n}"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -425,12 +425,12 @@ def test_small_tensors_written_one_by_one_match_the_vectorised_text(monkeypatch,
 def test_ints_and_bools_are_json_natives():
     outputs = {"i": np.array([2**63 - 1], np.int64), "b": np.array([True, False])}
     body = format_predict_response("columnar", outputs)
-    assert body == b'{"outputs":{"b":[true,false],"i":[9223372036854775807]}}'
+    assert body == b'{\n    "outputs": {"b":[true,false],"i":[9223372036854775807]}\n}'
 
 
 def test_multi_output_row_keeps_tokens_per_item():
     body = format_predict_response("row", {"a": np.array([np.nan, 1.0], np.float32), "b": np.array([1, 2])})
-    assert body == b'{"predictions":[{"a":NaN,"b":1},{"a":1.0,"b":2}]}'
+    assert body == b'{\n    "predictions": [{"a":NaN,"b":1},{"a":1.0,"b":2}]\n}'
 
 
 @pytest.mark.parametrize(("outputs", "text"), [
@@ -445,7 +445,8 @@ def test_row_output_needs_a_common_batch(outputs, text):
 
 
 def test_zero_batch_row_is_an_empty_list():
-    assert format_predict_response("row", {"y": np.zeros((0, 3), np.float32)}) == b'{"predictions":[]}'
+    body = format_predict_response("row", {"y": np.zeros((0, 3), np.float32)})
+    assert body == b'{\n    "predictions": []\n}'
 
 
 @pytest.mark.parametrize(("array", "name"), [(np.array([1j], np.complex64), "complex64"),

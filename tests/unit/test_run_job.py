@@ -60,8 +60,8 @@ def test_a_diverged_run_fails_and_is_never_exported(tmp_path):
 
 
 def test_a_run_far_from_the_optimum_is_recorded_but_not_exported_unless_asked(tmp_path):
-    """True w0 = 10000, b0 = -10000 with the defaults' 100 epochs: w0 ends near 33."""
-    cfg = TrainConfig(true_w=(10_000.0, -1.0), true_b=-10_000.0, epochs=20)
+    """One epoch of the defaults: about 1.1 from least squares, where the tolerance is 0.15."""
+    cfg = TrainConfig(epochs=1)
     held = jobs.run_training(cfg, tmp_path)
     assert held.status == "succeeded" and held.quality_level == "warning"
     assert held.version is None and "quality gate warned" in held.export_held

@@ -129,7 +129,9 @@ def test_data_sample_is_exactly_the_first_training_rows():
 
 def test_the_dashboard_modules_do_not_import_tensorflow():
     modules = ", ".join(["pipeline.runs.report", "pipeline.runs.export", "pipeline.demo",
-                         "pipeline.runs.process", "dashboard.charts", "dashboard.utils"])
+                         "pipeline.runs.process", "dashboard.charts", "dashboard.session",
+                         "dashboard.clients", "dashboard.messages", "dashboard.tutorial",
+                         "dashboard.tutorial_run"])
     code = (f"import sys; import {modules}; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
@@ -179,7 +181,7 @@ def test_a_run_the_quality_gate_warned_about_is_exported_only_anyway(tmp_path):
     from pipeline.runs.job import run_training
 
     base = tmp_path / "linear_model"
-    record = run_training(TrainConfig(samples=10, epochs=100), base)  # 10 rows: ends ~1.3 from OLS
+    record = run_training(TrainConfig(epochs=1), base)  # one epoch: ends ~1.1 from OLS
     assert record.status == "succeeded" and record.quality_level == "warning"
     assert record.version is None and "quality gate warned" in record.export_held
     assert registry.list_versions(base) == []

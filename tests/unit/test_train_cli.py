@@ -31,6 +31,18 @@ def test_trains_prints_the_weights_table_and_exports(tmp_path):
     assert len(list((base / "runs").glob("*.json"))) == 1
 
 
+def test_true_weights_of_10_000_are_learned_and_printed_in_the_datas_units(tmp_path):
+    r = run_cli("--true-w", "10000,-10000", "--true-b", "-10000", "--no-export", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "quality gate" not in r.stderr
+    table = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in r.stdout.splitlines()
+             if line.split()[:1] in (["w1"], ["w2"], ["b"])}
+    for name, true in (("w1", 10_000.0), ("w2", -10_000.0), ("b", -10_000.0)):
+        learned, shown_true, ols, _ = table[name]
+        assert shown_true == true and learned == pytest.approx(ols, abs=5.0)
+        assert learned == pytest.approx(true, rel=1e-3)
+
+
 def test_help_documents_every_flag():
     r = run_cli("--help")
     assert r.returncode == 0
@@ -98,10 +110,10 @@ def test_a_diverged_run_exits_1_and_exports_nothing(tmp_path):
 
 def test_a_warned_run_prints_the_warning_and_exports_only_with_export_anyway(tmp_path):
     base = tmp_path / "linear_model"
-    r = run_cli("--samples", "10", "--base-path", str(base), "--quiet")
+    r = run_cli("--epochs", "1", "--base-path", str(base), "--quiet")
     assert r.returncode == 0, r.stderr
     assert "WARNING (quality gate): Far from the least-squares optimum" in r.stderr
     assert "not exported" in r.stderr and "exported version" not in r.stdout
     assert not [p for p in base.iterdir() if p.name.isdigit()]
-    forced = run_cli("--samples", "10", "--base-path", str(base), "--quiet", "--export-anyway")
+    forced = run_cli("--epochs", "1", "--base-path", str(base), "--quiet", "--export-anyway")
     assert forced.returncode == 0 and f"exported version 1: {base / '1'}" in forced.stdout

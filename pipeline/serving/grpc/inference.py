@@ -15,6 +15,7 @@ import numpy as np
 from tensorflow_serving.apis import classification_pb2, inference_pb2, input_pb2, regression_pb2
 
 from pipeline.serving.errors import ServingError, invalid
+from pipeline.serving.overload import Deadline
 from pipeline.serving.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -61,7 +62,8 @@ def regression_result(values: np.ndarray) -> regression_pb2.RegressionResult:
 
 
 def multi_inference(servable: Servable, request: inference_pb2.MultiInferenceRequest,
-                    examples: list[bytes]) -> inference_pb2.MultiInferenceResponse:
+                    examples: list[bytes], deadline: Deadline | None = None
+                    ) -> inference_pb2.MultiInferenceResponse:
     """Run every task of a MultiInferenceRequest on one servable, with TF Serving's checks: at least
     one task, one model name for all, each signature once, only classify and regress methods."""
     if not request.tasks:
@@ -86,7 +88,8 @@ def multi_inference(servable: Servable, request: inference_pb2.MultiInferenceReq
         result.model_spec.signature_name = signature_name
         if task.method_name == CLASSIFY_METHOD:
             result.classification_result.CopyFrom(
-                classification_result(*servable.classify(signature_name, examples)))
+                classification_result(*servable.classify(signature_name, examples, deadline)))
         else:
-            result.regression_result.CopyFrom(regression_result(servable.regress(signature_name, examples)))
+            result.regression_result.CopyFrom(
+                regression_result(servable.regress(signature_name, examples, deadline)))
     return response

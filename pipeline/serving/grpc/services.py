@@ -51,6 +51,7 @@ from pipeline.serving.servable import Servable
 log = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = inference.DEFAULT_SIGNATURE
+_API_LABELS = {"predict": "Predict", "classify": "Classify", "regress": "Regress"}
 SIGNATURE_DEF_FIELD = "signature_def"
 Answer = Callable[[Any, BaseException | None], None]
 ReloadConfig = Callable[[model_server_config_pb2.ModelServerConfig], None]
@@ -67,6 +68,9 @@ class GrpcCore:
     num_threads: int = 8
     tensor_content: bool = False          # --enable_serialization_as_tensor_content
     reload_config: ReloadConfig | None = None
+    ready: Callable[[], bool] | None = None
+    """Whether every configured model has a version AVAILABLE (the health service's SERVING);
+    None: always ready."""
 
 
 class Front:
@@ -173,12 +177,23 @@ class Front:
             self.core.metrics.record_dropped(model_name, reason)
 
     def _record(self, model_name: str, api: str, code: str, seconds: float) -> None:
+        """Predict, Classify and Regress are counted (their latency when OK), as TF Serving's
+        PredictionServiceImpl does; other methods are not."""
         metrics = self.core.metrics
-        if metrics is None or not self._known(model_name):  # random names never become labels
+        label = _API_LABELS.get(api)
+        if metrics is not None and label is not None:
+            metrics.record_request(model_name, label, "GRPC", code, seconds)
+
+    def record_runtime(self, model_name: str, api: str, seconds: float, examples: int | None = None) -> None:
+        """An OK model call (`api` `Predict`, `Classify`, `Regress`) took `seconds`; with
+        `examples`, it carried that many tf.Examples."""
+        metrics = self.core.metrics
+        if metrics is None:
             return
-        if api in ("predict", "classify", "regress"):
-            metrics.request_count.labels(model_name, code).inc()
-        metrics.request_latency.labels(model_name, api, "GRPC").observe(seconds)
+        if api:
+            metrics.record_runtime(model_name, api, seconds)
+        if examples is not None:
+            metrics.record_examples(model_name, examples)
 
 
 def _resolve(waiter: asyncio.Future, result: Any, error: BaseException | None) -> None:
@@ -224,11 +239,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         inputs = tensors.predict_inputs(request.inputs, signature.input_dtypes)
         wanted = tensors.output_names(request.output_filter, signature.output_names)
         as_content = self.front.core.tensor_content
+        started = time.perf_counter()
 
         def done(outputs: dict | None, error: BaseException | None) -> None:
             if error is not None:
                 answer(None, error)
                 return
+            self.front.record_runtime(spec.name, "Predict", time.perf_counter() - started)
             try:
                 response = predict_pb2.PredictResponse()
                 _fill_spec(response.model_spec, spec.name, servable.version, signature_name)
@@ -253,7 +270,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         examples = inference.serialized_examples(request.input)
         servable = self.front.servable(request.model_spec)
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        classes, scores = servable.classify(signature_name, examples)
+        started = time.perf_counter()
+        classes, scores = servable.classify(signature_name, examples, deadline)
+        self.front.record_runtime(request.model_spec.name, "Classify", time.perf_counter() - started,
+                                  len(examples))
         response = classification_pb2.ClassificationResponse()
         _fill_spec(response.model_spec, request.model_spec.name, servable.version, signature_name)
         response.result.CopyFrom(inference.classification_result(classes, scores))
@@ -270,7 +290,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         examples = inference.serialized_examples(request.input)
         servable = self.front.servable(request.model_spec)
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        values = servable.regress(signature_name, examples)
+        started = time.perf_counter()
+        values = servable.regress(signature_name, examples, deadline)
+        self.front.record_runtime(request.model_spec.name, "Regress", time.perf_counter() - started,
+                                  len(examples))
         response = regression_pb2.RegressionResponse()
         _fill_spec(response.model_spec, request.model_spec.name, servable.version, signature_name)
         response.result.CopyFrom(inference.regression_result(values))
@@ -287,7 +310,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise invalid("MultiInferenceRequest must specify at least one task")
         examples = inference.serialized_examples(request.input)
         servable = self.front.servable(request.tasks[0].model_spec)
-        answer(inference.multi_inference(servable, request, examples), None)
+        response = inference.multi_inference(servable, request, examples, deadline)
+        self.front.record_runtime(request.tasks[0].model_spec.name, "", 0.0, len(examples))
+        answer(response, None)
 
     async def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest,
                                context: grpc.aio.ServicerContext

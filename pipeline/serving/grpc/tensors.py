@@ -77,6 +77,8 @@ def _elements(proto: tensor_pb2.TensorProto, alias: str) -> tuple[tuple[int, ...
     shape = tuple(dim.size for dim in shape_proto.dim)
     if any(size < 0 for size in shape):
         raise _parse_error(alias)
+    if math.prod(size for size in shape if size) > 2**62 // 16:  # even with a 0 dim, numpy cannot hold it
+        raise _parse_error(alias)
     return shape, math.prod(shape)
 
 

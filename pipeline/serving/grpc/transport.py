@@ -8,8 +8,10 @@ As `tensorflow_model_server` does it (`server.cc`):
   else as a string; they are applied after ours, so they may override them;
 - `--grpc_max_threads`: the worker threads that run requests (upstream: the server's thread quota);
 - `--ssl_config_file`: an `SSLConfig` text proto (server_key, server_cert, custom_ca, client_verify);
-- `--enable_grpc_healthcheck_service`: grpc.health.v1 answers SERVING for "" and both services, by
-  full name and without the `tensorflow.serving.` prefix; NOT_SERVING once shutting down;
+- `--enable_grpc_healthcheck_service`: grpc.health.v1 for "" and both services, by full name and
+  without the `tensorflow.serving.` prefix: NOT_SERVING until every configured model has a version
+  AVAILABLE (TF Serving starts its servers only then, so SERVING means loaded), SERVING from then
+  on, NOT_SERVING once shutting down;
 - server reflection is always on; compressed (gzip, deflate) requests are accepted;
 - a request that is not a valid proto is INVALID_ARGUMENT (grpcio would say INTERNAL).
 
@@ -42,6 +44,7 @@ from pipeline.serving.grpc.services import Front, GrpcCore, ModelServicer, Predi
 log = logging.getLogger(__name__)
 
 INT32_MAX = 2**31 - 1
+READY_POLL_SECONDS = 0.1
 SERVICE_PREFIX = "tensorflow.serving."
 
 
@@ -222,20 +225,35 @@ class GrpcServer:
                             ModelServicer(front)),
         ))
         names = list(service_names())
+        ready_watch = None
         if self.options.enable_health:
             self._health = health_aio.HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
             for name in health_names():
-                await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+                await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            ready_watch = asyncio.get_running_loop().create_task(self._serve_health_once_ready())
             names.append(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
         reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
         self._bind(server)
         await server.start()
         self._ready.set()
         await self._stopping.wait()
+        if ready_watch is not None:
+            ready_watch.cancel()
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         await server.stop(2.0)
+
+    async def _serve_health_once_ready(self) -> None:
+        """Say SERVING for every health name as soon as every configured model has a version
+        AVAILABLE (checked every `READY_POLL_SECONDS`), then stop watching."""
+        ready = self.core.ready
+        while ready is not None and not ready():
+            await asyncio.sleep(READY_POLL_SECONDS)
+        assert self._health is not None
+        for name in health_names():
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("Every model has a version AVAILABLE: gRPC health says SERVING")
 
     def _bind(self, server: grpc.aio.Server) -> None:
         """Add the TCP port and the Unix socket; a port that cannot be bound raises OSError."""

@@ -5,6 +5,7 @@ the raw percent-encoded path, names and labels percent-decoded afterwards:
 
     POST /v1/models/{NAME}[/versions/{V}|/labels/{L}]:{predict|classify|regress}
     GET  /v1/models/{NAME}[/versions/{V}|/labels/{L}][/metadata]
+    GET  /v1/models:list            (an extension: the models served; TF Serving has no listing)
 
 Every other /v1 request is `400 Malformed request: {METHOD} {PATH}`; OPTIONS is a CORS preflight;
 the Prometheus path (when enabled) serves metrics; any other path is libevent's HTML 404. Every /v1
@@ -19,10 +20,11 @@ Threading: the event loop only reads bodies and writes answers. Each predict/cla
 read by the loop, then admitted by the core's `Admission` (past `--max_pending_requests` it is
 answered 503 at once, before any parsing or queueing; a slow upload holds no slot), then runs whole
 (JSON parse, conversion, model run, serialization) in a worker thread pool, bounded by
-`--rest_api_timeout_in_ms` (504 DEADLINE_EXCEEDED). Its `Deadline` goes with it: a request whose
-deadline passed before a worker or its batch got to it is dropped without model work (counted in
-`tensorflow_serving_dropped_request_count`).
-With batching (`--enable_batching`, on by default) a predict's model run and
+`--rest_api_timeout_in_ms` (504 DEADLINE_EXCEEDED). Its `Deadline` goes with it: the model call
+gets the time left as `RunOptions.timeout_in_ms` and stops there (`Timed out waiting for
+notification`, as TF Serving answers), and a request whose deadline passed before a worker or its
+batch got to it is dropped without model work (counted in `tensorflow_serving_dropped_request_count`).
+With batching (`--enable_batching`, off by default as in TF Serving) a predict's model run and
 serialization may happen in another worker, the one running the batch its request joined; its own
 worker is free meanwhile.
 Either way the answer reaches the loop with one `call_soon_threadsafe`. Status and metadata are
@@ -59,8 +61,13 @@ _NAME = r"([^/:]+)"
 _VERSION_OR_LABEL = rf"(?:/versions/(\d+)|/labels/{_NAME})?"
 POST_PATH = re.compile(rf"/v1/models/{_NAME}{_VERSION_OR_LABEL}:([^/:]+)", re.IGNORECASE)
 GET_PATH = re.compile(rf"/v1/models(?:/{_NAME})?{_VERSION_OR_LABEL}(?:/(metadata))?", re.IGNORECASE)
+LIST_PATH = "/v1/models:list"
 _ORIGIN = re.compile(r"https?://")
 _INT64_MAX = 2**63 - 1
+BACKSTOP_SECONDS = 1.0
+"""How long after `--rest_api_timeout_in_ms` the loop answers 504 itself. A model call gets the
+timeout as `RunOptions.timeout_in_ms` and answers TensorFlow's `Timed out waiting for notification`
+first, as TF Serving does; the backstop covers work TensorFlow cannot interrupt (LiteRT, JSON)."""
 
 NOT_FOUND_HTML = (b"<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>\n</HEAD><BODY>\n<H1>Not Found</H1>\n"
                   b"</BODY></HTML>\n")
@@ -136,11 +143,13 @@ class RestApi:
         """Route one /v1 request; every failure becomes (status, {"error": ...})."""
         started = time.perf_counter()
         model_name, api, code = None, None, "OK"
+        verb = ""  # the `API` label: the URL's verb, "" for status and metadata (as TF Serving)
         try:
             if method == "POST" and (match := POST_PATH.fullmatch(path)):
-                if match.group(4) not in ("predict", "classify", "regress"):  # `:Predict` too
+                model_name, version, label, verb = _target(match)
+                if verb not in ("predict", "classify", "regress"):  # `:Predict` too
                     raise _malformed(method, path)
-                model_name, version, label, api = _target(match)
+                api = verb
                 body = await self._read_body(scope, receive)
                 if self.admission is not None:  # after the body: a slow upload never holds a slot
                     try:
@@ -149,6 +158,9 @@ class RestApi:
                         self._count_drop(model_name, "overloaded")
                         raise
                 result = await self._in_worker(self._infer, api, model_name, version, label, body)
+            elif method == "GET" and path.lower() == LIST_PATH:
+                names = sorted(self.manager.model_names)  # not one model's request: no metrics
+                result = json_tensor.dumps({"models": [{"name": name} for name in names]})
             elif method == "GET" and (match := GET_PATH.fullmatch(path)):
                 if match.group(1) is None:
                     raise invalid("Missing model name in request.")
@@ -175,15 +187,16 @@ class RestApi:
             log.exception("Internal error serving %s %s", method, path)
             return 500, json_tensor.error_body(f"Internal error: {type(error).__name__}: {error}")
         finally:
-            if self.metrics is not None and api is not None and self.manager.serves(model_name):
-                self.metrics.record_request(model_name, api, code, time.perf_counter() - started)
+            if self.metrics is not None:  # every /v1 request, as TF Serving counts them
+                self.metrics.record_request(model_name, verb, "REST", code, time.perf_counter() - started)
 
     async def _in_worker(self, function: Callable[..., None], api: str, model_name: str, *args: Any) -> bytes:
         """The body `function(answer, deadline, api, model_name, *args)` produces in a worker thread,
         for a request `admission` let in (left here once answered). It calls `answer(body, None)` or
         `answer(None, error)` once, from any thread (a batch may answer it from another), or raises.
-        One loop wake-up per request; the timeout is a loop timer (504 DEADLINE_EXCEEDED) that also
-        abandons the request's `Deadline`, so work not yet started for it is dropped."""
+        One loop wake-up per request. The request's `Deadline` goes with the work: a model call
+        stops at it (TensorFlow's `RunOptions.timeout_in_ms`) and work not yet started is dropped; a
+        loop timer `BACKSTOP_SECONDS` later answers 504 DEADLINE_EXCEEDED if nothing answered."""
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         admission = self.admission
@@ -204,7 +217,8 @@ class RestApi:
             if admission is not None:
                 admission.leave()
             raise ServingError("UNAVAILABLE", "Server is shutting down") from None
-        timer = loop.call_later(timeout, _expire, waiter, deadline) if timeout is not None else None
+        timer = (loop.call_later(timeout + BACKSTOP_SECONDS, _expire, waiter, deadline)
+                 if timeout is not None else None)
         try:
             return await waiter
         finally:
@@ -233,13 +247,17 @@ class RestApi:
         """The whole of predict/classify/regress, in TF Serving's order of checks (spec §2.2)."""
         request = parse_json_body(body)
         signature_name = signature_name_of(request)
+        metrics = self.metrics
         if api == "predict":
             servable = self.manager.servable(model_name, version, label)
             signature = servable.predict_signature(signature_name)
             form, inputs = json_tensor.parse_predict_inputs(request, signature.input_dtypes)
+            started = time.perf_counter()
 
             def done(outputs: dict | None, error: BaseException | None) -> None:
                 if error is None:
+                    if metrics is not None:
+                        metrics.record_runtime(model_name, "Predict", time.perf_counter() - started)
                     try:
                         body = json_tensor.format_predict_response(form, outputs)  # type: ignore[arg-type]
                     except Exception as format_error:  # noqa: BLE001 - answered like any other error
@@ -252,22 +270,33 @@ class RestApi:
             return
         serialized = examples.parse_examples(request, api)
         servable = self.manager.servable(model_name, version, label)
+        started = time.perf_counter()
         if api == "classify":
-            answer(examples.format_classify_response(*servable.classify(signature_name, serialized)), None)
+            classes, scores = servable.classify(signature_name, serialized, deadline)
+            body = examples.format_classify_response(classes, scores)
         else:
-            answer(examples.format_regress_response(servable.regress(signature_name, serialized)), None)
+            body = examples.format_regress_response(servable.regress(signature_name, serialized, deadline))
+        if metrics is not None:
+            metrics.record_runtime(model_name, api.capitalize(), time.perf_counter() - started)
+            metrics.record_examples(model_name, len(serialized))
+        answer(body, None)
 
     def _status(self, model_name: str, version: int | None) -> bytes:
         response = self.manager.model_status(model_name, version)  # labels are ignored, as in TF Serving
-        return json_tensor.dumps(_to_dict(response))
+        return json_tensor.pretty_proto_json(_to_dict(response))
 
     def _metadata(self, model_name: str, version: int | None, label: str | None) -> bytes:
+        """The metadata answer laid out as TF Serving's handler concatenates it: the ModelSpec and the
+        SignatureDefMap each printed by protobuf with whitespace, inside a hand-written object."""
         servable = self.manager.servable(model_name, version, label)
         spec = model_pb2.ModelSpec(name=model_name, version=wrappers_pb2.Int64Value(value=servable.version))
-        return json_tensor.dumps({"model_spec": _to_dict(spec), "metadata": servable.metadata_dict})
+        return (b'{\n"model_spec":' + json_tensor.pretty_proto_json(_to_dict(spec)) + b',\n"metadata": '
+                b'{"signature_def": ' + json_tensor.pretty_proto_json(servable.metadata_dict["signature_def"])
+                + b"}\n}\n")
 
     async def _read_body(self, scope: dict, receive: Callable) -> bytes:
-        """The request body, gunzipped if `Content-Encoding: gzip`, or _BodyTooLarge past the limit."""
+        """The request body, gunzipped if `Content-Encoding` names gzip (`gzip`, `x-gzip`), or
+        _BodyTooLarge past the limit."""
         limit = self.options.max_body_bytes
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > limit:
@@ -284,7 +313,7 @@ class RestApi:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if _header(scope, b"content-encoding").strip().lower() == "gzip":
+        if "gzip" in _header(scope, b"content-encoding").lower():  # gzip, x-gzip: as TF Serving
             body = _gunzip(body, limit)
         return body
 

@@ -21,6 +21,7 @@ from pipeline.serving.rest.json_body import (
     json_type_name,
     signature_name_of,
 )
+from pipeline.serving.rest.json_layout import pretty_top_level
 from pipeline.serving.rest.json_tensor import tensor_json
 
 _INT64_MAX = 2**63 - 1
@@ -158,7 +159,7 @@ def format_classify_response(classes: np.ndarray | None, scores: np.ndarray | No
     results = [[[label, score if np.isfinite(score) else orjson.Fragment(tensor_json(score))]
                 for label, score in zip(row_labels, row, strict=True)]
                for row_labels, row in zip(labels, scores, strict=True)]
-    return orjson.dumps({"results": results}, option=orjson.OPT_SERIALIZE_NUMPY)
+    return pretty_top_level("results", orjson.dumps(results, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 def format_regress_response(values: np.ndarray) -> bytes:
@@ -170,5 +171,5 @@ def format_regress_response(values: np.ndarray) -> bytes:
     if _dt_name(values) != "DT_FLOAT":
         raise ServingError("INVALID_ARGUMENT",
                            f"Expected output Tensor of DT_FLOAT.  Got: {_dt_name(values)}")
-    return b'{"results":' + tensor_json(values.reshape(-1)) + b"}"
+    return pretty_top_level("results", tensor_json(values.reshape(-1)))
 

@@ -30,6 +30,12 @@ from pipeline.serving.rest.json_body import (
     json_type_name,
     signature_name_of,
 )
+from pipeline.serving.rest.json_layout import (  # noqa: F401 - error_body, pretty_proto_json: re-exported
+    error_body,
+    pretty_proto_json,
+    pretty_top_level,
+    raw_json_string,
+)
 
 # ---------------------------------------------------------------- JSON values -> numpy
 
@@ -304,7 +310,10 @@ def _string_value(item: Any, as_bytes: bool) -> Any:
     data = item if isinstance(item, bytes) else str(item).encode("utf-8", "surrogatepass")
     if as_bytes:
         return {"b64": base64.b64encode(data).decode("ascii")}
-    return data.decode("utf-8", "replace")  # TF copies raw bytes; JSON text must be UTF-8
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:  # TF Serving's rapidjson copies the bytes as they are
+        return orjson.Fragment(raw_json_string(data))
 
 
 def _nest(flat: list, shape: tuple[int, ...]) -> Any:
@@ -360,9 +369,9 @@ def format_predict_response(fmt: str, outputs: Mapping[str, np.ndarray]) -> byte
     if fmt == "columnar":
         if len(arrays) == 1:
             ((name, array),) = arrays.items()
-            return b'{"outputs":' + tensor_json(array, is_bytes(name)) + b"}"
+            return pretty_top_level("outputs", tensor_json(array, is_bytes(name)))
         fields = {name: orjson.Fragment(tensor_json(a, is_bytes(name))) for name, a in arrays.items()}
-        return orjson.dumps({"outputs": fields})
+        return pretty_top_level("outputs", orjson.dumps(fields))
     if fmt != "row":
         raise invalid("Invalid request format")
     batch = None
@@ -375,10 +384,10 @@ def format_predict_response(fmt: str, outputs: Mapping[str, np.ndarray]) -> byte
         batch = array.shape[0]
     if len(arrays) == 1:
         ((name, array),) = arrays.items()
-        return b'{"predictions":' + tensor_json(array, is_bytes(name)) + b"}"
+        return pretty_top_level("predictions", tensor_json(array, is_bytes(name)))
     columns = [_row_items(name, array) for name, array in arrays.items()]
     items = [dict(zip(arrays, item, strict=True)) for item in zip(*columns, strict=True)]
-    return orjson.dumps({"predictions": items}, option=_NUMPY)
+    return pretty_top_level("predictions", orjson.dumps(items, option=_NUMPY))
 
 
 def _with_tokens(obj: Any) -> Any:
@@ -405,8 +414,3 @@ def _fallback(obj: Any) -> Any:
 def dumps(obj: Any) -> bytes:
     """Generic JSON writer for status/metadata bodies: orjson, NaN/Infinity as bare tokens like TF."""
     return orjson.dumps(_with_tokens(obj), option=_NUMPY, default=_fallback)
-
-
-def error_body(message: str) -> bytes:
-    """b'{"error": "..."}', correctly escaped; text that is not valid Unicode is replaced, never fatal."""
-    return orjson.dumps({"error": message.encode("utf-8", "replace").decode("utf-8")})
