@@ -255,13 +255,15 @@ def data_view(record: RunRecord) -> None:
 
 
 def final_loss_text(record: RunRecord) -> str:
-    """The last epoch's loss, or the loss the quality gate saw when the run stopped before an epoch
-    ended (a diverged run: ``NaN``); "–" only when neither was recorded."""
+    """For a failed run, the loss the quality gate saw when it stopped (a diverged run: ``NaN``,
+    even after epochs that ended with huge finite losses); otherwise the last epoch's loss; "–"
+    only when neither was recorded."""
+    final = ((record.quality or {}).get("numbers") or {}).get("final_loss")
+    if final is not None and record.status is RunStatus.FAILED:
+        return charts.short_number(float(final))
     if record.history:
         return charts.short_number(float(record.history[-1]["loss"]))
-    final = ((record.quality or {}).get("numbers") or {}).get("final_loss")
-    failed = record.status is RunStatus.FAILED
-    return charts.short_number(float(final)) if final is not None and failed else "–"
+    return "–"
 
 
 def show_result(record: RunRecord) -> None:
