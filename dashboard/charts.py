@@ -498,12 +498,16 @@ def _time_series_layout(fig: go.Figure, y_title: str, top: float) -> go.Figure:
 def traffic_figure(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
     """Requests/s and errors/s per interval (``time`` in Unix seconds, as ``window_rows`` gives them).
     Requests are a solid line drawn on top; errors a thinner dotted red line beneath, so at zero
-    traffic the line a reader sees is requests at 0, not errors."""
+    traffic the line a reader sees is requests at 0, not errors. A single interval (the first one
+    after a start) is drawn as points, since a line through one point is invisible."""
     times = _utc_times(rows)
     fig = go.Figure()
-    for name, style in (("errors/s", {"width": 1.5, "dash": "dot"}), ("requests/s", {"width": 2.5})):
-        fig.add_trace(go.Scatter(x=times, y=[float(r[name]) for r in rows], mode="lines", name=name,
+    mode = "lines" if len(rows) > 1 else "markers"
+    styles = (("errors/s", {"width": 1.5, "dash": "dot"}, 6), ("requests/s", {"width": 2.5}, 8))
+    for name, style, size in styles:
+        fig.add_trace(go.Scatter(x=times, y=[float(r[name]) for r in rows], mode=mode, name=name,
                                  line={"color": TRAFFIC_COLORS[name], **style},
+                                 marker={"color": TRAFFIC_COLORS[name], "size": size},
                                  hovertemplate="%{y:,.3~g}"))
     peak = max((float(r[k]) for r in rows for k in TRAFFIC_COLORS), default=0.0)
     return _time_series_layout(fig, "per second", max(1.0, peak))

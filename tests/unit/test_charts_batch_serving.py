@@ -44,6 +44,13 @@ def test_the_traffic_axis_holds_the_busiest_interval() -> None:
     assert fig.layout.yaxis.range[1] > 250
 
 
+def test_the_first_interval_after_a_start_is_drawn_as_points() -> None:
+    """One interval: a line through one point draws nothing, so the chart would look empty."""
+    errors, requests = traffic_figure(_rows(1.0, 0.0)[:1]).data
+    assert requests.mode == errors.mode == "markers" and requests.marker.size > errors.marker.size
+    assert all(t.mode == "lines" for t in traffic_figure(_rows(1.0, 0.0)).data)
+
+
 def test_latency_percentiles_are_shades_of_one_colour_none_red() -> None:
     fig = latency_figure(_rows(10.0, 0.0, p99=12.0))
     assert [t.name for t in fig.data] == ["p50", "p90", "p99"]
