@@ -122,6 +122,8 @@ def test_train_serve_predict_story(page, dashboard_url, model_server, models_dir
     page.get_by_text(f"Signatures of version {first}").wait_for(timeout=30_000)
     expect(page.get_by_text(re.compile(r"up · \d+ ms")).first).to_be_visible()
     page.get_by_text("Inference requests and errors per second").wait_for(timeout=30_000)  # metrics charted
+    # drawn, not Streamlit's grey placeholder while Plotly's script loads (the story's first chart)
+    page.locator(".st-key-serving_traffic_chart .js-plotly-plot").wait_for(timeout=30_000)
     shoot(page, screenshots, "serving")
 
     # Predict: the tutorial's rows come back near [3, 6], in the table and the charts.
