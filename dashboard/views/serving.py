@@ -192,7 +192,9 @@ def render_metrics(model: str) -> None:
         return
     latest = scrapes[-1]
     row = st.container(horizontal=True)  # wraps when narrow instead of cutting the numbers
-    row.metric("Requests answered", f"{latest.total:,.0f}")
+    row.metric("Requests answered", f"{latest.answered:,.0f}",
+               help="Inference requests (predict, classify, regress) answered OK, plus every failed request; "
+               "status and metadata calls, such as this page's own polling, are left out.")
     row.metric("Errors", f"{latest.errors:,.0f}")
     rows = window_rows(scrapes)
     if not rows:
