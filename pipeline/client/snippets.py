@@ -66,6 +66,21 @@ def python_file_snippet(url: str, filename: str = "request.json") -> str:
         "print(response.status_code, response.json())"]) + "\n"
 
 
+def _stub_and_request(target: str, request_class: str, model: str, signature: str, version: int | None,
+                      label: str | None) -> list[str]:
+    """The lines that open the channel and stub and build ``request_class`` for the model spec."""
+    lines = [f"channel = grpc.insecure_channel({target!r})",
+             "stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)",
+             f"request = {request_class}()",
+             f"request.model_spec.name = {model!r}",
+             f"request.model_spec.signature_name = {signature!r}"]
+    if label:
+        lines.append(f"request.model_spec.version_label = {label!r}")
+    elif version is not None:
+        lines.append(f"request.model_spec.version.value = {int(version)}")
+    return lines
+
+
 def grpc_python_snippet(target: str, model: str, rows: list[list[float]], *, version: int | None = None,
                         label: str | None = None, signature: str = "serving_default",
                         input_name: str = "inputs") -> str:
@@ -98,15 +113,7 @@ def grpc_predict_snippet(target: str, model: str, dtypes: dict[str, str], inputs
                   f"    inputs = inputs if isinstance(inputs, dict) else {{{only!r}: inputs}}"]
     else:
         lines.append(f"inputs = {json.dumps(inputs)}")
-    lines += ["", f"channel = grpc.insecure_channel({target!r})",
-              "stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)",
-              "request = predict_pb2.PredictRequest()",
-              f"request.model_spec.name = {model!r}",
-              f"request.model_spec.signature_name = {signature!r}"]
-    if label:
-        lines.append(f"request.model_spec.version_label = {label!r}")
-    elif version is not None:
-        lines.append(f"request.model_spec.version.value = {int(version)}")
+    lines += ["", *_stub_and_request(target, "predict_pb2.PredictRequest", model, signature, version, label)]
     lines += ["for key, value in inputs.items():",
               "    request.inputs[key].CopyFrom(tf.make_tensor_proto(np.array(value, dtype=dtypes[key])))",
               "response = stub.Predict(request, timeout=10)",
@@ -126,15 +133,7 @@ def grpc_examples_snippet(target: str, model: str, verb: str, examples: list[dic
     lines = ["import grpc",
              f"from tensorflow_serving.apis import {module}, prediction_service_pb2_grpc", "",
              f"examples = {json.dumps(examples)}", "",
-             f"channel = grpc.insecure_channel({target!r})",
-             "stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)",
-             f"request = {module}.{request_class}()",
-             f"request.model_spec.name = {model!r}",
-             f"request.model_spec.signature_name = {signature!r}"]
-    if label:
-        lines.append(f"request.model_spec.version_label = {label!r}")
-    elif version is not None:
-        lines.append(f"request.model_spec.version.value = {int(version)}")
+             *_stub_and_request(target, f"{module}.{request_class}", model, signature, version, label)]
     lines += ["for values in examples:",
               "    example = request.input.example_list.examples.add()",
               "    for name, value in values.items():",
