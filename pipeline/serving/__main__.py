@@ -202,7 +202,7 @@ def _start_grpc(flags, plane):
     options = GrpcOptions(host=flags.rest_api_host, port=flags.port, socket_path=flags.grpc_socket_path,
                           channel_arguments=flags.grpc_channel_arguments,
                           enable_health=flags.enable_grpc_healthcheck_service,
-                          ssl_config_file=flags.ssl_config_file)
+                          ssl_config_file=flags.ssl_config_file, enable_profiler=flags.enable_profiler)
     if not options.enabled:
         log.info("gRPC is off (--port=0 and no --grpc_socket_path)")
         return None

@@ -37,6 +37,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2
 
 from pipeline.serving.errors import Code, ServingError
@@ -242,7 +243,9 @@ class ModelLifecycle:
 
     def _reconcile_logged(self) -> None:
         try:
-            self.reconcile()
+            # a TraceMe event per poll: what a profile of an idle server shows (TensorBoard)
+            with tf.profiler.experimental.Trace("PollModelBasePath", model=self.name):
+                self.reconcile()
         except Exception:
             log.exception("Polling model %s failed; retrying at the next poll", self.name)
 

@@ -39,6 +39,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from tensorflow_serving.apis import model_service_pb2, prediction_service_pb2
 
+from pipeline.serving.grpc.profiler import ProfilerForwarder
 from pipeline.serving.grpc.services import Front, GrpcCore, ModelServicer, PredictionServicer, service_names
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class GrpcOptions:
     channel_arguments: str = ""
     enable_health: bool = False
     ssl_config_file: str = ""
+    enable_profiler: bool = True
 
     @property
     def enabled(self) -> bool:
@@ -186,6 +188,8 @@ class GrpcServer:
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._health: health_aio.HealthServicer | None = None
+        # --enable_profiler: TensorFlow's ProfilerService on this port (started once bound)
+        self.profiler = ProfilerForwarder() if options.enable_profiler else None
 
     def start(self, timeout: float = 30.0) -> None:
         """Bind the ports and start serving; raises OSError if no port could be bound."""
@@ -194,6 +198,8 @@ class GrpcServer:
         self._ready.wait(timeout)
         if self._error is not None:
             raise OSError(self._error)
+        if self.profiler is not None:
+            self.profiler.start()
 
     def stop(self, grace: float = 2.0) -> None:
         """Refuse new calls, let running ones finish for up to `grace` seconds, stop the workers."""
@@ -233,6 +239,8 @@ class GrpcServer:
             parsing_handler(model_service_pb2.DESCRIPTOR.services_by_name["ModelService"],
                             ModelServicer(front)),
         ))
+        if self.profiler is not None:
+            server.add_generic_rpc_handlers((self.profiler.handler(),))
         names = list(service_names())
         ready_watch = None
         if self.options.enable_health:
@@ -262,6 +270,8 @@ class GrpcServer:
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         await server.stop(2.0)
+        if self.profiler is not None:
+            await self.profiler.close()
 
     async def _serve_health_once_ready(self) -> None:
         """Say SERVING for every health name as soon as every configured model has a version
