@@ -10,6 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 help:
 	@echo "make run    set up .venv and start the dashboard (http://localhost:8502) with the embedded server"
 	@echo "make test   set up .venv with test tools and run the whole test suite"
+	@echo "           (PYTEST_ARGS=--reverse runs it in reverse order: no test may depend on another)"
 	@echo "make serve  run only the embedded model server on :8501"
 	@echo "make train  train and export one version from the command line"
 	@echo "make demo   seed a few demo runs and versions"
@@ -23,22 +24,19 @@ help:
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Stamps make re-runs quick: pip runs only when a requirements file changed.
-$(VENV)/.runtime-installed: requirements.txt | $(PY)
+# One way in, the README's: `pip install -r requirements.txt` from the checkout installs the pins and the
+# project itself (its last line, `-e .`), so `pipeline` and `dashboard` import from any folder and
+# `streamlit run dashboard/app.py` works. Stamps make re-runs quick: pip runs only when a requirements
+# file or pyproject.toml changed.
+$(VENV)/.runtime-installed: requirements.txt pyproject.toml | $(PY)
 	$(PIP) install -q -r requirements.txt
 	touch $@
 
-$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(PY)
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt pyproject.toml | $(PY)
 	$(PIP) install -q -r requirements.txt -r requirements-dev.txt
 	touch $(VENV)/.runtime-installed $@
 
-# The project itself, editable and without dependencies (they are pinned above): `pipeline` and
-# `dashboard` import from any folder, so `streamlit run dashboard/app.py` needs no sys.path edit.
-$(VENV)/.project-installed: pyproject.toml | $(PY)
-	$(PIP) install -q --no-deps --no-build-isolation -e .
-	touch $@
-
-run: $(VENV)/.runtime-installed $(VENV)/.project-installed tfjs
+run: $(VENV)/.runtime-installed tfjs
 	$(PY) -m streamlit run dashboard/app.py
 
 serve: $(VENV)/.runtime-installed
@@ -50,15 +48,15 @@ train: $(VENV)/.runtime-installed
 demo: $(VENV)/.runtime-installed
 	$(PY) -m pipeline.demo
 
-test: $(VENV)/.dev-installed $(VENV)/.project-installed $(VENV)/.batch-installed tfjs
+test: $(VENV)/.dev-installed $(VENV)/.batch-installed tfjs
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
 
 # The README's screenshots come from this explicit command; `make test` writes its own to a temp folder.
-screenshots: $(VENV)/.dev-installed $(VENV)/.project-installed
+screenshots: $(VENV)/.dev-installed
 	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q -p no:cacheprovider tests/e2e
 
 # The browser route's TensorFlow.js, pinned in package-lock.json: `npm ci`, then tf.min.js into the
@@ -94,7 +92,7 @@ bench: $(VENV)/.dev-installed
 # TensorFlow Serving's tests, ported (tests/upstream/), on TF Serving's own test models and command
 # lines. `make test` runs the same tests on the project's copies of those models.
 TFSERVING_TESTDATA ?= $(abspath ../shared/tfserving-testdata)
-conformance: $(VENV)/.dev-installed $(VENV)/.project-installed
+conformance: $(VENV)/.dev-installed
 	@if [ ! -d "$(TFSERVING_TESTDATA)" ]; then \
 	  echo "make conformance: skipped: TF Serving's testdata is not at $(TFSERVING_TESTDATA)"; \
 	  echo "  (its tensorflow_serving/servables/tensorflow/testdata/ folder; set TFSERVING_TESTDATA=...)"; \

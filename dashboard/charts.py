@@ -337,21 +337,26 @@ def points_on_true_plane_figure(x: Sequence[Sequence[float]] | np.ndarray, predi
     return _plane_layout(fig, "Predictions over the true plane", 520, ("x1", "x2"))
 
 
-def compare_versions_figure(true: Sequence[float], predictions: Mapping[str, Sequence[float]]) -> go.Figure:
+def compare_versions_figure(true: Sequence[float] | Mapping[str, Sequence[float]],
+                            predictions: Mapping[str, Sequence[float]]) -> go.Figure:
     """One predicted-vs-true panel per version (``{"version 2": [...], "version 3": [...]}``),
     side by side on shared axes, so the same rows answered by two versions can be compared
-    at a glance. ``ValueError`` if there is nothing to compare or a length differs."""
+    at a glance. ``true`` is one truth for every panel, or each version's own truth by the same
+    labels (versions trained against different true weights). ``ValueError`` if there is nothing
+    to compare or a length differs."""
     if not predictions:
         raise ValueError("nothing to compare: no predictions given")
     labels = list(predictions)
-    span = _identity_span(true, *predictions.values())
+    truths = true if isinstance(true, Mapping) else dict.fromkeys(labels, true)
+    span = _identity_span(*truths.values(), *predictions.values())
     fig = make_subplots(rows=1, cols=len(labels), shared_yaxes=True, subplot_titles=labels)
     for col, label in enumerate(labels, start=1):
         color = PARAM_COLORS[(col + 2) % len(PARAM_COLORS)]
-        for trace in _predicted_vs_true_traces(true, predictions[label], label, color):
+        for trace in _predicted_vs_true_traces(truths[label], predictions[label], label, color):
             trace.showlegend = trace.name != "perfect model (y = x)" or col == 1
             fig.add_trace(trace, row=1, col=col)
-        fig.update_xaxes(range=span, title_text="true value", row=1, col=col)
+        own = " (its own truth)" if isinstance(true, Mapping) else ""
+        fig.update_xaxes(range=span, title_text=f"true value{own}", row=1, col=col)
     fig.update_yaxes(range=span, title_text="predicted", row=1, col=1)
     fig.update_layout(title="Same rows, two versions", height=380,
                       margin={"l": 10, "r": 10, "t": 70, "b": 10}, legend={"orientation": "h", "y": -0.25})

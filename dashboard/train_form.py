@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import utils
+from dashboard import session
 from pipeline.store.run_record import RunRecord
 from pipeline.training.fit import (
     LR_SCHEDULES,
@@ -66,7 +66,7 @@ def training_form(running: bool) -> tuple[TrainConfig, bool] | None:
     Fields have no browser-side limits: an out-of-range value (samples = 1) is submitted and
     refused with a visible message, instead of a tooltip that makes Train do nothing. Floats
     use ``%g``, so the field shows the exact value it uses (0.004, not 0.00)."""
-    d = TrainConfig.from_settings(utils.settings())
+    d = TrainConfig.from_settings(session.settings())
     for key, default in form_defaults(d).items():  # widgets read their values from here only, so a
         st.session_state.setdefault(key, default)  # run's settings can be loaded into them
     with st.form("train_form"):

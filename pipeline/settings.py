@@ -49,12 +49,15 @@ class Settings:
     num_samples: int = 800
     run_dir: Path = PROJECT_ROOT / ".run"
     """Where the embedded server started from here keeps its pid file, log and models.config."""
+    model_config_file: Path | None = None
+    """A models.config whose model names the dashboard's model picker offers (e.g. the file a
+    real TF Serving was started with)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Settings from environment variables (MODEL_NAME, MODELS_DIR, MODEL_BASE_PATH,
         REST_API_PORT, GRPC_PORT, DASHBOARD_PORT, SERVING_URL, GRPC_TARGET, AUTOSTART_SERVER, TRUE_W,
-        TRUE_B, NOISE_STD, NUM_SAMPLES, SERVING_RUN_DIR); anything unset keeps its default.
+        TRUE_B, NOISE_STD, NUM_SAMPLES, SERVING_RUN_DIR, MODEL_CONFIG_FILE); anything unset keeps its default.
         ValueError names a bad value."""
         env = os.environ if env is None else env
         d = cls()
@@ -78,6 +81,7 @@ class Settings:
                 noise_std=float(env.get("NOISE_STD") or d.noise_std),
                 num_samples=int(env.get("NUM_SAMPLES") or d.num_samples),
                 run_dir=Path(env.get("SERVING_RUN_DIR") or d.run_dir),
+                model_config_file=Path(env["MODEL_CONFIG_FILE"]) if env.get("MODEL_CONFIG_FILE") else None,
             )
         except ValueError as error:
             raise ValueError(f"bad setting in the environment: {error}") from None

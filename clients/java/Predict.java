@@ -2,8 +2,8 @@
 //
 //   java clients/java/Predict.java URL MODEL ROWS
 //   java clients/java/Predict.java http://127.0.0.1:8501 linear_model "[[1,2],[5,7]]"
-//   [2.92964888]
-//   [5.87688065]
+//   [2.99213362]
+//   [5.99577856]
 //
 // POSTs {"instances": ROWS} to URL/v1/models/MODEL:predict and prints the predictions, one JSON
 // value per line, in row order (numbers exactly as the server wrote them). MODEL may pin a version

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import batch_job, utils
+from dashboard import batch_job, model_picker, session
 from pipeline.model_dir import version_dirs
 
 JOB_KEY = "batch_job"
@@ -32,7 +32,7 @@ NEWEST = "newest"
 def versions_on_disk() -> dict[int, Path]:
     """The model's version folders on this machine (empty when the base path does not exist)."""
     try:
-        return version_dirs(utils.base_path())
+        return version_dirs(session.base_path())
     except OSError:
         return {}
 
@@ -61,17 +61,17 @@ def render_form(versions: dict[int, Path]) -> None:
     if not st.button("Score on Spark", key="batch_run", type="primary", icon=":material/play_arrow:"):
         return
     chosen = None if version == NEWEST else int(version)
-    root = batch_job.jobs_root(utils.settings().run_dir)
+    root = batch_job.jobs_root(session.settings().run_dir)
     try:
         if upload is not None:
-            folder = batch_job.start_job(root, base_path=utils.base_path(), version=chosen, master=master,
+            folder = batch_job.start_job(root, base_path=session.base_path(), version=chosen, master=master,
                                          upload=(upload.name, upload.getvalue()))
         elif path_text.strip():
             given = Path(path_text.strip()).expanduser()
             if not given.exists():
                 st.error(f"There is no file at {given}.", icon=":material/error:")
                 return
-            folder = batch_job.start_job(root, base_path=utils.base_path(), version=chosen, master=master,
+            folder = batch_job.start_job(root, base_path=session.base_path(), version=chosen, master=master,
                                          input_path=given)
         else:
             st.error("Choose a file to score first.", icon=":material/error:")
@@ -102,7 +102,7 @@ def true_weights(version_path: Path) -> tuple[list[float], float, str]:
     record = read_run_record(version_path)
     if record is not None and record.true is not None and record.true.w:
         return list(record.true.w), record.true.b, f"version {version_path.name}'s run record"
-    settings = utils.settings()
+    settings = session.settings()
     return list(settings.true_w), settings.true_b, "the project defaults"
 
 
@@ -146,7 +146,7 @@ def render_report(report: dict[str, Any], versions: dict[int, Path]) -> None:
         st.error(f"Cannot read the predictions at {report['output']}: {error}", icon=":material/error:")
         return
     sample = table.slice(0, SAMPLE_ROWS).to_pandas()
-    version_path = versions.get(int(report["version"]), utils.base_path() / str(report["version"]))
+    version_path = versions.get(int(report["version"]), session.base_path() / str(report["version"]))
     w, b, source = true_weights(version_path)
     shown = with_residuals(sample, list(report["features"]), w, b)
     st.subheader("A sample of the predictions")
@@ -174,16 +174,17 @@ def render_report(report: dict[str, Any], versions: dict[int, Path]) -> None:
 
 def main() -> None:
     st.title("Batch")
+    model_picker.render()
     st.caption("Score a large CSV or Parquet file with one version on Spark (`python -m pipeline.batch`), "
                "in a child process: millions of rows, a progress bar, and every bad row kept with its "
                "reason. The Predict page is for a few thousand rows at a time.")
     versions = versions_on_disk()
     if not versions:
-        st.info(f"No versions in {utils.base_path()} yet: train one on the Train page (or `make demo`).",
+        st.info(f"No versions in {session.base_path()} yet: train one on the Train page (or `make demo`).",
                 icon=":material/inventory_2:")
         return
     if JOB_KEY not in st.session_state:  # a new session (a reload) finds the job still running
-        running = batch_job.latest_running(batch_job.jobs_root(utils.settings().run_dir))
+        running = batch_job.latest_running(batch_job.jobs_root(session.settings().run_dir))
         st.session_state[JOB_KEY] = str(running) if running else None
     folder = st.session_state.get(JOB_KEY)
     state = batch_job.read_state(Path(folder)) if folder and Path(folder).is_dir() else None

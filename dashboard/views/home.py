@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import utils
+from dashboard import clients, model_picker, session, tutorial
+from dashboard.server_state import serving_url_is_dashboard
 from pipeline.client import history
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import available_versions
@@ -37,15 +38,15 @@ SERVE_TIMEOUT_S = 120.0
 
 def server_state() -> tuple[str, list[int], str | None]:
     """``(badge, AVAILABLE versions, problem)`` of the model server at the session's URL."""
-    client = utils.get_client()
+    client = clients.get_client()
     try:
         client.ping()
     except ClientError as exc:
         return "down", [], str(exc)
-    if utils.serving_url_is_dashboard(client.base_url):
+    if serving_url_is_dashboard(client.base_url):
         return "not a model server", [], f"{client.base_url} is this dashboard, not a model server."
     try:
-        return "up", available_versions(client.model_status(utils.model_name())), None
+        return "up", available_versions(client.model_status(session.model_name())), None
     except ClientError as exc:
         return "up", [], exc.message
 
@@ -54,11 +55,11 @@ def server_state() -> tuple[str, list[int], str | None]:
 def render_story() -> None:
     """The three steps side by side, each with what is true right now and where to go
     (refreshed every few seconds)."""
-    st.caption(f"Model `{utils.model_name()}` · versions in `{utils.base_path()}` · "
-               f"server {utils.serving_url()}")
-    versions = list_versions(utils.base_path())
+    st.caption(f"Model `{session.model_name()}` · versions in `{session.base_path()}` · "
+               f"server {session.serving_url()}")
+    versions = list_versions(session.base_path())
     badge, available, problem = server_state()
-    entries = history.list_requests(utils.base_path(), limit=1)
+    entries = history.list_requests(session.base_path(), limit=1)
     train, serve, predict = st.columns(3, border=True)
     with train:
         st.markdown("**1 · Train** a linear regression on `Y = X @ w0 + b0 + noise` and export it as a "
@@ -68,7 +69,8 @@ def render_story() -> None:
             st.metric("Newest version", f"{newest.version}", help=f"created {newest.created}")
         else:
             st.caption("No version yet.")
-        st.page_link("views/train.py", label="Train page", icon=":material/model_training:")
+        st.page_link("views/train.py", label="Train page", icon=":material/model_training:",
+                     query_params=model_picker.link_params() or None)
     with serve:
         st.markdown("**2 · Serve** it over TF Serving's REST API: the server loads each new version by "
                     "itself.")
@@ -78,7 +80,8 @@ def render_story() -> None:
             st.caption(f"AVAILABLE: {', '.join(f'version {v}' for v in available)}")
         elif problem:
             st.caption(problem)
-        st.page_link("views/serving.py", label="Serving page", icon=":material/dns:")
+        st.page_link("views/serving.py", label="Serving page", icon=":material/dns:",
+                     query_params=model_picker.link_params() or None)
     with predict:
         st.markdown("**3 · Predict**: send rows, compare the answers with the truth.")
         if entries:
@@ -89,14 +92,15 @@ def render_story() -> None:
                        f"version {last.get('version') or '?'} · {outcome}")
         else:
             st.caption("No request sent yet.")
-        st.page_link("views/predict.py", label="Predict page", icon=":material/query_stats:")
+        st.page_link("views/predict.py", label="Predict page", icon=":material/query_stats:",
+                     query_params=model_picker.link_params() or None)
 
 
 def start_tutorial() -> None:
     """Train with the defaults in a child process and remember the run in the session."""
-    cfg = TrainConfig.from_settings(utils.settings())
+    cfg = TrainConfig.from_settings(session.settings())
     try:
-        job = TrainingProcess(cfg, utils.base_path(), export=True).start()
+        job = TrainingProcess(cfg, session.base_path(), export=True).start()
     except (ValueError, OSError) as exc:
         st.error(f"Cannot start the tutorial's run: {exc}")
         return
@@ -110,7 +114,7 @@ def advance(state: dict[str, Any]) -> None:
     run record and the server say now."""
     if state["stage"] == "training":
         job: TrainingProcess = state["job"]
-        record = job.record() or run_records.load_run(utils.base_path(), state["run_id"])
+        record = job.record() or run_records.load_run(session.base_path(), state["run_id"])
         if record is None or record.status is RunStatus.RUNNING:
             progress = (record.progress if record is not None else None) or {}
             epochs = record.config.get("epochs", "?") if record is not None else "?"
@@ -123,7 +127,7 @@ def advance(state: dict[str, Any]) -> None:
         state.update(stage="serving", version=record.version, served_since=time.monotonic())
     if state["stage"] == "serving":
         try:
-            available = available_versions(utils.get_client().model_status(utils.model_name()))
+            available = available_versions(clients.get_client().model_status(session.model_name()))
         except ClientError as exc:
             available, state["note"] = [], f"Waiting for the server: {exc.message}"
         version = state["version"]
@@ -141,16 +145,16 @@ def send_rows(state: dict[str, Any]) -> None:
     """The tutorial's request, to the new version, kept in the request history."""
     from dashboard import predict_history
 
-    client, target = utils.get_client(), {"version": state["version"]}
+    client, target = clients.get_client(), {"version": state["version"]}
     try:
-        result = client.predict(utils.model_name(), instances=ROWS, **target)
+        result = client.predict(session.model_name(), instances=ROWS, **target)
     except ClientError as exc:
         predict_history.record(target, {"instances": ROWS}, len(ROWS), error=exc)
         state.update(stage="failed", note=str(exc))
         return
     predict_history.record(target, result.request, len(ROWS), result=result, version=state["version"])
     try:
-        predicted = utils.prediction_values(result.values, len(ROWS))
+        predicted = tutorial.prediction_values(result.values, len(ROWS))
     except ValueError as exc:
         state.update(stage="failed", note=f"The server answered, but not with one prediction per row: {exc}")
         return
@@ -160,7 +164,7 @@ def send_rows(state: dict[str, Any]) -> None:
 
 def render_answer(state: dict[str, Any]) -> None:
     """The answer next to the truth, as the tutorial's curl prints it."""
-    s = utils.settings()
+    s = session.settings()
     truth = true_values(np.asarray(ROWS), s.true_w, s.true_b)
     st.success(f"Version {state['version']} answered in {state['latency_s'] * 1000:.1f} ms "
                f"({state['seconds']:.0f} s from the click).", icon=":material/check_circle:")
@@ -175,7 +179,9 @@ def tutorial_panel() -> None:
     """The tutorial's button and its progress; polls while a run is under way."""
     state = st.session_state.get(TUTORIAL_KEY)
     busy = state is not None and state["stage"] in ("training", "serving")
-    if st.button("Run the tutorial", key="home_run_tutorial", type="primary", disabled=busy,
+    if other := model_picker.other_kind_of_model():
+        st.warning(other, icon=":material/block:")
+    if st.button("Run the tutorial", key="home_run_tutorial", type="primary", disabled=busy or bool(other),
                  icon=":material/play_circle:",
                  help="Trains with the defaults, waits for the server to load the new version, then sends "
                  "[[1, 2], [5, 7]] to it."):
@@ -197,6 +203,7 @@ def tutorial_panel() -> None:
 
 
 st.title("Train → serve → predict")
+model_picker.render()
 render_story()
 st.divider()
 st.subheader("Run the tutorial")

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, utils
+from dashboard import charts, clients, messages, model_picker, server_state, session
 from dashboard.remote_versions import RemoteModel, load_error, read_remote_model, signature_summary
 from pipeline import model_dir
 from pipeline.client import local_server
@@ -53,10 +53,10 @@ def serving_states() -> tuple[dict[int, dict[str, Any]], str]:
     reached leaves every state "unknown", with a warning saying what happened.
     """
     try:
-        statuses = utils.get_client().model_status(utils.model_name())
+        statuses = clients.get_client().model_status(session.model_name())
     except ClientError as exc:
         if exc.status_code == 404:
-            st.info(f"The model server has no version of `{utils.model_name()}` loaded yet: {exc}")
+            st.info(f"The model server has no version of `{session.model_name()}` loaded yet: {exc}")
             return {}, NOT_LOADED
         st.warning(f"Serving states are unknown: {exc}")
         return {}, UNKNOWN
@@ -113,12 +113,12 @@ def signature_text(version_path: str, created: str) -> str:
 
 def config_path() -> Path:
     """The embedded server's models.config (the file its command line names)."""
-    return utils.settings().run_dir / local_server.MODELS_CONFIG_NAME
+    return session.settings().run_dir / local_server.MODELS_CONFIG_NAME
 
 
 def labels_by_version() -> dict[int, list[str]]:
     found: dict[int, list[str]] = {}
-    for label, version in serving_config.labels_of(config_path(), utils.model_name()).items():
+    for label, version in serving_config.labels_of(config_path(), session.model_name()).items():
         found.setdefault(version, []).append(label)
     return found
 
@@ -153,7 +153,7 @@ def formats_section(versions: list[store.VersionInfo]) -> None:
         for label, message in format_errors(info.formats, recorded).items():
             st.caption(f"Version {info.version} has no {label} model: {message} The SavedModel is served as "
                        "usual. Convert it again on the Deploy page, or with `python -m pipeline.formats "
-                       f"--model-base-path {utils.base_path()} --version {info.version}`.")
+                       f"--model-base-path {session.base_path()} --version {info.version}`.")
 
 
 def _keep_valid(key: str, options: list[int]) -> None:
@@ -167,6 +167,13 @@ def signature_section(by_number: dict[int, store.VersionInfo]) -> None:
     numbers = sorted(by_number, reverse=True)
     _keep_valid("models_sig_version", numbers)
     chosen = st.selectbox("Version", numbers, key="models_sig_version", format_func=lambda n: f"version {n}")
+    try:
+        rows = signature_rows(clients.get_client().metadata(session.model_name(), version=chosen))
+    except ClientError:
+        rows = []  # not loaded (or no server): the SavedModel itself is read below
+    if rows:
+        st.caption(f"Every signature of version {chosen}, as the server reports it:")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="models_signatures")
     if st.toggle("Show its serving_default signature (as `saved_model_cli show` prints it)",
                  key="models_sig_show"):
         info = by_number[chosen]
@@ -224,7 +231,7 @@ def labels_section(numbers: list[int], states: dict[int, str]) -> None:
                    "is written when the embedded server starts (Serving page). For another server, add "
                    "`version_labels { key: \"stable\" value: 3 }` to its own config.")
         return
-    current = serving_config.labels_of(path, utils.model_name())
+    current = serving_config.labels_of(path, session.model_name())
     if current:
         st.markdown(" · ".join(f"`{k}` → version {v}" for k, v in sorted(current.items())))
     left, middle, right = st.columns([2, 2, 1])
@@ -242,12 +249,12 @@ def labels_section(numbers: list[int], states: dict[int, str]) -> None:
                      width="stretch")
     st.caption("TF Serving assigns a label only to a version it has loaded (AVAILABLE); the embedded server "
                f"keeps the {local_server.LOADED_VERSIONS} newest loaded. Requests name it as "
-               f"`/v1/models/{utils.model_name()}/labels/<label>:predict`.")
+               f"`/v1/models/{session.model_name()}/labels/<label>:predict`.")
 
 
 def _reload_note() -> str:
     """What happens next, true for the server that actually runs."""
-    command = utils.server_status().command
+    command = server_state.server_status().command
     if CONFIG_POLL_FLAG in command:
         seconds = command[command.index(CONFIG_POLL_FLAG) + 1]
         return f"the embedded server re-reads it every {seconds} s"
@@ -258,12 +265,12 @@ def _set_label(assign: bool) -> None:
     label = st.session_state.get("models_label_name")
     version = st.session_state.get("models_label_version") if assign else None
     try:
-        serving_config.set_label(config_path(), utils.model_name(), str(label or ""), version)
+        serving_config.set_label(config_path(), session.model_name(), str(label or ""), version)
     except (ValueError, OSError) as exc:
         st.session_state["models_label_error"] = f"Could not set the label: {exc}"
         return
     what = f"Label `{label}` → version {version}" if assign else f"Removed label `{label}`"
-    utils.flash(f"{what} in `{config_path()}`; {_reload_note()}.")
+    messages.flash(f"{what} in `{config_path()}`; {_reload_note()}.")
 
 
 def delete_section(numbers: list[int], states: dict[int, str]) -> None:
@@ -286,19 +293,19 @@ def delete_section(numbers: list[int], states: dict[int, str]) -> None:
 def _delete(version: int) -> None:
     """Delete before the page is drawn again, and forget every choice that named the version."""
     try:
-        store.delete_version(utils.base_path(), version)
+        store.delete_version(session.base_path(), version)
     except (ValueError, OSError) as exc:
         st.session_state["models_del_error"] = f"Could not delete version {version}: {exc}"
         return
     for key in ("models_del_version", "models_del_confirm", "models_sig_version", "models_cmp_a",
                 "models_cmp_b", "models_label_version"):
         st.session_state.pop(key, None)
-    utils.flash(f"Deleted version {version}.")
+    messages.flash(f"Deleted version {version}.")
 
 
 def history_section(on_disk: set[int]) -> None:
     st.subheader("Run history")
-    records = run_records.list_runs(utils.base_path())
+    records = run_records.list_runs(session.base_path())
     if not records:
         st.caption("No runs recorded yet.")
         return
@@ -314,7 +321,7 @@ def history_section(on_disk: set[int]) -> None:
 
 def empty_folder() -> None:
     """What an empty model folder means, and a one-click way to fill it for a demo."""
-    st.info(f"There are no versions under `{utils.base_path()}` yet. A version is a numbered folder with "
+    st.info(f"There are no versions under `{session.base_path()}` yet. A version is a numbered folder with "
             "a SavedModel, written when a training run is exported; the model server serves the newest. "
             "Train one on the Train page, or seed demo data: three small runs exported as the next versions "
             "(the first, a short run, on purpose exported although the quality gate warns), plus "
@@ -323,11 +330,11 @@ def empty_folder() -> None:
     if st.button("Seed demo data", key="models_seed_demo", type="primary", icon=":material/science:"):
         try:
             with st.spinner("Training demo versions…"):
-                lines = seed_demo_in_process(utils.base_path(), int(count))
+                lines = seed_demo_in_process(session.base_path(), int(count))
         except (ValueError, OSError, subprocess.SubprocessError) as exc:
             st.error(f"Could not seed demo data: {exc}")
             return
-        utils.flash("Seeded demo data:\n\n" + "\n".join(f"- {line}" for line in lines))
+        messages.flash("Seeded demo data:\n\n" + "\n".join(f"- {line}" for line in lines))
         st.rerun()
 
 
@@ -335,17 +342,17 @@ def remote_model() -> RemoteModel | None:
     """The model's versions as the server reports them, when its folder is not on this machine;
     ``None`` (with a caption saying why) when the server cannot tell either."""
     try:
-        return read_remote_model(utils.get_client(), utils.model_name())
+        return read_remote_model(clients.get_client(), session.model_name())
     except ClientError as exc:
-        st.caption(f"`{utils.base_path()}` does not exist on this machine, so the page asked the model "
-                   f"server at {utils.serving_url()} for the versions instead; it cannot list them: {exc}")
+        st.caption(f"`{session.base_path()}` does not exist on this machine, so the page asked the model "
+                   f"server at {session.serving_url()} for the versions instead; it cannot list them: {exc}")
         return None
 
 
 def remote_versions_section(remote: RemoteModel) -> None:
     """The versions table and signatures of a server whose folder is elsewhere (a cluster)."""
-    st.info(f"Versions are read from the model server at {utils.serving_url()} (its `model_version_status` "
-            f"and `metadata`), because the model folder `{utils.base_path()}` is not on this machine: the "
+    st.info(f"Versions are read from the model server at {session.serving_url()} (its `model_version_status` "
+            f"and `metadata`), because the model folder `{session.base_path()}` is not on this machine: the "
             "server reads its versions from its own disk, e.g. a Kubernetes volume. Deleting versions, "
             "labels, other formats and the run history need the folder, so they are managed where it lives.",
             icon=":material/cloud:")
@@ -375,18 +382,19 @@ def remote_versions_section(remote: RemoteModel) -> None:
 
 def main() -> None:
     st.title("Models")
-    st.caption(f"Model `{utils.model_name()}` · folder `{utils.base_path()}` · "
-               f"server {utils.serving_url()} · TF Serving serves the newest version (policy `latest`) "
+    model_picker.render()
+    st.caption(f"Model `{session.model_name()}` · folder `{session.base_path()}` · "
+               f"server {session.serving_url()} · TF Serving serves the newest version (policy `latest`) "
                "to requests without a version; "
                "a run the quality gate warns about is not exported unless you ask.")
-    utils.show_flash()
+    messages.show_flash()
     for key in ("models_del_error", "models_label_error"):
         if message := st.session_state.pop(key, None):
             st.error(message)
-    if not utils.base_path().exists() and (remote := remote_model()) is not None:
+    if not session.base_path().exists() and (remote := remote_model()) is not None:
         remote_versions_section(remote)
         return
-    versions = store.list_versions(utils.base_path())
+    versions = store.list_versions(session.base_path())
     if not versions:
         empty_folder()
     else:

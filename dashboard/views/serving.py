@@ -1,7 +1,7 @@
 """Serving: which model server the dashboard talks to, whether it is up, what it serves, how busy.
 
-The top of the page chooses the server URL and model name (kept for every page in the
-session) and shows both endpoints (REST URL, gRPC target). A fragment polls the server every
+The top of the page chooses the server URL (kept for every page in the session; the model is
+picked in the sidebar) and shows both endpoints (REST URL, gRPC target). A fragment polls the server every
 few seconds: health and latency, the ``model_version_status`` of every version, the metadata
 (signatures) of the version a request without a version would reach, request rate, errors and
 latency percentiles charted from the server's Prometheus metrics (a short rolling window kept in
@@ -21,13 +21,12 @@ from urllib.parse import urlsplit
 import pandas as pd
 import streamlit as st
 
-from dashboard import utils
+from dashboard import clients, messages, model_picker, server_log, server_state, session
 from pipeline.client import local_server
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import available_versions, served_version, signature_rows
 from pipeline.client.server_metrics import Scrape, parse_scrape, window_rows
 from pipeline.client.urls import EXAMPLE_URL, bind_host, is_local_url, normalize_url, url_port
-from pipeline.store.versions import validate_model_name
 
 POLL_S = 2.0
 # Timeout of the gRPC health probe, so a silent target never slows the poll.
@@ -35,10 +34,10 @@ GRPC_PROBE_S = 1.0
 LOG_LINES = 40
 # Metric readings kept (two minutes at the poll interval).
 WINDOW = 60
-URL_INPUT, MODEL_INPUT = "serving_url_input", "serving_model_input"
+URL_INPUT = "serving_url_input"
 PROBLEM_KEY = "serving_input_problem"
 STOPPED_KEY = "serving_stopped_by_user"
-SCRAPES_KEY = "serving_scrapes"
+SCRAPES_KEY, SCRAPES_MODEL_KEY = "serving_scrapes", "serving_scrapes_model"
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
@@ -56,21 +55,11 @@ def checked_url(text: str) -> str:
 
 def _apply_url() -> None:
     try:
-        st.session_state[utils.URL_KEY] = checked_url(st.session_state[URL_INPUT])
+        st.session_state[session.URL_KEY] = checked_url(st.session_state[URL_INPUT])
         st.session_state.pop(PROBLEM_KEY, None)
         st.session_state.pop(SCRAPES_KEY, None)  # readings of another server
     except ValueError as exc:
         st.session_state[PROBLEM_KEY] = str(exc)
-
-
-def _apply_model() -> None:
-    name = st.session_state[MODEL_INPUT].strip()
-    try:
-        st.session_state[utils.MODEL_KEY] = validate_model_name(name)
-        st.session_state.pop(PROBLEM_KEY, None)
-        st.session_state.pop(SCRAPES_KEY, None)
-    except ValueError as exc:
-        st.session_state[PROBLEM_KEY] = f"Model name not changed: {exc}"
 
 
 def status_table(statuses: list[dict[str, Any]]) -> pd.DataFrame:
@@ -83,48 +72,45 @@ def status_table(statuses: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def render_target() -> None:
-    """URL and model inputs; a bad value is reported and the previous one kept."""
-    st.session_state.setdefault(URL_INPUT, utils.serving_url())
-    st.session_state.setdefault(MODEL_INPUT, utils.model_name())
-    left, right = st.columns([3, 2])
-    left.text_input("Model server URL (REST)", key=URL_INPUT, on_change=_apply_url,
-                    help="TF Serving's REST API, e.g. http://127.0.0.1:8501 (the embedded server) or a "
-                    "tensorflow/serving container.")
-    right.text_input("Model name", key=MODEL_INPUT, on_change=_apply_model,
-                     help="The served model (--model_name, or a name in models.config).")
+    """The URL input (the model is picked in the sidebar); a bad URL is reported and the previous
+    one kept."""
+    st.session_state.setdefault(URL_INPUT, session.serving_url())
+    st.text_input("Model server URL (REST)", key=URL_INPUT, on_change=_apply_url,
+                  help="TF Serving's REST API, e.g. http://127.0.0.1:8501 (the embedded server) or a "
+                  "tensorflow/serving container. The model is picked in the sidebar.")
     if PROBLEM_KEY in st.session_state:
         st.error(st.session_state[PROBLEM_KEY])
-    s = utils.settings()
-    st.caption(f"Endpoints: REST `{utils.serving_url()}` · gRPC `{s.grpc_target}` (TF Serving's ports: REST "
-               f"{s.rest_port}, gRPC {s.grpc_port}; this dashboard: {st.get_option('server.port')}).")
+    s = session.settings()
+    st.caption(f"Endpoints: REST `{session.serving_url()}` · gRPC `{s.grpc_target}` (TF Serving's ports: "
+               f"REST {s.rest_port}, gRPC {s.grpc_port}; this dashboard: {st.get_option('server.port')}).")
 
 
 def render_down(exc: ClientError, url: str) -> None:
     """No answer: starting, stopped on purpose, or down, each said as what it is."""
-    starting = exc.status_code is None and utils.embedded_server_starting(url) is not None
+    starting = exc.status_code is None and server_state.embedded_server_starting(url) is not None
     if starting:
         st.badge("starting", icon=":material/hourglass_top:", color="orange")
-    elif st.session_state.get(STOPPED_KEY) and not utils.server_status().running:
+    elif st.session_state.get(STOPPED_KEY) and not server_state.server_status().running:
         st.badge("stopped", icon=":material/stop_circle:", color="gray")
         st.info("You stopped the embedded server. Press Start below to serve again.", icon=":material/info:")
         return
     else:
         st.badge("down", icon=":material/cloud_off:", color="red")
-    utils.show_serving_error(exc, on_serving_page=True)
+    messages.show_serving_error(exc, on_serving_page=True)
 
 
 def render_health(model: str) -> bool:
     """Health badge, version table and metadata; each failure shown as a readable message.
     True when a model server answers."""
-    client = utils.get_client()
+    client = clients.get_client()
     try:
         latency = client.ping()
     except ClientError as exc:
         render_down(exc, client.base_url)
         return False
-    if utils.serving_url_is_dashboard(client.base_url):
+    if server_state.serving_url_is_dashboard(client.base_url):
         st.badge("not a model server", icon=":material/link_off:", color="red")
-        utils.show_dashboard_url_error(client.base_url)
+        messages.show_dashboard_url_error(client.base_url)
         return False
     st.session_state.pop(STOPPED_KEY, None)
     st.badge(f"up · {latency * 1000:.0f} ms", icon=":material/check_circle:", color="green")
@@ -134,7 +120,7 @@ def render_health(model: str) -> bool:
         if exc.status_code == 404:
             st.warning(str(exc), icon=":material/inventory_2:")
         else:
-            utils.show_serving_error(exc, on_serving_page=True)
+            messages.show_serving_error(exc, on_serving_page=True)
         return True
     st.markdown(f"**Versions of `{model}`** (model_version_status)")
     st.dataframe(status_table(statuses), hide_index=True, key="serving_status_table")
@@ -145,7 +131,7 @@ def render_health(model: str) -> bool:
     try:
         metadata = client.metadata(model)
     except ClientError as exc:
-        utils.show_serving_error(exc, on_serving_page=True)
+        messages.show_serving_error(exc, on_serving_page=True)
         return True
     version = served_version(metadata)
     st.markdown(f"**Signatures of version {version}** (served to requests without a version)")
@@ -157,7 +143,7 @@ def render_health(model: str) -> bool:
 
 def render_grpc() -> None:
     """The gRPC endpoint's health (grpc.health.v1 when the server offers it)."""
-    client = utils.get_grpc_client(timeout=GRPC_PROBE_S)
+    client = clients.get_grpc_client(timeout=GRPC_PROBE_S)
     try:
         status = client.health()
     except ClientError as exc:
@@ -179,14 +165,17 @@ def read_metrics(model: str) -> list[Scrape] | str:
     """This session's rolling window of metric readings with a new one appended, or why there
     is none (the server exports no metrics, or not in Prometheus' format)."""
     try:
-        text = utils.get_client().metrics_text()
+        text = clients.get_client().metrics_text()
         scrape = parse_scrape(text, model, time.time())
     except ClientError as exc:
         return str(exc)
     except ValueError as exc:
         return f"The metrics are not in Prometheus' text format: {exc}"
-    scrapes = [*st.session_state.get(SCRAPES_KEY, []), scrape][-WINDOW:]
-    st.session_state[SCRAPES_KEY] = scrapes
+    kept = st.session_state.get(SCRAPES_KEY, [])
+    if st.session_state.get(SCRAPES_MODEL_KEY) != model:  # readings of another model
+        kept = []
+    scrapes = [*kept, scrape][-WINDOW:]
+    st.session_state[SCRAPES_KEY], st.session_state[SCRAPES_MODEL_KEY] = scrapes, model
     return scrapes
 
 
@@ -227,9 +216,9 @@ def render_metrics(model: str) -> None:
 def render_embedded(url: str) -> None:
     """Start / Stop / Restart for the embedded server, with its status line."""
     local = is_local_url(url)
-    proc = utils.server_status()
+    proc = server_state.server_status()
     st.subheader("Embedded server")
-    utils.show_flash()
+    messages.show_flash()
     if proc.running:
         where = f"on {proc.url}" + ("" if proc.url == url else f" (the URL above is {url})")
         st.caption(f"Running {where} · pid {proc.pid} · started {proc.started}")
@@ -239,15 +228,15 @@ def render_embedded(url: str) -> None:
     else:
         remote = " The URL above is not on this machine: start that server where it runs."
         st.caption("Not running." + ("" if local else remote))
-    foreign = local and not proc.running and utils.get_client().is_up()
+    foreign = local and not proc.running and clients.get_client().is_up()
     if foreign:
         st.info(f"Another server already answers at {url} (not started by this dashboard): it is used as is.")
     versions = st.number_input("Versions kept loaded", min_value=1, max_value=10, step=1,
                                value=local_server.LOADED_VERSIONS, key="serving_loaded_versions",
                                help="The newest N versions are loaded (TF Serving's latest policy); 2 or "
                                "more lets the Predict page compare versions. Applies at the next start.")
-    run_dir = utils.settings().run_dir
-    settings = {"model_name": utils.model_name(), "base_path": utils.base_path(),
+    run_dir = session.settings().run_dir
+    settings = {"model_name": session.model_name(), "base_path": session.base_path(),
                 "loaded_versions": int(versions), "run_dir": run_dir}
     start_col, stop_col, restart_col = st.columns(3)
     can_start = local and not proc.running and not foreign
@@ -272,33 +261,35 @@ def render_embedded(url: str) -> None:
     except OSError as exc:
         st.error(f"Could not control the embedded server: {exc}")
     if message:
-        utils.flash(message)
+        messages.flash(message)
         st.rerun()  # redraw the status line and buttons for the new state
 
 
 def render_log() -> None:
     """The embedded server's log tail, without TensorFlow's C++ info noise."""
-    tail, hidden = utils.without_cpp_noise(local_server.log_tail(LOG_LINES, run_dir=utils.settings().run_dir))
+    log = local_server.log_tail(LOG_LINES, run_dir=session.settings().run_dir)
+    tail, hidden = server_log.without_cpp_noise(log)
     with st.expander(f"Embedded server log (last {LOG_LINES} lines)", expanded=False):
         st.code(tail or "(no log yet: the embedded server has not been started from this project)",
                 language=None)
         if hidden:
             st.caption(f"{hidden} TensorFlow C++ info line(s) hidden (oneDNN, CUDA stubs); the full log is "
-                       f"`{utils.server_status().log_path}`.")
+                       f"`{server_state.server_status().log_path}`.")
 
 
 def render_raw_metrics() -> None:
     with st.expander("Raw Prometheus metrics"):
         if st.button("Fetch metrics", key="serving_fetch_metrics"):
             try:
-                st.code(utils.get_client().metrics_text(), language=None)
+                st.code(clients.get_client().metrics_text(), language=None)
             except ClientError as exc:
-                utils.show_serving_error(exc, on_serving_page=True)
+                messages.show_serving_error(exc, on_serving_page=True)
 
 
 st.title("Serving")
+model_picker.render()
 render_target()
-url, model = utils.serving_url(), utils.model_name()
+url, model = session.serving_url(), session.model_name()
 poll = st.toggle(f"Refresh every {POLL_S:g} s", value=True, key="serving_poll",
                  help="Pause to read the tables without them being redrawn.")
 

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, train_form, utils
+from dashboard import charts, messages, model_picker, server_state, session, train_form
 from pipeline.client import local_server
 from pipeline.runs import lock
 from pipeline.runs.process import TrainingProcess, export_run_in_process
@@ -65,16 +65,16 @@ def start_job(cfg: TrainConfig, export: bool) -> str | None:
     """Start a run in the background and make it this session's current run; its id, or
     ``None`` after an ``st.error`` (e.g. the model folder cannot be written)."""
     try:
-        job = TrainingProcess(cfg, utils.base_path(), export=export).start()
+        job = TrainingProcess(cfg, session.base_path(), export=export).start()
     except lock.TrainingBusy as exc:
         select_run(exc.holder.run_id)
-        utils.flash(f"Not started: {exc}. It is shown below.")
+        messages.flash(f"Not started: {exc}. It is shown below.")
         return exc.holder.run_id
     except (ValueError, OSError) as exc:
         st.error(f"Cannot start this run: {exc}")
         return None
     with contextlib.suppress(ValueError, OSError):  # a model this session named: the embedded server
-        serving_config.ensure_model(embedded_config(), utils.model_name(), utils.base_path())
+        serving_config.ensure_model(embedded_config(), session.model_name(), session.base_path())
     jobs = job_registry()
     for run_id in [k for k, j in jobs.items() if not j.running][:-50]:  # keep the registry small
         jobs.pop(run_id, None)
@@ -85,7 +85,7 @@ def start_job(cfg: TrainConfig, export: bool) -> str | None:
 
 def embedded_config() -> Path:
     """The embedded model server's models.config (written when it starts)."""
-    return utils.settings().run_dir / local_server.MODELS_CONFIG_NAME
+    return session.settings().run_dir / local_server.MODELS_CONFIG_NAME
 
 
 def served_note() -> str:
@@ -93,8 +93,8 @@ def served_note() -> str:
     embedded server re-reads its models.config and the folder every second; any TF Serving that
     polls the folder serves the newest version."""
     config = embedded_config()
-    command = utils.server_status().command
-    if (utils.model_name() in serving_config.served_models(config) and utils.server_status().running
+    command = server_state.server_status().command
+    if (session.model_name() in serving_config.served_models(config) and server_state.server_status().running
             and "--model_config_file_poll_wait_seconds" in command):
         return "the embedded server checks it every second and serves the newest version"
     return ("a model server that polls this folder (TF Serving, or the embedded one started on the "
@@ -112,7 +112,7 @@ def find_job(run_id: str) -> TrainingProcess | None:
     (started before a dashboard restart), so a running run can always be cancelled."""
     jobs = job_registry()
     job = jobs.get(run_id)
-    if job is None and (job := TrainingProcess.attach(utils.base_path(), run_id)) is not None:
+    if job is None and (job := TrainingProcess.attach(session.base_path(), run_id)) is not None:
         jobs[run_id] = job
     return job
 
@@ -120,14 +120,14 @@ def find_job(run_id: str) -> TrainingProcess | None:
 def current_record(run_id: str) -> RunRecord | None:
     """The run's record on disk (a run whose process died is recorded as failed by now)."""
     job = find_job(run_id)
-    return job.record() if job is not None else run_records.load_run(utils.base_path(), run_id)
+    return job.record() if job is not None else run_records.load_run(session.base_path(), run_id)
 
 
 def is_interrupted(run_id: str) -> bool:
     """A run recorded as running whose record has not changed for ``STALE_AFTER_S``: nobody
     is training it any more (a live run rewrites its record at least every epoch)."""
     try:
-        age = time.time() - (run_records.runs_dir(utils.base_path()) / f"{run_id}.json").stat().st_mtime
+        age = time.time() - (run_records.runs_dir(session.base_path()) / f"{run_id}.json").stat().st_mtime
     except OSError:
         return False
     return age > STALE_AFTER_S
@@ -221,7 +221,7 @@ def status_banner(record: RunRecord) -> None:
 def export_button(record: RunRecord, anyway: bool = False) -> None:
     """"Export as version N" for a succeeded run that is not a version yet; "Export anyway as
     version N" for one the quality gate warned about."""
-    base = utils.base_path()
+    base = session.base_path()
     next_version = next_version_number(base)
     label = f"Export anyway as version {next_version}" if anyway else f"Export as version {next_version}"
     key = "train_export_anyway" if anyway else "train_export_now"
@@ -234,7 +234,7 @@ def export_button(record: RunRecord, anyway: bool = False) -> None:
         except (ValueError, OSError, subprocess.SubprocessError) as exc:
             st.error(f"Export failed: {exc}")
             return
-        utils.flash(f"Exported run {record.id} as version {version}.")
+        messages.flash(f"Exported run {record.id} as version {version}.")
         st.rerun()
 
 
@@ -285,12 +285,12 @@ def show_result(record: RunRecord) -> None:
 
 def recent_runs() -> None:
     """The latest runs on disk, whatever their status, and a way to open one."""
-    records = run_records.list_runs(utils.base_path())[:RECENT_RUNS]
+    records = run_records.list_runs(session.base_path())[:RECENT_RUNS]
     st.subheader("Recent runs")
     if not records:
         st.caption("No runs yet: every run you start is recorded here, including failed and cancelled ones.")
         return
-    on_disk = {v.version for v in list_versions(utils.base_path())}
+    on_disk = {v.version for v in list_versions(session.base_path())}
     st.dataframe(pd.DataFrame([run_row(r, on_disk) for r in records]).set_index("run"), key="recent_runs",
                  placeholder="–", column_config=number_columns(RUN_COLUMN_FORMATS))
     st.selectbox("Open a run", [r.id for r in records], index=None, key="train_open",
@@ -305,9 +305,10 @@ def _open_chosen_run() -> None:
 
 def main() -> None:
     st.title("Train")
-    st.caption(f"Model folder: `{utils.base_path()}` · every export is a new version; {served_note()}.")
-    utils.show_flash()
-    base = utils.base_path()
+    model_picker.render()
+    st.caption(f"Model folder: `{session.base_path()}` · every export is a new version; {served_note()}.")
+    messages.show_flash()
+    base = session.base_path()
     holder = lock.holder(base)
     run_id = st.session_state.get("train_run") or st.query_params.get("run")
     if holder is not None and (not run_id or _is_over(run_id)):
@@ -319,7 +320,9 @@ def main() -> None:
     running = job is not None and job.running and (record is None or record.status is RunStatus.RUNNING)
     if record is not None and record.status is RunStatus.RUNNING:
         train_form.load_settings_of(record)
-    submitted = train_form.training_form(running or holder is not None)
+    if other := model_picker.other_kind_of_model():
+        st.warning(other, icon=":material/block:")
+    submitted = train_form.training_form(running or holder is not None or other is not None)
     if submitted is not None and start_job(*submitted):
         st.rerun()  # redraw the whole page: the form disables itself while the run trains
     if holder is not None and holder.run_id != run_id:
@@ -344,7 +347,7 @@ def main() -> None:
 
 def _is_over(run_id: str) -> bool:
     """True when ``run_id``'s record says it ended (so a running run elsewhere takes its place)."""
-    record = run_records.load_run(utils.base_path(), run_id)
+    record = run_records.load_run(session.base_path(), run_id)
     return record is None or record.status.ended
 
 

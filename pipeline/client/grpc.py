@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline import tf_protos
+from pipeline.client import tf_examples
 from pipeline.client.errors import ClientError
+from pipeline.client.rest import PredictResult
 
 DEFAULT_SIGNATURE = "serving_default"
 MAX_MESSAGE_BYTES = 2**31 - 1
@@ -53,6 +55,17 @@ class GrpcPredictResult:
     def __post_init__(self) -> None:
         values = next(iter(self.outputs.values())) if len(self.outputs) == 1 else self.outputs
         object.__setattr__(self, "predictions", values)
+
+
+@dataclass(frozen=True)
+class GrpcExamplesResult:
+    """One successful Classify or Regress, its ``results`` shaped as the REST API writes them."""
+
+    model: str
+    version: int
+    signature: str
+    results: list[Any]
+    latency_s: float
 
 
 class GrpcClient:
@@ -143,20 +156,58 @@ class GrpcClient:
         import numpy as np
 
         key = input_name or self._input_name(model, version, label, signature)
-        array = np.asarray(rows, dtype=np.float32)
+        arrays = {key: np.asarray(rows, dtype=np.float32)}
+        return self.predict_arrays(model, arrays, version, label, signature)
+
+    def predict_arrays(self, model: str, inputs: dict[str, Any], version: int | None = None,
+                       label: str | None = None, signature: str = DEFAULT_SIGNATURE) -> GrpcPredictResult:
+        """Predict with one typed numpy array per input key (any dtype and shape: strings as an
+        object array of bytes), as the signature takes them; every output comes back by name."""
+        from pipeline.serving.grpc.tensors import fill_proto
+
         request = tf_protos.message_class("tensorflow.serving.PredictRequest")()
         _model_spec(request.model_spec, model, version, label, signature)
-        tensor = request.inputs[key]
-        tensor.dtype = 1  # DT_FLOAT
-        for size in array.shape:
-            tensor.tensor_shape.dim.add().size = size
-        tensor.float_val.extend(array.ravel().tolist())
+        for key, array in inputs.items():
+            fill_proto(request.inputs[key], array)
         response, seconds = self._call(PREDICTION_SERVICE, "Predict", request)
         outputs = {name: _tensor_values(proto, name, self.url)
                    for name, proto in sorted(response.outputs.items())}
         return GrpcPredictResult(model=model, version=response.model_spec.version.value,
                                  signature=response.model_spec.signature_name or signature,
                                  outputs=outputs, latency_s=seconds)
+
+    def classify(self, model: str, examples: Sequence[dict[str, Any]], *,
+                 context: dict[str, Any] | None = None, version: int | None = None, label: str | None = None,
+                 signature: str = DEFAULT_SIGNATURE) -> GrpcExamplesResult:
+        """Classify REST-style ``examples`` (``{feature: value or [values]}``, ``context`` merged into
+        each); ``results`` as REST's ``:classify`` writes them: ``[[label, score], ...]`` per example."""
+        response, seconds = self._examples_call("Classify", "ClassificationRequest", model, examples,
+                                                context, version, label, signature)
+        results = [[[c.label, _float32(c.score)] for c in item.classes]
+                   for item in response.result.classifications]
+        return GrpcExamplesResult(model, response.model_spec.version.value,
+                                  response.model_spec.signature_name or signature, results, seconds)
+
+    def regress(self, model: str, examples: Sequence[dict[str, Any]], *,
+                context: dict[str, Any] | None = None, version: int | None = None, label: str | None = None,
+                signature: str = DEFAULT_SIGNATURE) -> GrpcExamplesResult:
+        """Regress REST-style ``examples``; ``results`` as REST's ``:regress``: one value per example."""
+        response, seconds = self._examples_call("Regress", "RegressionRequest", model, examples,
+                                                context, version, label, signature)
+        results = [_float32(item.value) for item in response.result.regressions]
+        return GrpcExamplesResult(model, response.model_spec.version.value,
+                                  response.model_spec.signature_name or signature, results, seconds)
+
+    def _examples_call(self, method: str, message: str, model: str, examples: Sequence[dict[str, Any]],
+                       context: dict[str, Any] | None, version: int | None, label: str | None,
+                       signature: str) -> tuple[Any, float]:
+        request = tf_protos.message_class(f"tensorflow.serving.{message}")()
+        _model_spec(request.model_spec, model, version, label, signature)
+        try:
+            tf_examples.fill_example_list(request.input, list(examples), context)
+        except ValueError as error:
+            raise ClientError(f"The examples cannot be sent: {error}", url=self.url) from None
+        return self._call(PREDICTION_SERVICE, method, request)
 
     def model_status(self, model: str, version: int | None = None) -> list[dict[str, Any]]:
         """`model_version_status` as the REST API shows it: version, state name, status."""
@@ -214,6 +265,25 @@ def _model_spec(spec: Any, model: str, version: int | None, label: str | None, s
         spec.version.value = version
     if signature:
         spec.signature_name = signature
+
+
+def as_exchange(url: str, body: dict[str, Any],
+                answer: GrpcPredictResult | GrpcExamplesResult) -> PredictResult:
+    """A gRPC answer shown like a REST exchange: ``body`` as sent, the answer's model spec, and its
+    ``outputs`` (Predict) or ``results`` (Classify, Regress) under the key REST's columnar/example
+    answers use."""
+    values = ({"outputs": answer.outputs} if isinstance(answer, GrpcPredictResult)
+              else {"results": answer.results})
+    return PredictResult(url=url, request=body, status_code=0, latency_s=answer.latency_s,
+                         response={"model_spec": {"name": answer.model, "version": answer.version,
+                                                  "signature_name": answer.signature}, **values})
+
+
+def _float32(value: float) -> float:
+    """A proto float at float32 precision, as REST writes it (0.3, not 0.30000001192092896)."""
+    import numpy as np
+
+    return float(str(np.float32(value)))
 
 
 def _serialize(message: Any) -> bytes:

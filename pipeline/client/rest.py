@@ -39,6 +39,8 @@ from pipeline.client.errors import ClientError
 from pipeline.client.urls import Version, model_url, normalize_url
 
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
+MODEL_LIST_PATH = "/v1/models:list"
+"""Our server's model listing (an extension, docs/serving.md); TF Serving answers it with a 400."""
 Body = dict[str, Any] | None
 INIT_OP_SIGNATURE = "__saved_model_init_op"
 """A signature TF2 exports add for initialisation; it cannot be called for predictions."""
@@ -244,6 +246,18 @@ class ServingClient:
         except ClientError:
             return False
         return response.status_code == 200 and response.text.strip() == "ok"
+
+    def list_models(self) -> list[str]:
+        """The names of the models the server serves, from our server's listing extension
+        (``GET /v1/models:list``). ClientError when the server offers no listing (TF Serving's
+        REST API has none: it answers 400 ``Malformed request``) or cannot be reached."""
+        url = self.base_url + MODEL_LIST_PATH
+        answer, status, _ = self._call("GET", url)
+        models = answer.get("models")
+        if not isinstance(models, list):
+            raise ClientError("The answer has no models list", url=url, status_code=status,
+                              hint="This server offers no model listing: name the model instead.")
+        return [str(m["name"]) for m in models if isinstance(m, dict) and "name" in m]
 
     def predict_body(self, model: str, body: dict[str, Any], *, version: Version = None,
                      label: str | None = None) -> PredictResult:

@@ -95,6 +95,10 @@ class DataPlane:
         """A front end's worker pool and metric entrypoint (`REST`, `GRPC`)."""
         return Lane(self, entrypoint, num_threads, backstop_seconds)
 
+    def model_names(self) -> list[str]:
+        """The models configured now, sorted."""
+        return sorted(self.manager.model_names)
+
     def serves(self, model_name: str | None) -> bool:
         return model_name is not None and self.manager.serves(model_name)
 

@@ -81,6 +81,9 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeServer:
         monkeypatch.setattr(ServingClient, name, lambda client, *a, _m=method, **k: _m(client, *a, **k))
     monkeypatch.setattr(GrpcClient, "health", lambda client, service="": server.grpc_health(client))
     monkeypatch.setenv("SERVING_RUN_DIR", str(tmp_path))
+    # the default addresses, which this fake stands in for (tests/conftest.py points them elsewhere)
+    monkeypatch.setenv("SERVING_URL", "http://127.0.0.1:8501")
+    monkeypatch.setenv("GRPC_TARGET", "127.0.0.1:8500")
     return server
 
 
@@ -153,10 +156,15 @@ def test_changing_the_url_and_model(fake: FakeServer) -> None:
     at.text_input(key="serving_url_input").set_value("ftp://nope").run()
     assert any("not a server URL" in e for e in texts(at.error))
     assert at.session_state["serving_url"] == "http://localhost:9000"
-    at.text_input(key="serving_model_input").set_value("../evil").run()
-    assert any("Model name not changed" in e for e in texts(at.error))
-    at.text_input(key="serving_model_input").set_value("other_model").run()
+    picker = at.selectbox(key="model_picker")
+    picker.options.append("../evil")  # typed: AppTest only selects listed options
+    picker.set_value("../evil").run()
+    assert any("Model not changed" in e for e in texts(at.error))
+    picker = at.selectbox(key="model_picker")
+    picker.options.append("other_model")
+    picker.set_value("other_model").run()
     assert at.session_state["model_name"] == "other_model"
+    assert any("Versions of `other_model`" in m for m in texts(at.markdown))
     assert not at.exception
 
 

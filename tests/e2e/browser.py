@@ -10,8 +10,8 @@ import requests
 
 from tests.support.net import free_port, wait_for
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "IDLE", "ROOT", "SCREENSHOTS_ENV", "free_port", "wait_http",
-           "wait_idle"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "IDLE", "ROOT", "SCREENSHOTS_ENV", "free_port", "newest_version",
+           "wait_http", "wait_idle"]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -39,6 +39,12 @@ def wait_http(url: str, proc: subprocess.Popen, timeout_s: float = 90.0) -> None
 
     answers.__name__ = f"{url} answers"
     wait_for(answers, timeout_s, interval=0.2)
+
+
+def newest_version(base: Path) -> int | None:
+    """The highest version folder under a model's base path, None when it has none."""
+    numbers = [int(p.name) for p in base.glob("*") if p.name.isdigit()] if base.is_dir() else []
+    return max(numbers, default=None)
 
 
 def wait_idle(page, timeout_ms: int = 60_000) -> None:

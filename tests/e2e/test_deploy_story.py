@@ -22,9 +22,10 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from dashboard.components import tfjs_predict
-from tests.e2e.browser import ROOT, wait_idle
+from tests.e2e.browser import ROOT, newest_version, wait_idle
 from tests.e2e.test_demo_story import shoot
 from tests.support.net import wait_for
 
@@ -33,11 +34,6 @@ pytestmark = [
     pytest.mark.skipif(not tfjs_predict.TFJS_MIN.is_file(), reason="tf.min.js missing: run `make tfjs`"),
 ]
 TFJS = "TF.js (your browser)"
-
-
-def newest_version(base: Path) -> int | None:
-    numbers = [int(p.name) for p in base.glob("*") if p.name.isdigit()] if base.is_dir() else []
-    return max(numbers, default=None)
 
 
 @pytest.fixture
@@ -83,7 +79,7 @@ def test_every_route_answers_the_same_rows_in_a_real_browser(page, dashboard_url
     page.context.on("request", lambda request: requested.append(request.url))
     page.goto(f"{dashboard_url}/deploy")
     wait_idle(page)
-    assert page.get_by_role("heading", name="Deploy").first.is_visible()
+    expect(page.get_by_role("heading", name="Deploy").first).to_be_visible()
 
     convert = page.locator(".st-key-deploy_convert button").first
     if "again" not in convert.inner_text():  # the version has no .tflite / TF.js files yet
@@ -136,12 +132,15 @@ def test_a_file_is_scored_on_spark_from_the_batch_page(page, dashboard_url, serv
     page.get_by_text("rows.csv").first.wait_for()
     wait_idle(page)
     page.locator(".st-key-batch_run button").click()
-    page.get_by_text("rows in: 1,001").wait_for(timeout=300_000)
-    wait_idle(page)
-    metrics = page.locator("[data-testid=stMetricValue]").all_inner_texts()
-    assert metrics[:3] == ["1,001", "1,000", "1"]
+    # The job's progress line first, then the report, which the app's rerun draws after the job ends
+    # (the progress line says the same counts before it): wait for each value read.
+    page.get_by_text("rows in: 1,001").first.wait_for(timeout=300_000)
+    for label, value in (("Rows in", "1,001"), ("Scored", "1,000"), ("Rejected", "1")):
+        metric = page.locator("[data-testid=stMetric]").filter(has_text=label)
+        expect(metric.locator("[data-testid=stMetricValue]")).to_have_text(value, timeout=120_000)
     # residuals against the truth the newest version was trained on, read from its run record
-    assert page.get_by_text(f"version {served_version}'s run record").first.is_visible()
+    expect(page.get_by_text(f"version {served_version}'s run record").first).to_be_visible()
+    wait_idle(page)
     page.mouse.move(0, 0)
     shoot(page, screenshots, "batch", 2200)
     web = [url for url in requested if urlsplit(url).scheme.startswith("http")]

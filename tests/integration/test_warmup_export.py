@@ -65,3 +65,40 @@ def test_an_unknown_signature_is_refused_and_nothing_written(tmp_path: Path) -> 
     assert not warmup_path(version).exists()
     with pytest.raises(ValueError, match="no input rows kept"):
         export_warmup([{"instances": []}], version, "m")
+
+
+def test_any_signature_and_classify_regress_requests_are_replayed_when_the_version_loads(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Warm-up files for a three-input model (int64, float32, string) and a TF1 classify/regress
+    model, written from the Predict page's kinds of requests without TensorFlow, are replayed by the
+    model server when it loads the version (a record that does not fit would fail the load)."""
+    from pipeline.client.warmup import request_of_entry
+    from pipeline.serving.servable import Servable
+    from tests.support import explore_models
+
+    multi = explore_models.multi_io(tmp_path / "multi_io" / "1")
+    rows = {"instances": [{"count": 2, "features": [1.0, 2.0], "city": "paris"},
+                          {"count": 9, "features": [0.0, 0.0], "city": "oslo"}]}
+    grpc = {"model_spec": {"name": "multi_io"}, "inputs": {"count": [1], "features": [[3.0, 4.0]],
+                                                           "city": ["rome"]}}
+    export_warmup([request_of_entry(rows), request_of_entry(grpc, transport="gRPC")], multi, "multi_io")
+    tf = tensorflow()
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    first = prediction_log_pb2.PredictionLog.FromString(next(iter(tf.data.TFRecordDataset(
+        str(warmup_path(multi))))).numpy()).predict_log.request
+    assert tf.make_ndarray(first.inputs["count"]).tolist() == [2, 9]
+    assert tf.make_ndarray(first.inputs["city"]).tolist() == [b"paris", b"oslo"]
+    with caplog.at_level("INFO", logger="pipeline.serving.warmup"):
+        Servable.load("multi_io", 1, multi)  # replays both; a record that fails raises
+    assert "Number of warmup records read: 2." in caplog.text
+    caplog.clear()
+
+    classifier = explore_models.tf1_classifier(tmp_path / "tf1_classifier" / "1")
+    classify = {"context": {"color": "red"}, "examples": [{"x": 1.5}, {"x": -1.0, "color": "blue"}]}
+    regress = {"signature_name": "regress", "examples": [{"x": 2.0, "color": "green"}]}
+    export_warmup([request_of_entry(classify, "classify"), request_of_entry(regress, "regress")],
+                  classifier, "tf1_classifier")
+    with caplog.at_level("INFO", logger="pipeline.serving.warmup"):
+        Servable.load("tf1_classifier", 1, classifier)
+    assert "Number of warmup records read: 2." in caplog.text

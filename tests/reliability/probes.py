@@ -149,9 +149,11 @@ IN_ACCESS, IN_OPEN = 0x00000001, 0x00000020
 @dataclass
 class DirectoryWatch:
     """inotify on some directories: records every open (listing a directory opens it) and read of
-    the directories themselves and of the files directly inside them."""
+    the directories themselves and of the files directly inside them (`mask`: IN_OPEN alone counts
+    opens only, e.g. one per listing of a subdirectory)."""
 
     paths: list[Path]
+    mask: int = IN_ACCESS | IN_OPEN
     events: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -161,7 +163,7 @@ class DirectoryWatch:
             raise OSError(ctypes.get_errno(), "inotify_init1 failed")
         self._names = {}
         for path in self.paths:
-            wd = libc.inotify_add_watch(self._fd, str(path).encode(), IN_ACCESS | IN_OPEN)
+            wd = libc.inotify_add_watch(self._fd, str(path).encode(), self.mask)
             if wd < 0:
                 raise OSError(ctypes.get_errno(), f"inotify_add_watch({path}) failed")
             self._names[wd] = str(path)

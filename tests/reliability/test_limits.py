@@ -62,18 +62,21 @@ def test_body_limit_is_exact_and_refuses_huge_declarations_at_once(guarded_serve
     assert (answer.status, answer.json()) == (200, {"predictions": [[3.0]]})
     over = raw_request(port, "POST", PREDICT, at_limit + b" ")
     assert over.status == 413 and str(GUARD_MAX_BODY) in over.json()["error"]
-    # 10 GB declared, nothing sent: the answer comes without waiting for (or buffering) the body.
-    started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    # 10 GB declared, not one byte of it sent: a 413 can only come without waiting for (or buffering)
+    # the body (a server that waited would answer nothing, or time the request out).
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
         sock.sendall(build_request("POST", PREDICT, b"", {"Content-Type": "application/json"}, 10**10))
-        refused = _read_response(sock, time.monotonic() + 10)
+        refused = _read_response(sock, time.monotonic() + 60)
     assert refused.status == 413 and list(refused.json()) == ["error"]
-    assert time.monotonic() - started < 5
 
 
-def test_timeout_is_504_while_other_requests_are_served(guarded_server: Guarded) -> None:
+def test_timeout_is_504_while_other_requests_are_served(guarded_server: Guarded, tmp_path: Path) -> None:
+    """A run held at a gate (the identity model's `gated` signature) gets its 504 at the limit
+    (never before) and is cancelled there, the gate still closed; while it occupies its worker other
+    requests are answered."""
     server = guarded_server.server
-    slow_body = {"signature_name": "slow", "inputs": {"micros": GUARD_TIMEOUT_MS * 1500}}  # 1.5x the limit
+    gate = tmp_path / "gate"
+    slow_body = {"signature_name": "gated", "inputs": {"gate": str(gate)}}
     outcome: dict[str, object] = {}
 
     def pending() -> float:
@@ -87,17 +90,17 @@ def test_timeout_is_504_while_other_requests_are_served(guarded_server: Guarded)
 
     idle = pending()
     thread = threading.Thread(target=slow_call)
-    thread.start()
-    wait_for(lambda: pending() > idle, 30)  # the server has the slow request now
-    answered = 0
-    while thread.is_alive():  # the slow run occupies one worker; the others keep answering
-        assert predict(server, [[1.0, 2.0]]) == [[3.0]]
-        answered += 1
-    thread.join()
-    # the session run stopped at the deadline, as TF Serving's does (RunOptions.timeout_in_ms)
-    assert error_of(outcome["response"], 504) == "Timed out waiting for notification"
-    assert answered >= 1
-    wait_for(lambda: pending() == idle, 30)  # nothing of the slow request runs on
+    try:
+        thread.start()
+        wait_for(lambda: pending() > idle, 60)  # the server has the slow request now
+        while thread.is_alive():  # the slow run occupies one worker; the others keep answering
+            assert predict(server, [[1.0, 2.0]]) == [[3.0]]
+        thread.join()
+        # the session run stopped at the deadline, as TF Serving's does (RunOptions.timeout_in_ms)
+        assert error_of(outcome["response"], 504) == "Timed out waiting for notification"
+        wait_for(lambda: pending() == idle, 60)  # nothing of the slow request runs on, gate still closed
+    finally:
+        gate.touch()
     assert outcome["elapsed"] >= GUARD_TIMEOUT_MS / 1000 * 0.9  # never before the limit
 
 
@@ -224,7 +227,8 @@ def test_dashboard_shows_hostile_text_as_text(guarded_server: Guarded, monkeypat
     monkeypatch.setenv("SERVING_RUN_DIR", str(tmp_path))
     at = AppTest.from_file(str(DASHBOARD / "views" / "predict.py"), default_timeout=30).run()
     at.file_uploader(key="predict_csv").upload("rows.csv", f"x1,x2\n1,{MARKER}\n".encode(), "text/csv").run()
-    assert any(repr(MARKER) in e.value for e in at.error)  # the cell, quoted in the parse error
+    # the cell, quoted (shortened) in the parse error, and nothing sent
+    assert any(MARKER[:24] in e.value and "is not a number" in e.value for e in at.error), at.error
     shown = _elements_showing(at, "<script>")
     at.file_uploader(key="predict_csv").set_value(None).run()
     at.selectbox(key="predict_target").select("label").run()
@@ -295,7 +299,7 @@ def test_the_embedded_server_stops_when_the_dashboard_exits(tmp_path: Path, temp
         assert ok_json(requests.get(server_url + f"/v1/models/{MODEL}", timeout=10))
         dashboard.send_signal(how)
         dashboard.wait(30)
-        wait_for(lambda: not _running(server_pid), 10, interval=0.1)
+        wait_for(lambda: not _running(server_pid), 60, interval=0.1)
         with pytest.raises(requests.ConnectionError):
             requests.get(server_url + f"/v1/models/{MODEL}", timeout=2)
     finally:

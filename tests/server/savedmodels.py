@@ -4,7 +4,8 @@
   `classify_x_to_y` / `regress_x_to_y` take serialized tf.Examples (`inputs`, float feature `x`) and
   carry the classify/regress method names, `classify_two_classes` returns classes and scores.
 - `identity`: one signature per dtype case of the spec's JSON mapping (P1-P19), each returning its
-  inputs under the names the case needs, plus `slow` (sleeps for `micros`) for timeouts.
+  inputs under the names the case needs, plus `slow` (sleeps for `micros`) and `gated` (runs until
+  the file named by its `gate` input exists) for timeouts.
 - `linear_keras`: the tutorial's Keras 3 model exported with `Model.export`.
 - `minus_batch_mean` (answers depend on the whole batch) and `spin` (a graph loop as long as asked,
   for timeouts).
@@ -12,6 +13,8 @@
   with `count_calls`, also `calls`: how many model calls the version ran so far, this one included,
   so a test can see from answers alone whether work it expected to be skipped ran (and a batch
   with no positive x skips the sleep, so such a call answers at once).
+- `gated_rows`: y = 2x, but a call with a positive x runs until a file (the gate) exists: the test
+  decides when the model's work ends, so "while a call runs" needs no clock.
 """
 
 from __future__ import annotations
@@ -100,6 +103,25 @@ def _identity(inputs: dict[str, tf.DType], outputs: dict[str, str] | None = None
     return function
 
 
+GATE_POLL_MICROS = 10_000
+GATE_MAX_POLLS = 60_000  # ten minutes: a test that never opens its gate still ends
+
+
+def _until_file_exists(path):
+    """Graph code: poll every 10 ms until the file at `path` (a string tensor) exists, at most ten
+    minutes (a test that never opens its gate still ends); the number of polls."""
+
+    def closed(polls):
+        return tf.logical_and(tf.equal(tf.size(tf.io.matching_files(path)), 0), polls < GATE_MAX_POLLS)
+
+    def nap(polls):
+        nothing = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
+        slept = nothing.apply(sleep_dataset(GATE_POLL_MICROS)).reduce(tf.constant(0, tf.int64), tf.add)
+        return [polls + 1 + slept]
+
+    return tf.while_loop(closed, nap, [tf.constant(0, tf.int64)])[0]
+
+
 class Identity(tf.Module):
     pass
 
@@ -130,7 +152,12 @@ def export_identity(path: Path) -> Path:
         dataset = tf.data.Dataset.from_tensors(micros).apply(sleep_dataset(micros))
         return {"slept": dataset.reduce(tf.constant(0, tf.int64), lambda total, item: total + item)}
 
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="gate")])
+    def gated(gate):
+        return {"polls": _until_file_exists(gate)}
+
     signatures["slow"] = slow
+    signatures["gated"] = gated  # runs until the file named in the request exists
     for key, function in signatures.items():
         setattr(module, f"f_{key}", function)
     tf.saved_model.save(module, str(path), signatures=signatures)
@@ -175,6 +202,33 @@ def export_slow_rows(path: Path, micros: int, count_calls: bool = False) -> Path
             return outputs
 
     module = Slow()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.predict})
+    return path
+
+
+def export_gated_rows(path: Path, gate: Path, count_calls: bool = False) -> Path:
+    """y = 2x (x is [batch, 1] float, so calls can be merged); a call with a positive x polls every
+    10 ms until the file `gate` exists, i.e. it runs until the test opens the gate (`gate.touch()`).
+    A call without a positive x answers at once. With `count_calls`, the output `calls` ([batch]
+    int64) is the number of calls run so far, this one included (as `export_slow_rows`)."""
+
+    class Gated(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.count = tf.Variable(0, dtype=tf.int64)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")])
+        def predict(self, x):
+            def wait():
+                return _until_file_exists(tf.constant(str(gate)))
+
+            polls = tf.cond(tf.reduce_any(x > 0), wait, lambda: tf.constant(0, tf.int64))
+            outputs = {"y": 2.0 * x + 0.0 * tf.cast(polls, tf.float32)}
+            if count_calls:
+                outputs["calls"] = tf.fill([tf.shape(x)[0]], self.count.assign_add(1))
+            return outputs
+
+    module = Gated()
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.predict})
     return path
 

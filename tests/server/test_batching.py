@@ -4,10 +4,11 @@ queue answers 503 at once; requests of different widths run in separate batches;
 BatchingSession refuses is refused with its words.
 
 Two servers: `batching` (`--enable_batching` plus a parameters file, Prometheus on) and `tiny`
-(a queue of one batch of one row, a model that sleeps), so the queue limit is reached on purpose.
-Every request has a timeout and every test sends a fixed number of requests. Events are ordered by
-polling the server's own gauges (`tensorflow_serving_batch_running_calls`, `..._queued_tasks`),
-never by sleeping.
+(a queue of one batch of one row), so the queue limit is reached on purpose. Their `slow` model is
+gated (tests/server/savedmodels.py `export_gated_rows`): a call runs until the test creates the gate
+file, so "while a call runs" never depends on how fast the machine is. Every request has a timeout
+and every test sends a fixed number of requests. Events are ordered by polling the server's own
+gauges (`tensorflow_serving_batch_running_calls`, `..._queued_tasks`), never by sleeping.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -31,10 +33,9 @@ from tests.server.harness import (
     wait_for,
 )
 
-SLOW_MICROS = 400_000     # the `slow` model of the batching server
-TINY_SLOW_MICROS = 1_000_000  # the `slow` model of the tiny-queue server
-REQUEST_TIMEOUT = 30
-
+WAIT = 60  # seconds: the bound of every wait for the server's gauges (a busy 2-core machine)
+INPUT_ROWS = ":tensorflow:serving:batching_session:input_batch_size_sum"  # rows of every model call
+QUEUING_COUNT = ":tensorflow:serving:batching_session:queuing_latency_count"  # requests that waited
 
 
 BATCHING_CONFIG = """
@@ -47,13 +48,19 @@ model_config_list {{
 
 
 @pytest.fixture(scope="module")
-def batching(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("batching")
+def batching_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The batching server's folder; `gate` in it ends the slow model's calls."""
+    return tmp_path_factory.mktemp("batching")
+
+
+@pytest.fixture(scope="module")
+def batching(models: Models, batching_root: Path) -> Iterator[Server]:
+    root = batching_root
     install_version(models.linear_keras, root / "linear", "1")
     install_version(models.identity, root / "identity", "1")
-    from tests.server.savedmodels import export_slow_rows
+    from tests.server.savedmodels import export_gated_rows
 
-    export_slow_rows(root / "slow" / "1", SLOW_MICROS)
+    export_gated_rows(root / "slow" / "1", root / "gate")
     (root / "models.config").write_text(BATCHING_CONFIG.format(root=root))
     (root / "batching.config").write_text(
         "max_batch_size { value: 64 } batch_timeout_micros { value: 0 } "
@@ -64,15 +71,17 @@ def batching(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "--enable_prometheus", "--file_system_poll_wait_seconds=0",
     ], root / "server.log")
     yield server
+    (root / "gate").touch()  # no call left waiting
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    """The tiny-queue server and the gate file of its slow model."""
     root = tmp_path_factory.mktemp("tiny_queue")
-    from tests.server.savedmodels import export_slow_rows
+    from tests.server.savedmodels import export_gated_rows
 
-    export_slow_rows(root / "slow" / "1", TINY_SLOW_MICROS)
+    export_gated_rows(root / "slow" / "1", root / "gate")
     (root / "batching.config").write_text(
         "max_batch_size { value: 1 } max_enqueued_batches { value: 1 } num_batch_threads { value: 1 }")
     server = start_server([
@@ -80,7 +89,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         f"--batching_parameters_file={root / 'batching.config'}", "--file_system_poll_wait_seconds=0",
         "--enable_prometheus",
     ], root / "server.log")
-    yield server
+    yield server, root / "gate"
+    (root / "gate").touch()
     server.stop()
 
 
@@ -132,30 +142,40 @@ def test_concurrent_requests_with_different_row_counts_get_exactly_their_own_ans
         assert ok_json(response) == expected
 
 
-def test_requests_queued_behind_a_running_call_are_merged_into_one(batching: Server) -> None:
-    """While one call of the slow model runs, 8 more requests queue and then run as one batch."""
+def test_requests_queued_behind_a_running_call_are_merged_into_one(batching: Server,
+                                                                  batching_root: Path) -> None:
+    """While one call of the slow model runs (held at its gate), 8 more requests queue; once it
+    ends they run as one batch, and each gets its own rows' answer."""
+    gate = batching_root / "gate"
+    gate.unlink(missing_ok=True)
     count_before, sum_before = histogram(batching, "tensorflow_serving_batch_requests", "slow")
+    rows_before = metric_value(batching, INPUT_ROWS)
+    waited_before = metric_value(batching, QUEUING_COUNT, thread_pool_name="batch_threads")
     first = threading.Thread(target=predict, args=(batching, "slow", {"instances": [[100.0]]}))
-    first.start()
-    wait_for(lambda: gauge(batching, "running_calls") == 1, REQUEST_TIMEOUT)  # the first call runs now
-    bodies = [{"instances": [[float(i)]] * (1 + i % 3)} for i in range(8)]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        futures = [pool.submit(predict, batching, "slow", body) for body in bodies]
-        queued = wait_for(lambda: gauge(batching, "queued_tasks") or not first.is_alive(), REQUEST_TIMEOUT)
-        responses = [future.result(60) for future in futures]
-    first.join(REQUEST_TIMEOUT)
+    bodies = [{"instances": [[float(i + 1)]] * (1 + i % 3)} for i in range(8)]
+    try:
+        first.start()
+        wait_for(lambda: gauge(batching, "running_calls") == 1, WAIT)  # the first call runs now
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            futures = [pool.submit(predict, batching, "slow", body) for body in bodies]
+            wait_for(lambda: gauge(batching, "queued_tasks") == len(bodies), WAIT)  # all 8 wait behind it
+            assert first.is_alive()  # still held at the gate
+            gate.touch()
+            responses = [future.result(WAIT) for future in futures]
+    finally:
+        gate.touch()
+    first.join(WAIT)
     for body, response in zip(bodies, responses, strict=True):
         assert ok_json(response) == {"predictions": [[2 * row[0]] for row in body["instances"]]}
     count, total = histogram(batching, "tensorflow_serving_batch_requests", "slow")
     calls, requests = count - count_before, total - sum_before
     assert requests == 9
-    assert queued is not True, "no request queued behind the running call"
-    assert calls < requests, "no batch of more than one request formed"
-    rows_total = metric_value(batching, ":tensorflow:serving:batching_session:input_batch_size_sum")
-    assert rows_total >= 1 + sum(len(body["instances"]) for body in bodies)  # every model's rows
-    waited = metric_value(batching, ":tensorflow:serving:batching_session:queuing_latency_count",
-                          thread_pool_name="batch_threads")
-    assert waited >= requests  # each request's wait for its batch, in microseconds
+    assert calls == 2, "the running call, then the 8 queued requests as one batch"
+    # TF Serving's batching metrics (one server, one test at a time: the differences are this test's)
+    rows_total = metric_value(batching, INPUT_ROWS) - rows_before
+    assert rows_total == 1 + sum(len(body["instances"]) for body in bodies)
+    waited = metric_value(batching, QUEUING_COUNT, thread_pool_name="batch_threads") - waited_before
+    assert waited == requests  # each request's wait for its batch, in microseconds
 
 
 def test_requests_of_different_widths_run_in_separate_batches_and_scalars_are_refused(
@@ -189,23 +209,29 @@ def test_bad_requests_in_a_batch_fail_alone(batching: Server) -> None:
             assert ok_json(response) == {"predictions": [[2.0 * i + 3.0]]}
 
 
-def test_a_full_batch_queue_answers_503_at_once(tiny: Server) -> None:
-    """Queue of one batch of one row: one request runs, one waits, the third is refused at once."""
+def test_a_full_batch_queue_answers_503_at_once(tiny: tuple[Server, Path]) -> None:
+    """Queue of one batch of one row: one request runs (held at its gate), one waits, the third is
+    refused while the first still runs, i.e. without waiting for room."""
+    server, gate = tiny
+    gate.unlink(missing_ok=True)
     results: dict[str, object] = {}
 
     def send(key: str, value: float) -> None:
-        results[key] = predict(tiny, "slow", {"instances": [[value]]})
+        results[key] = predict(server, "slow", {"instances": [[value]]})
 
     running = threading.Thread(target=send, args=("running", 1.0))
-    running.start()
-    wait_for(lambda: gauge(tiny, "running_calls") == 1, REQUEST_TIMEOUT)  # running in the model now
     waiting = threading.Thread(target=send, args=("waiting", 2.0))
-    waiting.start()
-    wait_for(lambda: gauge(tiny, "queued_tasks") == 1, REQUEST_TIMEOUT)  # in the queue now
-    refused = predict(tiny, "slow", {"instances": [[3.0]]})
-    assert QUEUE_FULL_MESSAGE in error_of(refused, 503)
-    assert "running" not in results, "the refusal waited for the running call instead of answering at once"
-    running.join(REQUEST_TIMEOUT)
-    waiting.join(REQUEST_TIMEOUT)
+    try:
+        running.start()
+        wait_for(lambda: gauge(server, "running_calls") == 1, WAIT)  # running in the model now
+        waiting.start()
+        wait_for(lambda: gauge(server, "queued_tasks") == 1, WAIT)  # in the queue now
+        refused = predict(server, "slow", {"instances": [[3.0]]})
+        assert QUEUE_FULL_MESSAGE in error_of(refused, 503)
+        assert "running" not in results and running.is_alive()  # the gate is still closed
+    finally:
+        gate.touch()
+    running.join(WAIT)
+    waiting.join(WAIT)
     assert ok_json(results["running"]) == {"predictions": [[2.0]]}
     assert ok_json(results["waiting"]) == {"predictions": [[4.0]]}

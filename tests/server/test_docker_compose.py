@@ -9,7 +9,7 @@ import yaml
 
 from pipeline.settings import Settings
 
-config = Settings.from_env()  # the project's defaults, as the server reads them
+config = Settings.from_env({})  # the project's defaults, as the server reads them from an empty environment
 
 REPO = Path(__file__).resolve().parents[2]
 

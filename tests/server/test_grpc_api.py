@@ -1,10 +1,11 @@
 """TF Serving's gRPC API on our server: the official stubs against a real process on loopback.
 
 One server (batching on, Prometheus and health checks on) serves half_plus_two (versions 123: 0.5x+2
-and 124: 0.5x+3, labels stable/canary), the tutorial's Keras model and a slow model (1 s per call)
-used to queue requests behind a running call. What a user of `tensorflow_serving.apis` sees: the
-answers, the version that answered, TF Serving's status codes and texts (the same as REST's), one
-batch for REST and gRPC requests, client deadlines, health checks, reflection, gzip.
+and 124: 0.5x+3, labels stable/canary), the tutorial's Keras model and a slow model (a call runs
+until the test opens its gate) used to queue requests behind a running call. What a user of
+`tensorflow_serving.apis` sees: the answers, the version that answered, TF Serving's status codes
+and texts (the same as REST's), one batch for REST and gRPC requests, client deadlines, health
+checks, reflection, gzip.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -34,7 +36,6 @@ from pipeline.client.snippets import grpc_python_snippet
 from tests.server.grpc_harness import RPC_TIMEOUT, GrpcServer, predict_request, rpc_error, start_grpc_server
 from tests.server.harness import Models, install_version, metric_value, wait_for
 
-SLOW_MICROS = 1_000_000
 CONFIG = """
 model_config_list {{
   config {{
@@ -50,14 +51,20 @@ model_config_list {{
 
 
 @pytest.fixture(scope="module")
-def server(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcServer]:
-    from tests.server.savedmodels import export_slow_rows
+def grpc_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's folder; `gate` in it ends the slow model's calls."""
+    return tmp_path_factory.mktemp("grpc_models")
 
-    root = tmp_path_factory.mktemp("grpc_models")
+
+@pytest.fixture(scope="module")
+def server(models: Models, grpc_root: Path) -> Iterator[GrpcServer]:
+    from tests.server.savedmodels import export_gated_rows
+
+    root = grpc_root
     install_version(models.half_plus_two, root / "hpt", "123")
     install_version(models.half_plus_three, root / "hpt", "124")
     install_version(models.linear_keras, root / "linear", "1")
-    export_slow_rows(root / "slow" / "1", SLOW_MICROS)
+    export_gated_rows(root / "slow" / "1", root / "gate")
     (root / "models.config").write_text(CONFIG.format(root=root))
     (root / "batching.config").write_text("num_batch_threads { value: 1 }")  # later calls queue
     running = start_grpc_server([
@@ -66,6 +73,7 @@ def server(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         f"--batching_parameters_file={root / 'batching.config'}",
     ], root / "server.log", batching="batching_on")
     yield running
+    (root / "gate").touch()
     running.stop()
 
 
@@ -167,6 +175,27 @@ def test_classify_with_labels_and_scores(server: GrpcServer) -> None:
     assert result.model_spec.signature_name == "classify_two_classes"
 
 
+def test_the_clients_classify_and_regress_answer_what_rest_answers(server: GrpcServer) -> None:
+    """The dashboard's gRPC client sends REST-style examples as tf.Examples and reads the results in
+    REST's shape: the same numbers as `:classify` / `:regress` on the same server."""
+    client = GrpcClient(server.target, timeout=RPC_TIMEOUT)
+    try:
+        examples = [{"x": 2.0}, {"x": 4.0}]
+        classified = client.classify("half_plus_two", examples, version=123, signature="classify_two_classes")
+        rest = server.server.post("/v1/models/half_plus_two/versions/123:classify",
+                                  {"signature_name": "classify_two_classes", "examples": examples})
+        assert classified.results == json.loads(rest.text)["results"] == [[["low", -3.0], ["high", 3.0]],
+                                                                         [["low", -4.0], ["high", 4.0]]]
+        assert (classified.version, classified.signature) == (123, "classify_two_classes")
+        regressed = client.regress("half_plus_two", [{}, {"x": 1.0}], context={"x": 80.0}, label="stable",
+                                   signature="regress_x_to_y")
+        assert regressed.results == [42.0, 2.5]
+        with pytest.raises(ClientError, match="feature 'x' mixes numbers and strings"):
+            client.classify("half_plus_two", [{"x": [1.0, "a"]}], signature="classify_two_classes")
+    finally:
+        client.close()
+
+
 def test_metadata_is_the_signature_def_map_rest_shows_and_nothing_else(server: GrpcServer) -> None:
     request = get_model_metadata_pb2.GetModelMetadataRequest()
     request.model_spec.name = "half_plus_two"
@@ -245,8 +274,10 @@ def _gauge(server: GrpcServer, name: str) -> float:
     return metric_value(server.server, f"tensorflow_serving_batch_{name}")
 
 
-def _occupy_slow_model(server: GrpcServer) -> threading.Thread:
-    """Start one slow REST call and wait until it runs: later calls queue behind it."""
+def _occupy_slow_model(server: GrpcServer, gate: Path) -> threading.Thread:
+    """Close the gate, start one slow REST call and wait until it runs: later calls queue behind it
+    until the test opens the gate."""
+    gate.unlink(missing_ok=True)
     first = threading.Thread(target=server.server.post,
                              args=("/v1/models/slow:predict", {"instances": [[1.0]]}))
     first.start()
@@ -254,29 +285,43 @@ def _occupy_slow_model(server: GrpcServer) -> threading.Thread:
     return first
 
 
-def test_a_rest_and_a_grpc_request_run_in_the_same_batch(server: GrpcServer) -> None:
+def test_a_rest_and_a_grpc_request_run_in_the_same_batch(server: GrpcServer, grpc_root: Path) -> None:
     calls_before, requests_before = _histogram(server, "tensorflow_serving_batch_requests", "slow")
-    first = _occupy_slow_model(server)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        rest = pool.submit(server.server.post, "/v1/models/slow:predict", {"instances": [[3.0]]})
-        over_grpc = pool.submit(server.prediction.Predict,
-                                predict_request("slow", [5.0], shape=[1, 1]), RPC_TIMEOUT)
-        queued = wait_for(lambda: _gauge(server, "queued_tasks") == 2 or not first.is_alive(), 60)
-        rest_answer, grpc_answer = rest.result(60), over_grpc.result(60)
+    gate = grpc_root / "gate"
+    try:
+        first = _occupy_slow_model(server, gate)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            rest = pool.submit(server.server.post, "/v1/models/slow:predict", {"instances": [[3.0]]})
+            over_grpc = pool.submit(server.prediction.Predict,
+                                    predict_request("slow", [5.0], shape=[1, 1]), RPC_TIMEOUT)
+            wait_for(lambda: _gauge(server, "queued_tasks") == 2, 60)  # both wait behind the first call
+            assert first.is_alive()
+            gate.touch()
+            rest_answer, grpc_answer = rest.result(60), over_grpc.result(60)
+    finally:
+        gate.touch()
     first.join(60)
-    assert queued is True and _gauge(server, "queued_tasks") == 0
+    assert _gauge(server, "queued_tasks") == 0
     assert json.loads(rest_answer.text) == {"predictions": [[6.0]]}
     assert y_of(grpc_answer) == [10.0]
     calls, requests = _histogram(server, "tensorflow_serving_batch_requests", "slow")
     assert (calls - calls_before, requests - requests_before) == (2, 3)  # the first alone, then both
 
 
-def test_a_client_deadline_drops_the_queued_request_unrun(server: GrpcServer) -> None:
+def test_a_client_deadline_drops_the_queued_request_unrun(server: GrpcServer, grpc_root: Path) -> None:
+    """A Predict whose 0.3 s deadline passes while it waits behind a running call (held at its
+    gate) is dropped without running once the running call ends."""
     dropped_before = metric_value(server.server, "tensorflow_serving_dropped_request_count_total",
                                   model_name="slow", reason="deadline_exceeded")
-    first = _occupy_slow_model(server)
-    error = rpc_error(server.prediction.Predict, predict_request("slow", [5.0], shape=[1, 1]), timeout=0.3)
-    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    gate = grpc_root / "gate"
+    try:
+        first = _occupy_slow_model(server, gate)
+        error = rpc_error(server.prediction.Predict, predict_request("slow", [5.0], shape=[1, 1]),
+                          timeout=0.3)
+        assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert first.is_alive()  # the deadline passed while the request was still queued
+    finally:
+        gate.touch()
     first.join(60)
     wait_for(lambda: metric_value(server.server, "tensorflow_serving_dropped_request_count_total",
                                   model_name="slow", reason="deadline_exceeded") == dropped_before + 1, 60)

@@ -5,11 +5,21 @@ from __future__ import annotations
 import gzip
 import re
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.server.harness import MAIN_MAX_BODY, MAIN_TIMEOUT_MS, Server, batching_mode, error_of, ok_json
+from tests.server.harness import (
+    MAIN_MAX_BODY,
+    MAIN_TIMEOUT_MS,
+    Server,
+    batching_mode,
+    error_of,
+    metric_value,
+    ok_json,
+    wait_for,
+)
 
 PREDICT = "/v1/models/half_plus_two:predict"
 GOOD = {"instances": [1.0]}
@@ -76,23 +86,37 @@ def test_other_paths_are_html_404(main_server: Server) -> None:
         assert "Not Found" in response.text
 
 
-def test_timeout_is_504_and_the_server_keeps_serving(main_server: Server) -> None:
-    started = time.monotonic()
-    body = {"signature_name": "slow", "inputs": {"micros": MAIN_TIMEOUT_MS * 1000}}  # sleeps about 2x
-    response = main_server.post("/v1/models/identity:predict", body)
-    if batching_mode(main_server) == "batching_on":  # a scalar input cannot be batched (TF Serving's text)
-        assert error_of(response, 400) == "Batching Run() input tensors must have at least one dimension"
-        return
-    message = error_of(response, 504)
-    elapsed = time.monotonic() - started
-    # The session run is cancelled at the deadline; this model's tf.data sleep does not notice the
-    # cancellation, so the server's backstop (1 s later) may answer first, with its own words.
-    assert message in ("Timed out waiting for notification",
-                       f"Request timed out after {MAIN_TIMEOUT_MS} ms (--rest_api_timeout_in_ms)")
-    assert elapsed >= MAIN_TIMEOUT_MS / 1000 * 0.9
-    assert_still_serving(main_server)
-    fast = {"signature_name": "float", "inputs": [1.0]}
-    assert ok_json(main_server.post("/v1/models/identity:predict", fast)) == {"outputs": [1.0]}
+def test_timeout_is_504_and_the_server_keeps_serving(main_server: Server, tmp_path: Path) -> None:
+    """A run held at a gate (the identity model's `gated` signature) is answered 504 at the limit,
+    never before, and stopped there (`RunOptions.timeout_in_ms`): nothing of it runs on though the
+    gate stays closed, and other requests are served. With batching on, its scalar input is refused
+    with the words of TF Serving's BatchingSession instead."""
+
+    def pending() -> float:
+        return metric_value(main_server, "tensorflow_serving_pending_requests")
+
+    gate = tmp_path / "gate"
+    idle = pending()
+    try:
+        started = time.monotonic()
+        body = {"signature_name": "gated", "inputs": {"gate": str(gate)}}
+        response = main_server.post("/v1/models/identity:predict", body)
+        if batching_mode(main_server) == "batching_on":  # a scalar input cannot be batched
+            assert error_of(response, 400) == "Batching Run() input tensors must have at least one dimension"
+            return
+        message = error_of(response, 504)
+        elapsed = time.monotonic() - started
+        # TensorFlow's words when the session run stops at the deadline; the server's backstop (1 s
+        # later) answers with its own if the run has not returned by then (a busy machine).
+        assert message in ("Timed out waiting for notification",
+                           f"Request timed out after {MAIN_TIMEOUT_MS} ms (--rest_api_timeout_in_ms)")
+        assert elapsed >= MAIN_TIMEOUT_MS / 1000 * 0.9  # never before the limit
+        wait_for(lambda: pending() == idle, 60)  # the run was cancelled: the gate is still closed
+        assert_still_serving(main_server)
+        fast = {"signature_name": "float", "inputs": [1.0]}
+        assert ok_json(main_server.post("/v1/models/identity:predict", fast)) == {"outputs": [1.0]}
+    finally:
+        gate.touch()
 
 
 def test_cors_headers_on_every_v1_answer_when_enabled(main_server: Server) -> None:

@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import pytest
@@ -32,6 +33,7 @@ MAX_PENDING = 4
 CLIENTS = 24
 REQUESTS_PER_CLIENT = 3
 WAIT = 60.0
+SHORT_DEADLINE = 2.0  # seconds: the gRPC deadline of a request that waits behind a gated call
 
 
 def start_slow_server(root, micros: int, mode: str, *flags: str) -> Server:
@@ -53,13 +55,14 @@ def crowded(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
 
 @pytest.fixture(scope="module", params=BATCHING_MODES)
 def impatient(tmp_path_factory: pytest.TempPathFactory,
-              request: pytest.FixtureRequest) -> Iterator[GrpcServer]:
+              request: pytest.FixtureRequest) -> Iterator[tuple[GrpcServer, Path]]:
     """One gRPC worker (batching off) or one model call at a time (batching on), so a second request
-    waits behind the first, in the worker pool or in the batch queue."""
-    from tests.server.savedmodels import export_slow_rows
+    waits behind the first, in the worker pool or in the batch queue; its model (x > 0) runs until
+    the gate file exists. Yields the server and that gate."""
+    from tests.server.savedmodels import export_gated_rows
 
     root = tmp_path_factory.mktemp("impatient")
-    export_slow_rows(root / "slow" / "1", 1_500_000, count_calls=True)
+    export_gated_rows(root / "slow" / "1", root / "gate", count_calls=True)
     flags = ["--grpc_max_threads=1"]
     if request.param == "batching_on":
         (root / "batching.config").write_text("num_batch_threads { value: 1 }")
@@ -67,7 +70,8 @@ def impatient(tmp_path_factory: pytest.TempPathFactory,
     server = start_grpc_server(["--model_name=slow", f"--model_base_path={root / 'slow'}",
                                 "--enable_prometheus", "--file_system_poll_wait_seconds=0", *flags],
                                root / "server.log", batching=request.param)
-    yield server
+    yield server, root / "gate"
+    (root / "gate").touch()  # no call left waiting
     server.stop()
 
 
@@ -113,9 +117,16 @@ def test_past_the_limit_requests_are_shed_with_503_and_accepted_ones_all_complet
     wait_for(lambda: pending(crowded) == 0, WAIT)
 
 
-def test_a_request_whose_deadline_passed_while_waiting_is_never_run(impatient: GrpcServer) -> None:
+def test_a_request_whose_deadline_passed_while_waiting_is_never_run(
+        impatient: tuple[GrpcServer, Path]) -> None:
+    """The first call (a long gRPC deadline) runs until the test opens its gate; the second waits
+    behind it and its short deadline passes while it waits (the client sees DEADLINE_EXCEEDED with
+    the gate still closed). Once the gate opens the first ends with its answer and the second is
+    dropped without running the model."""
+    impatient, gate = impatient
     server = impatient.server
-    baseline = ok_json(predict(server, 0.0))["predictions"][0]["calls"]  # x <= 0: no sleep
+    gate.unlink(missing_ok=True)
+    baseline = ok_json(predict(server, 0.0))["predictions"][0]["calls"]  # x <= 0: not gated
     drops_before = dropped(server, "deadline_exceeded")
     results: dict[str, object] = {}
 
@@ -126,15 +137,20 @@ def test_a_request_whose_deadline_passed_while_waiting_is_never_run(impatient: G
         except grpc.RpcError as error:
             results[key] = error
 
-    first = threading.Thread(target=send, args=("first", 2.0, WAIT))  # runs 1.5 s
-    first.start()
-    wait_for(lambda: pending(server) == 1, WAIT)
-    second = threading.Thread(target=send, args=("second", 3.0, 0.5))  # waits behind the first call
-    second.start()
+    first = threading.Thread(target=send, args=("first", 2.0, WAIT))
+    # waits behind the first call; its deadline only has to outlast its trip to the server
+    second = threading.Thread(target=send, args=("second", 3.0, SHORT_DEADLINE))
+    try:
+        first.start()
+        wait_for(lambda: pending(server) == 1, WAIT)  # the first call runs now, held at the gate
+        second.start()
+        second.join(WAIT)
+        assert results["second"].code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert first.is_alive()  # the second's deadline passed while the first still ran
+    finally:
+        gate.touch()
     first.join(WAIT)
-    second.join(WAIT)
     assert list(results["first"].outputs["y"].float_val) == [4.0]
-    assert results["second"].code() == grpc.StatusCode.DEADLINE_EXCEEDED
     wait_for(lambda: dropped(server, "deadline_exceeded") - drops_before == 1, WAIT)
     wait_for(lambda: pending(server) == 0, WAIT)
     # The first call ran to its end; the second never reached the model.

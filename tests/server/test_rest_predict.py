@@ -97,6 +97,20 @@ def test_p28_missing_model_name(main_server: Server) -> None:
     assert error_of(main_server.get("/v1/models"), 400) == "Missing model name in request."
 
 
+def test_model_listing_extension_names_every_served_model(main_server: Server) -> None:
+    """`GET /v1/models:list` (ours; TF Serving answers it 400 Malformed request) lists the models the
+    config serves, sorted, and the client reads it; any other method on it is malformed as usual."""
+    from pipeline.client.rest import ServingClient
+
+    response = main_server.get("/v1/models:list")
+    assert response.status_code == 200
+    names = [m["name"] for m in response.json()["models"]]
+    assert names == sorted(names) and {"half_plus_two", "hpt_all", "default", "identity"} <= set(names)
+    assert ServingClient(main_server.url).list_models() == names
+    post = requests.post(main_server.url + "/v1/models:list", json={}, timeout=30)
+    assert error_of(post, 400) == "Malformed request: POST /v1/models:list"
+
+
 def test_p29_body_errors(main_server: Server) -> None:
     assert "JSON Parse error: The document is empty" in error_of(main_server.post(f"{HPT}:predict", ""), 400)
     assert "JSON Parse error: Invalid value" in error_of(

@@ -27,7 +27,7 @@ from pipeline.serving.model_config import ConfigError, parse_batching_parameters
 from pipeline.serving.overload import Deadline
 from tests.support.net import wait_for
 
-WAIT = 10.0  # seconds: bound of every wait below (threads on a busy 2-core machine)
+WAIT = 60.0  # seconds: bound of every wait below (threads on a busy 2-core machine)
 
 
 class FakeModel:
@@ -226,9 +226,7 @@ def test_a_failing_merged_call_is_retried_task_by_task(caplog: pytest.LogCapture
                            BatchListeners(on_fallback=fallbacks.append)).queue("m", picky)
     blocker = threading.Thread(target=queue.submit, args=(rows(0.0),), daemon=True)
     blocker.start()
-    deadline = time.monotonic() + WAIT
-    while not calls and time.monotonic() < deadline:
-        time.sleep(0.001)
+    wait_for(lambda: calls, WAIT)  # the blocker's call runs now, held at the gate
     answers = Answers()
     for task_id, value in enumerate([1.0, -1.0, 2.0]):
         queue.submit_async(rows(value), answers.done_for(task_id))
@@ -280,9 +278,7 @@ def test_outputs_without_the_batch_as_dim_0_fall_back_to_one_call_per_task() -> 
     queue = BatchScheduler(BatchingOptions(num_batch_threads=1)).queue("m", summing)
     blocker = threading.Thread(target=queue.submit, args=(rows(0.0),), daemon=True)
     blocker.start()
-    deadline = time.monotonic() + WAIT
-    while not calls and time.monotonic() < deadline:
-        time.sleep(0.001)
+    wait_for(lambda: calls, WAIT)  # the blocker's call runs now, held at the gate
     answers = Answers()
     queue.submit_async(rows(1.0), answers.done_for(0))
     queue.submit_async(rows(5.0), answers.done_for(1))
@@ -315,10 +311,9 @@ def test_a_full_queue_refuses_at_once_and_the_queued_task_still_runs() -> None:
     blocker = occupy(queue, model)
     answers = Answers()
     queue.submit_async(rows(1.0), answers.done_for(0))  # waits: the one allowed batch
-    started = time.monotonic()
-    with pytest.raises(QueueFullError, match=QUEUE_FULL_MESSAGE):
-        queue.submit_async(rows(2.0), answers.done_for(1))
-    assert time.monotonic() - started < 0.5
+    with pytest.raises(QueueFullError, match=QUEUE_FULL_MESSAGE):  # raised while the gate is still
+        queue.submit_async(rows(2.0), answers.done_for(1))       # closed: it never waited for room
+    assert not gate.is_set() and model.calls == [1]
     gate.set()
     answers.wait(1)
     blocker.join(WAIT)
@@ -340,13 +335,20 @@ def test_with_a_timeout_a_batch_waits_to_fill_then_the_timer_runs_it() -> None:
 
 
 def test_with_a_timeout_a_full_batch_runs_without_waiting() -> None:
+    """The batch timer is ten minutes, the wait for the answer one: a full batch cannot have waited
+    for the timer."""
     model = FakeModel()
-    queue = BatchScheduler(BatchingOptions(max_batch_size=2, batch_timeout_micros=5_000_000)).queue(
+    queue = BatchScheduler(BatchingOptions(max_batch_size=2, batch_timeout_micros=600_000_000)).queue(
         "m", model)
-    started = time.monotonic()
-    outputs = queue.submit(rows(1.0, 2.0))
-    assert time.monotonic() - started < 2.0
-    np.testing.assert_array_equal(outputs["y"][:, 0], [3, 5])
+    answered, result = threading.Event(), {}
+
+    def submit() -> None:
+        result["outputs"] = queue.submit(rows(1.0, 2.0))
+        answered.set()
+
+    threading.Thread(target=submit, daemon=True).start()
+    assert answered.wait(WAIT), "the full batch waited for the timer"
+    np.testing.assert_array_equal(result["outputs"]["y"][:, 0], [3, 5])
 
 
 def test_many_threads_get_exactly_their_own_answers() -> None:

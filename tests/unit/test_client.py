@@ -138,13 +138,15 @@ def test_model_status_lists_versions(client: ServingClient) -> None:
 
 
 def test_predict_row_format(client: ServingClient) -> None:
+    called = time.perf_counter()
     result = client.predict("linear_model", instances=[[1.0, 2.0], [5.0, 7.0]])
+    call_s = time.perf_counter() - called
     assert isinstance(result, PredictResult)
     assert result.values == [[3.0], [6.0]]
     assert result.status_code == 200
     assert result.request == {"instances": [[1.0, 2.0], [5.0, 7.0]]}
     assert result.url.endswith("/v1/models/linear_model:predict")
-    assert 0 < result.latency_s < 5.0
+    assert 0 < result.latency_s <= call_s  # the request's own time, within the call's
     assert Handler.last["content_type"] == "application/json"
 
 

@@ -5,6 +5,7 @@ the raw percent-encoded path, names and labels percent-decoded afterwards:
 
     POST /v1/models/{NAME}[/versions/{V}|/labels/{L}]:{predict|classify|regress}
     GET  /v1/models/{NAME}[/versions/{V}|/labels/{L}][/metadata]
+    GET  /v1/models:list            (an extension: the models served; TF Serving has no listing)
 
 Every other /v1 request is `400 Malformed request: {METHOD} {PATH}`; OPTIONS is a CORS preflight;
 the Prometheus path (when enabled) serves metrics; any other path is libevent's HTML 404. Every /v1
@@ -54,6 +55,7 @@ _NAME = r"([^/:]+)"
 _VERSION_OR_LABEL = rf"(?:/versions/(\d+)|/labels/{_NAME})?"
 POST_PATH = re.compile(rf"/v1/models/{_NAME}{_VERSION_OR_LABEL}:([^/:]+)", re.IGNORECASE)
 GET_PATH = re.compile(rf"/v1/models(?:/{_NAME})?{_VERSION_OR_LABEL}(?:/(metadata))?", re.IGNORECASE)
+LIST_PATH = "/v1/models:list"
 _ORIGIN = re.compile(r"https?://")
 _INT64_MAX = 2**63 - 1
 BACKSTOP_SECONDS = 1.0
@@ -152,6 +154,9 @@ class RestApi:
                 else:
                     result = await self.lane.examples(model_name, lambda: _Examples(verb, target, body),
                                                       timeout, message, watch)
+            elif method == "GET" and path.lower() == LIST_PATH:
+                names = self.plane.model_names()  # not one model's request: no metrics
+                result = json_tensor.dumps({"models": [{"name": name} for name in names]})
             elif method == "GET" and (match := GET_PATH.fullmatch(path)):
                 if match.group(1) is None:
                     raise InvalidArgument("Missing model name in request.")
