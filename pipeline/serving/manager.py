@@ -258,9 +258,12 @@ class ServableManager:
     def servable(self, model_name: str, version: int | None = None, label: str | None = None) -> Servable:
         """The servable a request names: by label, by version, else the highest AVAILABLE version.
 
-        Raises ServingError: INVALID_ARGUMENT for an unknown label, NOT_FOUND when nothing AVAILABLE
-        matches (`Servable not found for request: Latest(m)` / `Specific(m, v)`).
+        Raises ServingError: INVALID_ARGUMENT for no model name (`ModelSpec has no name specified.`,
+        as TF Serving's ServerCore) or an unknown label, NOT_FOUND when nothing AVAILABLE matches
+        (`Servable not found for request: Latest(m)` / `Specific(m, v)`).
         """
+        if not model_name:
+            raise InvalidArgument("ModelSpec has no name specified.")
         model = self._models.get(model_name)
         if label is not None:
             version = model.config.labels.get(label) if model is not None else None
