@@ -2,8 +2,8 @@
 
 The one request path (`pipeline/serving/dataplane.py`) cancels a request whose client disconnected
 (REST: the connection closed; gRPC: the call cancelled): its `--max_pending_requests` slot is free
-at once, not when its model call ends. Here the model call would sleep for ten minutes, far past
-every wait of the test, and the server admits one request at a time; whether the slot is taken is
+at once, not when its model call ends. Here the model call runs until the test opens its gate
+(after every wait of the test), and the server admits one request at a time; whether the slot is taken is
 seen the way a user sees it: another model request is refused 503 UNAVAILABLE (overloaded) while it
 is, and answered (404: no such model) once it is not. The pending-requests gauge agrees.
 """
@@ -20,23 +20,24 @@ import pytest
 from tests.server.grpc_harness import GrpcServer, predict_request, start_grpc_server
 from tests.server.harness import metric_value, wait_for
 
-ASLEEP_MICROS = 600 * 10**6  # ten minutes: the model call outlasts every wait here
 WAIT = 60.0
 
 
 @pytest.fixture(scope="module")
 def one_slot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcServer]:
-    """Each test's abandoned call keeps one worker of its front end asleep (two each)."""
-    from tests.server.savedmodels import export_slow_rows
+    """Each test's abandoned call keeps one worker of its front end busy (two each) until the
+    gate opens at the end of the module."""
+    from tests.server.savedmodels import export_gated_rows
 
     tmp_path = tmp_path_factory.mktemp("one_slot")
-    export_slow_rows(tmp_path / "slow" / "1", ASLEEP_MICROS, count_calls=True)  # x <= 0 does not sleep
+    export_gated_rows(tmp_path / "slow" / "1", tmp_path / "gate")  # x > 0 runs until the gate opens
     server = start_grpc_server(["--model_name=slow", f"--model_base_path={tmp_path / 'slow'}",
                                 "--enable_prometheus", "--file_system_poll_wait_seconds=0",
                                 "--max_pending_requests=1", "--rest_api_timeout_in_ms=3600000",
                                 "--rest_api_num_threads=2", "--grpc_max_threads=2"],
                                tmp_path / "server.log", batching="batching_off")
     yield server
+    (tmp_path / "gate").touch()  # the abandoned calls end; their answers go nowhere
     server.stop()
 
 
@@ -77,6 +78,6 @@ def test_a_grpc_client_that_cancels_frees_its_slot(one_slot: GrpcServer) -> None
         call.cancel()
     with pytest.raises(grpc.FutureCancelledError):
         call.result()
-    # the abandoned call still sleeps in its worker; the server answers everything else
+    # the abandoned call still runs in its worker; the server answers everything else
     assert one_slot.server.get("/v1/models/slow").json()["model_version_status"][0]["state"] == "AVAILABLE"
 
