@@ -18,7 +18,7 @@ help:
 	@echo "make screenshots  drive the demo story in Chromium and write docs/screenshots/*.png (README)"
 	@echo "make tfjs   npm ci the pinned @tensorflow/tfjs and copy tf.min.js into dashboard/static/tfjs/"
 	@echo "make batch ARGS=\"--input rows.csv --output predictions.parquet\"  score a file on Spark (local[*])"
-	@echo "make bench  benchmarks vs baselines (KServe, plain Starlette, raw ASGI), writes bench/results.md"
+	@echo "make bench  benchmarks vs baselines (KServe, plain Starlette, raw ASGI; the load tool vs wrk and h2load), writes bench/results.md"
 	@echo "make conformance  TF Serving's own tests (tests/upstream) on its own models in ../shared/tfserving-testdata"
 
 $(PY):

@@ -6,7 +6,10 @@ floor), ``training`` (``train()`` vs a bare ``model.fit`` at 1,000,000 samples),
 dashboard's first paint vs a one-line Streamlit app) and ``grpc`` (1-row Predict over gRPC with
 h2load vs our REST, KServe's gRPC endpoint and a canned-reply grpcio floor,
 ``bench/grpc_bench.py``), ``batch`` (Spark batch scoring vs the in-process floor and 10,000-row
-REST requests, ``bench/batch_bench.py``) and ``swaps`` (the server's RSS over 200 version swaps,
+REST requests, ``bench/batch_bench.py``), ``loadtest`` (``python -m pipeline.loadtest`` against wrk
+over REST and h2load over gRPC at the same concurrency on the same server, ``bench/loadtest_bench.py``),
+``logging`` (1-row ``:predict`` at 32 connections with no ``logging_config``, sampling rate 0.0
+and 1.0, ``bench/logging_bench.py``) and ``swaps`` (the server's RSS over 200 version swaps,
 ``bench/swap_memory.py``).
 Contenders run one at a time on loopback; the report goes to ``bench/results.md`` and stdout,
 progress to stderr. A section that cannot run (no ``--enable_batching``, KServe install failed, ...)
@@ -34,7 +37,7 @@ from bench import contenders as cs
 from bench.load import LoadError, run_load, wrk_available, wrk_version
 from bench.report import CONNECTIONS, CONTENDERS, BenchResults, Comparison, render
 
-SECTIONS = (*CONTENDERS, "rows10k", "training", "paint", "grpc", "batch", "swaps")
+SECTIONS = (*CONTENDERS, "rows10k", "training", "paint", "grpc", "batch", "loadtest", "logging", "swaps")
 BIG_ROWS = 10_000
 TRAIN_SAMPLES = 1_000_000
 LOG_DIR = cs.WORK / "logs"
@@ -313,9 +316,30 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:  # noqa: BLE001 (reported, the bench goes on)
             say(f"swaps failed: {error}")
             swaps_section = f"## Memory over version swaps\n\nfailed: {str(error).splitlines()[0][:200]}\n"
+    loadtest_section = ""
+    if "loadtest" in settings.only:  # the load tool vs wrk and h2load (bench/loadtest_bench.py)
+        from bench import loadtest_bench
+
+        try:
+            loadtest_section = loadtest_bench.run(base_path, cs.WORK, LOG_DIR, settings.duration_s,
+                                                  settings.warmup_s, say, repeats=1 if settings.quick else 3)
+        except Exception as error:  # noqa: BLE001 (reported, the bench goes on)
+            say(f"loadtest failed: {error}")
+            loadtest_section = ("## The load tool against wrk and h2load\n\n"
+                                f"failed: {str(error).splitlines()[0][:200]}\n")
+    logging_section = ""
+    if "logging" in settings.only:  # what request logging costs (bench/logging_bench.py)
+        from bench import logging_bench
+
+        try:
+            logging_section = logging_bench.run(base_path, cs.WORK, LOG_DIR, one, settings.duration_s,
+                                                settings.warmup_s, say, settings.use_wrk, settings.quick)
+        except Exception as error:  # noqa: BLE001 (reported, the bench goes on)
+            say(f"logging failed: {error}")
+            logging_section = f"## Request logging\n\nfailed: {str(error).splitlines()[0][:200]}\n"
     results.facts["load average at end"] = " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    report = render(results) + "".join("\n" + part for part in (grpc_section, batch_section, swaps_section)
-                                   if part)
+    sections = (grpc_section, batch_section, loadtest_section, logging_section, swaps_section)
+    report = render(results) + "".join("\n" + part for part in sections if part)
     settings.out.parent.mkdir(parents=True, exist_ok=True)
     settings.out.write_text(report)
     print(report)

@@ -180,7 +180,8 @@ def plain_starlette(version_dir: Path, python: str = sys.executable) -> Contende
 
 
 def raw_asgi(python: str = sys.executable) -> Contender:
-    return Contender("raw", (python, str(REPO / "bench" / "raw_asgi.py"), "--port={port}"))
+    # as a module from the checkout (cwd), so it imports this checkout's pipeline.loadtest.floor
+    return Contender("raw", (python, "-m", "bench.raw_asgi", "--port={port}"))
 
 
 def kserve(version_dir: Path, python: Path) -> Contender:

@@ -94,8 +94,10 @@ pages = [
     st.Page(VIEWS / "models.py", title="Models", icon=":material/inventory_2:"),
     st.Page(VIEWS / "serving.py", title="Serving", icon=":material/dns:"),
     st.Page(VIEWS / "predict.py", title="Predict", icon=":material/query_stats:"),
+    st.Page(VIEWS / "traffic.py", title="Traffic", icon=":material/receipt_long:"),
     st.Page(VIEWS / "deploy.py", title="Deploy", icon=":material/rocket_launch:"),
     st.Page(VIEWS / "batch.py", title="Batch", icon=":material/table_rows:"),
+    st.Page(VIEWS / "load.py", title="Load", icon=":material/speed:"),
 ]
 # The page links carry the session's model (?model=NAME), which the built-in menu would drop.
 current = st.navigation(pages, position="hidden")

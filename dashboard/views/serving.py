@@ -188,7 +188,9 @@ def render_metrics(model: str) -> None:
         return
     latest = scrapes[-1]
     c1, c2, c3 = st.columns(3)
-    c1.metric("Requests answered", f"{latest.total:,.0f}")
+    c1.metric("Requests answered", f"{latest.answered:,.0f}",
+              help="Inference requests (predict, classify, regress) answered OK, plus every failed request; "
+              "status and metadata calls, such as this page's own polling, are left out.")
     c2.metric("Errors", f"{latest.errors:,.0f}")
     rows = window_rows(scrapes)
     if not rows:

@@ -207,6 +207,12 @@ class GrpcClient:
             tf_examples.fill_example_list(request.input, list(examples), context)
         except ValueError as error:
             raise ClientError(f"The examples cannot be sent: {error}", url=self.url) from None
+        return self.call(method, request)
+
+    def call(self, method: str, request: Any) -> tuple[Any, float]:
+        """One PredictionService call by method name (`Predict`, `Classify`, `Regress`,
+        `MultiInference`) with a request message the caller built (`tf_protos` classes, e.g. one read
+        from a request log); (response, seconds). ClientError on any failure."""
         return self._call(PREDICTION_SERVICE, method, request)
 
     def model_status(self, model: str, version: int | None = None) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ from pipeline import state
 from pipeline.client.rest import ServingClient
 from pipeline.client.urls import bind_host, is_local_url, url_port
 from pipeline.settings import PROJECT_ROOT
-from pipeline.store import serving_config
+from pipeline.store import serving_config, traffic
 
 DEFAULT_RUN_DIR = PROJECT_ROOT / ".run"
 """Where the pid file and log live unless a caller passes ``run_dir`` (``Settings.run_dir``, set
@@ -92,7 +92,9 @@ def server_command(port: int, host: str = "127.0.0.1", *, model_name: str, base_
     every other model folder beside ``base_path``, each with a ``latest { num_versions: N }``
     policy and the labels set on the Models page, so every dashboard session finds its model
     served whichever name started the server. The server re-reads the file every
-    ``CONFIG_POLL_SECONDS`` (``--model_config_file_poll_wait_seconds``).
+    ``CONFIG_POLL_SECONDS`` (``--model_config_file_poll_wait_seconds``). Every model's requests are
+    logged under ``<run_dir>/traffic/`` (the Traffic page), in files of
+    ``traffic.FILE_BYTES``, the oldest removed past the kept size (``traffic.max_bytes``).
     """
     argv = [sys.executable, "-m", "pipeline.serving", "--rest_api_port", str(port), "--rest_api_host", host,
             "--file_system_poll_wait_seconds", "1", "--enable_prometheus",
@@ -106,7 +108,9 @@ def server_command(port: int, host: str = "127.0.0.1", *, model_name: str, base_
     # re-read every second: labels set on the Models page and models added by a session that
     # works on another name take effect without a restart
     return argv + ["--model_config_file", str(config_path),
-                   "--model_config_file_poll_wait_seconds", str(CONFIG_POLL_SECONDS)]
+                   "--model_config_file_poll_wait_seconds", str(CONFIG_POLL_SECONDS),
+                   "--request_log_max_file_bytes", str(traffic.FILE_BYTES),
+                   "--request_log_max_total_bytes", str(traffic.max_bytes(folder))]
 
 
 def _paths(run_dir: Path | str | None) -> tuple[Path, Path, Path]:

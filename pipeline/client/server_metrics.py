@@ -34,7 +34,21 @@ class Scrape:
 
     @property
     def total(self) -> float:
+        """Every request counted so far, status and metadata calls included (TF Serving counts
+        every ``/v1`` request)."""
         return sum(self.requests.values())
+
+    @property
+    def inferences_ok(self) -> float:
+        """Inference requests (predict, classify, regress over REST or gRPC) answered OK: the
+        latency histogram's count, which leaves out status and metadata calls such as a
+        dashboard's own polling."""
+        return self.latency_buckets[-1][1] if self.latency_buckets else 0.0
+
+    @property
+    def answered(self) -> float:
+        """Inference requests answered OK plus every failed request: what a traffic chart shows."""
+        return self.inferences_ok + self.errors
 
     @property
     def errors(self) -> float:
@@ -86,8 +100,9 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | 
 
 
 def window_rows(scrapes: list[Scrape]) -> list[dict[str, Any]]:
-    """One row per interval between consecutive scrapes: end time, requests/s, errors/s and the
-    latency percentiles (ms) of the requests answered in that interval. A counter that went
+    """One row per interval between consecutive scrapes: end time, requests/s (inference requests
+    answered OK plus failed requests: see :attr:`Scrape.answered`), errors/s and the latency
+    percentiles (ms) of the requests answered in that interval. A counter that went
     down (the server restarted) starts afresh from the newer reading."""
     rows = []
     for before, after in zip(scrapes, scrapes[1:], strict=False):
@@ -98,7 +113,7 @@ def window_rows(scrapes: list[Scrape]) -> list[dict[str, Any]]:
         base = Scrape(before.time) if restarted else before
         old = dict(base.latency_buckets)
         delta = [(bound, count - old.get(bound, 0.0)) for bound, count in after.latency_buckets]
-        row: dict[str, Any] = {"time": after.time, "requests/s": (after.total - base.total) / seconds,
+        row: dict[str, Any] = {"time": after.time, "requests/s": (after.answered - base.answered) / seconds,
                                "errors/s": (after.errors - base.errors) / seconds}
         for q in QUANTILES:
             value = histogram_quantile(q, delta)

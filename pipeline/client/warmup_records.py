@@ -76,7 +76,8 @@ def _features(example: Any) -> dict[str, list[Any]]:
     return found
 
 
-def _examples(model_input: Any) -> list[dict[str, list[Any]]]:
+def examples_of(model_input: Any) -> list[dict[str, list[Any]]]:
+    """The tf.Examples of a classify/regress `Input` as `{feature: [values]}`, a context merged into each."""
     which = model_input.WhichOneof("kind")
     if which == "example_list":
         return [_features(e) for e in model_input.example_list.examples]
@@ -104,7 +105,7 @@ def parse_record(data: bytes) -> WarmupRequest | None:
     if kind in ("classify_log", "regress_log"):
         request = getattr(log, kind).request
         return WarmupRequest(kind.split("_")[0], request.model_spec.signature_name or "serving_default",
-                             examples=_examples(request.input))
+                             examples=examples_of(request.input))
     return None
 
 

@@ -86,6 +86,8 @@ def _serve(flags, configs, monitoring, batching, started: contextlib.ExitStack) 
     from pipeline.serving.manager import ServableManager
     from pipeline.serving.metrics import ServerMetrics
     from pipeline.serving.overload import Admission
+    from pipeline.serving.request_log import LogOptions
+    from pipeline.serving.request_logs import RequestLogs
     from pipeline.serving.rest.app import HttpOptions, RestApi
     from pipeline.serving.rest.uvicorn_protocol import http_protocol
     from pipeline.serving.servable import Servable, ServableOptions
@@ -104,6 +106,9 @@ def _serve(flags, configs, monitoring, batching, started: contextlib.ExitStack) 
         log.info("Batching enabled: %s", batching)
     else:
         log.info("Batching disabled (--enable_batching=false): each request runs as its own model call")
+    request_logs = RequestLogs(LogOptions(max_file_bytes=flags.request_log_max_file_bytes,
+                                          max_total_bytes=max(0, flags.request_log_max_total_bytes)),
+                               on_outcome=metrics.record_request_log if metrics is not None else None)
     serving = threading.Event()  # set once the versions present at start-up were tried
     manager = ServableManager(
         configs,
@@ -115,11 +120,13 @@ def _serve(flags, configs, monitoring, batching, started: contextlib.ExitStack) 
         on_load=functools.partial(_loaded, serving),
         on_close=functools.partial(_closed, serving),
         allow_unavailable_labels=flags.allow_version_labels_for_unavailable_models,
+        on_config=request_logs.apply,  # each model's logging_config, at start-up and every reload
     )
     for config in configs:
         log.info("Serving model %s from base path %s (policy %s)",
                  config.name, config.base_path, config.policy)
     started.callback(manager.stop)
+    started.callback(request_logs.close)  # after the front ends stop: what is queued reaches the disk
     manager.start()
     manager.enforce_label_rule()  # TF Serving would not start; here the label is not applied (logged)
     _settle_heap()
@@ -138,7 +145,8 @@ def _serve(flags, configs, monitoring, batching, started: contextlib.ExitStack) 
         metrics.watch(lambda: admission.pending,
                       (lambda: scheduler.running_calls) if scheduler is not None else None,
                       (lambda: scheduler.queued_tasks) if scheduler is not None else None)
-    plane = DataPlane(manager, metrics, admission)  # the one request path; REST and gRPC are codecs on it
+    # the one request path (request logging included); REST and gRPC are codecs on it
+    plane = DataPlane(manager, metrics, admission, request_logs)
     api = RestApi(plane, HttpOptions(
         enable_cors=flags.rest_api_enable_cors_support,
         max_body_bytes=flags.rest_api_max_body_bytes,
@@ -173,11 +181,19 @@ def _serve(flags, configs, monitoring, batching, started: contextlib.ExitStack) 
         access_log=False, log_level="warning", lifespan="off", proxy_headers=False,
     ))
     watch_parent(lambda: setattr(server, "should_exit", True))  # embedded: exit with the dashboard
+    # uvicorn re-raises a SIGTERM once it has shut down: with the default handler the process would
+    # end there, before the cleanup (queued request logs written, versions unloaded); this one
+    # ends `server.run()` with SystemExit(0), and the ExitStack cleans up
+    signal.signal(signal.SIGTERM, _exit_after_sigterm)
     try:
         server.run()
-    except SystemExit:  # uvicorn exits when it cannot bind the REST port (it logged why)
-        return 1
+    except SystemExit as stop:  # SIGTERM (0), or uvicorn could not bind the REST port (1, it logged why)
+        return 0 if stop.code in (0, None) and server.started else 1
     return 0 if server.started else 1
+
+
+def _exit_after_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _wait_for_stop(watch_parent) -> None:

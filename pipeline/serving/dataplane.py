@@ -16,7 +16,10 @@ between is here, once:
   `call_soon_threadsafe` per request; a batch may answer from the worker that ran it);
 - the servable lease (a version unloaded meanwhile is closed only after the request let go);
 - batching (`Servable.run_async` joins the signature's batch queue);
-- the per-request metrics (`Lane.record`, runtime and example counts).
+- the per-request metrics (`Lane.record`, runtime and example counts);
+- request logging (each model's `logging_config`, `request_logs.py`): the data plane draws the
+  sample, times the request and writes the record with its status; the codec only says what its
+  request and answer look like as `PredictionLog` messages (a `RequestTrace` it fills as it runs).
 
 Errors are `errors.ServingError` subclasses; each front end maps `Code` to its wire status once.
 The public request API of the serving core for front ends is this module and `errors`
@@ -38,13 +41,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from pipeline.serving.errors import Cancelled, Code, DeadlineExceeded, ServingError, Unavailable
+from pipeline.serving.log_files import Api as LogApi
+from pipeline.serving.log_files import Transport
 from pipeline.serving.manager import ServableManager
 from pipeline.serving.metrics import ServerMetrics
 from pipeline.serving.overload import Admission, Deadline
 from pipeline.serving.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable, Signature
 
 __all__ = ["CLASSIFY_METHOD", "REGRESS_METHOD", "Code", "DataPlane", "Deadline", "ExamplesCall", "Lane",
-           "PredictCall", "Servable", "Signature", "Target", "Ticket"]
+           "PredictCall", "RequestTrace", "Servable", "Signature", "Target", "Ticket"]
 
 Answer = Callable[[Any, BaseException | None], None]
 
@@ -82,14 +87,38 @@ class ExamplesCall(Protocol):
         """The wire answer, from the servable's classify/regress (bounded by `deadline`)."""
 
 
+class RequestTrace(Protocol):
+    """A sampled request as its request log records it, filled by the codec as the request runs
+    (the data plane sets `version` once the servable is known)."""
+
+    api: str                # "predict", "classify", "regress", "multi_inference"
+    label: str | None
+    version: int | None
+    signature: str
+
+    def request(self) -> Any:
+        """The request as a `PredictionLog` holds it (a gRPC request message)."""
+
+    def response(self) -> Any:
+        """The answer as a `PredictionLog` holds it; None if there is none."""
+
+
+Parse = Callable[["RequestTrace | None"], Any]
+"""A codec's parse of its wire request (run in a worker), given the request's trace if sampled."""
+Watch = Callable[["Ticket"], None]
+"""Lets a codec cancel a request when its client goes away."""
+
+
 class DataPlane:
     """The serving core's request side: lookups, admission, metrics; front ends get a `Lane` each."""
 
     def __init__(self, manager: ServableManager, metrics: ServerMetrics | None = None,
-                 admission: Admission | None = None) -> None:
+                 admission: Admission | None = None, request_logs: Any = None) -> None:
+        """`request_logs`: a `request_logs.RequestLogs` (each model's `logging_config`), or None."""
         self.manager = manager
         self.metrics = metrics
         self.admission = admission
+        self.request_logs = request_logs
 
     def lane(self, entrypoint: str, num_threads: int, backstop_seconds: float = 0.0) -> Lane:
         """A front end's worker pool and metric entrypoint (`REST`, `GRPC`)."""
@@ -114,7 +143,7 @@ class DataPlane:
 class Ticket:
     """One admitted request between the loop and a worker; settled once, on the loop."""
 
-    __slots__ = ("_loop", "_waiter", "_admission", "deadline", "_settled")
+    __slots__ = ("_loop", "_waiter", "_admission", "deadline", "_settled", "trace")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, admission: Admission | None,
                  deadline: Deadline) -> None:
@@ -123,6 +152,7 @@ class Ticket:
         self._admission = admission
         self.deadline = deadline
         self._settled = False
+        self.trace: RequestTrace | None = None  # a sampled request's record, filled as it runs
 
     def answer(self, result: Any, error: BaseException | None) -> None:
         """The worker's answer (from any thread; the first answer counts)."""
@@ -165,6 +195,7 @@ class Lane:
         self.backstop_seconds = backstop_seconds
         self.executor = ThreadPoolExecutor(max_workers=max(1, num_threads),
                                            thread_name_prefix=f"{entrypoint.lower()}-worker")
+        self.transport = Transport.REST if entrypoint == "REST" else Transport.GRPC
 
     def close(self) -> None:
         """Stop the worker threads once running requests end."""
@@ -172,24 +203,58 @@ class Lane:
 
     # -- the request path -------------------------------------------------------------------------
 
-    async def predict(self, model_name: str, parse: Callable[[], PredictCall], timeout: float | None,
-                      timeout_message: str, watch: Callable[[Ticket], None] | None = None) -> Any:
-        """The answer of a predict `parse()` describes (see `submit` for the rest)."""
-        return await self.submit(model_name, self._predict, parse, timeout, timeout_message, watch)
+    async def predict(self, model_name: str, parse: Parse,
+                      timeout: float | None, timeout_message: str, watch: Watch | None = None,
+                      trace_for: Callable[[], RequestTrace] | None = None) -> Any:
+        """The answer of a predict `parse(trace)` describes (see `submit` for the rest)."""
+        return await self.submit(model_name, self._predict, parse, timeout, timeout_message, watch, trace_for)
 
-    async def examples(self, model_name: str, parse: Callable[[], ExamplesCall], timeout: float | None,
-                       timeout_message: str, watch: Callable[[Ticket], None] | None = None) -> Any:
-        """The answer of a classify, regress or multi-inference `parse()` describes."""
-        return await self.submit(model_name, self._examples, parse, timeout, timeout_message, watch)
+    async def examples(self, model_name: str, parse: Parse,
+                       timeout: float | None, timeout_message: str, watch: Watch | None = None,
+                       trace_for: Callable[[], RequestTrace] | None = None) -> Any:
+        """The answer of a classify, regress or multi-inference `parse(trace)` describes."""
+        return await self.submit(model_name, self._examples, parse, timeout, timeout_message, watch,
+                                 trace_for)
 
-    async def submit(self, model_name: str, work: Callable[[Answer, Deadline, Any], None], arg: Any,
+    async def submit(self, model_name: str, work: Callable[..., None], arg: Any,
                      timeout: float | None, timeout_message: str,
-                     watch: Callable[[Ticket], None] | None = None) -> Any:
-        """Admit one request, run `work(answer, deadline, arg)` in a worker (it answers once, from
+                     watch: Callable[[Ticket], None] | None = None,
+                     trace_for: Callable[[], RequestTrace] | None = None) -> Any:
+        """Admit one request, run `work(answer, deadline, arg, trace)` in a worker (it answers once, from
         any thread, or raises), and return its answer, or raise its ServingError. `timeout` (None:
         none) is the request's deadline; `timeout_message` the DEADLINE_EXCEEDED text the caller
         gets when the backstop fires. `watch(ticket)` lets the codec cancel the request when its
-        client goes away; the awaiting task being cancelled does the same."""
+        client goes away; the awaiting task being cancelled does the same. With `trace_for`, a
+        request its model's request log samples gets a trace (handed to `parse`) and is logged
+        with its outcome once answered."""
+        logger = trace = None
+        if trace_for is not None and (logs := self.plane.request_logs) is not None:
+            logger = logs.sampled_logger(model_name)
+            if logger is not None:
+                trace = trace_for()
+        if logger is None:
+            return await self._submit(model_name, work, arg, timeout, timeout_message, watch, None)
+        started = time.perf_counter()
+        code, message = Code.OK, ""
+        try:
+            return await self._submit(model_name, work, arg, timeout, timeout_message, watch, trace)
+        except ServingError as error:
+            code, message = error.code, error.message
+            raise
+        except asyncio.CancelledError:
+            code = Code.CANCELLED
+            raise
+        except Exception as error:
+            code, message = Code.INTERNAL, f"Internal error: {type(error).__name__}: {error}"
+            raise
+        finally:
+            logger.log(LogApi(trace.api), self.transport, code, time.perf_counter() - started,
+                       request=trace.request, response=trace.response if code is Code.OK else None,
+                       message=message, version=trace.version, label=trace.label, signature=trace.signature)
+
+    async def _submit(self, model_name: str, work: Callable[..., None], arg: Any,
+                      timeout: float | None, timeout_message: str, watch: Callable[[Ticket], None] | None,
+                      trace: RequestTrace | None) -> Any:
         plane = self.plane
         admission = plane.admission
         if admission is not None:
@@ -200,6 +265,7 @@ class Lane:
                 raise
         loop = asyncio.get_running_loop()
         ticket = Ticket(loop, admission, Deadline(timeout))
+        ticket.trace = trace
         try:
             self.executor.submit(self._start, work, ticket, model_name, arg)
         except RuntimeError:  # the pool is shut down: the server is stopping
@@ -218,7 +284,7 @@ class Lane:
             if timer is not None:
                 timer.cancel()
 
-    def _start(self, work: Callable[[Answer, Deadline, Any], None], ticket: Ticket, model_name: str,
+    def _start(self, work: Callable[..., None], ticket: Ticket, model_name: str,
                arg: Any) -> None:
         """Worker entry: drop a request whose deadline passed (or whose client left) while it
         waited for a worker; otherwise run `work`, whose exception is its answer."""
@@ -228,16 +294,19 @@ class Lane:
             ticket.answer(None, deadline.error())
             return
         try:
-            work(ticket.answer, deadline, arg)
+            work(ticket.answer, deadline, arg, ticket.trace)
         except BaseException as error:  # noqa: BLE001 - becomes the request's error answer
             ticket.answer(None, error)
 
-    def _predict(self, answer: Answer, deadline: Deadline, parse: Callable[[], PredictCall]) -> None:
+    def _predict(self, answer: Answer, deadline: Deadline, parse: Parse,
+                 trace: RequestTrace | None) -> None:
         """The whole predict, in TF Serving's order of checks: parse, look up (leased until the
         model ran), signature, inputs; the model run may join a batch and answer from its worker."""
-        call = parse()
+        call = parse(trace)
         target = call.target
         servable = self.plane.manager.acquire(target.model_name, target.version, target.label)
+        if trace is not None:
+            trace.version = servable.version
         try:
             signature = servable.predict_signature(call.signature_name)
             inputs = call.inputs(signature)
@@ -266,10 +335,13 @@ class Lane:
             servable.release()
             raise
 
-    def _examples(self, answer: Answer, deadline: Deadline, parse: Callable[[], ExamplesCall]) -> None:
-        call = parse()
+    def _examples(self, answer: Answer, deadline: Deadline, parse: Parse,
+                  trace: RequestTrace | None) -> None:
+        call = parse(trace)
         target = call.target
         servable = self.plane.manager.acquire(target.model_name, target.version, target.label)
+        if trace is not None:
+            trace.version = servable.version
         started = time.perf_counter()
         try:
             response = call.run(servable, deadline)

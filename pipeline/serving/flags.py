@@ -4,8 +4,9 @@ Every flag of `tensorflow_model_server` 2.21 (its `main.cc`) is accepted with th
 meaning, as `--flag=value` or `--flag value`, booleans also bare `--flag`, so a TF Serving command
 line, Docker `args:` list or upstream test works unchanged. Most are implemented; `NO_OP_FLAGS`
 change nothing here, and `ignored_flag_messages` gives the one log line each says when set. Our own
-additions are `--rest_api_host`, `--rest_api_max_body_bytes`, `--max_pending_requests` and
-`--enable_prometheus`.
+additions are `--rest_api_host`, `--rest_api_max_body_bytes`, `--max_pending_requests`,
+`--enable_prometheus` and the request logs' `--request_log_max_file_bytes` and
+`--request_log_max_total_bytes`.
 Unknown flags and bad values are an error (exit status 2), like absl flags.
 
 Defaults are the binary's: `--port` 8500, `--rest_api_port` 0 (REST off), `--model_name` `default`,
@@ -214,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="threads that run one op; 0 = automatic (overrides the flag above)")
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0, metavar="N",
                         help="ops run at once; 0 = automatic (overrides the flag above)")
+    parser.add_argument("--request_log_max_file_bytes", type=_positive, default=64 * 1024 * 1024,
+                        metavar="BYTES",
+                        help="a model's request log (logging_config) starts a new file past this size "
+                        "(project extension; default %(default)s = 64 MiB)")
+    parser.add_argument("--request_log_max_total_bytes", type=int, default=0, metavar="BYTES",
+                        help="the oldest request log files of a filename_prefix are removed past this "
+                        "many bytes; 0 keeps every file (project extension; default %(default)s)")
     parser.add_argument("--max_num_load_retries", type=int, default=5, metavar="N",
                         help="extra attempts after a version fails to load (default %(default)s)")
     parser.add_argument("--load_retry_interval_micros", type=int, default=60_000_000, metavar="MICROS",

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from tensorflow_serving.apis import get_model_status_pb2
 
@@ -48,6 +48,10 @@ __all__ = ["ServableManager", "State", "VersionState"]
 
 log = logging.getLogger(__name__)
 
+ConfigListener = Callable[[list[ModelConfig]], list[str]]
+"""Told the configs in force at `start` and after each `apply_config`; returns a message per part
+it refuses (the request logs: a `logging_config` that cannot be honoured)."""
+
 
 class ServableManager:
     """Serves the versions of a set of models; see the module docstring for the contract."""
@@ -55,7 +59,7 @@ class ServableManager:
     def __init__(self, configs: Iterable[ModelConfig], loader: Loader, poll_wait_seconds: float = 1.0,
                  max_load_retries: int = 0, load_retry_interval_seconds: float = 60.0,
                  on_load: LoadListener | None = None, allow_unavailable_labels: bool = False,
-                 on_close: CloseListener | None = None) -> None:
+                 on_close: CloseListener | None = None, on_config: ConfigListener | None = None) -> None:
         self._shared = Shared(loader, poll_wait_seconds, max(0, max_load_retries),
                               load_retry_interval_seconds, on_load, Closer(on_close))
         # Read lock-free by lookups; replaced (never mutated) by `apply_config`.
@@ -64,6 +68,7 @@ class ServableManager:
         self._removing: dict[str, ModelLifecycle] = {}  # removed models whose thread may still run
         self._config_lock = threading.Lock()  # one config change at a time
         self._started = False
+        self._on_config = on_config
         # --allow_version_labels_for_unavailable_models
         self._allow_unavailable_labels = allow_unavailable_labels
 
@@ -87,6 +92,7 @@ class ServableManager:
         do not block, so the server can open its port and report 404 until a version appears."""
         with self._config_lock:
             self._started = True
+            self._tell_config()  # refusals are logged by the listener; the models serve either way
             for model in self._models.values():
                 self._start_polling(model)
         if wait_for_first_poll:
@@ -131,8 +137,9 @@ class ServableManager:
         UNKNOWN `N model(s) did not become available: ...` when an added model had versions and
         none loaded (the new config stays in force, as upstream); FAILED_PRECONDITION `Request to
         assign label to version V of model M, which is not currently available for inference` for
-        a label that breaks the rule (the other models' changes apply). Thread-safe; calls are
-        serialized.
+        a label that breaks the rule (the other models' changes apply); INVALID_ARGUMENT with the
+        config listener's message for a part it refuses (a `logging_config` that cannot be honoured:
+        everything else applies). Thread-safe; calls are serialized.
         """
         if isinstance(config, (list, tuple)):
             configs = list(config)
@@ -160,6 +167,7 @@ class ServableManager:
                 else:
                     effective.append(wanted)
             added = self._swap_models(effective)
+            refused = self._tell_config()
         if wait and self._started:
             for model in added:
                 model.first_poll_done.wait()
@@ -167,6 +175,14 @@ class ServableManager:
             self._check_available(added)
         if problems:
             raise FailedPrecondition(problems[0])
+        if refused:
+            raise InvalidArgument(refused[0])
+
+    def _tell_config(self) -> list[str]:
+        """The config listener's refusals of the configs in force (none without a listener)."""
+        if self._on_config is None:
+            return []
+        return self._on_config([model.config for model in self._models.values()])
 
     def enforce_label_rule(self) -> list[str]:
         """At start-up, once the versions present were tried: drop every label that breaks TF

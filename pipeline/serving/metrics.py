@@ -22,6 +22,9 @@ TF Serving's metrics (docs/serving.md has the table with what counts):
   (only when the version has a warm-up file); `status` `OK` or `CODE: message`.
 - `:tensorflow:cc:saved_model:load_attempt_count{model_path,status}` (`success`/`fail`) and
   `:tensorflow:cc:saved_model:load_latency{model_path}` (µs of successful loads, a counter).
+- `:tensorflow:serving:request_log_count{model_name,status_code}`: records of the request logs
+  (`logging_config`): `OK` once on disk, another code for each record dropped (`RESOURCE_EXHAUSTED`
+  for a full queue or disk).
 - with `--enable_batching`: `:tensorflow:serving:batching_session:queuing_latency{thread_pool_name}`
   (µs each request waited for its batch) and, as histograms here (TF Serving keeps them as
   percentile samplers its exporter cannot show), `..:input_batch_size`, `..:processed_batch_size`
@@ -215,6 +218,10 @@ class ServerMetrics:
         self.load_latency = add(Counter(
             ":tensorflow:cc:saved_model:load_latency",
             "Latency in microseconds for SavedModels that were successfully loaded.", ["model_path"]))
+        self.request_log_count = add(Counter(
+            ":tensorflow:serving:request_log_count",
+            "The total number of requests logged from the model server sliced down by model_name and "
+            "status code.", ["model_name", "status_code"]))
         if batching:
             self.queuing_latency = add(Histogram(
                 ":tensorflow:serving:batching_session:queuing_latency",
@@ -295,6 +302,11 @@ class ServerMetrics:
     def record_warmup(self, model_path: str, status: str, seconds: float) -> None:
         """The warm-up replay of `model_path` ended with `status` (`OK` or `CODE: message`)."""
         self.warmup_latency.observe(_micros(seconds), model_path, status)
+
+    def record_request_log(self, model_name: str, status_code: str, count: int = 1) -> None:
+        """`count` records of `model_name`'s request log were written (`OK`) or dropped (another
+        canonical code): a `request_logs.Outcome`."""
+        self.request_log_count.inc(self.model_label(model_name), status_code, amount=count)
 
     def record_batch(self, model_name: str, requests: int, rows: int, padded_rows: int,
                      waits: Sequence[float]) -> None:

@@ -6,6 +6,7 @@ work from; `parse_model_config_text` reads a `ModelServerConfig` text proto with
 `--model_config_file` gives it. The monitoring (`MonitoringConfig`) and batching
 (`BatchingParameters`) text protos are parsed the same way; tensorflow-serving-api ships no Python
 module for those two, so their messages are rebuilt from upstream's .proto fields below.
+A model's `logging_config` is kept as a `LoggingConfig`, for the request logs (`request_logs.py`).
 
 Every unservable config raises `ConfigError` with a message for the user. No flags here (see
 `flags.py`) and no TensorFlow runtime: parsing answers at once.
@@ -43,14 +44,32 @@ class VersionPolicy:
 
 
 @dataclass(frozen=True)
+class LoggingConfig:
+    """A model's `logging_config` as written (TF Serving's `LoggingConfig`): which collector, where,
+    and the share of requests logged. Parsed as it is; `request_log.py` decides whether it can be
+    honoured (a refusal there leaves the model's other settings working)."""
+
+    collector_type: str = ""
+    """`log_collector_config.type` (only `file` is served)."""
+    filename_prefix: str = ""
+    sampling_rate: float = 0.0
+    """`sampling_config.sampling_rate`: each request is logged with this probability (0: none)."""
+    custom: bool = False
+    """Whether `custom_logging_config` is set (not served)."""
+
+
+@dataclass(frozen=True)
 class ModelConfig:
-    """One served model: its name, the parent directory of its version dirs, policy and labels."""
+    """One served model: its name, the parent directory of its version dirs, policy, labels and
+    request logging."""
 
     name: str
     base_path: StoragePath
     """A local `Path`, or a URI (`gs://...`) read through TensorFlow's file systems (`storage.py`)."""
     policy: VersionPolicy = VersionPolicy()
     labels: dict[str, int] = field(default_factory=dict)
+    logging: LoggingConfig | None = None
+    """The model's `logging_config`, None when it has none."""
 
 
 @dataclass(frozen=True)
@@ -116,8 +135,19 @@ def configs_from_proto(message) -> list[ModelConfig]:
             base_path=storage_path(entry.base_path),
             policy=_policy(entry.model_version_policy),
             labels=dict(entry.version_labels),
+            logging=_logging(entry),
         ))
     return validate_configs(result)
+
+
+def _logging(entry) -> LoggingConfig | None:
+    if not entry.HasField("logging_config"):
+        return None
+    proto = entry.logging_config
+    return LoggingConfig(collector_type=proto.log_collector_config.type,
+                         filename_prefix=proto.log_collector_config.filename_prefix,
+                         sampling_rate=proto.sampling_config.sampling_rate,
+                         custom=proto.HasField("custom_logging_config"))
 
 
 TENSORFLOW_PLATFORM = "tensorflow"

@@ -11,6 +11,11 @@ never has to reconfigure the server other sessions use; the Models page sets lab
 TF Serving assigns a label only to a version it has loaded (AVAILABLE); with the embedded
 server's policy (``latest { num_versions: 2 }``) that is one of the two newest versions.
 
+Every model the embedded server serves logs its requests (the Traffic page reads them): an entry
+written here without a ``logging_config`` gets ``log_collector_config { type: "file"
+filename_prefix: "<run>/traffic/<model>/requests" } sampling_config { sampling_rate: 1.0 }``
+(:mod:`pipeline.store.traffic`); a ``logging_config`` already there is kept as it is.
+
 The file is read and written with TF Serving's own message (``tensorflow_serving.config.
 model_server_config_pb2``, which does not import TensorFlow) and ``google.protobuf.text_format``,
 so whatever TF Serving accepts is read, and a change rewrites only what it changes: other fields
@@ -33,6 +38,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from pipeline import state
 from pipeline.model_dir import parse_version
+from pipeline.store import traffic
 
 DEFAULT_LOADED_VERSIONS = 2
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -70,6 +76,29 @@ def _entry(model: ServedModel, into: _Entry | None = None) -> _Entry:
     entry.version_labels.clear()
     entry.version_labels.update({k: int(v) for k, v in model.labels.items()})
     return entry
+
+
+def _log_requests(entry: _Entry, config_path: Path) -> None:
+    """Give `entry` the embedded server's request logging, unless it has a `logging_config`."""
+    if entry.HasField("logging_config"):
+        return
+    collector = entry.logging_config.log_collector_config
+    collector.type = "file"
+    collector.filename_prefix = str(traffic.prefix(config_path.parent, entry.name))
+    entry.logging_config.sampling_config.sampling_rate = 1.0
+
+
+def logging_prefix(path: Path | str, model_name: str) -> str | None:
+    """Where `model_name`'s requests are logged, as the config at `path` says (its file
+    collector's `filename_prefix`); None without one, or when the file is missing or unreadable."""
+    try:
+        config = _load(Path(path))
+    except ValueError:
+        return None
+    for entry in config.model_config_list.config:
+        if entry.name == model_name and entry.logging_config.log_collector_config.filename_prefix:
+            return entry.logging_config.log_collector_config.filename_prefix
+    return None
 
 
 def _model(entry: _Entry) -> ServedModel:
@@ -135,11 +164,13 @@ def model_folders(models_dir: Path | str) -> list[Path]:
 
 
 def write_for_server(path: Path | str, model_name: str, base_path: Path | str,
-                     num_versions: int = DEFAULT_LOADED_VERSIONS) -> list[ServedModel]:
+                     num_versions: int = DEFAULT_LOADED_VERSIONS,
+                     log_requests: bool = True) -> list[ServedModel]:
     """The config the embedded server starts with: ``model_name`` at ``base_path``, plus every
     other model folder beside it that has versions, each with ``latest { num_versions }`` and
-    keeping its labels (and any other field) from the current file. A current file protobuf
-    cannot parse is replaced. Returns the models written."""
+    keeping its labels (and any other field) from the current file, and (``log_requests``) its
+    requests logged under the run folder. A current file protobuf cannot parse is replaced.
+    Returns the models written."""
     target = Path(path)
     base = Path(base_path).resolve()
     with _locked(target):
@@ -158,15 +189,18 @@ def write_for_server(path: Path | str, model_name: str, base_path: Path | str,
             if name in old:
                 entry.CopyFrom(old[name])
             entries.append(_entry(ServedModel(name, str(folder), num_versions, labels), entry))
+            if log_requests:
+                _log_requests(entries[-1], target)
         del config.model_config_list.config[:]
         config.model_config_list.config.extend(entries)
         _save(target, config)
         return [_model(entry) for entry in entries]
 
 
-def ensure_model(path: Path | str, model_name: str, base_path: Path | str) -> bool:
+def ensure_model(path: Path | str, model_name: str, base_path: Path | str, log_requests: bool = True) -> bool:
     """Add ``model_name`` to an existing config if it is missing (a server polling the file then
-    serves it within its poll period); False when nothing changed or there is no config."""
+    serves it within its poll period, its requests logged with ``log_requests``); False when
+    nothing changed or there is no config."""
     target = Path(path)
     with _locked(target):
         if not target.exists():
@@ -176,6 +210,8 @@ def ensure_model(path: Path | str, model_name: str, base_path: Path | str) -> bo
             return False
         added = ServedModel(model_name, str(Path(base_path).resolve()))
         config.model_config_list.config.append(_entry(added))
+        if log_requests:
+            _log_requests(config.model_config_list.config[-1], target)
         _save(target, config)
         return True
 

@@ -118,7 +118,8 @@ def test_launched_from_another_folder_it_refuses_and_says_how(tmp_path: Path) ->
 
 def test_app_loads_every_page_without_tensorflow(tmp_path: Path) -> None:
     default, others = registered_pages()
-    assert default == "views/home.py" and {"views/deploy.py", "views/batch.py"} <= set(others), others
+    assert default == "views/home.py", default
+    assert {"views/deploy.py", "views/batch.py", "views/load.py", "views/traffic.py"} <= set(others), others
     port = closed_port()
     report, _ = run_app(ROOT, port, tmp_path)
     assert list(report["pages"]) == ["app", *others]  # every registered page ran
@@ -131,6 +132,9 @@ def test_app_loads_every_page_without_tensorflow(tmp_path: Path) -> None:
     serving_errors = report["pages"]["views/serving.py"]["error"]
     assert any(f"No model server answers at http://127.0.0.1:{port}" in e for e in serving_errors)
     assert any("No model server answers" in e for e in report["pages"]["views/predict.py"]["error"])
+    assert any("No model server answers" in e for e in report["pages"]["views/load.py"]["error"])
+    assert report["pages"]["views/traffic.py"]["title"] == ["Traffic"]  # no logs yet: says how, no error
+    assert report["pages"]["views/traffic.py"]["error"] == []
     assert report["tensorflow"] == [], "the dashboard imported TensorFlow: " + ", ".join(report["tensorflow"])
 
 

@@ -202,3 +202,37 @@ def test_at_start_up_labels_that_break_the_rule_are_not_applied(tmp_path: Path,
             manager.servable("a", label="old")
     finally:
         manager.stop()
+
+
+def test_a_logging_config_that_cannot_be_honoured_is_refused_and_everything_else_applies(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """As `--model_config_file` polling and gRPC's HandleReloadConfigRequest take it: the reload
+    answers INVALID_ARGUMENT naming the refusal; the model is added and serves, without request
+    logging; another model's logging_config is honoured."""
+    from pipeline.serving.request_logs import RequestLogs
+
+    root, logs = tmp_path, RequestLogs()
+    manager = ServableManager([ModelConfig("a", versions(root / "a", 1, 2, 3))], loader=Recorder(),
+                              poll_wait_seconds=3600, on_config=logs.apply)
+    manager.start()
+    blocker = root / "not-a-folder"
+    blocker.write_text("")
+    config = model_server_config_pb2.ModelServerConfig()
+    for name, prefix in (("a", root / "logs" / "a"), ("b", blocker / "b")):
+        entry = config.model_config_list.config.add(name=name, base_path=str(versions(root / name, 1)),
+                                                    model_platform="tensorflow")
+        entry.logging_config.log_collector_config.type = "file"
+        entry.logging_config.log_collector_config.filename_prefix = str(prefix)
+        entry.logging_config.sampling_config.sampling_rate = 1.0
+    with caplog.at_level(logging.ERROR), pytest.raises(ServingError) as error:
+        manager.apply_config(config)
+    assert error.value.code == "INVALID_ARGUMENT"
+    assert re.match(r"Model b: logging_config refused, the model is served without request logging: "
+                    r"filename_prefix '.*' cannot be written", error.value.message)
+    assert manager.servable("b").version == 1 and manager.servable("a").version == 3
+    assert logs.logger("a") is not None and logs.logger("b") is None
+    with pytest.raises(ServingError):  # the same refusal again (a config poll retries): logged once
+        manager.apply_config(config)
+    assert sum("Model b: logging_config refused" in r.getMessage() for r in caplog.records) == 1
+    manager.stop()
+    logs.close()

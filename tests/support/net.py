@@ -5,6 +5,7 @@ Tests never sleep to order events; they poll a condition the user (or the server
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import time
@@ -12,10 +13,38 @@ from collections.abc import Callable
 
 import pytest
 
+_HANDED_OUT: set[int] = set()
+_FIRST_PORT = 20000
+"""Servers in tests listen on ports below the kernel's ephemeral range: a port the kernel hands
+to an outgoing connection (any client in the suite, or on the machine) can never be the one a
+server was told to bind between `free_port()` and its `bind()`."""
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            return int(ranges.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it)."""
-    with socket.socket() as sock:
+    """A TCP port on 127.0.0.1 that is free now, below the ephemeral range (so no outgoing
+    connection takes it before the server binds it) and not handed out before in this process."""
+    low = _ephemeral_low()
+    candidates = list(range(_FIRST_PORT, low)) if low - _FIRST_PORT >= 1000 else []
+    random.shuffle(candidates)
+    for port in candidates:
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    with socket.socket() as sock:  # an unusual port range: let the kernel pick
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 

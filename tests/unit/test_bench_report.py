@@ -241,3 +241,26 @@ def test_grpc_section_says_why_kserve_grpc_was_not_measured():
     assert "KServe ModelServer, gRPC" not in text and kserve_target(rows) == ""
     rows[("kserve-grpc", 32)] = h2(2400.0)
     assert kserve_target(rows) == "target: our gRPC ≥ KServe's gRPC at 32 in flight: missed (0.50x)"
+
+
+def test_the_logging_section_reports_ratios_the_target_and_whether_anything_was_logged(
+        tmp_path: Path) -> None:
+    from bench import logging_bench as lb
+    from pipeline.serving.model_config import LoggingConfig, parse_model_config_text
+
+    [plain] = parse_model_config_text(lb.models_config(Path("/m"), None, None))
+    [logged] = parse_model_config_text(lb.models_config(Path("/m"), 0.0, tmp_path / "requests"))
+    assert plain.logging is None and logged.logging == LoggingConfig("file", str(tmp_path / "requests"), 0.0)
+
+    def row(key: str, rate: float | None, rps: float, files: int = 0) -> lb.Row:
+        return lb.Row(key, {k: label for k, label, _ in lb.CONFIGS}[key], rate, None,
+                      [LoadResult(1000, 10.0, rps, 1.0, 4.0)], answered=1000, logged_metric=files,
+                      logged_files=files)
+
+    text = lb.render([row("none", None, 1000.0), row("rate0", 0.0, 980.0),
+                      row("rate1", 1.0, 900.0, 9000)], 10)
+    assert "| sampling_rate 0.0 | 980 | 0.980 | 1.00 | 4.00 | 1,000 | 0 / 0 |" in text
+    assert "rate 0.0 within 3% of no logging_config: 0.980× (Pass)" in text
+    assert "cost of rate 1.0: 0.900×" in text and "no record was logged" not in text
+    text = lb.render([row("none", None, 1000.0), row("rate0", 0.0, 950.0), row("rate1", 1.0, 990.0)], 10)
+    assert "0.950× (Miss)" in text and "no record was logged at rate 1.0" in text

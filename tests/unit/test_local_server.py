@@ -191,6 +191,9 @@ def test_server_command_flags_and_models_config(tmp_path: Path) -> None:
     (model,) = parse_model_config_text(config_file.read_text())
     assert model.name == "m" and model.base_path == tmp_path / "m"
     assert model.policy.kind == "latest" and model.policy.num_versions == 2
+    assert model.logging is not None and model.logging.sampling_rate == 1.0  # the Traffic page reads these
+    assert model.logging.filename_prefix == str(tmp_path.resolve() / "traffic" / "m" / "requests")
+    assert argv[argv.index("--request_log_max_total_bytes") + 1] == str(256 * 1024 * 1024)
 
 
 def test_autostart_only_for_silent_local_urls(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,6 +33,7 @@ def test_our_metrics_are_read_for_one_model() -> None:
     scrape = parse_scrape(OURS, "m", time=1.0)
     assert scrape.requests == {"OK": 90.0, "NOT_FOUND": 10.0}
     assert scrape.total == 100 and scrape.errors == 10
+    assert scrape.inferences_ok == 100 and scrape.answered == 110  # the 7 status calls are not traffic
     assert scrape.latency_buckets == ((pytest.approx(0.001), 50.0), (pytest.approx(0.01), 100.0),
                                       (float("inf"), 100.0))
 
@@ -63,9 +64,19 @@ def test_quantiles_interpolate_like_prometheus() -> None:
 
 
 def test_window_rows_are_rates_over_each_interval_and_survive_a_restart() -> None:
-    first, second = parse_scrape(OURS, "m", 10.0), parse_scrape(OURS.replace("} 90", "} 130"), "m", 12.0)
+    grown = OURS.replace("} 90", "} 130").replace('le="+Inf"} 60', 'le="+Inf"} 100')  # 40 slow predicts
+    first, second = parse_scrape(OURS, "m", 10.0), parse_scrape(grown, "m", 12.0)
     restarted = parse_scrape(TF_SERVING, "m", 14.0)
     rows = window_rows([first, second, restarted])
     assert rows[0]["requests/s"] == pytest.approx(20.0) and rows[0]["errors/s"] == 0
-    assert rows[0]["p50 ms"] is None  # no latency observed in that interval
+    assert rows[0]["p50 ms"] == pytest.approx(10.0)  # all above the highest finite bound
     assert rows[1]["requests/s"] == pytest.approx(2.0)  # counters went down: counted from zero
+
+
+def test_the_rate_leaves_out_status_and_metadata_polls() -> None:
+    """A dashboard polling the model's status every second is not traffic: only inference
+    requests (and failures) make the rate."""
+    polled = OURS.replace("} 90", "} 150")  # 60 more OK requests, all status calls
+    rows = window_rows([parse_scrape(OURS, "m", 10.0), parse_scrape(polled, "m", 40.0)])
+    assert rows[0]["requests/s"] == 0 and rows[0]["errors/s"] == 0
+    assert rows[0]["p50 ms"] is None  # no latency observed in that interval

@@ -114,3 +114,31 @@ def test_reading_the_config_never_imports_tensorflow():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[2], check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_every_model_of_the_embedded_server_logs_its_requests_under_the_run_folder(tmp_path):
+    """A model without a logging_config gets one (every request, files under <run>/traffic/<model>/);
+    one the user wrote is kept; the server's own parser takes both."""
+    from pipeline.serving.model_config import LoggingConfig, parse_model_config_text
+
+    models = tmp_path / "models"
+    _versions(models / "linear_model", 1)
+    _versions(models / "other", 1)
+    path = tmp_path / "run" / "models.config"
+    path.parent.mkdir()
+    path.write_text('model_config_list { config { name: "other" base_path: "/m/other" '
+                    'logging_config { log_collector_config { type: "file" filename_prefix: "/logs/other" } '
+                    'sampling_config { sampling_rate: 0.1 } } } }')
+    sc.write_for_server(path, "linear_model", models / "linear_model")
+    assert sc.ensure_model(path, "third", tmp_path / "third")
+    parsed = {c.name: c.logging for c in parse_model_config_text(path.read_text())}
+    run = (tmp_path / "run").resolve()
+    assert parsed == {
+        "linear_model": LoggingConfig("file", str(run / "traffic" / "linear_model" / "requests"), 1.0),
+        "other": LoggingConfig("file", "/logs/other", 0.1),
+        "third": LoggingConfig("file", str(run / "traffic" / "third" / "requests"), 1.0)}
+    assert sc.logging_prefix(path, "third") == str(run / "traffic" / "third" / "requests")
+    assert sc.logging_prefix(path, "nobody") is None
+    assert sc.logging_prefix(tmp_path / "missing.config", "third") is None
+    sc.write_for_server(path, "linear_model", models / "linear_model", log_requests=False)  # kept as is
+    assert parse_model_config_text(path.read_text())[0].logging == parsed["linear_model"]

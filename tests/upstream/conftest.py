@@ -120,6 +120,7 @@ class UpstreamServers:
 
         def rest_port_answers() -> bool:
             if process.poll() is not None:
+                del self.started[key]  # a later test with these arguments starts its own
                 pytest.fail(f"server exited with {process.returncode}:\n"
                             f"{log_path.read_text(errors='replace')[-3000:]}")
             try:

@@ -20,6 +20,7 @@ its work. Status and metadata are cheap and answered on the loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -109,11 +110,16 @@ class Front:
         if label is not None:
             self.lane.record(model_name, label, code, started)
 
-    def predict(self, context: grpc.aio.ServicerContext, model_name: str, parse: Callable[[], Any]) -> Any:
-        return self.lane.predict(model_name, parse, context.time_remaining(), DEADLINE_MESSAGE)
+    def predict(self, context: grpc.aio.ServicerContext, model_name: str, parse: Callable[[Any], Any],
+                request: Any) -> Any:
+        """`parse(trace)` in the lane; a sampled request is logged as it went over the wire."""
+        return self.lane.predict(model_name, parse, context.time_remaining(), DEADLINE_MESSAGE,
+                                 trace_for=functools.partial(_Trace, "predict", request))
 
-    def examples(self, context: grpc.aio.ServicerContext, model_name: str, parse: Callable[[], Any]) -> Any:
-        return self.lane.examples(model_name, parse, context.time_remaining(), DEADLINE_MESSAGE)
+    def examples(self, context: grpc.aio.ServicerContext, model_name: str, parse: Callable[[Any], Any],
+                 api: str, request: Any) -> Any:
+        return self.lane.examples(model_name, parse, context.time_remaining(), DEADLINE_MESSAGE,
+                                  trace_for=functools.partial(_Trace, api, request))
 
 
 DEADLINE_MESSAGE = "Deadline Exceeded"
@@ -124,6 +130,40 @@ def target_of(spec: model_pb2.ModelSpec) -> Target:
     choice = spec.WhichOneof("version_choice")
     return Target(spec.name, spec.version.value if choice == "version" else None,
                   spec.version_label if choice == "version_label" else None)
+
+
+class _Trace:
+    """A sampled gRPC inference call as its request log records it: the request and response
+    messages as they went over the wire (`dataplane.RequestTrace`)."""
+
+    __slots__ = ("api", "label", "version", "signature", "_request", "answer")
+
+    def __init__(self, api: str, request: Any) -> None:
+        self.api = api
+        self._request = request
+        self.answer: Any = None  # the response message, once built
+        self.version: int | None = None
+        asked = _spec_of(request)
+        self.label = asked.version_label if asked is not None and asked.HasField("version_label") else None
+        self.signature = (asked.signature_name if asked is not None else "") or DEFAULT_SIGNATURE
+
+    def request(self) -> Any:
+        return self._request
+
+    def response(self) -> Any:
+        return self.answer
+
+
+def _spec_of(message: Any) -> model_pb2.ModelSpec | None:
+    """The ModelSpec of an inference request or response (a MultiInference's first task or
+    result); None if it has none."""
+    if message is None:
+        return None
+    if hasattr(message, "tasks"):
+        return message.tasks[0].model_spec if message.tasks else None
+    if hasattr(message, "results"):
+        return message.results[0].model_spec if message.results else None
+    return message.model_spec if message.HasField("model_spec") else None
 
 
 def _require_spec(request: Any) -> None:
@@ -141,9 +181,10 @@ def _fill_spec(target: model_pb2.ModelSpec, name: str, version: int, signature_n
 class _Predict:
     """A gRPC Predict, read in a worker in TF Serving's order of checks."""
 
-    __slots__ = ("target", "signature_name", "_request", "_wanted", "_as_content")
+    __slots__ = ("target", "signature_name", "_request", "_wanted", "_as_content", "_trace")
 
-    def __init__(self, request: predict_pb2.PredictRequest, as_content: bool) -> None:
+    def __init__(self, request: predict_pb2.PredictRequest, as_content: bool, trace: _Trace | None) -> None:
+        self._trace = trace
         _require_spec(request)
         self._request = request
         self.target = target_of(request.model_spec)
@@ -160,13 +201,16 @@ class _Predict:
         _fill_spec(response.model_spec, self.target.model_name, version, self.signature_name)
         for alias in self._wanted:
             tensors.fill_proto(response.outputs[alias], outputs[alias], self._as_content)
+        if self._trace is not None:
+            self._trace.answer = response
         return response
 
 
 class _Classify:
-    __slots__ = ("target", "signature_name", "runtime_api", "example_count", "_examples")
+    __slots__ = ("target", "signature_name", "runtime_api", "example_count", "_examples", "_trace")
 
-    def __init__(self, request: classification_pb2.ClassificationRequest) -> None:
+    def __init__(self, request: classification_pb2.ClassificationRequest, trace: _Trace | None) -> None:
+        self._trace = trace
         _require_spec(request)
         self._examples = inference.serialized_examples(request.input)
         self.target = target_of(request.model_spec)
@@ -179,13 +223,16 @@ class _Classify:
         response = classification_pb2.ClassificationResponse()
         _fill_spec(response.model_spec, self.target.model_name, servable.version, self.signature_name)
         response.result.CopyFrom(inference.classification_result(classes, scores))
+        if self._trace is not None:
+            self._trace.answer = response
         return response
 
 
 class _Regress:
-    __slots__ = ("target", "signature_name", "runtime_api", "example_count", "_examples")
+    __slots__ = ("target", "signature_name", "runtime_api", "example_count", "_examples", "_trace")
 
-    def __init__(self, request: regression_pb2.RegressionRequest) -> None:
+    def __init__(self, request: regression_pb2.RegressionRequest, trace: _Trace | None) -> None:
+        self._trace = trace
         _require_spec(request)
         self._examples = inference.serialized_examples(request.input)
         self.target = target_of(request.model_spec)
@@ -198,13 +245,16 @@ class _Regress:
         response = regression_pb2.RegressionResponse()
         _fill_spec(response.model_spec, self.target.model_name, servable.version, self.signature_name)
         response.result.CopyFrom(inference.regression_result(values))
+        if self._trace is not None:
+            self._trace.answer = response
         return response
 
 
 class _MultiInference:
-    __slots__ = ("target", "runtime_api", "example_count", "_examples", "_request")
+    __slots__ = ("target", "runtime_api", "example_count", "_examples", "_request", "_trace")
 
-    def __init__(self, request: Any) -> None:
+    def __init__(self, request: Any, trace: _Trace | None) -> None:
+        self._trace = trace
         if not request.tasks:
             raise InvalidArgument("MultiInferenceRequest must specify at least one task")
         self._examples = inference.serialized_examples(request.input)
@@ -214,7 +264,10 @@ class _MultiInference:
         self.example_count = len(self._examples)
 
     def run(self, servable: Servable, deadline: Deadline) -> Any:
-        return inference.multi_inference(servable, self._request, self._examples, deadline)
+        response = inference.multi_inference(servable, self._request, self._examples, deadline)
+        if self._trace is not None:
+            self._trace.answer = response
+        return response
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -228,24 +281,24 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         name, front = request.model_spec.name, self.front
         as_content = front.core.tensor_content
         return await front.answer("predict", name, context, lambda: front.predict(
-            context, name, lambda: _Predict(request, as_content)))
+            context, name, lambda trace: _Predict(request, as_content, trace), request))
 
     async def Classify(self, request: classification_pb2.ClassificationRequest,
                        context: grpc.aio.ServicerContext) -> classification_pb2.ClassificationResponse:
         name, front = request.model_spec.name, self.front
-        return await front.answer("classify", name, context,
-                                  lambda: front.examples(context, name, lambda: _Classify(request)))
+        return await front.answer("classify", name, context, lambda: front.examples(
+            context, name, lambda trace: _Classify(request, trace), "classify", request))
 
     async def Regress(self, request: regression_pb2.RegressionRequest, context: grpc.aio.ServicerContext
                       ) -> regression_pb2.RegressionResponse:
         name, front = request.model_spec.name, self.front
-        return await front.answer("regress", name, context,
-                                  lambda: front.examples(context, name, lambda: _Regress(request)))
+        return await front.answer("regress", name, context, lambda: front.examples(
+            context, name, lambda trace: _Regress(request, trace), "regress", request))
 
     async def MultiInference(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         name, front = (request.tasks[0].model_spec.name if request.tasks else ""), self.front
-        return await front.answer("multi_inference", name, context,
-                                  lambda: front.examples(context, name, lambda: _MultiInference(request)))
+        return await front.answer("multi_inference", name, context, lambda: front.examples(
+            context, name, lambda trace: _MultiInference(request, trace), "multi_inference", request))
 
     async def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest,
                                context: grpc.aio.ServicerContext

@@ -30,6 +30,7 @@ is abandoned. Status and metadata are cheap and answered on the loop. Responses 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -47,6 +48,7 @@ from pipeline.serving.errors import Code, InvalidArgument, ServingError
 from pipeline.serving.rest import examples, json_tensor
 from pipeline.serving.rest.http_status import http_status
 from pipeline.serving.rest.json_body import parse_json_body, signature_name_of
+from pipeline.serving.rest.request_log_hook import RestRequestTrace
 from pipeline.serving.rest.uvicorn_protocol import ON_DISCONNECT
 
 log = logging.getLogger(__name__)
@@ -148,12 +150,14 @@ class RestApi:
                 target = Target(model_name, version, label)
                 watch = _watcher(scope)
                 timeout, message = self.options.timeout_seconds, self._timeout_message
+                trace_for = functools.partial(RestRequestTrace, verb, model_name, label)  # if sampled
                 if verb == "predict":
-                    result = await self.lane.predict(model_name, lambda: _Predict(target, body), timeout,
-                                                     message, watch)
+                    result = await self.lane.predict(model_name, lambda trace: _Predict(target, body, trace),
+                                                     timeout, message, watch, trace_for)
                 else:
-                    result = await self.lane.examples(model_name, lambda: _Examples(verb, target, body),
-                                                      timeout, message, watch)
+                    result = await self.lane.examples(
+                        model_name, lambda trace: _Examples(verb, target, body, trace), timeout, message,
+                        watch, trace_for)
             elif method == "GET" and path.lower() == LIST_PATH:
                 names = self.plane.model_names()  # not one model's request: no metrics
                 result = json_tensor.dumps({"models": [{"name": name} for name in names]})
@@ -169,7 +173,7 @@ class RestApi:
                 raise _malformed(method, path)
             return 200, result
         except ServingError as error:
-            code = error.code
+            code, message = error.code, error.message
             return http_status(code), json_tensor.error_body(error.message)
         except _BodyTooLarge:
             code = Code.RESOURCE_EXHAUSTED
@@ -225,40 +229,57 @@ class RestApi:
 class _Predict:
     """A REST predict, parsed in a worker: the JSON body, then its inputs for the signature."""
 
-    __slots__ = ("target", "signature_name", "_request", "_form")
+    __slots__ = ("target", "signature_name", "_request", "_form", "_trace")
 
-    def __init__(self, target: Target, body: bytes) -> None:
+    def __init__(self, target: Target, body: bytes, trace: RestRequestTrace | None) -> None:
         self._request = parse_json_body(body)
         self.signature_name = signature_name_of(self._request)
         self.target = target
+        self._trace = trace
+        if trace is not None:
+            trace.signature = self.signature_name
 
     def inputs(self, signature: Signature) -> dict:
         self._form, inputs = json_tensor.parse_predict_inputs(self._request, signature.input_dtypes)
+        if self._trace is not None:
+            self._trace.inputs = inputs
         return inputs
 
     def response(self, version: int, outputs: dict) -> bytes:
+        if self._trace is not None:
+            self._trace.outputs = outputs
         return json_tensor.format_predict_response(self._form, outputs)
 
 
 class _Examples:
     """A REST classify or regress, parsed in a worker (TF Serving's order of checks, spec §2.2)."""
 
-    __slots__ = ("target", "signature_name", "runtime_api", "example_count", "_api", "_serialized")
+    __slots__ = ("target", "signature_name", "runtime_api", "example_count", "_api", "_serialized", "_trace")
 
-    def __init__(self, api: str, target: Target, body: bytes) -> None:
+    def __init__(self, api: str, target: Target, body: bytes, trace: RestRequestTrace | None) -> None:
         request = parse_json_body(body)
         self.signature_name = signature_name_of(request)
+        if trace is not None:
+            trace.signature = self.signature_name
         self._serialized = examples.parse_examples(request, api)
+        if trace is not None:
+            trace.examples = self._serialized
         self._api = api
+        self._trace = trace
         self.target = target
         self.runtime_api = api.capitalize()
         self.example_count = len(self._serialized)
 
     def run(self, servable: Servable, deadline: Deadline) -> bytes:
+        trace = self._trace
         if self._api == "classify":
             classes, scores = servable.classify(self.signature_name, self._serialized, deadline)
+            if trace is not None:
+                trace.classes, trace.scores = classes, scores
             return examples.format_classify_response(classes, scores)
         values = servable.regress(self.signature_name, self._serialized, deadline)
+        if trace is not None:
+            trace.values = values
         return examples.format_regress_response(values)
 
 
