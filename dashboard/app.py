@@ -63,7 +63,11 @@ def cannot_start(problem: str) -> None:
     st.stop()
 
 
-st.set_page_config(page_title="Linear model · TF Serving", page_icon=str(FAVICON), layout="wide")
+# A 220 px sidebar (Streamlit's default is 300) leaves a laptop window or a projector at 800 px a
+# usable page; Streamlit itself collapses the sidebar only below 768 px.
+SIDEBAR_PX = 220
+st.set_page_config(page_title="Linear model · TF Serving", page_icon=str(FAVICON), layout="wide",
+                   initial_sidebar_state=SIDEBAR_PX)
 try:
     from dashboard import launch, model_picker
     from dashboard.server_state import autostart_server_once

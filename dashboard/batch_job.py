@@ -20,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ KEEP_JOBS = 10
 """Finished jobs kept on disk (their uploads and outputs); older ones are removed when a job starts."""
 
 _children: dict[Path, subprocess.Popen] = {}
-"""Jobs this process started: polling their Popen reaps an ended child (no zombie)."""
+"""Jobs this process started; a thread per child waits for it, so an ended child never stays a
+zombie."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ def start_job(root: Path, *, base_path: Path, version: int | None, master: str =
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                  env=env, start_new_session=True)
     _children[folder.resolve()] = child
+    # collect its exit status the moment it ends, whether or not a page reads the job again (a
+    # job that writes its report, then exits, would otherwise stay a zombie under the dashboard)
+    threading.Thread(target=child.wait, name=f"reap {folder.name}", daemon=True).start()
     # Popen returns after the exec: /proc shows the child's own start time and command line (a
     # child already gone gets a record that never matches)
     record = ProcessRecord.of(child.pid) or ProcessRecord(child.pid, None, tuple(command))

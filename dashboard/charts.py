@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from pipeline.runs.report import param_names
-from pipeline.store.run_record import RunRecord, Weights
+from pipeline.store.run_record import RunRecord, RunStatus, Weights
 
 PARAM_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 """One colour per parameter (w[0], w[1], ..., b), shared by the trajectory chart's lines
@@ -33,6 +33,40 @@ X_RANGE = (-10.0, 10.0)
 def _params(weights: Weights) -> list[float]:
     """``w`` and ``b`` flattened to ``[*w, b]``."""
     return [float(v) for v in weights.flat]
+
+
+OFF_SCALE = 1e3
+"""Values more than this many times the largest reference value (at least 1) are off the scale: a
+diverged run's weights (1e22) would flatten the truth and OLS to nothing."""
+
+
+def off_scale(values: Sequence[float], reference: Sequence[float]) -> bool:
+    """True when any value is not finite or beyond :data:`OFF_SCALE` times the reference's size."""
+    limit = OFF_SCALE * max([1.0, *(abs(float(r)) for r in reference if np.isfinite(float(r)))])
+    return any(not np.isfinite(float(v)) or abs(float(v)) > limit for v in values)
+
+
+def _scale_to(fig: go.Figure, reference: Sequence[float], note: str) -> None:
+    """Keep the y axis on the ``reference`` values (and 0), padded, and say what is beyond it."""
+    finite = [float(r) for r in reference if np.isfinite(float(r))] or [0.0]
+    low, high = min(0.0, *finite), max(0.0, *finite)
+    pad = 0.25 * (high - low) or 1.0
+    fig.update_yaxes(range=[low - pad, high + pad], autorange=False)
+    fig.add_annotation(text=note, xref="paper", yref="paper", x=0.0, y=1.0, xanchor="left", yanchor="bottom",
+                       showarrow=False, font={"color": "#d62728"})
+
+
+def short_number(value: float) -> str:
+    """``-5.455917293775379e+22`` -> ``-5.46e22``, ``12345.6`` -> ``12,346``, ``1.98765`` -> ``1.988``,
+    ``nan`` -> ``NaN``: short, never a 23-digit number."""
+    if not np.isfinite(value):
+        return "NaN" if np.isnan(value) else ("∞" if value > 0 else "−∞")
+    if abs(value) < 1e4:
+        return f"{value:,.4g}"
+    if abs(value) < 1e6:
+        return f"{value:,.0f}"
+    mantissa, exponent = f"{value:.3g}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = 340) -> go.Figure:
@@ -127,12 +161,16 @@ def weights_trajectory_figure(
     truth = [float(v) for v in true_w] + [float(true_b)]
     span = [min(epochs, default=0), max(epochs, default=1)]
     fig = go.Figure()
+    everything = []
     for i, name in enumerate(param_names(features)):
         color = PARAM_COLORS[i % len(PARAM_COLORS)]
         values = [float(h["w"][i]) if i < features else float(h["b"]) for h in history]
+        everything += values
         fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines", name=name, line={"color": color}))
         fig.add_trace(go.Scatter(x=span, y=[truth[i], truth[i]], mode="lines", name=f"true {name}",
                                  line={"color": color, "dash": "dash", "width": 1}))
+    if off_scale(everything, truth):
+        _scale_to(fig, truth, "weights went off the scale: the run diverged")
     return _panel_layout(fig, "Weights per epoch", "epoch", "value (dashed: true)")
 
 
@@ -144,10 +182,14 @@ def learned_vs_true_figure(learned: Weights, true: Weights, ols: Weights | None 
     series = [("learned", learned), ("true", true)] + ([("OLS", ols)] if ols is not None else [])
     fig = go.Figure([
         go.Bar(x=names, y=_params(values), name=label, marker_color=SERIES_COLORS[label],
-               hovertemplate="%{x}: %{y:.4f}")
+               hovertemplate="%{x}: %{y:.4g}")
         for label, values in series
     ])
     fig.update_layout(barmode="group")
+    references = [*_params(true), *(_params(ols) if ols is not None else [])]
+    if off_scale(_params(learned), references):
+        shown = ", ".join(f"{n} {short_number(v)}" for n, v in zip(names, _params(learned), strict=True))
+        _scale_to(fig, references, f"learned off the scale ({shown}): the run diverged")
     return _panel_layout(fig, "Learned vs true vs OLS", "parameter", "value")
 
 
@@ -177,8 +219,12 @@ def data_planes_figure(
     # two planes that (nearly) coincide would blend into one colour: each gets its own colour
     # and opacity plus a solid (true) or dashed (learned) outline, so both stay visible
     planes = [("true plane", true_w, true_b, SERIES_COLORS["true"], 0.35, "solid")]
+    title = "Data and fitted planes"
     if learned_w is not None and learned_b is not None:
-        planes.append(("learned plane", learned_w, learned_b, SERIES_COLORS["learned"], 0.55, "dash"))
+        if off_scale([*learned_w, learned_b], [*true_w, true_b]):  # it would flatten the data to a line
+            title = "Data and true plane (the learned plane is off the scale: the run diverged)"
+        else:
+            planes.append(("learned plane", learned_w, learned_b, SERIES_COLORS["learned"], 0.55, "dash"))
     for name, w, b, color, opacity, dash in planes:
         x0, x1, z = plane_grid(w, b)
         fig.add_trace(go.Surface(x=x0, y=x1, z=z, name=name, showscale=False, opacity=opacity,
@@ -188,7 +234,7 @@ def data_planes_figure(
                                    z=[z[i, j] for i, j in ring], mode="lines", name=f"{name} outline",
                                    line={"color": color, "width": 5, "dash": dash}, showlegend=False,
                                    legendgroup=name, hoverinfo="skip"))
-    _plane_layout(fig, "Data and fitted planes", 600, ("x1", "x2"))
+    _plane_layout(fig, title, 600, ("x1", "x2"))
     span = float(np.ptp(y)) if y.size and np.all(np.isfinite(y)) else 0.0
     fig.update_layout(margin={"l": 10, "r": 10, "t": 50, "b": 40},
                       scene={"camera": {"eye": face_on_eye(true_w, span)},
@@ -233,22 +279,56 @@ def compare_versions_weights_figure(
     return _panel_layout(fig, "Weights side by side", "parameter", "value")
 
 
+ERROR_SERIES = (("vs_true", "max |learned − true|", "#FF6F00", "circle"),
+                ("vs_ols", "max |learned − OLS|", "#1f77b4", "diamond"))
+"""The two error series: distinct colours and marker shapes (the theme's two blues read as one)."""
+DATE_TICKS = [{"dtickrange": [None, 60_000], "value": "%H:%M:%S"},
+              {"dtickrange": [60_000, 86_400_000], "value": "%-d %b %H:%M"},
+              {"dtickrange": [86_400_000, None], "value": "%-d %b"}]
+"""Tick labels as precise as the tick spacing: seconds when ticks are under a minute apart, so two
+ticks never share a label ("7 Dec 01:06" twice)."""
+
+
 def run_errors_figure(records: Sequence[RunRecord]) -> go.Figure:
     """Each finished run's error vs the truth and vs OLS (log axis) at the time it started,
     oldest first; hovering shows the run id and the version it became: which runs learned
-    well, at a glance. Runs without errors (failed, or still running) are left out."""
+    well, at a glance. Runs without errors (failed before training, or still running) are left
+    out; a failed run (diverged: errors of 1e22) is a red cross on the top edge, with its value on
+    hover, so it does not squash the others. Times are in the zone the tables use, named on the axis."""
     done = [r for r in sorted(records, key=lambda r: r.id) if r.errors is not None]
-    when = [_local_time(r.started) or r.id for r in done]
-    labels = [f"run {r.id}" + (f", version {r.version}" if r.version is not None else "") for r in done]
-    series = (("vs_true", "max |learned − true|"), ("vs_ols", "max |learned − OLS|"))
+    ok = [r for r in done if r.status is not RunStatus.FAILED]
+    failed = [r for r in done if r.status is RunStatus.FAILED]
+
+    def labels(runs: Sequence[RunRecord]) -> list[str]:
+        return [f"run {r.id}" + (f", version {r.version}" if r.version is not None else "") for r in runs]
+
+    when = [_local_time(r.started) or r.id for r in ok]
     fig = go.Figure([
-        go.Scatter(x=when, y=[float(getattr(r.errors, key)) for r in done], mode="markers", name=name,
-                   text=labels, hovertemplate="%{text}<br>%{y:.4g}<extra>%{fullData.name}</extra>")
-        for key, name in series
+        go.Scatter(x=when, y=[float(getattr(r.errors, key)) for r in ok], mode="markers", name=name,
+                   text=labels(ok), marker={"color": color, "symbol": symbol, "size": 9},
+                   hovertemplate="%{text}<br>%{y:.4g}<extra>%{fullData.name}</extra>")
+        for key, name, color, symbol in ERROR_SERIES
     ])
-    _log_axis(fig, [float(getattr(r.errors, key)) for r in done for key, _ in series])
-    fig.update_xaxes(tickformat="%-d %b %H:%M")
-    return _panel_layout(fig, "Errors per run", "started (local time)", "error (log scale)")
+    values = [v for r in ok for key, *_ in ERROR_SERIES if (v := float(getattr(r.errors, key))) > 0
+              and np.isfinite(v)] or [1.0]
+    ticks = log_ticks(values)
+    low, high = min([*ticks, *values]) / 2, max([*ticks, *values]) * 2
+    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[tick_label(t) for t in ticks],
+                     range=[np.log10(low), np.log10(high)])
+    if failed:
+        fig.add_trace(go.Scatter(
+            x=[_local_time(r.started) or r.id for r in failed], y=[high] * len(failed), mode="markers",
+            name="failed run (error off the scale)", marker={"color": "#d62728", "symbol": "x", "size": 11},
+            text=[f"{label} failed<br>max |learned − true| = {short_number(r.errors.vs_true)}"
+                  for label, r in zip(labels(failed), failed, strict=True)],
+            hovertemplate="%{text}<extra></extra>", cliponaxis=False))
+    fig.update_xaxes(tickformatstops=DATE_TICKS)
+    return _panel_layout(fig, "Errors per run", f"started ({_zone_name()})", "error (log scale)")
+
+
+def _zone_name() -> str:
+    """The name of this machine's time zone, as the run tables print it (``UTC``, ``CET``)."""
+    return datetime.now(UTC).astimezone().tzname() or "local time"
 
 
 def _local_time(iso: str | None) -> datetime | None:
@@ -274,7 +354,7 @@ def _identity_span(*series: Sequence[float]) -> list[float]:
 
 
 def _predicted_vs_true_traces(true: Sequence[float], predicted: Sequence[float], name: str,
-                              color: str) -> list[go.Scatter]:
+                              color: str, size: int = 9) -> list[go.Scatter]:
     true_a = np.asarray(true, dtype=np.float64).reshape(-1)
     pred_a = np.asarray(predicted, dtype=np.float64).reshape(-1)
     if true_a.shape != pred_a.shape:
@@ -285,7 +365,7 @@ def _predicted_vs_true_traces(true: Sequence[float], predicted: Sequence[float],
     return [
         go.Scatter(x=span, y=span, mode="lines", name="perfect model (y = x)",
                    line={"color": "gray", "dash": "dash", "width": 1}, hoverinfo="skip"),
-        go.Scatter(x=true_a, y=pred_a, mode="markers", name=name, marker={"color": color, "size": 9},
+        go.Scatter(x=true_a, y=pred_a, mode="markers", name=name, marker={"color": color, "size": size},
                    text=rows, hovertemplate="%{text}<br>true %{x:.4g}<br>predicted %{y:.4g}<extra></extra>"),
     ]
 
@@ -296,6 +376,24 @@ def predicted_vs_true_figure(true: Sequence[float], predicted: Sequence[float]) 
     vertical distance to it is the row's residual. ``ValueError`` if the lengths differ."""
     fig = go.Figure(_predicted_vs_true_traces(true, predicted, "predictions", SERIES_COLORS["learned"]))
     return _layout(fig, "Predicted vs true value", "true value (x @ w0 + b0)", "predicted by the server")
+
+
+MAX_TICKS = 8
+"""Ticks per axis on a scatter of many points: more crowd the labels into each other."""
+
+
+def batch_predictions_figure(true: Sequence[float], predicted: Sequence[float]) -> go.Figure:
+    """The Batch page's sample: each scored row's prediction against its noiseless truth, with the
+    ``y = x`` line, both axes over the same span holding every finite point (none clipped) and at
+    most :data:`MAX_TICKS` ticks each. ``ValueError`` if the lengths differ."""
+    traces = _predicted_vs_true_traces(true, predicted, f"{len(predicted):,} scored rows",
+                                       SERIES_COLORS["learned"], size=5)
+    span = _identity_span(true, predicted)
+    fig = go.Figure(traces)
+    fig.update_xaxes(range=span, nticks=MAX_TICKS)
+    fig.update_yaxes(range=span, nticks=MAX_TICKS)
+    return _panel_layout(fig, "Predicted vs true value", "true value (x @ w0 + b0, no noise)",
+                         "prediction", height=420)
 
 
 def points_on_true_plane_figure(x: Sequence[Sequence[float]] | np.ndarray, predicted: Sequence[float],
@@ -373,3 +471,61 @@ def _plane_layout(fig: go.Figure, title: str, height: int, x_titles: tuple[str, 
         legend={"orientation": "h", "y": -0.05},
     )
     return fig
+
+
+# -- Serving page: traffic from the server's metrics ---------------------------------------------------
+
+TRAFFIC_COLORS = {"requests/s": "#1f77b4", "errors/s": "#d62728"}
+LATENCY_COLORS = {"p50 ms": "#9ecae1", "p90 ms": "#4292c6", "p99 ms": "#08306b"}
+"""Latency percentiles in shades of one blue (darker is slower), so no percentile reads as an error."""
+
+
+def _utc_times(rows: Sequence[Mapping[str, Any]]) -> list[datetime]:
+    return [datetime.fromtimestamp(float(r["time"]), UTC).replace(tzinfo=None) for r in rows]
+
+
+def _time_series_layout(fig: go.Figure, y_title: str, top: float) -> go.Figure:
+    """Compact time-series layout: the y axis from 0 to at least ``top`` with short tick labels
+    (``0``, ``0.5``, ``1``; never ``0.000000``), UTC times, the legend under the plot."""
+    fig.update_layout(height=240, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                      legend={"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom"},
+                      hovermode="x unified")
+    fig.update_yaxes(title_text=y_title, range=[0, top * 1.1], tickformat=",.3~g", automargin=True)
+    fig.update_xaxes(title_text="time (UTC)", tickformat="%H:%M:%S", automargin=True)
+    return fig
+
+
+def traffic_figure(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Requests/s and errors/s per interval (``time`` in Unix seconds, as ``window_rows`` gives them).
+    Requests are a solid line drawn on top; errors a thinner dotted red line beneath, so at zero
+    traffic the line a reader sees is requests at 0, not errors. A single interval (the first one
+    after a start) is drawn as points, since a line through one point is invisible."""
+    times = _utc_times(rows)
+    fig = go.Figure()
+    mode = "lines" if len(rows) > 1 else "markers"
+    styles = (("errors/s", {"width": 1.5, "dash": "dot"}, 6), ("requests/s", {"width": 2.5}, 8))
+    for name, style, size in styles:
+        fig.add_trace(go.Scatter(x=times, y=[float(r[name]) for r in rows], mode=mode, name=name,
+                                 line={"color": TRAFFIC_COLORS[name], **style},
+                                 marker={"color": TRAFFIC_COLORS[name], "size": size},
+                                 hovertemplate="%{y:,.3~g}"))
+    peak = max((float(r[k]) for r in rows for k in TRAFFIC_COLORS), default=0.0)
+    return _time_series_layout(fig, "per second", max(1.0, peak))
+
+
+def _finite_or_none(value: Any) -> float | None:
+    return float(value) if value is not None and np.isfinite(float(value)) else None
+
+
+def latency_figure(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """p50, p90 and p99 latency (ms) per interval; an interval without requests is a gap."""
+    times = _utc_times(rows)
+    fig = go.Figure()
+    values = []
+    for name, color in LATENCY_COLORS.items():
+        ys = [_finite_or_none(r.get(name)) for r in rows]
+        values += [v for v in ys if v is not None]
+        fig.add_trace(go.Scatter(x=times, y=ys, mode="lines+markers", name=name.replace(" ms", ""),
+                                 line={"color": color, "width": 2}, marker={"size": 4},
+                                 connectgaps=False, hovertemplate="%{y:,.3~g} ms"))
+    return _time_series_layout(fig, "ms", max(values, default=1.0) or 1.0)

@@ -10,7 +10,11 @@ from dashboard import launch
 from dashboard.clients import client_for
 from dashboard.session import serving_url, settings
 from pipeline.client import local_server
+from pipeline.client.errors import ClientError
 from pipeline.client.urls import is_local_url, url_port
+
+STOPPED_KEY = "serving_stopped_by_user"
+"""Set when this session stopped the embedded server on the Serving page (cleared by a start)."""
 
 
 def server_status() -> local_server.ServerStatus:
@@ -25,6 +29,17 @@ def embedded_server_starting(url: str) -> local_server.ServerStatus | None:
     if proc.running and is_local_url(url) and proc.port == url_port(url):
         return proc
     return None
+
+
+def down_word(exc: ClientError, url: str) -> str:
+    """What a server that does not answer at ``url`` is, in one word every page uses: ``starting``
+    (the embedded server for ``url`` runs but is still importing TensorFlow), ``stopped`` (this
+    session stopped it on the Serving page) or ``down``."""
+    if exc.status_code is None and embedded_server_starting(url) is not None:
+        return "starting"
+    if st.session_state.get(STOPPED_KEY) and not server_status().running:
+        return "stopped"
+    return "down"
 
 
 def serving_url_is_dashboard(url: str | None = None) -> bool:

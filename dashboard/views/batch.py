@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import batch_job, model_picker, session
+from dashboard import batch_job, charts, model_picker, session
+from dashboard.input_table import MAX_INTERACTIVE_ROWS
+from pipeline.batch import MissingRequirement, missing_requirements
 from pipeline.model_dir import version_dirs
 
 JOB_KEY = "batch_job"
@@ -37,28 +39,49 @@ def versions_on_disk() -> dict[int, Path]:
         return {}
 
 
-def render_form(versions: dict[int, Path]) -> None:
-    """Where the rows come from, the version and the Spark master; starts a job on submit."""
+def render_missing(missing: list[MissingRequirement]) -> None:
+    """What this machine lacks for Spark scoring and the command for each, instead of a form that
+    would only fail after the upload. `make run` leaves PySpark out on purpose: it is about 450 MB
+    and needs Java, and the rest of the dashboard never uses it."""
+    st.warning("Batch scoring runs on Spark, which is not set up on this machine yet:",
+               icon=":material/construction:")
+    for item in missing:
+        st.markdown(f"- {item.what}. Install it with:")
+        st.code(item.command, language="bash")
+    st.caption("Then reload this page; the dashboard needs no restart. The Predict page scores up to "
+               f"{MAX_INTERACTIVE_ROWS:,} rows without Spark meanwhile.")
+
+
+def rows_text(count: int) -> str:
+    """``1 row``, ``1,000 rows``."""
+    return f"{count:,} row" + ("" if count == 1 else "s")
+
+
+def render_form(versions: dict[int, Path], running: bool) -> None:
+    """Where the rows come from, the version and the Spark master; starts a job on submit.
+    Drawn (disabled) while a job runs too, so the chosen file or path is still there when it
+    ends or is cancelled: a widget Streamlit does not draw in a run loses its value."""
     source = st.radio("Rows", ["Upload a file", "A file on this machine"], horizontal=True,
-                      key="batch_source")
+                      key="batch_source", disabled=running)
     upload, path_text = None, ""
     if source == "Upload a file":
         limit = st.get_option("server.maxUploadSize")
         upload = st.file_uploader("CSV (with a header line) or Parquet", type=["csv", "parquet"],
-                                  key="batch_upload",
+                                  key="batch_upload", disabled=running,
                                   help=f"Uploads are limited to {limit} MB (`server.maxUploadSize`); for a "
                                        "larger file choose **A file on this machine** and give its path.")
     else:
         path_text = st.text_input("Path of a .csv or .parquet file", key="batch_path",
-                                  placeholder="/data/rows.parquet")
+                                  placeholder="/data/rows.parquet", disabled=running)
     version_col, master_col = st.columns(2)
     version = version_col.selectbox("Version", [NEWEST, *sorted(versions, reverse=True)], key="batch_version",
                                     format_func=lambda v: f"the newest ({max(versions)})" if v == NEWEST
-                                    else f"version {v}")
+                                    else f"version {v}", disabled=running)
     master = master_col.text_input("Spark master", value="local[*]", key="batch_master",
                                    help="local[*] uses every core of this machine; "
-                                        "spark://host:7077 a cluster.")
-    if not st.button("Score on Spark", key="batch_run", type="primary", icon=":material/play_arrow:"):
+                                        "spark://host:7077 a cluster.", disabled=running)
+    if not st.button("Score on Spark", key="batch_run", type="primary", icon=":material/play_arrow:",
+                     disabled=running):
         return
     chosen = None if version == NEWEST else int(version)
     root = batch_job.jobs_root(session.settings().run_dir)
@@ -131,11 +154,11 @@ def parquet_bytes(folder: str) -> bytes:
 def render_report(report: dict[str, Any], versions: dict[int, Path]) -> None:
     """Counts, a sample with residuals against the truth, and the downloads."""
     st.success(report["summary"], icon=":material/check_circle:")
-    cols = st.columns(4)
-    cols[0].metric("Rows in", f"{report['rows_in']:,}")
-    cols[1].metric("Scored", f"{report['scored']:,}")
-    cols[2].metric("Rejected", f"{report['rejected']:,}")
-    cols[3].metric("Time", f"{report['seconds']:,.1f} s",
+    row = st.container(horizontal=True)  # wraps when narrow instead of cutting the numbers
+    row.metric("Rows in", f"{report['rows_in']:,}")
+    row.metric("Scored", f"{report['scored']:,}")
+    row.metric("Rejected", f"{report['rejected']:,}")
+    row.metric("Time", f"{report['seconds']:,.1f} s",
                    help="Wall time of the whole job, Spark's start-up and the workers loading the model "
                         "included: it dominates small files.")
     import pyarrow.parquet as pq
@@ -150,25 +173,26 @@ def render_report(report: dict[str, Any], versions: dict[int, Path]) -> None:
     w, b, source = true_weights(version_path)
     shown = with_residuals(sample, list(report["features"]), w, b)
     st.subheader("A sample of the predictions")
-    st.caption(f"The first {len(shown):,} of {report['scored']:,} scored rows; truth = x @ w0 + b0 with "
+    st.caption(f"The first {rows_text(len(shown))} of {report['scored']:,} scored; truth = x @ w0 + b0 with "
                f"w0 = {w}, b0 = {b} from {source} (no noise).")
     if "residual" in shown and len(shown):
         res = shown["residual"].abs()
         st.caption(f"|residual| in the sample: mean {res.mean():.4f}, max {res.max():.4f}.")
     st.dataframe(shown, hide_index=True, key="batch_sample")
     if "truth" in shown and len(shown):
-        st.scatter_chart(shown, x="truth", y="prediction", height=300)
-    out_col, rej_col = st.columns(2)
-    out_col.download_button("Download predictions (.parquet)", lambda: parquet_bytes(report["output"]),
+        st.plotly_chart(charts.batch_predictions_figure(shown["truth"], shown["prediction"]),
+                        key="batch_scatter")
+    row = st.container(horizontal=True)
+    row.download_button("Download predictions (.parquet)", lambda: parquet_bytes(report["output"]),
                             file_name="predictions.parquet", mime="application/octet-stream",
                             key="batch_download_output", on_click="ignore", icon=":material/download:")
-    rej_col.download_button(f"Download rejects (.parquet, {report['rejected']:,} rows)",
+    row.download_button(f"Download rejects (.parquet, {rows_text(report['rejected'])})",
                             lambda: parquet_bytes(report["rejects"]), file_name="rejects.parquet",
                             mime="application/octet-stream", key="batch_download_rejects", on_click="ignore",
                             icon=":material/download:")
     if report["rejected"]:
         rejects = pq.ParquetDataset(report["rejects"]).read().slice(0, 100).to_pandas()
-        st.caption(f"Why rows were rejected (first {len(rejects)}):")
+        st.caption(f"Why rows were rejected (the first {rows_text(len(rejects))}):")
         st.dataframe(rejects, hide_index=True, key="batch_rejects")
 
 
@@ -178,6 +202,9 @@ def main() -> None:
     st.caption("Score a large CSV or Parquet file with one version on Spark (`python -m pipeline.batch`), "
                "in a child process: millions of rows, a progress bar, and every bad row kept with its "
                "reason. The Predict page is for a few thousand rows at a time.")
+    if missing := missing_requirements():
+        render_missing(missing)
+        return
     versions = versions_on_disk()
     if not versions:
         st.info(f"No versions in {session.base_path()} yet: train one on the Train page (or `make demo`).",
@@ -188,11 +215,12 @@ def main() -> None:
         st.session_state[JOB_KEY] = str(running) if running else None
     folder = st.session_state.get(JOB_KEY)
     state = batch_job.read_state(Path(folder)) if folder and Path(folder).is_dir() else None
-    if state is not None and state.running:
+    running = state is not None and state.running
+    render_form(versions, running)
+    if running:
         st.subheader("Scoring…")
         render_progress(Path(folder))
         return
-    render_form(versions)
     if state is None:
         return
     if state.error == batch_job.CANCELLED:

@@ -13,6 +13,7 @@ convert says why); the files can be downloaded, and each route has a snippet to 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -90,23 +91,22 @@ def render_files(version: int, path: Path) -> None:
 
 def render_downloads(version: int, path: Path) -> None:
     """Download buttons for the `.tflite` file and a zip of the TF.js model, when they exist."""
-    tflite_col, tfjs_col = st.columns(2)
+    row = st.container(horizontal=True)  # buttons as wide as their labels, wrapped when narrow
     tflite = path / "model.tflite"
     if tflite.is_file():
-        tflite_col.download_button("Download model.tflite", tflite.read_bytes(), key="deploy_download_tflite",
-                                   file_name=f"{session.model_name()}-{version}.tflite",
-                                   mime="application/octet-stream", icon=":material/download:")
+        row.download_button("Download model.tflite", tflite.read_bytes(), key="deploy_download_tflite",
+                            file_name=f"{session.model_name()}-{version}.tflite",
+                            mime="application/octet-stream", icon=":material/download:")
     if (path / "tfjs" / "model.json").is_file():
         from pipeline.formats.errors import FormatError
         from pipeline.formats.tfjs import zip_tfjs
 
         try:
-            tfjs_col.download_button("Download the TF.js model (zip)", zip_tfjs(path),
-                                     key="deploy_download_tfjs",
-                                     file_name=f"{session.model_name()}-{version}-tfjs.zip",
-                                     mime="application/zip", icon=":material/download:")
+            row.download_button("Download the TF.js model (zip)", zip_tfjs(path), key="deploy_download_tfjs",
+                                file_name=f"{session.model_name()}-{version}-tfjs.zip",
+                                mime="application/zip", icon=":material/download:")
         except FormatError as error:
-            tfjs_col.error(str(error), icon=":material/error:")
+            row.error(str(error), icon=":material/error:")
 
 
 def render_rows() -> list[list[float]]:
@@ -155,23 +155,40 @@ def browser_route(path: Path, rows: list[list[float]]) -> routes.RouteAnswer:
     return routes.RouteAnswer(routes.TFJS, answer.predictions, answer.latency_ms, how)
 
 
+def reference_answer(answers: list[routes.RouteAnswer]) -> routes.RouteAnswer | None:
+    """The SavedModel's own answer, as the server gives it: REST, else gRPC; None when neither
+    answered (the server is down), so the other routes have nothing to be compared with."""
+    return next((a for route in (routes.REST, routes.GRPC) for a in answers
+                 if a.route == route and a.predictions), None)
+
+
 def summary_rows(answers: list[routes.RouteAnswer]) -> list[dict]:
-    """One row per route: what happened, latency, and its distance from the REST (SavedModel) answer."""
-    reference = next((a.predictions for a in answers if a.route == routes.REST and a.predictions), None)
+    """One row per route: what happened, latency, and its distance from the SavedModel's answer
+    (REST's, else gRPC's). A number that does not exist is NaN (drawn as "–"), never "None"."""
+    reference = reference_answer(answers)
+    agrees = f"agrees within {routes.RTOL:g}"
     table = []
     for answer in answers:
-        row = {"route": answer.route, "status": "answered", "latency ms": answer.latency_ms,
-               "max |Δ| vs SavedModel": None, "max relative Δ": None,
-               f"agrees within {routes.RTOL:g}": None, "timed": answer.timed}
+        row = {"route": answer.route, "status": "answered", "latency ms": _number(answer.latency_ms),
+               "max |Δ| vs SavedModel": math.nan, "max relative Δ": math.nan, agrees: "",
+               "timed": answer.timed}
         if answer.predictions is None:
             row["status"] = "failed" if answer.error else "not run"
             row["timed"] = answer.error or answer.skipped or ""
-        elif reference is not None:
-            diff = routes.compare(reference, answer.predictions)
+        elif reference is None:
+            row[agrees] = "no SavedModel answer"
+        elif answer is not reference:
+            diff = routes.compare(reference.predictions, answer.predictions)
             row.update({"max |Δ| vs SavedModel": diff.max_abs, "max relative Δ": diff.max_rel,
-                        f"agrees within {routes.RTOL:g}": "yes" if diff.agrees else "NO"})
+                        agrees: "yes" if diff.agrees else "NO"})
+        else:
+            row.update({"max |Δ| vs SavedModel": 0.0, "max relative Δ": 0.0, agrees: "reference"})
         table.append(row)
     return table
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 def render_answers(rows: list[list[float]], answers: list[routes.RouteAnswer], version: int) -> None:
@@ -192,10 +209,18 @@ def render_answers(rows: list[list[float]], answers: list[routes.RouteAnswer], v
 
 def render_summary(answers: list[routes.RouteAnswer]) -> None:
     """One row per route (latency, differences from the reference) and each route's error."""
-    st.dataframe(pd.DataFrame(summary_rows(answers)), hide_index=True, key="deploy_summary",
+    st.dataframe(pd.DataFrame(summary_rows(answers)), hide_index=True, key="deploy_summary", placeholder="–",
                  column_config={"latency ms": st.column_config.NumberColumn(format="%.2f"),
                                 "max |Δ| vs SavedModel": st.column_config.NumberColumn(format="%.2e"),
                                 "max relative Δ": st.column_config.NumberColumn(format="%.2e")})
+    reference = reference_answer(answers)
+    if reference is None and any(a.predictions is not None for a in answers):
+        st.caption("The model server answered neither over REST nor gRPC, so there is no SavedModel answer "
+                   "to compare the other routes with; their answers are shown as they are. Start the server "
+                   "(Serving page), then **Ask every route again**.")
+    elif reference is not None and reference.route != routes.REST:
+        st.caption("REST did not answer: the routes are compared with the SavedModel's answer over "
+                   f"{reference.route}.")
     for answer in answers:
         if answer.error:
             st.error(f"{answer.route}: {answer.error}", icon=":material/error:")

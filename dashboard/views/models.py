@@ -30,7 +30,7 @@ from dashboard.remote_versions import RemoteModel, load_error, read_remote_model
 from pipeline import model_dir
 from pipeline.client import local_server
 from pipeline.client.errors import ClientError
-from pipeline.client.rest import signature_rows
+from pipeline.client.rest import signature_rows, state_words
 from pipeline.demo import MAX_DEMO_VERSIONS
 from pipeline.runs.conversions import format_errors, format_summary
 from pipeline.runs.process import seed_demo_in_process
@@ -41,6 +41,8 @@ from pipeline.store import versions as store
 
 UNKNOWN = "unknown"
 NOT_LOADED = "not loaded"
+AVAILABLE = "AVAILABLE"
+REMOVE = "remove"
 SUGGESTED_LABELS = ("stable", "canary")
 CONFIG_POLL_FLAG = "--model_config_file_poll_wait_seconds"
 
@@ -73,7 +75,7 @@ def state_text(entry: dict[str, Any] | None, default: str) -> str:
     if entry is None:
         return default
     state = str(entry.get("state", UNKNOWN))
-    return f"{state} (load failed)" if load_error(entry) else state
+    return f"load failed ({state})" if load_error(entry) else state_words(state)
 
 
 def version_row(info: store.VersionInfo, entry: dict[str, Any] | None, default: str,
@@ -223,7 +225,8 @@ def compare_section(by_number: dict[int, store.VersionInfo]) -> None:
 
 
 def labels_section(numbers: list[int], states: dict[int, str]) -> None:
-    """Point a label at a version in the embedded server's models.config."""
+    """Point a label at a version in the embedded server's models.config: only at an AVAILABLE
+    version, as TF Serving requires (a label on any other version makes it refuse the config)."""
     st.subheader("Labels")
     path = config_path()
     if not path.exists():
@@ -234,19 +237,30 @@ def labels_section(numbers: list[int], states: dict[int, str]) -> None:
     current = serving_config.labels_of(path, session.model_name())
     if current:
         st.markdown(" · ".join(f"`{k}` → version {v}" for k, v in sorted(current.items())))
-    left, middle, right = st.columns([2, 2, 1])
-    left.selectbox("Label", sorted({*SUGGESTED_LABELS, *current}), key="models_label_name",
-                   accept_new_options=True,
-                   help="stable, canary, or a name of your own: a letter, then up to 63 letters, digits, "
-                   "'_' or '-'.")
-    _keep_valid("models_label_version", numbers)
-    middle.selectbox("Version", sorted(numbers, reverse=True), key="models_label_version",
-                     format_func=lambda n: f"version {n} ({states.get(n, UNKNOWN)})")
-    right.button("Set label", key="models_label_set", type="primary", on_click=_set_label, args=(True,),
-                 width="stretch")
+    for label, version in sorted(current.items()):
+        if states.get(version) != AVAILABLE:
+            where = (f"version {version} is {states[version]}" if version in states
+                     else f"version {version} is no longer on disk")
+            st.warning(f"Label `{label}`: {where}, so requests to `{label}` fail. Point it at an AVAILABLE "
+                       "version or remove it.", icon=":material/label_off:")
+    available = sorted((n for n in numbers if states.get(n) == AVAILABLE), reverse=True)
+    row = st.container(horizontal=True, vertical_alignment="bottom")  # wraps when narrow
+    row.selectbox("Label", sorted({*SUGGESTED_LABELS, *current}), key="models_label_name",
+                  accept_new_options=True,
+                  help="stable, canary, or a name of your own: a letter, then up to 63 letters, digits, "
+                  "'_' or '-'.")
+    _keep_valid("models_label_version", available)
+    row.selectbox("Version", available, key="models_label_version",
+                  format_func=lambda n: f"version {n}", placeholder="no version is AVAILABLE",
+                  help="Only AVAILABLE versions: TF Serving assigns a label only to a version it has "
+                  "loaded.")
+    row.button("Set label", key="models_label_set", type="primary", on_click=_set_label, args=(True,),
+               disabled=not available)
     if current:
-        right.button("Remove label", key="models_label_remove", on_click=_set_label, args=(False,),
-                     width="stretch")
+        row.button("Remove label", key="models_label_remove", on_click=_set_label, args=(False,))
+    if not available:
+        st.caption("No version is AVAILABLE on the server right now (see the states above), so no label can "
+                   "be set: TF Serving assigns a label only to a version it has loaded.")
     st.caption("TF Serving assigns a label only to a version it has loaded (AVAILABLE); the embedded server "
                f"keeps the {local_server.LOADED_VERSIONS} newest loaded. Requests name it as "
                f"`/v1/models/{session.model_name()}/labels/<label>:predict`.")
@@ -264,6 +278,9 @@ def _reload_note() -> str:
 def _set_label(assign: bool) -> None:
     label = st.session_state.get("models_label_name")
     version = st.session_state.get("models_label_version") if assign else None
+    if assign and version is None:
+        st.session_state["models_label_error"] = "Could not set the label: no AVAILABLE version is chosen."
+        return
     try:
         serving_config.set_label(config_path(), session.model_name(), str(label or ""), version)
     except (ValueError, OSError) as exc:
@@ -281,26 +298,51 @@ def delete_section(numbers: list[int], states: dict[int, str]) -> None:
                            placeholder="Choose a version")
     if version is None:
         return
-    if states.get(version) == "AVAILABLE":
+    if states.get(version) == AVAILABLE:
         st.warning(f"Version {version} is being served right now. A server polling this folder unloads it "
                    "at its next poll (the embedded server: within a second) and serves the newest "
                    "remaining version. Its number is never given to another version.")
+    stranded = sorted(k for k, v in serving_config.labels_of(config_path(), session.model_name()).items()
+                      if v == version)
+    if stranded:
+        names = ", ".join(f"`{k}`" for k in stranded)
+        st.warning(f"Label(s) {names} point at version {version}: deleted, it would leave them pointing at "
+                   "nothing, and requests to them would fail. Choose what happens to them:",
+                   icon=":material/label:")
+        targets = sorted((n for n in numbers if n != version and states.get(n) == AVAILABLE), reverse=True)
+        choices = [*targets, REMOVE]
+        _keep_valid("models_del_labels", choices)
+        st.radio("Labels of this version", choices, key="models_del_labels", label_visibility="collapsed",
+                 format_func=lambda c: f"Remove {names}" if c == REMOVE
+                 else f"Move {names} to version {c} (AVAILABLE)")
     confirmed = st.checkbox(f"Yes, delete version {version} from disk for good", key="models_del_confirm")
     st.button(f"Delete version {version}", key="models_del_button", disabled=not confirmed, type="primary",
-              on_click=_delete, args=(version,))
+              on_click=_delete, args=(version, stranded))
 
 
-def _delete(version: int) -> None:
-    """Delete before the page is drawn again, and forget every choice that named the version."""
+def _delete(version: int, labels: list[str]) -> None:
+    """Move or remove the version's labels, then delete it, before the page is drawn again; forget
+    every choice that named the version."""
+    target = st.session_state.get("models_del_labels", REMOVE) if labels else REMOVE
+    moved = None if target == REMOVE else int(target)
+    try:
+        for label in labels:
+            serving_config.set_label(config_path(), session.model_name(), label, moved)
+    except (ValueError, OSError) as exc:
+        st.session_state["models_del_error"] = (f"Version {version} was not deleted: its labels could not be "
+                                                f"changed: {exc}")
+        return
     try:
         store.delete_version(session.base_path(), version)
     except (ValueError, OSError) as exc:
         st.session_state["models_del_error"] = f"Could not delete version {version}: {exc}"
         return
-    for key in ("models_del_version", "models_del_confirm", "models_sig_version", "models_cmp_a",
-                "models_cmp_b", "models_label_version"):
+    for key in ("models_del_version", "models_del_confirm", "models_del_labels", "models_sig_version",
+                "models_cmp_a", "models_cmp_b", "models_label_version"):
         st.session_state.pop(key, None)
-    messages.flash(f"Deleted version {version}.")
+    names = ", ".join(f"`{k}`" for k in labels)
+    done = f"; moved {names} to version {moved}" if moved is not None else f"; removed {names}"
+    messages.flash(f"Deleted version {version}{done if labels else ''}.")
 
 
 def history_section(on_disk: set[int]) -> None:
@@ -358,7 +400,7 @@ def remote_versions_section(remote: RemoteModel) -> None:
             icon=":material/cloud:")
     st.subheader("Versions (from the server)")
     rows = [{"version": v.version,
-             "state": f"{v.state} (load failed)" if v.load_error else v.state,
+             "state": f"load failed ({v.state})" if v.load_error else state_words(v.state),
              "answers requests without a version": v.version == remote.default_version,
              "serving_default": signature_summary(v.metadata) or v.metadata_error,
              "load error": v.load_error} for v in remote.versions]

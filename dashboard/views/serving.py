@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 import pandas as pd
 import streamlit as st
 
-from dashboard import clients, messages, model_picker, server_log, server_state, session
+from dashboard import charts, clients, messages, model_picker, server_log, server_state, session
 from pipeline.client import local_server
 from pipeline.client.errors import ClientError
-from pipeline.client.rest import available_versions, served_version, signature_rows
+from pipeline.client.rest import available_versions, served_version, signature_rows, state_words
 from pipeline.client.server_metrics import Scrape, parse_scrape, window_rows
 from pipeline.client.urls import EXAMPLE_URL, bind_host, is_local_url, normalize_url, url_port
 
@@ -34,9 +34,11 @@ GRPC_PROBE_S = 1.0
 LOG_LINES = 40
 # Metric readings kept (two minutes at the poll interval).
 WINDOW = 60
+# Readings further apart than this were not taken by one continuous poll: the window starts afresh.
+GAP_S = 3 * POLL_S
 URL_INPUT = "serving_url_input"
 PROBLEM_KEY = "serving_input_problem"
-STOPPED_KEY = "serving_stopped_by_user"
+STOPPED_KEY = server_state.STOPPED_KEY
 SCRAPES_KEY, SCRAPES_MODEL_KEY = "serving_scrapes", "serving_scrapes_model"
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -65,7 +67,7 @@ def _apply_url() -> None:
 def status_table(statuses: list[dict[str, Any]]) -> pd.DataFrame:
     """``model_version_status`` as rows: version, state, error code and message."""
     return pd.DataFrame([{
-        "version": int(s.get("version", 0)), "state": s.get("state", ""),
+        "version": int(s.get("version", 0)), "state": state_words(str(s.get("state", ""))),
         "error_code": s.get("status", {}).get("error_code", ""),
         "error_message": s.get("status", {}).get("error_message", ""),
     } for s in statuses], columns=["version", "state", "error_code", "error_message"])
@@ -87,10 +89,10 @@ def render_target() -> None:
 
 def render_down(exc: ClientError, url: str) -> None:
     """No answer: starting, stopped on purpose, or down, each said as what it is."""
-    starting = exc.status_code is None and server_state.embedded_server_starting(url) is not None
-    if starting:
+    word = server_state.down_word(exc, url)
+    if word == "starting":
         st.badge("starting", icon=":material/hourglass_top:", color="orange")
-    elif st.session_state.get(STOPPED_KEY) and not server_state.server_status().running:
+    elif word == "stopped":
         st.badge("stopped", icon=":material/stop_circle:", color="gray")
         st.info("You stopped the embedded server. Press Start below to serve again.", icon=":material/info:")
         return
@@ -174,6 +176,8 @@ def read_metrics(model: str) -> list[Scrape] | str:
     kept = st.session_state.get(SCRAPES_KEY, [])
     if st.session_state.get(SCRAPES_MODEL_KEY) != model:  # readings of another model
         kept = []
+    elif kept and scrape.time - kept[-1].time > GAP_S:
+        kept = []  # the server was stopped, the page left or paused: chart from now, not across the gap
     scrapes = [*kept, scrape][-WINDOW:]
     st.session_state[SCRAPES_KEY], st.session_state[SCRAPES_MODEL_KEY] = scrapes, model
     return scrapes
@@ -187,30 +191,26 @@ def render_metrics(model: str) -> None:
         st.caption(f"No metrics: {scrapes}")
         return
     latest = scrapes[-1]
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Requests answered", f"{latest.answered:,.0f}",
-              help="Inference requests (predict, classify, regress) answered OK, plus every failed request; "
-              "status and metadata calls, such as this page's own polling, are left out.")
-    c2.metric("Errors", f"{latest.errors:,.0f}")
+    row = st.container(horizontal=True)  # wraps when narrow instead of cutting the numbers
+    row.metric("Requests answered", f"{latest.answered:,.0f}",
+               help="Inference requests (predict, classify, regress) answered OK, plus every failed request; "
+               "status and metadata calls, such as this page's own polling, are left out.")
+    row.metric("Errors", f"{latest.errors:,.0f}")
     rows = window_rows(scrapes)
     if not rows:
-        c3.metric("Requests/s", "…")
+        row.metric("Requests/s", "…")
         st.caption(f"Charts start with the next reading (every {POLL_S:g} s while 'Refresh' is on).")
         return
-    frame = pd.DataFrame(rows)
-    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True).dt.tz_convert(None)
-    frame = frame.set_index("time")
-    c3.metric("Requests/s", f"{frame['requests/s'].iloc[-1]:,.1f}")
+    row.metric("Requests/s", f"{rows[-1]['requests/s']:,.1f}")
     left, right = st.columns(2)
     left.caption("Inference requests and errors per second")
-    left.line_chart(frame[["requests/s", "errors/s"]], height=220, color=["#FF6F00", "#D32F2F"])
+    left.plotly_chart(charts.traffic_figure(rows), key="serving_traffic_chart")
     right.caption("Latency percentiles of the requests answered in each interval (ms)")
-    latency = frame[["p50 ms", "p90 ms", "p99 ms"]].astype(float)
-    if latency.isna().all().all():
+    if all(row.get(p) is None for row in rows for p in charts.LATENCY_COLORS):
         right.info("No inference request in this window yet: latency is charted once requests arrive "
                    "(send some from the Predict page).", icon=":material/query_stats:")
     else:
-        right.line_chart(latency, height=220)
+        right.plotly_chart(charts.latency_figure(rows), key="serving_latency_chart")
     st.caption(f"From the server's Prometheus metrics, the last {len(scrapes)} readings "
                f"(up to {WINDOW}, every {POLL_S:g} s).")
 

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -137,9 +138,9 @@ def weights_metrics(progress: dict[str, Any], true: Weights) -> None:
     """The current value of every parameter, with its distance to the true value."""
     values = [*progress["w"], progress["b"]]
     targets = true.flat
-    for col, name, value, target in zip(st.columns(len(values)), param_names(len(values) - 1),
-                                        values, targets, strict=True):
-        col.metric(name, f"{value:,.4f}", f"{value - target:+,.4f} from true {target:,g}",
+    row = st.container(horizontal=True)  # wraps when narrow instead of cutting numbers to "0.00…"
+    for name, value, target in zip(param_names(len(values) - 1), values, targets, strict=True):
+        row.metric(name, f"{value:,.4f}", f"{value - target:+,.4f} from true {target:,g}",
                    delta_color="off", delta_arrow="off")
 
 
@@ -167,10 +168,10 @@ def live_progress(run_id: str) -> None:
                    "dashboard; it can only be cancelled where it runs.")
     history = record.history if record is not None else []
     if history and record.true is not None:
-        left, right = st.columns(2)
-        left.plotly_chart(charts.loss_curve_figure(history, record.config["noise"]), key="live_loss")
+        row = st.container(horizontal=True)
+        row.plotly_chart(charts.loss_curve_figure(history, record.config["noise"]), key="live_loss")
         trajectory = charts.weights_trajectory_figure(history, list(record.true.w), record.true.b)
-        right.plotly_chart(trajectory, key="live_weights")
+        row.plotly_chart(trajectory, key="live_weights")
 
 
 def _took(record: RunRecord) -> str:
@@ -253,6 +254,18 @@ def data_view(record: RunRecord) -> None:
         st.caption(f"Showing the first {len(y):,} of {record.config['samples']:,} training rows.")
 
 
+def final_loss_text(record: RunRecord) -> str:
+    """For a failed run, the loss the quality gate saw when it stopped (a diverged run: ``NaN``,
+    even after epochs that ended with huge finite losses); otherwise the last epoch's loss; "–"
+    only when neither was recorded."""
+    final = ((record.quality or {}).get("numbers") or {}).get("final_loss")
+    if final is not None and record.status is RunStatus.FAILED:
+        return charts.short_number(float(final))
+    if record.history:
+        return charts.short_number(float(record.history[-1]["loss"]))
+    return "–"
+
+
 def show_result(record: RunRecord) -> None:
     """Everything a finished run produced: weights table and chart, curves, data view."""
     status_banner(record)
@@ -260,26 +273,27 @@ def show_result(record: RunRecord) -> None:
     if not rows or record.learned is None or record.true is None:
         return
     errors = record.errors or RunErrors(float("nan"), float("nan"))
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("max |learned − true|", f"{errors.vs_true:,.4g}")
-    c2.metric("max |learned − OLS|", f"{errors.vs_ols:,.4g}",
+    row = st.container(horizontal=True)
+    row.metric("max |learned − true|", charts.short_number(errors.vs_true))
+    row.metric("max |learned − OLS|", charts.short_number(errors.vs_ols),
               help="OLS is the best any linear model can do on this exact sample.")
     history = record.history
-    c3.metric("Final loss (MSE)", f"{history[-1]['loss']:,.4g}" if history else "–")
+    row.metric("Final loss (MSE)", final_loss_text(record),
+              help="NaN: the loss stopped being a number, so the run diverged (see above).")
     batch = record.batch_size
-    c4.metric("Batch size", f"{batch:,}" if batch is not None else "–")
+    row.metric("Batch size", f"{batch:,}" if batch is not None else "–")
     table = pd.DataFrame(rows).set_index("parameter")
+    # 4 decimals reads well for sane weights; a diverged run's 1e22 gets 4 significant digits instead
+    fmt = "%.4f" if all(np.isfinite(v) and abs(v) < 1e6 for v in table.to_numpy().ravel()) else "%.4g"
     st.dataframe(table, key="result_weights",
-                 column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns})
+                 column_config={c: st.column_config.NumberColumn(format=fmt) for c in table.columns})
     true = record.true
-    columns = st.columns(3 if history else 1)
-    columns[0].plotly_chart(charts.learned_vs_true_figure(record.learned, true, record.ols),
-                            key="result_bars")
+    row = st.container(horizontal=True)  # three abreast when wide, one under another when narrow
+    row.plotly_chart(charts.learned_vs_true_figure(record.learned, true, record.ols), key="result_bars")
     if history:
-        loss = charts.loss_curve_figure(history, record.config["noise"])
-        columns[1].plotly_chart(loss, key="result_loss")
-        columns[2].plotly_chart(charts.weights_trajectory_figure(history, list(true.w), true.b),
-                                key="result_trajectory")
+        row.plotly_chart(charts.loss_curve_figure(history, record.config["noise"]), key="result_loss")
+        row.plotly_chart(charts.weights_trajectory_figure(history, list(true.w), true.b),
+                         key="result_trajectory")
     data_view(record)
 
 

@@ -6,7 +6,15 @@ go to a rejects file with a reason. Importing this package does not import Spark
 """
 
 from pipeline.batch.errors import BatchError
-from pipeline.batch.job import BatchProgress, BatchReport, default_rejects_path, score_file, spark_session
+from pipeline.batch.job import (
+    BatchProgress,
+    BatchReport,
+    MissingRequirement,
+    default_rejects_path,
+    missing_requirements,
+    score_file,
+    spark_session,
+)
 
-__all__ = ["BatchError", "BatchProgress", "BatchReport", "default_rejects_path", "score_file",
-           "spark_session"]
+__all__ = ["BatchError", "BatchProgress", "BatchReport", "MissingRequirement", "default_rejects_path",
+           "missing_requirements", "score_file", "spark_session"]

@@ -9,6 +9,8 @@ jobs over one cached, validated DataFrame: counts, rejects, predictions. It prom
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -74,18 +76,52 @@ def default_rejects_path(output: str) -> str:
     return stem + ".rejects.parquet"
 
 
+PROJECT_ROOT = PIPELINE_DIR.parent
+JAVA_INSTALL = "apt-get install openjdk-17-jre-headless"
+
+
+@dataclass(frozen=True)
+class MissingRequirement:
+    """Something Spark scoring needs that this machine lacks, and the command that installs it."""
+
+    what: str
+    command: str
+
+    def __str__(self) -> str:
+        return f"{self.what}: install it with `{self.command}`"
+
+
+def pip_install_command() -> str:
+    """The command that installs PySpark into the interpreter running this code (the one the
+    dashboard and `python -m pipeline.batch` use), from the project's folder."""
+    python = Path(sys.executable)
+    shown = python.relative_to(PROJECT_ROOT) if python.is_relative_to(PROJECT_ROOT) else python
+    return f"cd {PROJECT_ROOT} && {shown} -m pip install -r requirements-batch.txt"
+
+
+def missing_requirements() -> list[MissingRequirement]:
+    """What Spark scoring lacks here (PySpark, Java 17+), checked without importing Spark: a page
+    says so before offering a form, and `spark_session` refuses with the same words. An install
+    made while this process runs is seen on the next call."""
+    importlib.invalidate_caches()
+    missing = []
+    if importlib.util.find_spec("pyspark") is None:
+        missing.append(MissingRequirement("PySpark is not installed (about 450 MB, kept out of `make run`)",
+                                          pip_install_command()))
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        missing.append(MissingRequirement("Spark needs Java 17 or newer and there is no `java` on PATH nor "
+                                          "JAVA_HOME", JAVA_INSTALL))
+    return missing
+
+
 def spark_session(master: str = "local[*]", app_name: str = "pipeline.batch") -> Any:
     """A SparkSession for scoring. With a `local` master it binds loopback only, has no UI, and
     runs Python workers with this interpreter (so they find TensorFlow); with a cluster master
     the cluster's own settings decide those."""
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as error:
-        raise BatchError("PySpark is not installed: run `make batch` once, or "
-                         "pip install -r requirements-batch.txt") from error
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        raise BatchError("Spark needs Java 17 or newer and there is no `java` on PATH nor JAVA_HOME "
-                         "(Debian: apt-get install openjdk-17-jre-headless)")
+    if missing := missing_requirements():
+        raise BatchError("; ".join(str(m) for m in missing))
+    from pyspark.sql import SparkSession
+
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 

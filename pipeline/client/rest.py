@@ -291,6 +291,16 @@ def _example_body(examples: Sequence[dict[str, Any]], context: Body,
 
 # -- reading answers ---------------------------------------------------------------------------------
 
+STATE_WORDS = {"START": "waiting to load (START)", "END": "unloaded (END)"}
+"""TF Serving's version states a person would misread, said in words (TF Serving's own in brackets);
+the others (LOADING, AVAILABLE, UNLOADING) read as they are."""
+
+
+def state_words(state: str) -> str:
+    """A ``model_version_status`` state as a page shows it: ``END`` -> ``unloaded (END)``."""
+    return STATE_WORDS.get(state, state)
+
+
 def available_versions(statuses: Sequence[dict[str, Any]]) -> list[int]:
     """Versions whose state is ``AVAILABLE`` (they can serve requests), highest first."""
     found = {int(s["version"]) for s in statuses

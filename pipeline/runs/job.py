@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.runs import conversions, lock
+from pipeline.runs.report import EtaClock
 from pipeline.store import records, versions
 from pipeline.store.run_record import RunRecord, RunStatus, Weights
 from pipeline.training.fit import Progress, TrainConfig
@@ -107,8 +108,10 @@ def _run(cfg: TrainConfig, base_path: Path | str | None, export: bool,
             records.save_run(base_path, record)
             last_save = time.monotonic()
 
+    eta = EtaClock()
+
     def progress(p: Progress) -> None:
-        record.progress = _progress_entry(p)
+        record.progress = {**_progress_entry(p), "eta_s": eta.update(p.elapsed_s, p.fraction)}
         if p.epoch_end:
             record.history.append({"epoch": p.epoch, "loss": p.loss, "mae": p.mae, "w": p.w, "b": p.b})
         save()

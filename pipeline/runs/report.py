@@ -8,12 +8,13 @@ No TensorFlow, no Streamlit (``pipeline.training.fit`` imports TensorFlow only w
 
 from __future__ import annotations
 
+import collections
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from pipeline.store.run_record import RunRecord
+from pipeline.store.run_record import RunRecord, RunStatus
 from pipeline.training.data import iter_chunks
 from pipeline.training.fit import TrainConfig
 
@@ -74,7 +75,8 @@ def run_row(record: RunRecord, on_disk: set[int] | None = None) -> dict[str, Any
         "status": str(record.status),
         "version": record.version,
         "version note": version_note(record, on_disk),
-        "quality": record.quality_level,
+        # a cancelled run was never judged as a result: its partial weights are not a verdict
+        "quality": record.quality_level if record.status is not RunStatus.CANCELLED else None,
         "started": short_time(record.started),
         "samples": cfg.get("samples"),
         "noise": cfg.get("noise"),
@@ -129,9 +131,50 @@ def duration(seconds: float | None) -> str:
     return f"{minutes // 60} h {minutes % 60} min"
 
 
+class EtaClock:
+    """Seconds left for a running run, from the pace of its recent progress reports.
+
+    Fed every report (``elapsed_s``, ``fraction``) by the run's own process. The pace is measured
+    from the first report on, so the time spent before training (making the data, solving OLS,
+    building the model: seconds for 10,000,000 rows) never counts, and over a trailing window
+    (the later half of the fit so far, at least :attr:`WINDOW_S`), so slow first batches (tracing,
+    input pipeline warm-up) stop counting once the run has settled. Says nothing (``None``) until
+    :attr:`SETTLE_S` seconds and :attr:`SETTLE_FRACTION` of the run have passed since the first
+    report: earlier guesses swing by minutes.
+    """
+
+    SETTLE_S = 5.0
+    SETTLE_FRACTION = 0.02
+    WINDOW_S = 10.0
+
+    def __init__(self) -> None:
+        self._reports: collections.deque[tuple[float, float]] = collections.deque()
+        self._first: tuple[float, float] | None = None
+
+    def update(self, elapsed_s: float, fraction: float) -> float | None:
+        """Record a report; the seconds left, or ``None`` while it is too early to tell."""
+        now = (float(elapsed_s), float(fraction))
+        if self._first is None:
+            self._first = now
+        self._reports.append(now)
+        since_first = now[0] - self._first[0]
+        window = max(self.WINDOW_S, since_first / 2)
+        while len(self._reports) > 2 and self._reports[1][0] <= now[0] - window:
+            self._reports.popleft()
+        if since_first < self.SETTLE_S or now[1] - self._first[1] < self.SETTLE_FRACTION or now[1] >= 1.0:
+            return None
+        start = self._reports[0]
+        pace = (now[1] - start[1]) / (now[0] - start[0]) if now[0] > start[0] else 0.0
+        return (1.0 - now[1]) / pace if pace > 0 else None
+
+
 def eta_seconds(progress: dict[str, Any]) -> float | None:
-    """Seconds left for a running run, from its elapsed time and the fraction done (``None``
-    until 2% is done: earlier guesses are dominated by start-up and would mislead)."""
+    """Seconds left for a running run: the ``eta_s`` its process worked out (:class:`EtaClock`),
+    or, in a record written before it did, from its elapsed time and the fraction done (``None``
+    until 2% is done)."""
+    if "eta_s" in progress:
+        eta = progress["eta_s"]
+        return float(eta) if eta is not None else None
     fraction, elapsed = float(progress.get("fraction") or 0.0), float(progress.get("elapsed_s") or 0.0)
     if fraction < 0.02 or fraction >= 1.0:
         return None

@@ -28,6 +28,18 @@ def parse_batch_size(text: str) -> int | None:
     return int(cleaned)
 
 
+def parse_count(value: Any, name: str) -> int:
+    """A count typed as text with or without thousands separators (``10,000,000``, ``10 000 000``,
+    ``10_000_000``, ``10000000``) or given as a number -> the int. ``ValueError`` naming the field
+    for anything that is not a whole number (``2.5``, ``ten``)."""
+    if not isinstance(value, str):
+        return whole_number(value, name)
+    cleaned = re.sub(r"[,_\s]", "", value)
+    if not re.fullmatch(r"\d+", cleaned):
+        raise ValueError(f"{name} must be a whole number such as 10,000, got {value!r}")
+    return int(cleaned)
+
+
 def whole_number(value: float, name: str) -> int:
     """A number field's value as an int; ``ValueError`` for 2.5 (never silently rounded)."""
     if float(value) != int(value):
@@ -48,7 +60,7 @@ def config_from_inputs(*, samples: Any, w1: Any, w2: Any, b: Any, noise: Any, se
     """A validated config from the form's raw values; ``ValueError`` naming the first bad one
     (``samples must be between 2 and 10,000,000, got 1``)."""
     check_true_params({"True w1": float(w1), "True w2": float(w2), "True b": float(b)})
-    cfg = TrainConfig(samples=whole_number(samples, "samples"), true_w=(float(w1), float(w2)),
+    cfg = TrainConfig(samples=parse_count(samples, "samples"), true_w=(float(w1), float(w2)),
                       true_b=float(b), noise=float(noise), seed=whole_number(seed, "seed"),
                       epochs=whole_number(epochs, "epochs"), batch_size=parse_batch_size(batch),
                       optimizer=optimizer, learning_rate=float(learning_rate), lr_schedule=schedule)

@@ -210,3 +210,30 @@ def test_without_tfjs_installed_the_page_says_what_to_run(env: Path, built: dict
 def test_no_grpc_server_is_said_without_loading_tensorflow() -> None:
     answer = deploy_routes.grpc_route(f"127.0.0.1:{free_port()}", "linear_model", 1, [[1.0, 2.0]])
     assert answer.predictions is None and "nothing answers gRPC" in answer.error and "--port" in answer.error
+
+
+def test_with_the_server_down_the_local_routes_answer_and_nothing_reads_none(
+        env: Path, built: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.client.errors import ClientError
+
+    install(built["linear"], env)
+    at = AppTest.from_file(PAGE, default_timeout=240).run()
+    at.button(key="deploy_convert").click().run()
+
+    def down(*args, **kwargs):
+        raise ClientError("No model server answers at http://127.0.0.1:9 (connection refused)", url="u")
+
+    monkeypatch.setattr(ServingClient, "predict", down)
+    monkeypatch.setattr(GrpcClient, "predict", down)
+    at.button(key="deploy_run").click().run()
+    assert not at.exception
+    routes = summary(at)
+    assert routes["REST"]["status"] == "failed" and routes[deploy_routes.GRPC]["status"] == "failed"
+    litert = routes[deploy_routes.LITERT]
+    assert litert["status"] == "answered" and litert["latency ms"] > 0
+    assert litert["agrees within 1e-05"] == "no SavedModel answer"
+    assert np.isnan(litert["max |Δ| vs SavedModel"]) and np.isnan(routes["REST"]["latency ms"])
+    assert not any(value is None or value == "None" for row in routes.values() for value in row.values())
+    table = next(df for df in at.dataframe if "route" in df.value.columns)
+    assert table.proto.placeholder == "–"  # a missing number is drawn as "–"
+    assert any("no SavedModel answer to compare" in c.value for c in at.caption)

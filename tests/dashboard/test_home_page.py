@@ -121,3 +121,84 @@ def test_a_run_held_by_the_quality_gate_is_said(fake: FakeServer) -> None:
     at.run()
     assert any("did not produce a version" in e and "loss far above" in e for e in texts(at.error))
     assert fake.calls == []
+
+
+def test_a_reload_during_the_tutorial_finds_it_and_sends_its_request(fake: FakeServer) -> None:
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.button(key="home_run_tutorial").click().run()
+    reloaded = AppTest.from_file(APP, default_timeout=30).run()  # a new browser session: nothing in it
+    assert any("epoch 7 of 100" in i for i in texts(reloaded.info))
+    assert reloaded.button(key="home_run_tutorial").disabled
+    FakeRun.finished = {"status": "succeeded", "version": 1}
+    fake.available = [1]
+    reloaded.run()
+    at.run()  # the first tab polls too: the request is sent once, not once per tab
+    assert fake.calls == [{"instances": [[1.0, 2.0], [5.0, 7.0]], "version": 1}]
+    assert any("Version 1 answered in 4.2 ms" in s for s in texts(reloaded.success))
+    assert any("Version 1 answered in 4.2 ms" in s for s in texts(at.success))
+    assert len(FakeRun.started) == 1
+
+
+def test_a_tutorial_whose_training_process_is_gone_says_so(fake: FakeServer, tmp_path: Path) -> None:
+    """A dashboard restarted mid-run: the record says running, but no process trains it any more."""
+    from dashboard import tutorial_run
+    from pipeline.store import records
+
+    base = tmp_path / "models" / "linear_model"
+    running = RunRecord.from_json({"id": "run-9", "status": "running", "config": {"epochs": 100}})
+    records.save_run(base, running)
+    tutorial_run.save(base, tutorial_run.Tutorial("run-9"))
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert any("stopped without finishing" in e and "run-9" in e for e in texts(at.error))
+    assert not at.button(key="home_run_tutorial").disabled
+
+
+def test_another_run_training_disables_the_tutorial_and_is_shown(fake: FakeServer, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from pipeline.runs import lock
+    from pipeline.state import ProcessRecord
+
+    base = tmp_path / "models" / "linear_model"
+    base.mkdir(parents=True)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        lock.record(base, "big-run", ProcessRecord.of(child.pid))
+        at = AppTest.from_file(APP, default_timeout=30).run()
+        assert at.button(key="home_run_tutorial").disabled
+        assert any("Run big-run is training" in i and "Train page" in i for i in texts(at.info))
+        assert any("Run big-run is training" in c for c in texts(at.caption))  # in the story's Train step
+        assert not any(str(child.pid) in i for i in texts(at.info))
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_starting_or_stopped_embedded_server_is_not_called_down(fake: FakeServer, monkeypatch) -> None:
+    from dashboard import server_state
+    from pipeline.client import local_server
+
+    fake.down = True
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert any("badge[down]" in m for m in texts(at.markdown))
+    starting = local_server.ServerStatus(running=True, log_path=Path("log"), pid=1, port=8501)
+    monkeypatch.setattr(server_state, "embedded_server_starting", lambda url: starting)
+    at.run()
+    assert any("badge[starting]" in m for m in texts(at.markdown))
+    assert not any("connection refused" in c for c in texts(at.caption))
+    monkeypatch.setattr(server_state, "embedded_server_starting", lambda url: None)
+    at.session_state[server_state.STOPPED_KEY] = True
+    at.run()
+    assert any("badge[stopped]" in m for m in texts(at.markdown))
+
+
+def test_a_model_folder_that_cannot_be_written_is_an_error_not_a_crash(fake: FakeServer, tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the model folder should be")
+    monkeypatch.setenv("MODEL_BASE_PATH", str(blocker))
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.button(key="home_run_tutorial").click().run()
+    assert not at.exception
+    assert any("Cannot start the tutorial's run" in e for e in texts(at.error))

@@ -72,7 +72,7 @@ def test_versions_table_joins_disk_versions_with_serving_states(base, server):
     at = open_page()
     versions = table(at, "state")
     assert list(versions.index) == [2, 1]  # newest first
-    assert versions.loc[2, "state"] == "AVAILABLE" and versions.loc[1, "state"] == "END"
+    assert versions.loc[2, "state"] == "AVAILABLE" and versions.loc[1, "state"] == "unloaded (END)"
     assert list(versions["samples"]) == [800, 100]
     assert versions.loc[2, "max |learned − true|"] < versions.loc[1, "max |learned − true|"]
     assert versions.loc[2, "learned w1, w2"].count(",") == 1
@@ -182,7 +182,7 @@ def test_a_hand_dropped_corrupt_version_shows_its_load_error_and_says_it_has_no_
                       "status": {"error_code": "DATA_LOSS", "error_message": message}}, *SERVED]
     at = open_page()
     versions = table(at, "state")
-    assert versions.loc[5, "state"] == "END (load failed)" and versions.loc[5, "load error"] == message
+    assert versions.loc[5, "state"] == "load failed (END)" and versions.loc[5, "load error"] == message
     assert versions.loc[5, "run"].startswith("no run record")
     assert f"Version 5 failed to load on the server: {message}" in at.error[0].value
 
@@ -197,14 +197,78 @@ def test_a_label_is_written_to_the_embedded_servers_config(base, server, tmp_pat
     serving_config.write_for_server(config, "linear_model", base)  # as the embedded server's start does
     at = open_page()
     at.selectbox(key="models_label_name").set_value("stable")
-    at.selectbox(key="models_label_version").set_value(1)
+    at.selectbox(key="models_label_version").set_value(2)
     at.button(key="models_label_set").click().run()
     assert not at.exception
-    assert "Label `stable` → version 1" in at.success[0].value
-    assert parse_model_config_text(config.read_text())[0].labels == {"stable": 1}
-    assert table(at, "state").loc[1, "labels"] == "stable"
+    assert "Label `stable` → version 2" in at.success[0].value
+    assert parse_model_config_text(config.read_text())[0].labels == {"stable": 2}
+    assert table(at, "state").loc[2, "labels"] == "stable"
     at.button(key="models_label_remove").click().run()
     assert parse_model_config_text(config.read_text())[0].labels == {}
+
+
+@pytest.fixture
+def config(base, tmp_path, monkeypatch) -> Path:
+    """The embedded server's models.config, written as its start does."""
+    from pipeline.store import serving_config
+
+    run_dir = tmp_path / "run"
+    monkeypatch.setenv("SERVING_RUN_DIR", str(run_dir))
+    serving_config.write_for_server(run_dir / "models.config", "linear_model", base)
+    return run_dir / "models.config"
+
+
+def _labels(config: Path) -> dict[str, int]:
+    from pipeline.store import serving_config
+
+    return serving_config.labels_of(config, "linear_model")
+
+
+def test_a_label_is_offered_only_on_available_versions(base, server, config):
+    """TF Serving refuses a label on a version that is not AVAILABLE (version 1 is END here)."""
+    at = open_page()
+    assert at.selectbox(key="models_label_version").options == ["version 2"]
+    server.answer = [{**SERVED[0], "state": "LOADING"}, SERVED[1]]
+    at.run()
+    assert at.selectbox(key="models_label_version").options == []
+    assert at.button(key="models_label_set").disabled
+    assert any("No version is AVAILABLE" in c.value for c in at.caption)
+
+
+def test_a_label_on_an_unloaded_version_is_flagged(base, server, config):
+    from pipeline.store import serving_config
+
+    serving_config.set_label(config, "linear_model", "canary", 1)  # written by hand, or by older code
+    at = open_page()
+    assert any("Label `canary`: version 1 is unloaded (END)" in w.value and "requests to `canary` fail"
+               in w.value for w in at.warning), [w.value for w in at.warning]
+
+
+@pytest.mark.parametrize("choice, expected", [(2, {"canary": 2}), ("remove", {})])
+def test_deleting_a_labelled_version_moves_or_removes_its_label(base, server, config, choice, expected):
+    from pipeline.store import serving_config
+
+    serving_config.set_label(config, "linear_model", "canary", 1)
+    serving_config.set_label(config, "linear_model", "stable", 2)
+    at = open_page()
+    at.selectbox(key="models_del_version").set_value(1).run()
+    assert any("`canary` point at version 1" in w.value for w in at.warning), [w.value for w in at.warning]
+    radio = at.radio(key="models_del_labels")
+    assert radio.options == ["Move `canary` to version 2 (AVAILABLE)", "Remove `canary`"]
+    radio.set_value(choice).run()
+    at.checkbox(key="models_del_confirm").check().run()
+    at.button(key="models_del_button").click().run()
+    assert not at.exception and not at.error
+    assert [v.version for v in registry.list_versions(base)] == [2]
+    assert _labels(config) == {**expected, "stable": 2}
+    said = "moved `canary` to version 2" if choice == 2 else "removed `canary`"
+    assert at.success[0].value == f"Deleted version 1; {said}."
+
+
+def test_deleting_an_unlabelled_version_asks_nothing_about_labels(base, server, config):
+    at = open_page()
+    at.selectbox(key="models_del_version").set_value(1).run()
+    assert "models_del_labels" not in [r.key for r in at.radio]
 
 
 def test_labels_without_an_embedded_server_config_say_where_they_live(base, server, tmp_path, monkeypatch):
@@ -262,7 +326,7 @@ def test_the_versions_table_says_which_formats_each_version_has(base, server):
     assert versions.loc[2, "formats"] == "SavedModel, TFLite, TF.js"
     note = next(c.value for c in at.caption if c.value.startswith("Version 1 has no TF.js model"))
     assert "op 'Foo'" in note and "--version 1" in note
-    assert versions.loc[1, "state"] == "END"  # the version itself is listed and served as before
+    assert versions.loc[1, "state"] == "unloaded (END)"  # the version itself is listed as before
 
 
 # -- a remote server whose folder is not on this machine (issue 13) ----------------------------------
@@ -312,7 +376,7 @@ def test_without_the_folder_versions_are_read_from_the_server(cluster, tmp_path)
     assert "is not on this machine" in at.info[0].value
     versions = table(at, "serving_default")
     assert list(versions.index) == [3, 2, 1]
-    assert list(versions["state"]) == ["AVAILABLE", "AVAILABLE", "END (load failed)"]
+    assert list(versions["state"]) == ["AVAILABLE", "AVAILABLE", "load failed (END)"]
     assert list(versions["answers requests without a version"]) == [True, False, False]
     assert versions.loc[3, "serving_default"] == "inputs DT_FLOAT (-1, 2) → output_0 DT_FLOAT (-1, 1)"
     assert versions.loc[2, "serving_default"].startswith("inputs DT_FLOAT (-1, 3)")

@@ -107,7 +107,7 @@ def test_up_shows_badge_versions_and_signatures(fake: FakeServer) -> None:
     assert any("up · 4 ms" in m for m in texts(at.markdown))
     status = at.dataframe[0].value
     assert status["version"].tolist() == [3, 2]
-    assert status["state"].tolist() == ["AVAILABLE", "END"]
+    assert status["state"].tolist() == ["AVAILABLE", "unloaded (END)"]
     assert status["error_message"].tolist() == ["", "bad model"]
     signatures = at.dataframe[1].value
     assert signatures[["kind", "key", "dtype", "shape"]].values.tolist() == [
@@ -259,8 +259,9 @@ def test_traffic_is_charted_from_prometheus_metrics(fake: FakeServer) -> None:
     assert [m.value for m in at.metric][:2] == ["10", "0"]
     at.run()  # the next poll adds a reading: rates and percentiles over the interval
     assert [m.value for m in at.metric][:2] == ["35", "5"]
-    charts = at.get("vega_lite_chart")
+    charts = at.get("plotly_chart")
     assert len(charts) == 2
+    assert '"errors' in charts[0].proto.spec and '"p99"' in charts[1].proto.spec
     assert not any("# TYPE" in c for c in texts(at.code))  # no raw exposition text on the page
 
 
@@ -331,4 +332,18 @@ def test_a_quiet_window_says_so_instead_of_an_empty_latency_chart(fake: FakeServ
     at = run_page()
     at.run()
     assert any("No inference request in this window yet" in i for i in texts(at.info))
-    assert len(at.get("vega_lite_chart")) == 1  # the rate chart only
+    assert len(at.get("plotly_chart")) == 1  # the rate chart only
+
+
+def test_readings_across_a_gap_start_a_fresh_window(fake: FakeServer) -> None:
+    """After Stop → Start (or a paused page) the chart does not span the time nobody polled."""
+    import time
+
+    from pipeline.client.server_metrics import Scrape
+
+    fake.metrics = [exposition(10, 0, 10)]
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state["serving_scrapes"] = [Scrape(time.time() - 600, {"OK": 3.0})]
+    at.run()
+    assert any("Charts start with the next reading" in c for c in texts(at.caption))
+    assert len(at.session_state["serving_scrapes"]) == 1

@@ -34,7 +34,7 @@ def open_page() -> AppTest:
 
 
 def fill(at: AppTest, samples=200, epochs=20, batch="8", export=True, lr=None) -> AppTest:
-    at.number_input(key="train_samples").set_value(samples)
+    at.text_input(key="train_samples").set_value(f"{samples:,}")
     at.number_input(key="train_epochs").set_value(epochs)
     at.text_input(key="train_batch").set_value(batch)
     if lr is not None:
@@ -151,7 +151,7 @@ def test_live_progress_and_cancel_stop_the_run_and_record_it(base):
     # a second tab (a new session, no run in its URL) sees the same run and its settings
     other = AppTest.from_file(PAGE, default_timeout=60).run()
     assert other.button(key="train_submit").disabled
-    assert other.number_input(key="train_samples").value == 2_000
+    assert other.text_input(key="train_samples").value == "2,000"  # with its thousands separator
     assert other.text_input(key="train_batch").value == "8"
     assert other.get("progress") and other.query_params["run"] == at.query_params["run"]
 
@@ -163,6 +163,8 @@ def test_live_progress_and_cancel_stop_the_run_and_record_it(base):
     assert registry.list_versions(base) == []
     assert not at.button(key="train_submit").disabled
     assert "train_export_now" not in [b.key for b in at.button]
+    recent = next(df.value for df in at.dataframe if "status" in df.value.columns)
+    assert list(recent["status"]) == ["cancelled"] and recent["quality"].isna().all()  # "–", not "ok"
 
 
 def test_a_failed_run_is_shown_as_an_error_and_kept_in_the_history(base):
@@ -240,6 +242,14 @@ def test_a_diverged_run_is_a_red_failure_and_is_not_exported(base):
     assert registry.list_versions(base) == []
     assert not {"train_export_now", "train_export_anyway"} & {b.key for b in at.button}
     assert runs.list_runs(base)[0].status == "failed"
+    # its view reads: NaN loss, weights in short numbers, charts kept on the truth's scale
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Final loss (MSE)"] == "NaN" and "e" in metrics["max |learned − true|"]
+    assert len(metrics["max |learned − true|"]) < 12  # 5.46e22, not -54559172937753790000000
+    assert '"%.4g"' in next(df for df in at.dataframe if "learned" in df.value.columns).proto.columns
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("Learned vs true vs OLS" in spec and "learned off the scale" in spec for spec in specs)
+    assert any("the learned plane is off the scale" in spec for spec in specs)
 
 
 def test_a_run_far_from_the_optimum_is_amber_and_exported_only_when_asked(base):

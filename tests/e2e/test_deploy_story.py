@@ -138,6 +138,11 @@ def test_a_file_is_scored_on_spark_from_the_batch_page(page, dashboard_url, serv
     for label, value in (("Rows in", "1,001"), ("Scored", "1,000"), ("Rejected", "1")):
         metric = page.locator("[data-testid=stMetric]").filter(has_text=label)
         expect(metric.locator("[data-testid=stMetricValue]")).to_have_text(value, timeout=120_000)
+    # the file is still chosen (score it again with one click); every sampled point is drawn with y = x
+    assert page.get_by_text("rows.csv").first.is_visible()
+    assert page.locator(".st-key-batch_run button").is_enabled()
+    page.locator(".st-key-batch_scatter .js-plotly-plot").wait_for()
+    assert page.get_by_role("button", name="Download rejects (.parquet, 1 row)").is_visible()
     # residuals against the truth the newest version was trained on, read from its run record
     expect(page.get_by_text(f"version {served_version}'s run record").first).to_be_visible()
     wait_idle(page)

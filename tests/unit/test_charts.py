@@ -155,3 +155,58 @@ def test_the_3d_camera_never_sees_a_plane_edge_on():
         v = np.array([eye["x"], eye["y"], eye["z"]])
         angle = np.degrees(np.arcsin(abs(v @ normal) / np.linalg.norm(v) / np.linalg.norm(normal)))
         assert angle > 45, (w, angle)  # from well above the plane's surface
+
+
+# -- a diverged run (issue 24): its 1e22 weights must not flatten the truth ----------------------------
+
+DIVERGED = Weights((-5.455917293775379e22, 2.3325513816238333e22), -7.421066650353192e20)
+TRUE = Weights((2.0, -1.0), 3.0)
+OLS = Weights((2.0008, -1.0108), 2.9515)
+
+
+def test_off_scale_learned_bars_keep_the_axis_on_truth_and_ols_and_say_so():
+    fig = charts.learned_vs_true_figure(DIVERGED, TRUE, OLS)
+    low, high = fig.layout.yaxis.range
+    assert low < -1.0 and 3.0 < high < 10.0  # true and OLS bars are readable
+    note = fig.layout.annotations[0].text
+    assert "learned off the scale" in note and "w1 -5.46e22" in note and "diverged" in note
+    assert not charts.learned_vs_true_figure(Weights((1.98, -1.01), 2.95), TRUE, OLS).layout.annotations
+
+
+def test_off_scale_weight_trajectories_keep_the_axis_on_the_truth():
+    history = [{"epoch": 1, "loss": 1e40, "mae": 1e20, "w": [1e21, -1e21], "b": 1e19}]
+    fig = charts.weights_trajectory_figure(history, [2.0, -1.0], 3.0)
+    assert fig.layout.yaxis.range[1] < 10.0 and "off the scale" in fig.layout.annotations[0].text
+
+
+def test_an_off_scale_learned_plane_is_left_out_of_the_3d_view():
+    x = np.random.default_rng(0).uniform(-10, 10, (50, 2))
+    fig = charts.data_planes_figure(x, x @ [2.0, -1.0] + 3.0, [2.0, -1.0], 3.0, list(DIVERGED.w), DIVERGED.b)
+    assert "learned plane" not in names(fig) and "off the scale" in fig.layout.title.text
+
+
+def test_short_numbers_never_print_23_digits():
+    assert charts.short_number(-5.455917293775379e22) == "-5.46e22"
+    assert charts.short_number(float("nan")) == "NaN" and charts.short_number(1.98765) == "1.988"
+    assert charts.short_number(12_345.6) == "12,346"
+
+
+def test_errors_per_run_puts_a_diverged_run_on_the_top_edge_and_keeps_the_rest_readable():
+    started = "2026-12-07T01:06:{:02d}+00:00"
+    records = [RunRecord(f"r{i}", RunStatus.SUCCEEDED, started=started.format(i * 7),
+                         errors=RunErrors(e, e / 10)) for i, e in enumerate((0.02, 0.05, 0.3))]
+    records.append(RunRecord("r9", RunStatus.FAILED, started=started.format(50),
+                             errors=RunErrors(5.46e22, 5.46e22)))
+    fig = charts.run_errors_figure(records)
+    true_series, ols_series, failed = fig.data
+    assert true_series.marker.color != ols_series.marker.color  # not two near-identical blues
+    assert true_series.marker.symbol != ols_series.marker.symbol
+    low, high = fig.layout.yaxis.range
+    assert 10**low < 0.002 and 0.3 < 10**high < 10  # the good runs fill the axis, not 1e22
+    assert failed.name.startswith("failed run") and list(failed.y) == [10**high]
+    assert "5.46e22" in failed.text[0] and failed.marker.symbol == "x"
+    assert min(fig.layout.yaxis.tickvals) >= 10**low and max(fig.layout.yaxis.tickvals) <= 10**high
+    # runs seconds apart: tick labels carry seconds, so no two ticks read "7 Dec 01:06"
+    assert fig.layout.xaxis.tickformatstops[0].value == "%H:%M:%S"
+    zone = datetime.now(UTC).astimezone().tzname()
+    assert fig.layout.xaxis.title.text == f"started ({zone})"  # the zone the run tables print

@@ -11,7 +11,15 @@ import pytest
 
 from pipeline import model_dir
 from pipeline.runs.export import export_run
-from pipeline.runs.report import data_sample, run_row, short_time, weights_rows
+from pipeline.runs.report import (
+    EtaClock,
+    data_sample,
+    eta_seconds,
+    progress_text,
+    run_row,
+    short_time,
+    weights_rows,
+)
 from pipeline.store import records as runs
 from pipeline.store import versions as registry
 from pipeline.store.run_record import RunRecord, RunStatus, Weights
@@ -64,6 +72,40 @@ def test_run_rows_mark_deleted_versions_and_runs_held_by_the_quality_gate():
     assert anyway["version note"] == "exported anyway (quality warning)"
 
 
+def test_a_cancelled_run_has_no_quality_verdict_in_the_history():
+    cancelled = run_row(record(status="cancelled", version=None,
+                               quality={"level": "ok", "reasons": [], "numbers": {}}))
+    assert cancelled["status"] == "cancelled" and cancelled["quality"] is None  # shown as "–", not "ok"
+    assert run_row(record(quality={"level": "ok", "reasons": [], "numbers": {}}))["quality"] == "ok"
+
+
+def _reports(setup_s: float, fit_s: float, warmup_s: float = 2.0, every_s: float = 0.5):
+    """Progress reports ``(elapsed, fraction)`` of a run measured on this machine (3,000,000 rows):
+    the first report comes after ``setup_s`` (data, OLS, model, tracing the first batch), the next
+    ``warmup_s`` go at half pace, then a steady pace finishes the fit in ``fit_s``."""
+    pace = 1.0 / (fit_s - warmup_s / 2)
+    reports, t = [], setup_s
+    while (f := pace * (min(t - setup_s, warmup_s) / 2 + max(0.0, t - setup_s - warmup_s))) < 1.0:
+        reports.append((t, f))
+        t += every_s
+    return reports, setup_s + fit_s
+
+
+def test_the_eta_is_right_from_the_first_time_it_is_shown_and_does_not_jump():
+    """An 8-minute fit that starts 11 s after the click: the ETA is held back until the pace is
+    known, then stays within 20% of the truth (elapsed / fraction said 'about 16 min' at first)."""
+    reports, end = _reports(setup_s=11.0, fit_s=480.0)
+    clock = EtaClock()
+    shown = [(t, eta) for t, f in reports if (eta := clock.update(t, f)) is not None]
+    assert shown[0][0] < 11.0 + 0.1 * 480  # shown early in the run
+    for t, eta in shown[:-1]:
+        assert abs(eta - (end - t)) <= 0.2 * (end - t) + 1.0, (t, eta, end - t)
+    progress = {"epoch": 3, "epochs": 100, "loss": 4.0, "elapsed_s": 60.0, "fraction": 0.1, "eta_s": 125.0}
+    assert eta_seconds(progress) == 125.0 and progress_text(progress).endswith("about 2 min 5 s left")
+    assert eta_seconds({**progress, "eta_s": None}) is None  # too early to tell: no guess
+    assert eta_seconds({"elapsed_s": 10.0, "fraction": 0.5}) == 10.0  # a record written before eta_s
+
+
 def test_times_are_shown_in_local_time_without_iso_separators(monkeypatch):
     import time
 
@@ -88,7 +130,8 @@ def test_data_sample_is_exactly_the_first_training_rows():
 def test_the_dashboard_modules_do_not_import_tensorflow():
     modules = ", ".join(["pipeline.runs.report", "pipeline.runs.export", "pipeline.demo",
                          "pipeline.runs.process", "dashboard.charts", "dashboard.session",
-                         "dashboard.clients", "dashboard.messages", "dashboard.tutorial"])
+                         "dashboard.clients", "dashboard.messages", "dashboard.tutorial",
+                         "dashboard.tutorial_run"])
     code = (f"import sys; import {modules}; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)

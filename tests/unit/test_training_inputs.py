@@ -15,6 +15,8 @@ def test_the_exact_values_typed_are_the_values_used():
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"samples": 1}, "samples must be between 2 and 10,000,000, got 1"),
+    ({"samples": "12,000,001"}, "samples must be between 2 and 10,000,000, got 12,000,001"),
+    ({"samples": "1.5k"}, "samples must be a whole number such as 10,000, got '1.5k'"),
     ({"epochs": 2.5}, "epochs must be a whole number, got 2.5"),
     ({"w1": 20_000.0}, "True w1 must be between -10,000 and 10,000, got 20,000"),
     ({"batch": "1.5"}, "Batch size must be 'auto' or a whole number"),
@@ -28,3 +30,8 @@ def test_a_bad_value_is_named(change, message):
 
 def test_batch_sizes_accept_auto_and_separators():
     assert parse_batch_size(" Auto ") is None and parse_batch_size("1,024") == 1024
+
+
+def test_samples_typed_with_thousands_separators_are_the_number():
+    for typed in ("10,000,000", "10 000 000", "10_000_000", "10000000", 10_000_000):
+        assert config_from_inputs(**{**GOOD, "samples": typed}).samples == 10_000_000
