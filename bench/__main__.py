@@ -7,9 +7,10 @@ dashboard's first paint vs a one-line Streamlit app) and ``grpc`` (1-row Predict
 h2load vs our REST, KServe's gRPC endpoint and a canned-reply grpcio floor,
 ``bench/grpc_bench.py``), ``batch`` (Spark batch scoring vs the in-process floor and 10,000-row
 REST requests, ``bench/batch_bench.py``), ``loadtest`` (``python -m pipeline.loadtest`` against wrk
-over REST and h2load over gRPC at the same concurrency on the same server, ``bench/loadtest_bench.py``)
-and ``logging`` (1-row ``:predict`` at 32 connections with no ``logging_config``, sampling rate 0.0
-and 1.0, ``bench/logging_bench.py``).
+over REST and h2load over gRPC at the same concurrency on the same server, ``bench/loadtest_bench.py``),
+``logging`` (1-row ``:predict`` at 32 connections with no ``logging_config``, sampling rate 0.0
+and 1.0, ``bench/logging_bench.py``) and ``swaps`` (the server's RSS over 200 version swaps,
+``bench/swap_memory.py``).
 Contenders run one at a time on loopback; the report goes to ``bench/results.md`` and stdout,
 progress to stderr. A section that cannot run (no ``--enable_batching``, KServe install failed, ...)
 says so in the report instead of failing.
@@ -36,7 +37,7 @@ from bench import contenders as cs
 from bench.load import LoadError, run_load, wrk_available, wrk_version
 from bench.report import CONNECTIONS, CONTENDERS, BenchResults, Comparison, render
 
-SECTIONS = (*CONTENDERS, "rows10k", "training", "paint", "grpc", "batch", "loadtest", "logging")
+SECTIONS = (*CONTENDERS, "rows10k", "training", "paint", "grpc", "batch", "loadtest", "logging", "swaps")
 BIG_ROWS = 10_000
 TRAIN_SAMPLES = 1_000_000
 LOG_DIR = cs.WORK / "logs"
@@ -305,6 +306,16 @@ def main(argv: list[str] | None = None) -> int:
     batch_section = ""
     if "batch" in settings.only:  # batch scoring on Spark vs in-process vs REST (bench/batch_bench.py)
         batch_section = run_batch(settings, base_path)
+    swaps_section = ""
+    if "swaps" in settings.only:  # RSS over version swaps (bench/swap_memory.py)
+        from bench import swap_memory
+
+        try:
+            swaps_section = swap_memory.run(version_dir, one.read_bytes(), cs.WORK, LOG_DIR,
+                                            40 if settings.quick else 200, say)
+        except Exception as error:  # noqa: BLE001 (reported, the bench goes on)
+            say(f"swaps failed: {error}")
+            swaps_section = f"## Memory over version swaps\n\nfailed: {str(error).splitlines()[0][:200]}\n"
     loadtest_section = ""
     if "loadtest" in settings.only:  # the load tool vs wrk and h2load (bench/loadtest_bench.py)
         from bench import loadtest_bench
@@ -327,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"logging failed: {error}")
             logging_section = f"## Request logging\n\nfailed: {str(error).splitlines()[0][:200]}\n"
     results.facts["load average at end"] = " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    sections = (grpc_section, batch_section, loadtest_section, logging_section)
+    sections = (grpc_section, batch_section, loadtest_section, logging_section, swaps_section)
     report = render(results) + "".join("\n" + part for part in sections if part)
     settings.out.parent.mkdir(parents=True, exist_ok=True)
     settings.out.write_text(report)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.serving.errors import ServingError
+from pipeline.serving.errors import InvalidArgument
 
 Arrays = Mapping[str, np.ndarray]
 
@@ -23,10 +23,10 @@ def merge_key(inputs: Arrays, pad: bool) -> tuple[tuple | None, int]:
     for name, array in inputs.items():
         shape = array.shape
         if not shape:
-            raise ServingError("INVALID_ARGUMENT", "Batching Run() input tensors must have at least one "
+            raise InvalidArgument("Batching Run() input tensors must have at least one "
                                "dimension")
         if rows >= 0 and shape[0] != rows:
-            raise ServingError("INVALID_ARGUMENT", "Batching Run() input tensors must have equal "
+            raise InvalidArgument("Batching Run() input tensors must have equal "
                                "0th-dimension size")
         rows = shape[0]
         key.append((name, array.dtype, len(shape) if pad else shape[1:]))

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.serving.batch_tensors import concatenate, merge_key, split_outputs
-from pipeline.serving.errors import ServingError
+from pipeline.serving.errors import Code, InvalidArgument, ServingError
 from pipeline.serving.overload import Deadline
 
 log = logging.getLogger(__name__)
@@ -283,7 +283,7 @@ class BatchQueue:
         options = scheduler.options
         key, rows = merge_key(inputs, options.pad_variable_length_inputs)
         if rows > options.max_batch_size:
-            raise ServingError("INVALID_ARGUMENT", f"Task size {rows} is larger than maximum input "
+            raise InvalidArgument(f"Task size {rows} is larger than maximum input "
                                f"batch size {options.max_batch_size}")
         if rows > options.execution_batch_size:  # only with enable_large_batch_splitting
             _answer(done, *self._run_split(inputs, rows, deadline))
@@ -355,7 +355,7 @@ class BatchQueue:
                 parts = split_outputs(self._run(merged, timeout), [task.rows for task in tasks], padded)
                 problem = None if parts is not None else "an output does not have the batch as dim 0"
             except ServingError as error:
-                if error.code == "DEADLINE_EXCEEDED":  # the batch's time is up: so is every task's
+                if error.code is Code.DEADLINE_EXCEEDED:  # the batch's time is up: so is every task's
                     parts, problem, answers = None, None, [(None, error)] * len(tasks)
                 else:
                     parts, problem = None, f"{error.code}: {error.message}"
@@ -419,7 +419,7 @@ class BatchQueue:
             return {name: np.concatenate([np.asarray(piece[name]) for piece in pieces])
                     for name in pieces[0]}, None
         except ValueError as error:
-            return None, ServingError("INVALID_ARGUMENT", f"Outputs of the split task do not join: {error}")
+            return None, InvalidArgument(f"Outputs of the split task do not join: {error}")
 
 
 def _remaining(deadline: Deadline | None) -> float | None:

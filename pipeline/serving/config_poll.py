@@ -12,7 +12,7 @@ import logging
 import threading
 from pathlib import Path
 
-from pipeline.serving.errors import ServingError
+from pipeline.serving.errors import Code, ServingError
 from pipeline.serving.manager import ServableManager
 from pipeline.serving.model_config import ConfigError, ModelConfig, read_model_config_file
 from pipeline.serving.storage import storage_path
@@ -58,7 +58,7 @@ class ModelConfigPoller:
         try:
             self._manager.apply_config(configs)
         except ServingError as error:
-            if error.code in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):  # refused (labels: in part)
+            if error.code in (Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION):  # refused (labels: in part)
                 self._problem(error.message)
                 return False
             log.error("Model config %s applied, but: %s", self.path, error.message)

@@ -92,8 +92,8 @@ NO_OP_FLAGS: tuple[NoOpFlag, ...] = (
     NoOpFlag("enable_per_model_batching_parameters", _bool, False,
              "batching uses --batching_parameters_file for every model"),
     NoOpFlag("num_load_threads", int, 0, "each model loads its versions in its own thread"),
-    NoOpFlag("num_unload_threads", int, 0, "unloading only drops references; memory goes with "
-             "the last in-flight request"),
+    NoOpFlag("num_unload_threads", int, 0, "unloaded versions are closed in one closing thread once "
+             "their last in-flight request lets go"),
     NoOpFlag("flush_filesystem_caches", _bool, True, "there is no file system cache to flush"),
     NoOpFlag("tensorflow_session_config_file", str, "", "sessions use TensorFlow's default ConfigProto"),
     NoOpFlag("use_alts_credentials", _bool, False, "Google ALTS is not available"),
@@ -104,7 +104,6 @@ NO_OP_FLAGS: tuple[NoOpFlag, ...] = (
     NoOpFlag("num_tflite_pools", int, 0, "one pool of interpreters per .tflite version"),
     NoOpFlag("xla_cpu_compilation_enabled", _bool, False, "XLA JIT is left as TensorFlow configures it"),
     NoOpFlag("xla_gpu_compilation_enabled", _bool, False, "the server runs on CPU"),
-    NoOpFlag("enable_profiler", _bool, True, "there is no profiler service"),
     NoOpFlag("thread_pool_factory_config_file", str, "", "thread pools are the server's own"),
     NoOpFlag("mixed_precision", str, "", "models run at the precision they were exported with"),
     NoOpFlag("skip_initialize_tpu", _bool, False, "there is no TPU"),
@@ -138,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="gRPC server channel arguments, e.g. grpc.max_connection_age_ms=2000")
     parser.add_argument("--grpc_max_threads", type=_positive, default=4 * cpus, metavar="N",
                         help="most gRPC requests handled at once (default %(default)s)")
+    flag("--enable_profiler", True,
+         "serve TensorFlow's ProfilerService on the gRPC port, for TensorBoard's Capture profile "
+         "(default true)")
     flag("--enable_grpc_healthcheck_service", False,
          "serve the standard gRPC health checking service (default false)")
     parser.add_argument("--ssl_config_file", default="", metavar="FILE",

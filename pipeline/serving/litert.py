@@ -26,7 +26,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 
 from pipeline.formats.errors import FormatError
 from pipeline.formats.tflite import LiteRTModel, _open_interpreter
-from pipeline.serving.errors import ServingError
+from pipeline.serving.errors import InvalidArgument
 from pipeline.serving.session_runner import RunFunction
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class LiteRTServable:
         try:
             interpreter = _open_interpreter(self.path, None)
         except FormatError as error:
-            raise ServingError("INVALID_ARGUMENT", str(error)) from None
+            raise InvalidArgument(str(error)) from None
         runner_keys = list(interpreter.get_signature_list())
         self._uses_runner = bool(runner_keys)
         if runner_keys:  # a model converted from a SavedModel: its own signature runners
@@ -84,7 +84,7 @@ class LiteRTServable:
             try:
                 outputs = model.run({feed_names[k]: value for k, value in inputs.items()})
             except (FormatError, KeyError, ValueError) as error:
-                raise ServingError("INVALID_ARGUMENT", str(error)) from None
+                raise InvalidArgument(str(error)) from None
             finally:
                 pool.put(model)
             return {k: outputs[name] for k, name in fetch_names.items()}

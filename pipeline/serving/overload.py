@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from pipeline.serving.errors import ServingError
+from pipeline.serving.errors import DeadlineExceeded, ServingError, Unavailable
 
 DEFAULT_MAX_PENDING_REQUESTS = 1024
 
@@ -52,7 +52,7 @@ class Deadline:
     def error(self) -> ServingError:
         """The answer for a request dropped because of this deadline."""
         limit = f"{round(self.seconds * 1000)} ms" if self.seconds is not None else "its deadline"
-        return ServingError("DEADLINE_EXCEEDED", f"Request timed out after {limit} before it ran; "
+        return DeadlineExceeded(f"Request timed out after {limit} before it ran; "
                             "it was dropped without running the model")
 
 
@@ -84,7 +84,7 @@ class Admission:
         if full:
             if self._on_shed is not None:
                 self._on_shed()
-            raise ServingError("UNAVAILABLE", f"Server is overloaded: {self.max_pending} requests are "
+            raise Unavailable(f"Server is overloaded: {self.max_pending} requests are "
                                "already pending (--max_pending_requests); retry later")
 
     def leave(self) -> None:

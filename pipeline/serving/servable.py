@@ -33,7 +33,8 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from pipeline.model_dir import SERVE_TAG, ModelDirError, read_meta_graph
 from pipeline.serving import litert, storage, warmup
 from pipeline.serving.batching import BatchQueue, BatchScheduler, Done, QueueFullError
-from pipeline.serving.errors import ServingError
+from pipeline.serving.errors import InvalidArgument, ServingError, Unavailable, error_for
+from pipeline.serving.lease import Leased
 from pipeline.serving.overload import Deadline
 from pipeline.serving.session_runner import RunFunction, SessionModel
 
@@ -100,12 +101,15 @@ class Signature:
     batch_queue: BatchQueue | None = None  # with batching: merges concurrent calls
 
 
-class Servable:
-    """A loaded version. Build with `Servable.load`; then read-only and thread-safe."""
+class Servable(Leased):
+    """A loaded version. Build with `Servable.load`; then read-only and thread-safe until `close`.
+    Requests hold a lease on it (`Leased`) while they use it; the manager closes it once it is
+    unloaded and the last of them let go."""
 
     def __init__(self, name: str, version: int, path: storage.StoragePath, signatures: dict[str, Signature],
                  signature_def_map: get_model_metadata_pb2.SignatureDefMap, backend: Any = None,
                  check_method_names: bool = False) -> None:
+        super().__init__()
         self._backend = backend  # the Session or LiteRT pools: alive as long as the servable
         self.name = name
         self.version = version
@@ -116,6 +120,16 @@ class Servable:
         # The metadata body without model_spec, as TF Serving prints it (Any unpacked, proto names).
         self.metadata_dict = {"signature_def": json_format.MessageToDict(
             signature_def_map, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)}
+
+    def close(self) -> None:
+        """Give back what the version holds: its Session is closed and deleted (variables, graph
+        and callables with it) or its LiteRT interpreters dropped, and its signatures forgotten.
+        Called once, by the manager, when no request holds the version any more."""
+        backend, self._backend = self._backend, None
+        self.signatures = {}
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()
 
     @property
     def runtime(self) -> str:
@@ -174,11 +188,9 @@ class Servable:
         """The signature a predict request names, or INVALID_ARGUMENT with TF Serving's text."""
         signature = self.signatures.get(signature_name)
         if signature is None:
-            raise ServingError("INVALID_ARGUMENT",
-                               f'Serving signature name: "{signature_name}" not found in signature def')
+            raise InvalidArgument(f'Serving signature name: "{signature_name}" not found in signature def')
         if self.check_method_names and signature.method_name != PREDICT_METHOD:
-            raise ServingError("INVALID_ARGUMENT",
-                               f'Expected prediction signature method_name to be {PREDICT_METHOD}. '
+            raise InvalidArgument(f'Expected prediction signature method_name to be {PREDICT_METHOD}. '
                                f"Was: {signature.method_name}")
         return signature
 
@@ -192,7 +204,7 @@ class Servable:
             try:
                 return signature.batch_queue.submit(inputs, deadline)
             except QueueFullError as error:
-                raise ServingError("UNAVAILABLE", str(error)) from None
+                raise Unavailable(str(error)) from None
         return call_signature(signature, inputs, _remaining(deadline))
 
     def run_async(self, signature: Signature, inputs: Mapping[str, np.ndarray], done: Done,
@@ -206,7 +218,7 @@ class Servable:
             try:
                 signature.batch_queue.submit_async(inputs, done, deadline)
             except QueueFullError as error:
-                raise ServingError("UNAVAILABLE", str(error)) from None
+                raise Unavailable(str(error)) from None
             return
         try:
             outputs = call_signature(signature, inputs, _remaining(deadline))
@@ -220,11 +232,9 @@ class Servable:
         """Classify serialized Examples: (classes [batch, n] bytes or None, scores [batch, n] or None)."""
         signature = self._inference_signature(signature_name, CLASSIFY_METHOD, "classification")
         if len(signature.output_names) not in (1, 2):
-            raise ServingError("INVALID_ARGUMENT",
-                               f"Expected one or two output Tensors, found {len(signature.output_names)}")
+            raise InvalidArgument(f"Expected one or two output Tensors, found {len(signature.output_names)}")
         if "classes" not in signature.output_names and "scores" not in signature.output_names:
-            raise ServingError("INVALID_ARGUMENT",
-                               "Expected classification signature outputs to contain at least one of "
+            raise InvalidArgument("Expected classification signature outputs to contain at least one of "
                                "'classes' or 'scores'")
         outputs = self._run_examples(signature, examples, deadline)
         classes, scores = outputs.get("classes"), outputs.get("scores")
@@ -232,8 +242,7 @@ class Servable:
             if tensor is not None:
                 _check_batch(tensor, len(examples), label, allow_vector=False)
         if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
-            raise ServingError("INVALID_ARGUMENT",
-                               f"Tensors class and score should match in dim[1]. Got {classes.shape[1]} "
+            raise InvalidArgument(f"Tensors class and score should match in dim[1]. Got {classes.shape[1]} "
                                f"vs. {scores.shape[1]}")
         return classes, scores
 
@@ -242,10 +251,9 @@ class Servable:
         """Regress serialized Examples: one value per example, shape [batch]."""
         signature = self._inference_signature(signature_name, REGRESS_METHOD, "regression")
         if len(signature.output_names) != 1:
-            raise ServingError("INVALID_ARGUMENT", "Expected one output Tensor.")
+            raise InvalidArgument("Expected one output Tensor.")
         if "outputs" not in signature.output_names:
-            raise ServingError("INVALID_ARGUMENT",
-                               "No regression outputs found in SignatureDef: expected output 'outputs'")
+            raise InvalidArgument("No regression outputs found in SignatureDef: expected output 'outputs'")
         values = self._run_examples(signature, examples, deadline)["outputs"]
         _check_batch(values, len(examples), "outputs", allow_vector=True)
         return values.reshape(len(examples))
@@ -255,18 +263,18 @@ class Servable:
         (`--enable_signature_method_name_check`), as TF Serving does."""
         signature = self.signatures.get(signature_name)
         if signature is None:
-            raise ServingError("INVALID_ARGUMENT", f"No signature was found with the name: {signature_name}")
+            raise InvalidArgument(f"No signature was found with the name: {signature_name}")
         if self.check_method_names and signature.method_name != method:
-            raise ServingError("INVALID_ARGUMENT", f"Expected {kind} signature method_name to be {method}. "
+            raise InvalidArgument(f"Expected {kind} signature method_name to be {method}. "
                                f"Was: {signature.method_name}")
         if len(signature.input_dtypes) != 1:
-            raise ServingError("INVALID_ARGUMENT", "Expected one input Tensor.")
+            raise InvalidArgument("Expected one input Tensor.")
         return signature
 
     def _run_examples(self, signature: Signature, examples: list[bytes],
                       deadline: Deadline | None) -> dict[str, np.ndarray]:
         if not examples:
-            raise ServingError("INVALID_ARGUMENT", "Input is empty.")
+            raise InvalidArgument("Input is empty.")
         (input_key,) = signature.input_dtypes
         return self.run(signature, {input_key: np.array(examples, dtype=object)}, deadline)
 
@@ -282,7 +290,7 @@ def _load_backend(path: storage.StoragePath, options: ServableOptions) -> tuple[
         try:
             read_meta_graph(path)
         except ModelDirError as error:
-            raise ServingError(error.code, error.message) from None
+            raise error_for(error.code, error.message) from None
     session = SessionModel(path, options.tags, *options.threads)
     return session, dict(session.meta_graph.signature_def)
 
@@ -292,7 +300,7 @@ def _exact_inputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> Map
     if inputs.keys() != signature.input_dtypes.keys():
         missing = [key for key in signature.input_dtypes if key not in inputs]
         if missing:
-            raise ServingError("INVALID_ARGUMENT", f"Missing named input: {missing[0]}")
+            raise InvalidArgument(f"Missing named input: {missing[0]}")
         inputs = {key: inputs[key] for key in signature.input_dtypes}
     return inputs
 
@@ -316,8 +324,7 @@ def _check_batch(tensor: np.ndarray, batch: int, name: str, allow_vector: bool) 
         ok_rank = tensor.ndim == 2
     if not ok_rank:
         expected = "[batch_size] or [batch_size, 1]" if allow_vector else "[batch_size num_classes]"
-        raise ServingError("INVALID_ARGUMENT",
-                           f"Expected {name} Tensor shape: {expected} but got {list(tensor.shape)}")
+        raise InvalidArgument(f"Expected {name} Tensor shape: {expected} but got {list(tensor.shape)}")
     if tensor.shape[0] != batch:
-        raise ServingError("INVALID_ARGUMENT",
-                           f"Input batch size did not match output batch size: {batch} vs. {tensor.shape[0]}")
+        raise InvalidArgument(
+            f"Input batch size did not match output batch size: {batch} vs. {tensor.shape[0]}")

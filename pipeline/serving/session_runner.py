@@ -25,7 +25,7 @@ import numpy as np
 
 from pipeline.model_dir import SERVE_TAG
 from pipeline.serving import session_callable, storage
-from pipeline.serving.errors import ServingError, from_code_number
+from pipeline.serving.errors import InvalidArgument, Unknown, from_code_number
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class SessionModel:
             raise from_code_number(error.error_code, error.message) from None
         except (OSError, ValueError, RuntimeError, KeyError) as error:
             self.close()
-            raise ServingError("UNKNOWN", f"Failed to load SavedModel at {path}: {error}") from error
+            raise Unknown(f"Failed to load SavedModel at {path}: {error}") from error
         self._graph.finalize()  # nothing may add ops later: concurrent runs stay safe
 
     def runner(self, key: str) -> RunFunction:
@@ -117,14 +117,20 @@ class SessionModel:
             except op_error as error:
                 raise from_code_number(error.error_code, _without_stack(error.message)) from None
             except (TypeError, ValueError) as error:  # e.g. a value numpy cannot turn into a tensor
-                raise ServingError("INVALID_ARGUMENT", str(error).split("\n", 1)[0]) from None
+                raise InvalidArgument(str(error).split("\n", 1)[0]) from None
             return dict(zip(output_keys, values, strict=True))
 
         return run
 
     def close(self) -> None:
-        """Release the session's resources (also done when the last reference goes)."""
-        self._session.close()
+        """Close the session and drop it with its graph, so that their memory (variables, constants,
+        callables) goes now rather than whenever the garbage collector reaches them. The runners
+        made earlier must not be called afterwards."""
+        session, self._session = self._session, None
+        self._graph = None
+        if session is not None:
+            session.close()
+            session.__del__()  # TF_DeleteSession now: the memory must not wait for a reference cycle
 
 
 def _restore_unrestored_variables(tf: Any, session: Any, meta_graph: Any, path: storage.StoragePath) -> None:
@@ -187,7 +193,7 @@ def _escape(local_name: str) -> str:
 
 def _refuse(message: str) -> RunFunction:
     def run(inputs: Mapping[str, np.ndarray], timeout: float | None = None) -> dict[str, np.ndarray]:
-        raise ServingError("INVALID_ARGUMENT", message)
+        raise InvalidArgument(message)
 
     return run
 

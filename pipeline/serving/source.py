@@ -5,6 +5,12 @@ version, by the project's one version-folder rule (`pipeline.model_dir.version_d
 base-10 name in int64 range; `v1`, `.tmp-1234`, files are ignored). The version policy then picks the
 aspired versions: the N highest (`latest`), every one (`all`), or a fixed list (`specific`).
 
+A poll that fails (the base path is missing, is not a directory, or cannot be listed) is not an
+answer: `poll` returns None and the manager changes nothing, as TF Serving's source sends no
+aspired versions when its file-system poll fails. So an NFS blip, a remount or a deploy that
+renames the base path away and back never unloads a model. A base path that exists and holds no
+version is an answer (no versions aspired): the model unloads, as upstream.
+
 Thread-safety: a `VersionSource` is used by the one polling thread of its model; the pure
 functions are safe anywhere.
 """
@@ -40,14 +46,17 @@ class VersionSource:
         self.policy = policy
         self._last_problem: str | None = None
 
-    def poll(self) -> dict[int, StoragePath]:
-        """The aspired versions now on disk ({} when the base path is missing or has no versions)."""
+    def poll(self) -> dict[int, StoragePath] | None:
+        """The aspired versions now on disk ({} when the base path holds none), or None when the
+        base path could not be listed (missing, not a directory, an I/O error): nothing is known,
+        so nothing may change. Each distinct problem is logged once, until the poll succeeds."""
         try:
             on_disk = versions(self.base_path)
         except OSError as error:
-            self._report(f"Could not find base path {self.base_path} for servable {self.model_name}: "
-                         f"{error.strerror or error}")
-            return {}
+            self._report(f"FileSystemStoragePathSource encountered a file-system access error: Could not "
+                         f"find base path {self.base_path} for servable {self.model_name} with error "
+                         f"{error.strerror or error}; the versions loaded keep serving")
+            return None
         if not on_disk:
             self._report(f"No versions of servable {self.model_name} found under base path "
                          f"{self.base_path}. Did you forget to name your leaf directory as a number "

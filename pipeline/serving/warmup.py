@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from pipeline.serving import storage
-from pipeline.serving.errors import ServingError
+from pipeline.serving.errors import DataLoss, InvalidArgument, ServingError, Unimplemented, error_for
 from pipeline.serving.storage import StoragePath
 
 
@@ -62,16 +62,16 @@ def replay(servable: Servable, path: StoragePath, iterations: int = 1) -> int:
         for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
             count += 1
             if count > MAX_RECORDS:
-                raise ServingError("INVALID_ARGUMENT",
-                                   f"Number of warmup records exceeds the maximum ({MAX_RECORDS}) at {path}")
+                raise InvalidArgument(
+                    f"Number of warmup records exceeds the maximum ({MAX_RECORDS}) at {path}")
             prediction_log = prediction_log_pb2.PredictionLog()
             prediction_log.ParseFromString(record)
             for _ in range(max(1, iterations)):
                 _run_log(servable, prediction_log)
     except tf.errors.OpError as error:
-        raise ServingError("DATA_LOSS", f"Failed to read warmup data at {path}: {error.message}") from None
+        raise DataLoss(f"Failed to read warmup data at {path}: {error.message}") from None
     except ServingError as error:
-        raise ServingError(error.code, f"Warm-up of {path} failed: {error.message}") from None
+        raise error_for(error.code, f"Warm-up of {path} failed: {error.message}") from None
     log.info("Finished reading warmup data for model at %s. Number of warmup records read: %d. "
              "Elapsed time (microseconds): %d.", path, count, (time.perf_counter() - started) * 1e6)
     return count
@@ -99,7 +99,7 @@ def _run_log(servable: Servable, prediction_log: Any) -> None:
             else:
                 servable.regress(name, examples)
     else:
-        raise ServingError("UNIMPLEMENTED", f"Unsupported log_type for warmup: {kind}")
+        raise Unimplemented(f"Unsupported log_type for warmup: {kind}")
 
 
 def _signature_name(request: Any) -> str:
@@ -116,7 +116,7 @@ def _examples(model_input: Any) -> list[bytes]:
         context = model_input.example_list_with_context.context.SerializeToString()
         return [context + example.SerializeToString()
                 for example in model_input.example_list_with_context.examples]
-    raise ServingError("INVALID_ARGUMENT", "Input is empty.")
+    raise InvalidArgument("Input is empty.")
 
 
 def _array(proto: Any) -> np.ndarray:
@@ -125,5 +125,5 @@ def _array(proto: Any) -> np.ndarray:
     try:
         array = tf.make_ndarray(proto)
     except (TypeError, ValueError) as error:
-        raise ServingError("INVALID_ARGUMENT", f"Invalid tensor in warmup request: {error}") from None
+        raise InvalidArgument(f"Invalid tensor in warmup request: {error}") from None
     return array.astype(object) if array.dtype.kind == "S" else array

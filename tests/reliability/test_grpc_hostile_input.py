@@ -171,7 +171,7 @@ def test_bad_tensors_get_tf_servings_texts(server: GrpcServer, tensor: dict, mes
     ("unknown", {}, grpc.StatusCode.NOT_FOUND), (MODEL, {"version": 7}, grpc.StatusCode.NOT_FOUND),
     (MODEL, {"version": -1}, grpc.StatusCode.NOT_FOUND),
     (MODEL, {"label": "nope"}, grpc.StatusCode.INVALID_ARGUMENT),
-    ("", {}, grpc.StatusCode.NOT_FOUND)])
+    ("", {}, grpc.StatusCode.INVALID_ARGUMENT)])  # `ModelSpec has no name specified.`, as TF Serving
 def test_unknown_models_versions_and_labels(server: GrpcServer, model: str, selector: dict,
                                             code: grpc.StatusCode) -> None:
     request = predict_request(model, [1.0, 2.0], key="inputs", shape=[1, 2], **selector)

@@ -49,7 +49,8 @@ def test_a_model_added_loads_before_apply_returns_and_a_removed_one_unloads(runn
     manager.apply_config([ModelConfig("b", b)])
     with pytest.raises(ServingError, match=r"Servable not found for request: Latest\(a\)"):
         manager.servable("a")
-    assert states(manager, "a") == {3: "END"}  # the history stays answerable, as upstream's monitor
+    # Unloaded by the removed model's own thread, soon; the history stays answerable (upstream's monitor)
+    wait_for(lambda: states(manager, "a") == {3: "END"}, 30)
     assert manager.model_status("a").model_version_status[0].state == 50
 
 
@@ -93,12 +94,12 @@ def test_a_model_server_config_message_is_applied_and_an_empty_one_ignored(runni
     entry.model_version_policy.all.SetInParent()
     manager.apply_config(message)
     assert manager.servable("b").version == 5
-    assert states(manager, "a") == {3: "END"}
+    wait_for(lambda: states(manager, "a") == {3: "END"}, 30)  # a was removed: unloaded by its thread
 
 
 def test_an_added_model_that_fails_to_load_is_reported(running) -> None:
     manager, root = running
-    manager._loader.broken.add(4)
+    manager._shared.loader.broken.add(4)
     expected = ("1 model(s) did not become available: "
                 "{{{name: c version: 4} due to error: version 4 is corrupt}, }")
     with pytest.raises(ServingError, match=re.escape(expected)):

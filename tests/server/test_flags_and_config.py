@@ -128,7 +128,7 @@ def test_no_op_flags_say_nothing_at_their_defaults() -> None:
         "tensorflow_session_config_file", "use_alts_credentials", "platform_config_file",
         "per_process_gpu_memory_fraction", "remove_unused_fields_from_bundle_metagraph",
         "num_tflite_pools", "xla_cpu_compilation_enabled", "xla_gpu_compilation_enabled",
-        "enable_profiler", "thread_pool_factory_config_file", "mixed_precision", "skip_initialize_tpu"})
+        "thread_pool_factory_config_file", "mixed_precision", "skip_initialize_tpu"})
 
 
 @pytest.mark.parametrize("args", [["--model_config_file_poll_wait_seconds=-1"],

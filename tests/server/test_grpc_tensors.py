@@ -93,8 +93,10 @@ def test_output_filter_rules() -> None:
 def test_status_names_and_truncation() -> None:
     import grpc
 
-    assert grpc_code("NOT_FOUND") == grpc.StatusCode.NOT_FOUND
-    assert grpc_code("NOT_A_CODE") == grpc.StatusCode.UNKNOWN
+    from pipeline.serving.errors import Code
+
+    assert grpc_code(Code.NOT_FOUND) == grpc.StatusCode.NOT_FOUND
+    assert {grpc_code(code).value[0] for code in Code} == set(range(17))  # each code, its own status
     assert wire_message("x" * 1024) == "x" * 1024
     assert wire_message("x" * 1025) == "x" * 1024 + "...TRUNCATED"
 

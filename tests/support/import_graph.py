@@ -14,6 +14,8 @@ The rules (see README "Design"):
 - the leaves import nothing from the project (but their own package), so anything may use them;
 - the serving core (`pipeline/serving/*.py` itself, not its `__main__` entry point) never imports a
   front end (`pipeline.serving.rest`, `pipeline.serving.grpc`), so front ends plug in beside it;
+- a front end imports from the serving core only its public request API (`dataplane`, `errors`:
+  `REQUEST_API`), so REST and gRPC stay codecs on one request path and cannot grow a second one;
 - on-disk state is written only through `pipeline.state` (docs/state.md): no hand-written
   temp-file-and-rename, `flock` or signal to a bare pid anywhere else (a line-level check of the
   source, with the few legitimate uses allowed by name and reason in `STATE_ALLOWED`).
@@ -65,6 +67,9 @@ STATE_ALLOWED = {
 """`(file, text of the line)` pairs allowed to do by hand what `STATE_PATTERNS` forbids, with the
 reason: each names one line, so a new hand-written write in the same file is still caught."""
 FRONT_ENDS = ("pipeline.serving.rest", "pipeline.serving.grpc")
+REQUEST_API = ("pipeline.serving.dataplane", "pipeline.serving.errors")
+"""What a front end may import from the serving core: the data plane (admission, deadlines,
+hand-off, batching, metrics, lookups) and the outcomes (status codes, error types)."""
 UI_LIBRARIES = ("dashboard", "streamlit")
 
 
@@ -238,6 +243,20 @@ def core_importing_front_ends(imports: list[Import]) -> list[Import]:
     return [i for i in imports if is_core(i.source) and any(_in(i.target, f) for f in FRONT_ENDS)]
 
 
+def front_ends_reaching_in(imports: list[Import], modules: Iterable[str]) -> list[Import]:
+    """Imports of a serving-core module other than `REQUEST_API` by a front end (its own package,
+    and the other front end's, are not the core)."""
+    known = list(modules)
+    bad = []
+    for imp in imports:
+        target = resolve(imp.target, known)
+        if (any(_in(imp.source, f) for f in FRONT_ENDS) and target is not None and _in(target, SERVING)
+                and target != SERVING and not any(_in(target, f) for f in FRONT_ENDS)
+                and target not in REQUEST_API):
+            bad.append(imp)
+    return bad
+
+
 def leaves_reaching_out(imports: list[Import], modules: Iterable[str]) -> list[Import]:
     """Imports of project modules by a leaf, other than the leaves (its own package included)."""
     known = list(modules)
@@ -284,6 +303,9 @@ def report(root: Path = ROOT) -> tuple[bool, str]:
          [f"{i.source}:{i.line} imports {i.target}" for i in leaves_reaching_out(imports, modules)]),
         ("the serving core imports no front end (rest/, grpc/)",
          [f"{i.source}:{i.line} imports {i.target}" for i in core_importing_front_ends(imports)]),
+        ("the front ends (rest/, grpc/) import only the core's request API (" + ", ".join(
+            api.rsplit(".", 1)[1] for api in REQUEST_API) + ")",
+         [f"{i.source}:{i.line} imports {i.target}" for i in front_ends_reaching_in(imports, modules)]),
         ("on-disk state is written only through pipeline.state (atomic writes, locks, process records)",
          hand_written_state(root)),
     ]

@@ -126,3 +126,20 @@ def test_an_allowed_line_is_allowed_only_in_its_file(tmp_path: Path) -> None:
     root = tree(tmp_path, {"pipeline/store/versions.py": "import os\ndef claim(tmp, target):\n" + claim,
                            "pipeline/store/other.py": "import os\ndef claim(tmp, target):\n" + claim})
     assert ig.hand_written_state(root) == ["pipeline/store/other.py:3: [rename] os.rename(tmp, target)"]
+
+
+def test_a_front_end_reaching_past_the_request_api_is_refused(tmp_path: Path) -> None:
+    root = tree(tmp_path, {
+        "pipeline/serving/manager.py": "", "pipeline/serving/overload.py": "",
+        "pipeline/serving/dataplane.py": "from pipeline.serving import manager, overload\n",
+        "pipeline/serving/errors.py": "",
+        "pipeline/serving/rest/app.py": ("from pipeline.serving.dataplane import DataPlane\n"
+                                         "from pipeline.serving.errors import Code\n"
+                                         "from pipeline.serving.rest import codec\n"),
+        "pipeline/serving/rest/codec.py": "",
+        "pipeline/serving/grpc/services.py": "from pipeline.serving.overload import Admission\n",
+    })
+    ok, text = ig.report(root)
+    assert not ok
+    assert "pipeline.serving.grpc.services:1 imports pipeline.serving.overload" in text
+    assert "pipeline.serving.rest.app" not in text

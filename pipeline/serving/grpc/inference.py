@@ -14,9 +14,8 @@ from __future__ import annotations
 import numpy as np
 from tensorflow_serving.apis import classification_pb2, inference_pb2, input_pb2, regression_pb2
 
-from pipeline.serving.errors import ServingError, invalid
-from pipeline.serving.overload import Deadline
-from pipeline.serving.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable
+from pipeline.serving.dataplane import CLASSIFY_METHOD, REGRESS_METHOD, Deadline, Servable
+from pipeline.serving.errors import InvalidArgument, Unimplemented
 
 DEFAULT_SIGNATURE = "serving_default"
 
@@ -67,18 +66,19 @@ def multi_inference(servable: Servable, request: inference_pb2.MultiInferenceReq
     """Run every task of a MultiInferenceRequest on one servable, with TF Serving's checks: at least
     one task, one model name for all, each signature once, only classify and regress methods."""
     if not request.tasks:
-        raise invalid("MultiInferenceRequest must specify at least one task")
+        raise InvalidArgument("MultiInferenceRequest must specify at least one task")
     model_name = request.tasks[0].model_spec.name
     seen: set[str] = set()
     for task in request.tasks:
         if task.model_spec.name != model_name:
-            raise invalid("All ModelSpecs in a MultiInferenceRequest must access the same model name.")
+            raise InvalidArgument(
+                "All ModelSpecs in a MultiInferenceRequest must access the same model name.")
         signature_name = task.model_spec.signature_name or DEFAULT_SIGNATURE
         if signature_name in seen:
-            raise invalid(f"Duplicate evaluation of signature: {signature_name}")
+            raise InvalidArgument(f"Duplicate evaluation of signature: {signature_name}")
         seen.add(signature_name)
         if task.method_name not in (CLASSIFY_METHOD, REGRESS_METHOD):
-            raise ServingError("UNIMPLEMENTED", f"Unsupported signature method_name: {task.method_name}")
+            raise Unimplemented(f"Unsupported signature method_name: {task.method_name}")
     response = inference_pb2.MultiInferenceResponse()
     for task in request.tasks:
         signature_name = task.model_spec.signature_name or DEFAULT_SIGNATURE

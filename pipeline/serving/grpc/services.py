@@ -7,22 +7,23 @@ version serves, the same batch queue of a servable signature takes a gRPC and a 
 `ServingError` becomes the gRPC status of the same canonical code with the same message (cut at
 1,024 characters as upstream).
 
-Threading: handlers are coroutines on the gRPC server's own event loop, which only receives,
-dispatches and sends. Predict/Classify/Regress/MultiInference run whole (tensor conversion, lookup,
-model call, answer building) in a worker pool of `--grpc_max_threads` threads; with batching, the
-model call and the answer may happen in the worker running the batch the request joined. The answer
-reaches the loop with one `call_soon_threadsafe`. A client deadline is the request's `Deadline`:
-work not started when it passes is dropped unrun (also from the batch queue), and a cancelled call
-abandons its work the same way. Status and metadata are cheap and answered on the loop.
+The request path is the data plane's (`dataplane.py`), shared with REST: this module is a codec
+(read the request proto, build the response proto). Handlers are coroutines on the gRPC server's own
+event loop, which only receives, dispatches and sends. Predict/Classify/Regress/MultiInference run
+whole (tensor conversion, lookup, model call, answer building) in a worker of the gRPC lane
+(`--grpc_max_threads` threads); with batching, the model call and the answer may happen in the
+worker running the batch the request joined. A client deadline is the request's `Deadline`; a
+cancelled call (the client cancelled or went away) frees its admission slot at once and abandons
+its work. Status and metadata are cheap and answered on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,22 +41,16 @@ from tensorflow_serving.apis import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
-from pipeline.serving.errors import ServingError, invalid
+from pipeline.serving.dataplane import DataPlane, Deadline, Servable, Signature, Target
+from pipeline.serving.errors import Code, FailedPrecondition, InvalidArgument, ServingError
 from pipeline.serving.grpc import inference, tensors
 from pipeline.serving.grpc.status import grpc_code, wire_message
-from pipeline.serving.log_files import Api, Transport
-from pipeline.serving.manager import ServableManager
-from pipeline.serving.metrics import ServerMetrics
-from pipeline.serving.overload import Admission, Deadline
-from pipeline.serving.request_logs import RequestLogs
-from pipeline.serving.servable import Servable
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = inference.DEFAULT_SIGNATURE
 _API_LABELS = {"predict": "Predict", "classify": "Classify", "regress": "Regress"}
 SIGNATURE_DEF_FIELD = "signature_def"
-Answer = Callable[[Any, BaseException | None], None]
 ReloadConfig = Callable[[model_server_config_pb2.ModelServerConfig], None]
 """Applies a new ModelServerConfig live (`ServableManager.apply_config`, the config file's path too)."""
 
@@ -64,168 +59,99 @@ ReloadConfig = Callable[[model_server_config_pb2.ModelServerConfig], None]
 class GrpcCore:
     """What the gRPC services share with the rest of the server."""
 
-    manager: ServableManager
-    metrics: ServerMetrics | None = None
-    admission: Admission | None = None
+    plane: DataPlane
     num_threads: int = 8
     tensor_content: bool = False          # --enable_serialization_as_tensor_content
     reload_config: ReloadConfig | None = None
     ready: Callable[[], bool] | None = None
     """Whether every configured model has a version AVAILABLE (the health service's SERVING);
     None: always ready."""
-    request_logs: RequestLogs | None = None
-    """Each model's `logging_config`: sampled Predict/Classify/Regress/MultiInference logged."""
 
 
 class Front:
-    """The request plumbing both servicers use: worker pool, deadlines, admission, errors, metrics."""
+    """What both servicers share: the gRPC lane of the data plane, and the answer to a call."""
 
     def __init__(self, core: GrpcCore) -> None:
         self.core = core
-        self.manager = core.manager
-        self.executor = ThreadPoolExecutor(max_workers=max(1, core.num_threads),
-                                           thread_name_prefix="grpc-worker")
+        self.plane = core.plane
+        self.lane = core.plane.lane("GRPC", core.num_threads)
+        self.executor = self.lane.executor
 
     def close(self) -> None:
         """Stop the worker threads once running requests end."""
-        self.executor.shutdown(wait=False, cancel_futures=True)
-
-    def servable(self, spec: model_pb2.ModelSpec) -> Servable:
-        """The servable a ModelSpec names: by version_label, by version, else the latest."""
-        choice = spec.WhichOneof("version_choice")
-        version = spec.version.value if choice == "version" else None
-        label = spec.version_label if choice == "version_label" else None
-        return self.manager.servable(spec.name, version, label)
+        self.lane.close()
 
     async def answer(self, api: str, model_name: str, context: grpc.aio.ServicerContext,
-                     produce: Callable[[], Any], request: Any = None) -> Any:
+                     produce: Callable[[], Any]) -> Any:
         """The response `await produce()` makes; a ServingError aborts the call with its status.
-        With `request` (an inference API's), the call goes to its model's request log if sampled."""
+        The request is counted before its answer leaves (`abort` sends the status at once), so a
+        client that reads the metrics after its answer finds it counted."""
         started = time.perf_counter()
-        code, message, response = "OK", "", None
+        label = _API_LABELS.get(api)  # Predict, Classify and Regress are counted, as upstream
         try:
             response = await produce()
-            return response
         except ServingError as error:
-            code, message = error.code, error.message
-            await context.abort(grpc_code(code), wire_message(error.message))
+            self._record(model_name, label, error.code, started)
+            await context.abort(grpc_code(error.code), wire_message(error.message))
         except asyncio.CancelledError:
-            code = "CANCELLED"
+            self._record(model_name, label, Code.CANCELLED, started)
             raise
         except Exception as error:  # a bug must cost one request, never the server
             if isinstance(error, grpc.aio.AbortError):
                 raise
-            code, message = "INTERNAL", f"Internal error: {type(error).__name__}: {error}"
+            self._record(model_name, label, Code.INTERNAL, started)
             log.exception("Internal error serving gRPC %s for model %s", api, model_name)
             await context.abort(grpc.StatusCode.INTERNAL,
                                 wire_message(f"Internal error: {type(error).__name__}: {error}"))
-        finally:
-            self._record(model_name, api, code, time.perf_counter() - started)
-            if request is not None and self.core.request_logs is not None:
-                self._log_request(api, model_name, request, response, code, message, started)
+        self._record(model_name, label, Code.OK, started)
+        return response
 
-    async def in_worker(self, context: grpc.aio.ServicerContext, model_name: str,
-                        function: Callable[..., None], *args: Any) -> Any:
-        """What `function(answer, deadline, *args)` answers from a worker thread (maybe another
-        thread: a batch answers its requests), for a request `Admission` let in."""
-        admission = self.core.admission
-        if admission is not None:
-            try:
-                admission.enter()
-            except ServingError:
-                self._count_drop(model_name, "overloaded")
-                raise
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
+    def _record(self, model_name: str, label: str | None, code: Code, started: float) -> None:
+        if label is not None:
+            self.lane.record(model_name, label, code, started)
 
-        def answer(result: Any, error: BaseException | None) -> None:
-            if admission is not None:
-                admission.leave()
-            try:  # noqa: SIM105 - hot path: no context manager
-                loop.call_soon_threadsafe(_resolve, waiter, result, error)
-            except RuntimeError:  # the loop closed: the server is shutting down
-                pass
+    def predict(self, context: grpc.aio.ServicerContext, model_name: str, parse: Callable[[Any], Any],
+                request: Any) -> Any:
+        """`parse(trace)` in the lane; a sampled request is logged as it went over the wire."""
+        return self.lane.predict(model_name, parse, context.time_remaining(), DEADLINE_MESSAGE,
+                                 trace_for=functools.partial(_Trace, "predict", request))
 
-        remaining = context.time_remaining()
-        deadline = Deadline(remaining)
-        try:
-            self.executor.submit(self._start, function, answer, deadline, model_name, *args)
-        except RuntimeError:  # the pool is shut down: the server is stopping
-            if admission is not None:
-                admission.leave()
-            raise ServingError("UNAVAILABLE", "Server is shutting down") from None
-        try:
-            if remaining is None:
-                return await waiter
-            return await asyncio.wait_for(waiter, remaining)
-        except TimeoutError:
-            deadline.abandon()
-            raise ServingError("DEADLINE_EXCEEDED", "Deadline Exceeded") from None
-        except asyncio.CancelledError:  # the client cancelled or went away
-            deadline.abandon()
-            raise
-
-    def _start(self, function: Callable[..., None], answer: Answer, deadline: Deadline, model_name: str,
-               *args: Any) -> None:
-        """Worker entry: drop a request whose deadline passed while it waited for a worker."""
-        if deadline.expired():
-            self._count_drop(model_name, "deadline_exceeded")
-            answer(None, deadline.error())
-            return
-        try:
-            function(answer, deadline, *args)
-        except BaseException as error:  # noqa: BLE001 - becomes the request's error answer
-            answer(None, error)
-
-    def _log_request(self, api: str, model_name: str, request: Any, response: Any, code: str, message: str,
-                     started: float) -> None:
-        """Hand a finished inference call to its model's request log, if the model logs and the
-        call is sampled: the request and response as they went over the wire."""
-        logger = self.core.request_logs.sampled_logger(model_name)  # type: ignore[union-attr]
-        if logger is None:
-            return
-        asked, answered = _spec_of(request), _spec_of(response)
-        label = asked.version_label if asked is not None and asked.HasField("version_label") else None
-        version = answered.version.value if answered is not None and answered.HasField("version") else None
-        signature = (answered.signature_name if answered is not None else "") or \
-            (asked.signature_name if asked is not None else "") or DEFAULT_SIGNATURE
-        logger.log(Api(api), Transport.GRPC, code, time.perf_counter() - started, request=request,
-                   response=response, message=message, version=version, label=label, signature=signature)
-
-    def _known(self, model_name: str) -> bool:
-        return self.manager.serves(model_name)
-
-    def _count_drop(self, model_name: str, reason: str) -> None:
-        if self.core.metrics is not None and self._known(model_name):
-            self.core.metrics.record_dropped(model_name, reason)
-
-    def _record(self, model_name: str, api: str, code: str, seconds: float) -> None:
-        """Predict, Classify and Regress are counted (their latency when OK), as TF Serving's
-        PredictionServiceImpl does; other methods are not."""
-        metrics = self.core.metrics
-        label = _API_LABELS.get(api)
-        if metrics is not None and label is not None:
-            metrics.record_request(model_name, label, "GRPC", code, seconds)
-
-    def record_runtime(self, model_name: str, api: str, seconds: float, examples: int | None = None) -> None:
-        """An OK model call (`api` `Predict`, `Classify`, `Regress`) took `seconds`; with
-        `examples`, it carried that many tf.Examples."""
-        metrics = self.core.metrics
-        if metrics is None:
-            return
-        if api:
-            metrics.record_runtime(model_name, api, seconds)
-        if examples is not None:
-            metrics.record_examples(model_name, examples)
+    def examples(self, context: grpc.aio.ServicerContext, model_name: str, parse: Callable[[Any], Any],
+                 api: str, request: Any) -> Any:
+        return self.lane.examples(model_name, parse, context.time_remaining(), DEADLINE_MESSAGE,
+                                  trace_for=functools.partial(_Trace, api, request))
 
 
-def _resolve(waiter: asyncio.Future, result: Any, error: BaseException | None) -> None:
-    if waiter.done():  # timed out or cancelled already
-        return
-    if error is not None:
-        waiter.set_exception(error)
-    else:
-        waiter.set_result(result)
+DEADLINE_MESSAGE = "Deadline Exceeded"
+
+
+def target_of(spec: model_pb2.ModelSpec) -> Target:
+    """The servable a ModelSpec names: by version_label, by version, else the latest."""
+    choice = spec.WhichOneof("version_choice")
+    return Target(spec.name, spec.version.value if choice == "version" else None,
+                  spec.version_label if choice == "version_label" else None)
+
+
+class _Trace:
+    """A sampled gRPC inference call as its request log records it: the request and response
+    messages as they went over the wire (`dataplane.RequestTrace`)."""
+
+    __slots__ = ("api", "label", "version", "signature", "_request", "answer")
+
+    def __init__(self, api: str, request: Any) -> None:
+        self.api = api
+        self._request = request
+        self.answer: Any = None  # the response message, once built
+        self.version: int | None = None
+        asked = _spec_of(request)
+        self.label = asked.version_label if asked is not None and asked.HasField("version_label") else None
+        self.signature = (asked.signature_name if asked is not None else "") or DEFAULT_SIGNATURE
+
+    def request(self) -> Any:
+        return self._request
+
+    def response(self) -> Any:
+        return self.answer
 
 
 def _spec_of(message: Any) -> model_pb2.ModelSpec | None:
@@ -242,7 +168,7 @@ def _spec_of(message: Any) -> model_pb2.ModelSpec | None:
 
 def _require_spec(request: Any) -> None:
     if not request.HasField("model_spec"):
-        raise invalid("Missing ModelSpec")
+        raise InvalidArgument("Missing ModelSpec")
 
 
 def _fill_spec(target: model_pb2.ModelSpec, name: str, version: int, signature_name: str | None) -> None:
@@ -250,6 +176,98 @@ def _fill_spec(target: model_pb2.ModelSpec, name: str, version: int, signature_n
     target.version.value = version
     if signature_name is not None:
         target.signature_name = signature_name
+
+
+class _Predict:
+    """A gRPC Predict, read in a worker in TF Serving's order of checks."""
+
+    __slots__ = ("target", "signature_name", "_request", "_wanted", "_as_content", "_trace")
+
+    def __init__(self, request: predict_pb2.PredictRequest, as_content: bool, trace: _Trace | None) -> None:
+        self._trace = trace
+        _require_spec(request)
+        self._request = request
+        self.target = target_of(request.model_spec)
+        self.signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        self._as_content = as_content
+
+    def inputs(self, signature: Signature) -> dict:
+        inputs = tensors.predict_inputs(self._request.inputs, signature.input_dtypes)
+        self._wanted = tensors.output_names(self._request.output_filter, signature.output_names)
+        return inputs
+
+    def response(self, version: int, outputs: dict) -> predict_pb2.PredictResponse:
+        response = predict_pb2.PredictResponse()
+        _fill_spec(response.model_spec, self.target.model_name, version, self.signature_name)
+        for alias in self._wanted:
+            tensors.fill_proto(response.outputs[alias], outputs[alias], self._as_content)
+        if self._trace is not None:
+            self._trace.answer = response
+        return response
+
+
+class _Classify:
+    __slots__ = ("target", "signature_name", "runtime_api", "example_count", "_examples", "_trace")
+
+    def __init__(self, request: classification_pb2.ClassificationRequest, trace: _Trace | None) -> None:
+        self._trace = trace
+        _require_spec(request)
+        self._examples = inference.serialized_examples(request.input)
+        self.target = target_of(request.model_spec)
+        self.signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        self.runtime_api = "Classify"
+        self.example_count = len(self._examples)
+
+    def run(self, servable: Servable, deadline: Deadline) -> classification_pb2.ClassificationResponse:
+        classes, scores = servable.classify(self.signature_name, self._examples, deadline)
+        response = classification_pb2.ClassificationResponse()
+        _fill_spec(response.model_spec, self.target.model_name, servable.version, self.signature_name)
+        response.result.CopyFrom(inference.classification_result(classes, scores))
+        if self._trace is not None:
+            self._trace.answer = response
+        return response
+
+
+class _Regress:
+    __slots__ = ("target", "signature_name", "runtime_api", "example_count", "_examples", "_trace")
+
+    def __init__(self, request: regression_pb2.RegressionRequest, trace: _Trace | None) -> None:
+        self._trace = trace
+        _require_spec(request)
+        self._examples = inference.serialized_examples(request.input)
+        self.target = target_of(request.model_spec)
+        self.signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        self.runtime_api = "Regress"
+        self.example_count = len(self._examples)
+
+    def run(self, servable: Servable, deadline: Deadline) -> regression_pb2.RegressionResponse:
+        values = servable.regress(self.signature_name, self._examples, deadline)
+        response = regression_pb2.RegressionResponse()
+        _fill_spec(response.model_spec, self.target.model_name, servable.version, self.signature_name)
+        response.result.CopyFrom(inference.regression_result(values))
+        if self._trace is not None:
+            self._trace.answer = response
+        return response
+
+
+class _MultiInference:
+    __slots__ = ("target", "runtime_api", "example_count", "_examples", "_request", "_trace")
+
+    def __init__(self, request: Any, trace: _Trace | None) -> None:
+        self._trace = trace
+        if not request.tasks:
+            raise InvalidArgument("MultiInferenceRequest must specify at least one task")
+        self._examples = inference.serialized_examples(request.input)
+        self._request = request
+        self.target = target_of(request.tasks[0].model_spec)
+        self.runtime_api = ""
+        self.example_count = len(self._examples)
+
+    def run(self, servable: Servable, deadline: Deadline) -> Any:
+        response = inference.multi_inference(servable, self._request, self._examples, deadline)
+        if self._trace is not None:
+            self._trace.answer = response
+        return response
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -260,97 +278,27 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     async def Predict(self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext
                       ) -> predict_pb2.PredictResponse:
-        name = request.model_spec.name
-        return await self.front.answer("predict", name, context,
-                                       lambda: self.front.in_worker(context, name, self._predict, request),
-                                       request)
-
-    def _predict(self, answer: Answer, deadline: Deadline, request: predict_pb2.PredictRequest) -> None:
-        """The whole Predict in TF Serving's order of checks; answers through `answer`."""
-        _require_spec(request)
-        spec = request.model_spec
-        servable = self.front.servable(spec)
-        signature_name = spec.signature_name or DEFAULT_SIGNATURE
-        signature = servable.predict_signature(signature_name)
-        inputs = tensors.predict_inputs(request.inputs, signature.input_dtypes)
-        wanted = tensors.output_names(request.output_filter, signature.output_names)
-        as_content = self.front.core.tensor_content
-        started = time.perf_counter()
-
-        def done(outputs: dict | None, error: BaseException | None) -> None:
-            if error is not None:
-                answer(None, error)
-                return
-            self.front.record_runtime(spec.name, "Predict", time.perf_counter() - started)
-            try:
-                response = predict_pb2.PredictResponse()
-                _fill_spec(response.model_spec, spec.name, servable.version, signature_name)
-                for alias in wanted:
-                    tensors.fill_proto(response.outputs[alias], outputs[alias], as_content)  # type: ignore[index]
-            except Exception as format_error:  # noqa: BLE001 - answered like any other error
-                answer(None, format_error)
-                return
-            answer(response, None)
-
-        servable.run_async(signature, inputs, done, deadline)
+        name, front = request.model_spec.name, self.front
+        as_content = front.core.tensor_content
+        return await front.answer("predict", name, context, lambda: front.predict(
+            context, name, lambda trace: _Predict(request, as_content, trace), request))
 
     async def Classify(self, request: classification_pb2.ClassificationRequest,
                        context: grpc.aio.ServicerContext) -> classification_pb2.ClassificationResponse:
-        name = request.model_spec.name
-        return await self.front.answer("classify", name, context,
-                                       lambda: self.front.in_worker(context, name, self._classify, request),
-                                       request)
-
-    def _classify(self, answer: Answer, deadline: Deadline, request: classification_pb2.ClassificationRequest
-                  ) -> None:
-        _require_spec(request)
-        examples = inference.serialized_examples(request.input)
-        servable = self.front.servable(request.model_spec)
-        signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        started = time.perf_counter()
-        classes, scores = servable.classify(signature_name, examples, deadline)
-        self.front.record_runtime(request.model_spec.name, "Classify", time.perf_counter() - started,
-                                  len(examples))
-        response = classification_pb2.ClassificationResponse()
-        _fill_spec(response.model_spec, request.model_spec.name, servable.version, signature_name)
-        response.result.CopyFrom(inference.classification_result(classes, scores))
-        answer(response, None)
+        name, front = request.model_spec.name, self.front
+        return await front.answer("classify", name, context, lambda: front.examples(
+            context, name, lambda trace: _Classify(request, trace), "classify", request))
 
     async def Regress(self, request: regression_pb2.RegressionRequest, context: grpc.aio.ServicerContext
                       ) -> regression_pb2.RegressionResponse:
-        name = request.model_spec.name
-        return await self.front.answer("regress", name, context,
-                                       lambda: self.front.in_worker(context, name, self._regress, request),
-                                       request)
-
-    def _regress(self, answer: Answer, deadline: Deadline, request: regression_pb2.RegressionRequest) -> None:
-        _require_spec(request)
-        examples = inference.serialized_examples(request.input)
-        servable = self.front.servable(request.model_spec)
-        signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        started = time.perf_counter()
-        values = servable.regress(signature_name, examples, deadline)
-        self.front.record_runtime(request.model_spec.name, "Regress", time.perf_counter() - started,
-                                  len(examples))
-        response = regression_pb2.RegressionResponse()
-        _fill_spec(response.model_spec, request.model_spec.name, servable.version, signature_name)
-        response.result.CopyFrom(inference.regression_result(values))
-        answer(response, None)
+        name, front = request.model_spec.name, self.front
+        return await front.answer("regress", name, context, lambda: front.examples(
+            context, name, lambda trace: _Regress(request, trace), "regress", request))
 
     async def MultiInference(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        name = request.tasks[0].model_spec.name if request.tasks else ""
-        return await self.front.answer(
-            "multi_inference", name, context,
-            lambda: self.front.in_worker(context, name, self._multi_inference, request), request)
-
-    def _multi_inference(self, answer: Answer, deadline: Deadline, request: Any) -> None:
-        if not request.tasks:
-            raise invalid("MultiInferenceRequest must specify at least one task")
-        examples = inference.serialized_examples(request.input)
-        servable = self.front.servable(request.tasks[0].model_spec)
-        response = inference.multi_inference(servable, request, examples, deadline)
-        self.front.record_runtime(request.tasks[0].model_spec.name, "", 0.0, len(examples))
-        answer(response, None)
+        name, front = (request.tasks[0].model_spec.name if request.tasks else ""), self.front
+        return await front.answer("multi_inference", name, context, lambda: front.examples(
+            context, name, lambda trace: _MultiInference(request, trace), "multi_inference", request))
 
     async def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest,
                                context: grpc.aio.ServicerContext
@@ -366,11 +314,11 @@ def model_metadata(front: Front, request: get_model_metadata_pb2.GetModelMetadat
     """GetModelMetadata as TF Serving answers it: only `signature_def` may be asked for."""
     _require_spec(request)
     if not request.metadata_field:
-        raise invalid("GetModelMetadataRequest must specify at least one metadata_field")
+        raise InvalidArgument("GetModelMetadataRequest must specify at least one metadata_field")
     for field in request.metadata_field:
         if field != SIGNATURE_DEF_FIELD:
-            raise invalid(f"Metadata field {field} is not supported")
-    servable = front.servable(request.model_spec)
+            raise InvalidArgument(f"Metadata field {field} is not supported")
+    servable = front.plane.servable(target_of(request.model_spec))
     response = get_model_metadata_pb2.GetModelMetadataResponse()
     _fill_spec(response.model_spec, request.model_spec.name, servable.version, None)
     response.metadata[SIGNATURE_DEF_FIELD].Pack(servable.signature_def_map)
@@ -390,7 +338,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             _require_spec(request)
             spec = request.model_spec
             version = spec.version.value if spec.HasField("version") else None
-            return self.front.manager.model_status(spec.name, version)  # labels ignored, as upstream
+            return self.front.plane.model_status(spec.name, version)  # labels ignored, as upstream
 
         return await self.front.answer("status", request.model_spec.name, context, produce)
 
@@ -401,7 +349,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             check_reload_config(request)
             reload = self.front.core.reload_config
             if reload is None:
-                raise ServingError("FAILED_PRECONDITION", "This server cannot apply a new model config")
+                raise FailedPrecondition("This server cannot apply a new model config")
             await asyncio.get_running_loop().run_in_executor(self.front.executor, reload, request.config)
             return model_management_pb2.ReloadConfigResponse()  # status error_code OK (0)
 
@@ -411,7 +359,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 def check_reload_config(request: model_management_pb2.ReloadConfigRequest) -> None:
     """Only a `model_config_list` can be applied live, as upstream."""
     if request.config.WhichOneof("config") != "model_config_list":
-        raise invalid("ServerModelConfig type not supported by HandleReloadConfigRequest. Only "
+        raise InvalidArgument("ServerModelConfig type not supported by HandleReloadConfigRequest. Only "
                       "ModelConfigList is currently supported")
 
 

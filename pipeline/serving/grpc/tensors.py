@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline import tf_protos
-from pipeline.serving.errors import ServingError, invalid
+from pipeline.serving.errors import InvalidArgument, ServingError
 
 if TYPE_CHECKING:
     from tensorflow.core.framework import tensor_pb2
@@ -66,7 +66,7 @@ def type_name(dtype: int) -> str:
 
 
 def _parse_error(alias: str) -> ServingError:
-    return invalid(f"tensor parsing error: {alias}")
+    return InvalidArgument(f"tensor parsing error: {alias}")
 
 
 def _elements(proto: tensor_pb2.TensorProto, alias: str) -> tuple[tuple[int, ...], int]:
@@ -151,21 +151,23 @@ def predict_inputs(inputs: Mapping[str, tensor_pb2.TensorProto], signature_dtype
         sent = sorted(inputs)
         extra = [key for key in sent if key not in signature_dtypes]
         missing = [key for key in expected if key not in inputs]
-        raise invalid(
+        raise InvalidArgument(
             f"input size does not match signature: {len(inputs)}!={len(signature_dtypes)} "
             f"len({{{','.join(sent)}}}) != len({{{','.join(expected)}}}). Sent extra: "
             f"{{{','.join(extra)}}}. Missing but required: {{{','.join(missing)}}}.")
     arrays = {}
     for alias, proto in inputs.items():
         if alias not in signature_dtypes:
-            raise invalid(f"input tensor alias not found in signature: {alias}. Inputs expected to be "
+            raise InvalidArgument(
+                f"input tensor alias not found in signature: {alias}. Inputs expected to be "
                           f"in the set {{{','.join(expected)}}}.")
         arrays[alias] = to_array(proto, alias)
     for index, alias in enumerate(expected):
         wanted = DataType.Value(signature_dtypes[alias])
         sent_type = inputs[alias].dtype
         if sent_type != wanted:
-            raise invalid(f"Expects arg[{index}] to be {type_name(wanted)} but {type_name(sent_type)} "
+            raise InvalidArgument(
+                f"Expects arg[{index}] to be {type_name(wanted)} but {type_name(sent_type)} "
                           "is provided")
     return arrays
 
@@ -179,10 +181,11 @@ def output_names(output_filter: Iterable[str], signature_outputs: Iterable[str])
     seen: set[str] = set()
     for alias in wanted:
         if alias not in known:
-            raise invalid(f"output tensor alias not found in signature: {alias} Outputs expected to be "
+            raise InvalidArgument(
+                f"output tensor alias not found in signature: {alias} Outputs expected to be "
                           f"in the set {{{','.join(known)}}}.")
         if alias in seen:
-            raise invalid(f"duplicate output tensor alias: {alias}")
+            raise InvalidArgument(f"duplicate output tensor alias: {alias}")
         seen.add(alias)
     return wanted
 

@@ -39,6 +39,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from tensorflow_serving.apis import model_service_pb2, prediction_service_pb2
 
+from pipeline.serving.grpc.profiler import ProfilerForwarder
 from pipeline.serving.grpc.services import Front, GrpcCore, ModelServicer, PredictionServicer, service_names
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class GrpcOptions:
     channel_arguments: str = ""
     enable_health: bool = False
     ssl_config_file: str = ""
+    enable_profiler: bool = True
 
     @property
     def enabled(self) -> bool:
@@ -180,11 +182,14 @@ class GrpcServer:
         self._credentials = ssl_credentials(options.ssl_config_file) if options.ssl_config_file else None
         self._server_options = server_options(options)  # a bad --grpc_channel_arguments fails here
         self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._error: str | None = None  # why it failed to start (text only: a kept traceback would
+        # keep the unstarted grpc.aio server, and with it grpc's poller thread, alive)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._health: health_aio.HealthServicer | None = None
+        # --enable_profiler: TensorFlow's ProfilerService on this port (started once bound)
+        self.profiler = ProfilerForwarder() if options.enable_profiler else None
 
     def start(self, timeout: float = 30.0) -> None:
         """Bind the ports and start serving; raises OSError if no port could be bound."""
@@ -192,7 +197,9 @@ class GrpcServer:
         self._thread.start()
         self._ready.wait(timeout)
         if self._error is not None:
-            raise OSError(str(self._error)) from self._error
+            raise OSError(self._error)
+        if self.profiler is not None:
+            self.profiler.start()
 
     def stop(self, grace: float = 2.0) -> None:
         """Refuse new calls, let running ones finish for up to `grace` seconds, stop the workers."""
@@ -203,12 +210,20 @@ class GrpcServer:
         if self._thread is not None:
             self._thread.join(grace + 5)
         self.front.close()
+        self._remove_socket_file()
+
+    def _remove_socket_file(self) -> None:
+        """Remove the Unix socket file this server bound (a stale file would confuse the next run)."""
+        path = self.options.socket_path
+        if path and f"unix:{path}" in self.addresses:
+            with contextlib.suppress(FileNotFoundError):
+                Path(path).unlink()
 
     def _run(self) -> None:
         try:
             asyncio.run(self._serve())
         except BaseException as error:  # noqa: BLE001 - reported to start(), which raises it
-            self._error = error
+            self._error = f"{type(error).__name__}: {error}"
             log.exception("gRPC server failed")
         finally:
             self._ready.set()
@@ -224,6 +239,8 @@ class GrpcServer:
             parsing_handler(model_service_pb2.DESCRIPTOR.services_by_name["ModelService"],
                             ModelServicer(front)),
         ))
+        if self.profiler is not None:
+            server.add_generic_rpc_handlers((self.profiler.handler(),))
         names = list(service_names())
         ready_watch = None
         if self.options.enable_health:
@@ -234,8 +251,18 @@ class GrpcServer:
             ready_watch = asyncio.get_running_loop().create_task(self._serve_health_once_ready())
             names.append(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
         reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
-        self._bind(server)
-        await server.start()
+        try:
+            self._bind(server)
+            await server.start()
+        except (OSError, RuntimeError) as error:  # nothing may stay behind: bound ports, the socket
+            # file, the watch task; and no traceback is kept (it would keep the server object, and
+            # grpc.aio's poller thread with it, alive)
+            self._error = str(error)
+            if ready_watch is not None:
+                ready_watch.cancel()
+            await server.stop(None)
+            self._remove_socket_file()
+            return
         self._ready.set()
         await self._stopping.wait()
         if ready_watch is not None:
@@ -243,6 +270,8 @@ class GrpcServer:
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         await server.stop(2.0)
+        if self.profiler is not None:
+            await self.profiler.close()
 
     async def _serve_health_once_ready(self) -> None:
         """Say SERVING for every health name as soon as every configured model has a version
@@ -256,12 +285,13 @@ class GrpcServer:
         log.info("Every model has a version AVAILABLE: gRPC health says SERVING")
 
     def _bind(self, server: grpc.aio.Server) -> None:
-        """Add the TCP port and the Unix socket; a port that cannot be bound raises OSError."""
+        """Add the Unix socket, then the TCP port; one that cannot be bound raises OSError (the
+        caller then stops the server and removes the socket file)."""
         wanted = []
-        if self.options.port:
-            wanted.append(_address(self.options.host, self.options.port))
         if self.options.socket_path:
             wanted.append(f"unix:{self.options.socket_path}")
+        if self.options.port:
+            wanted.append(_address(self.options.host, self.options.port))
         for address in wanted:
             try:
                 if self._credentials is not None:

@@ -16,30 +16,26 @@ Why raw ASGI rather than Starlette routing: on this machine a hello-world under 
 answered ~54k requests/s raw versus ~23k through a Starlette catch-all route; the grammar is one
 precompiled regex per method either way.
 
-Threading: the event loop only reads bodies and writes answers. Each predict/classify/regress is
-read by the loop, then admitted by the core's `Admission` (past `--max_pending_requests` it is
-answered 503 at once, before any parsing or queueing; a slow upload holds no slot), then runs whole
-(JSON parse, conversion, model run, serialization) in a worker thread pool, bounded by
-`--rest_api_timeout_in_ms` (504 DEADLINE_EXCEEDED). Its `Deadline` goes with it: the model call
-gets the time left as `RunOptions.timeout_in_ms` and stops there (`Timed out waiting for
-notification`, as TF Serving answers), and a request whose deadline passed before a worker or its
-batch got to it is dropped without model work (counted in `tensorflow_serving_dropped_request_count`).
-With batching (`--enable_batching`, off by default as in TF Serving) a predict's model run and
-serialization may happen in another worker, the one running the batch its request joined; its own
-worker is free meanwhile.
-Either way the answer reaches the loop with one `call_soon_threadsafe`. Status and metadata are
-cheap and answered on the loop. Responses leave in one write (`uvicorn_protocol.py`).
+The request path is the data plane's (`dataplane.py`), shared with gRPC: this module is a codec
+(parse the URL and JSON, format the answer). The event loop only reads bodies and writes answers;
+each predict/classify/regress is admitted by the core (past `--max_pending_requests` it is answered
+503 at once, after its body arrived: a slow upload holds no slot), then runs whole (JSON parse,
+conversion, model run, serialization) in a worker of the REST lane, bounded by
+`--rest_api_timeout_in_ms` (504 DEADLINE_EXCEEDED; the model call gets the time left as
+`RunOptions.timeout_in_ms`, and the loop answers itself `BACKSTOP_SECONDS` later). A client whose
+connection is lost while its request waits or runs frees its admission slot at once and its work
+is abandoned. Status and metadata are cheap and answered on the loop. Responses leave in one write
+(`uvicorn_protocol.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 import re
 import time
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -47,16 +43,13 @@ from urllib.parse import unquote
 from google.protobuf import json_format, wrappers_pb2
 from tensorflow_serving.apis import model_pb2
 
-from pipeline.serving.errors import ServingError, invalid
-from pipeline.serving.log_files import Api, Transport
-from pipeline.serving.manager import ServableManager
-from pipeline.serving.metrics import ServerMetrics
-from pipeline.serving.overload import Admission, Deadline
-from pipeline.serving.request_logs import RequestLogs
+from pipeline.serving.dataplane import DataPlane, Deadline, Servable, Signature, Target, Ticket
+from pipeline.serving.errors import Code, InvalidArgument, ServingError
 from pipeline.serving.rest import examples, json_tensor
 from pipeline.serving.rest.http_status import http_status
 from pipeline.serving.rest.json_body import parse_json_body, signature_name_of
 from pipeline.serving.rest.request_log_hook import RestRequestTrace
+from pipeline.serving.rest.uvicorn_protocol import ON_DISCONNECT
 
 log = logging.getLogger(__name__)
 
@@ -99,23 +92,22 @@ class _ClientGone(Exception):
 
 
 class RestApi:
-    """ASGI callable serving one ServableManager. Create once per server; thread-safe by design
-    (all mutable state lives in the manager and the metrics)."""
+    """ASGI callable: the REST codec on a `DataPlane`. Create once per server; thread-safe by design
+    (all mutable state lives in the data plane: manager, metrics, admission)."""
 
-    def __init__(self, manager: ServableManager, options: HttpOptions, metrics: ServerMetrics | None = None,
-                 admission: Admission | None = None, request_logs: RequestLogs | None = None):
-        """`request_logs`: each model's `logging_config` (sampled predict/classify/regress logged)."""
-        self.manager = manager
-        self.request_logs = request_logs
+    def __init__(self, plane: DataPlane, options: HttpOptions):
+        self.plane = plane
         self.options = options
-        self.metrics = metrics
-        self.admission = admission
-        self.executor = ThreadPoolExecutor(max_workers=options.num_threads, thread_name_prefix="rest-worker")
+        self.metrics = plane.metrics
+        self.lane = plane.lane("REST", options.num_threads, BACKSTOP_SECONDS)
         self._extra_headers = _JSON + (_CORS if options.enable_cors else [])
+        timeout = options.timeout_seconds
+        limit_ms = round(timeout * 1000) if timeout is not None else 0
+        self._timeout_message = f"Request timed out after {limit_ms} ms (--rest_api_timeout_in_ms)"
 
     def close(self) -> None:
         """Stop the worker threads once running requests end."""
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.lane.close()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -147,37 +139,34 @@ class RestApi:
     async def _dispatch(self, method: str, path: str, scope: dict, receive: Callable) -> tuple[int, bytes]:
         """Route one /v1 request; every failure becomes (status, {"error": ...})."""
         started = time.perf_counter()
-        model_name, api, code, message = None, None, "OK", ""
-        logger, trace = None, None  # a sampled request: its model's request log and its record
+        model_name, code = None, Code.OK
         verb = ""  # the `API` label: the URL's verb, "" for status and metadata (as TF Serving)
         try:
             if method == "POST" and (match := POST_PATH.fullmatch(path)):
                 model_name, version, label, verb = _target(match)
                 if verb not in ("predict", "classify", "regress"):  # `:Predict` too
                     raise _malformed(method, path)
-                api = verb
-                if self.request_logs is not None:
-                    logger = self.request_logs.sampled_logger(model_name)
-                if logger is not None:
-                    trace = RestRequestTrace(api, model_name, label)
-                body = await self._read_body(scope, receive)
-                if self.admission is not None:  # after the body: a slow upload never holds a slot
-                    try:
-                        self.admission.enter()
-                    except ServingError:
-                        self._count_drop(model_name, "overloaded")
-                        raise
-                result = await self._in_worker(self._infer, api, model_name, version, label, body, trace)
+                body = await self._read_body(scope, receive)  # before admission: a slow upload holds no slot
+                target = Target(model_name, version, label)
+                watch = _watcher(scope)
+                timeout, message = self.options.timeout_seconds, self._timeout_message
+                trace_for = functools.partial(RestRequestTrace, verb, model_name, label)  # if sampled
+                if verb == "predict":
+                    result = await self.lane.predict(model_name, lambda trace: _Predict(target, body, trace),
+                                                     timeout, message, watch, trace_for)
+                else:
+                    result = await self.lane.examples(
+                        model_name, lambda trace: _Examples(verb, target, body, trace), timeout, message,
+                        watch, trace_for)
             elif method == "GET" and path.lower() == LIST_PATH:
-                names = sorted(self.manager.model_names)  # not one model's request: no metrics
+                names = self.plane.model_names()  # not one model's request: no metrics
                 result = json_tensor.dumps({"models": [{"name": name} for name in names]})
             elif method == "GET" and (match := GET_PATH.fullmatch(path)):
                 if match.group(1) is None:
-                    raise invalid("Missing model name in request.")
+                    raise InvalidArgument("Missing model name in request.")
                 model_name, version, label, _ = _target(match)
-                api = "metadata" if match.group(4) == "metadata" else "status"
-                if api == "metadata":
-                    result = self._metadata(model_name, version, label)
+                if match.group(4) == "metadata":
+                    result = self._metadata(Target(model_name, version, label))
                 else:
                     result = self._status(model_name, version)
             else:
@@ -187,137 +176,28 @@ class RestApi:
             code, message = error.code, error.message
             return http_status(code), json_tensor.error_body(error.message)
         except _BodyTooLarge:
-            code = "RESOURCE_EXHAUSTED"
+            code = Code.RESOURCE_EXHAUSTED
             raise
         except _ClientGone:
-            code = "CANCELLED"
+            code = Code.CANCELLED
             raise
         except Exception as error:  # a bug must cost one request, never the server
-            code, message = "INTERNAL", f"Internal error: {type(error).__name__}: {error}"
+            code = Code.INTERNAL
             log.exception("Internal error serving %s %s", method, path)
             return 500, json_tensor.error_body(f"Internal error: {type(error).__name__}: {error}")
         finally:
-            if self.metrics is not None:  # every /v1 request, as TF Serving counts them
-                self.metrics.record_request(model_name, verb, "REST", code, time.perf_counter() - started)
-            if trace is not None and logger is not None:
-                logger.log(Api(trace.api), Transport.REST, code, time.perf_counter() - started,
-                           request=trace.request, response=trace.response if code == "OK" else None,
-                           message=message, version=trace.version, label=label, signature=trace.signature)
-
-    async def _in_worker(self, function: Callable[..., None], api: str, model_name: str, *args: Any) -> bytes:
-        """The body `function(answer, deadline, api, model_name, *args)` produces in a worker thread,
-        for a request `admission` let in (left here once answered). It calls `answer(body, None)` or
-        `answer(None, error)` once, from any thread (a batch may answer it from another), or raises.
-        One loop wake-up per request. The request's `Deadline` goes with the work: a model call
-        stops at it (TensorFlow's `RunOptions.timeout_in_ms`) and work not yet started is dropped; a
-        loop timer `BACKSTOP_SECONDS` later answers 504 DEADLINE_EXCEEDED if nothing answered."""
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
-        admission = self.admission
-
-        def answer(body: bytes | None, error: BaseException | None) -> None:
-            if admission is not None:
-                admission.leave()
-            try:  # noqa: SIM105 - hot path: no context manager
-                loop.call_soon_threadsafe(_resolve, waiter, body, error)
-            except RuntimeError:  # the loop closed: the server is shutting down
-                pass
-
-        timeout = self.options.timeout_seconds
-        deadline = Deadline(timeout)
-        try:
-            self.executor.submit(self._start, function, answer, deadline, api, model_name, *args)
-        except RuntimeError:  # the pool is shut down: the server is stopping
-            if admission is not None:
-                admission.leave()
-            raise ServingError("UNAVAILABLE", "Server is shutting down") from None
-        timer = (loop.call_later(timeout + BACKSTOP_SECONDS, _expire, waiter, deadline)
-                 if timeout is not None else None)
-        try:
-            return await waiter
-        finally:
-            if timer is not None:
-                timer.cancel()
-
-    def _start(self, function: Callable[..., None], answer: Answer, deadline: Deadline, api: str,
-               model_name: str, *args: Any) -> None:
-        """Worker-thread entry: drop a request whose deadline passed while it queued for a worker;
-        otherwise run `function`, whose exception is its answer."""
-        if deadline.expired():
-            self._count_drop(model_name, "deadline_exceeded")
-            answer(None, deadline.error())
-            return
-        try:
-            function(answer, deadline, api, model_name, *args)
-        except BaseException as error:  # noqa: BLE001 - becomes the request's error answer
-            answer(None, error)
-
-    def _count_drop(self, model_name: str, reason: str) -> None:
-        if self.metrics is not None and self.manager.serves(model_name):
-            self.metrics.record_dropped(model_name, reason)
-
-    def _infer(self, answer: Answer, deadline: Deadline, api: str, model_name: str, version: int | None,
-               label: str | None, body: bytes, trace: RestRequestTrace | None = None) -> None:
-        """The whole of predict/classify/regress, in TF Serving's order of checks (spec §2.2);
-        with a `trace` (a sampled request), what it carried and answered is noted there."""
-        request = parse_json_body(body)
-        signature_name = signature_name_of(request)
-        metrics = self.metrics
-        if trace is not None:
-            trace.signature = signature_name
-        if api == "predict":
-            servable = self.manager.servable(model_name, version, label)
-            signature = servable.predict_signature(signature_name)
-            form, inputs = json_tensor.parse_predict_inputs(request, signature.input_dtypes)
-            if trace is not None:
-                trace.version, trace.inputs = servable.version, inputs
-            started = time.perf_counter()
-
-            def done(outputs: dict | None, error: BaseException | None) -> None:
-                if trace is not None:
-                    trace.outputs = outputs
-                if error is None:
-                    if metrics is not None:
-                        metrics.record_runtime(model_name, "Predict", time.perf_counter() - started)
-                    try:
-                        body = json_tensor.format_predict_response(form, outputs)  # type: ignore[arg-type]
-                    except Exception as format_error:  # noqa: BLE001 - answered like any other error
-                        error = format_error
-                    else:
-                        return answer(body, None)
-                answer(None, error)
-
-            servable.run_async(signature, inputs, done, deadline)
-            return
-        serialized = examples.parse_examples(request, api)
-        servable = self.manager.servable(model_name, version, label)
-        if trace is not None:
-            trace.version, trace.examples = servable.version, serialized
-        started = time.perf_counter()
-        if api == "classify":
-            classes, scores = servable.classify(signature_name, serialized, deadline)
-            if trace is not None:
-                trace.classes, trace.scores = classes, scores
-            body = examples.format_classify_response(classes, scores)
-        else:
-            values = servable.regress(signature_name, serialized, deadline)
-            if trace is not None:
-                trace.values = values
-            body = examples.format_regress_response(values)
-        if metrics is not None:
-            metrics.record_runtime(model_name, api.capitalize(), time.perf_counter() - started)
-            metrics.record_examples(model_name, len(serialized))
-        answer(body, None)
+            self.lane.record(model_name, verb, code, started)  # every /v1 request, as TF Serving counts them
 
     def _status(self, model_name: str, version: int | None) -> bytes:
-        response = self.manager.model_status(model_name, version)  # labels are ignored, as in TF Serving
+        response = self.plane.model_status(model_name, version)  # labels are ignored, as in TF Serving
         return json_tensor.pretty_proto_json(_to_dict(response))
 
-    def _metadata(self, model_name: str, version: int | None, label: str | None) -> bytes:
+    def _metadata(self, target: Target) -> bytes:
         """The metadata answer laid out as TF Serving's handler concatenates it: the ModelSpec and the
         SignatureDefMap each printed by protobuf with whitespace, inside a hand-written object."""
-        servable = self.manager.servable(model_name, version, label)
-        spec = model_pb2.ModelSpec(name=model_name, version=wrappers_pb2.Int64Value(value=servable.version))
+        servable = self.plane.servable(target)
+        spec = model_pb2.ModelSpec(name=target.model_name,
+                                   version=wrappers_pb2.Int64Value(value=servable.version))
         return (b'{\n"model_spec":' + json_tensor.pretty_proto_json(_to_dict(spec)) + b',\n"metadata": '
                 b'{"signature_def": ' + json_tensor.pretty_proto_json(servable.metadata_dict["signature_def"])
                 + b"}\n}\n")
@@ -346,23 +226,69 @@ class RestApi:
         return body
 
 
-Answer = Callable[[bytes | None, BaseException | None], None]
+class _Predict:
+    """A REST predict, parsed in a worker: the JSON body, then its inputs for the signature."""
+
+    __slots__ = ("target", "signature_name", "_request", "_form", "_trace")
+
+    def __init__(self, target: Target, body: bytes, trace: RestRequestTrace | None) -> None:
+        self._request = parse_json_body(body)
+        self.signature_name = signature_name_of(self._request)
+        self.target = target
+        self._trace = trace
+        if trace is not None:
+            trace.signature = self.signature_name
+
+    def inputs(self, signature: Signature) -> dict:
+        self._form, inputs = json_tensor.parse_predict_inputs(self._request, signature.input_dtypes)
+        if self._trace is not None:
+            self._trace.inputs = inputs
+        return inputs
+
+    def response(self, version: int, outputs: dict) -> bytes:
+        if self._trace is not None:
+            self._trace.outputs = outputs
+        return json_tensor.format_predict_response(self._form, outputs)
 
 
-def _resolve(waiter: asyncio.Future, body: bytes | None, error: BaseException | None) -> None:
-    if waiter.done():  # timed out or cancelled already
-        return
-    if error is not None:
-        waiter.set_exception(error)
-    else:
-        waiter.set_result(body)
+class _Examples:
+    """A REST classify or regress, parsed in a worker (TF Serving's order of checks, spec §2.2)."""
+
+    __slots__ = ("target", "signature_name", "runtime_api", "example_count", "_api", "_serialized", "_trace")
+
+    def __init__(self, api: str, target: Target, body: bytes, trace: RestRequestTrace | None) -> None:
+        request = parse_json_body(body)
+        self.signature_name = signature_name_of(request)
+        if trace is not None:
+            trace.signature = self.signature_name
+        self._serialized = examples.parse_examples(request, api)
+        if trace is not None:
+            trace.examples = self._serialized
+        self._api = api
+        self._trace = trace
+        self.target = target
+        self.runtime_api = api.capitalize()
+        self.example_count = len(self._serialized)
+
+    def run(self, servable: Servable, deadline: Deadline) -> bytes:
+        trace = self._trace
+        if self._api == "classify":
+            classes, scores = servable.classify(self.signature_name, self._serialized, deadline)
+            if trace is not None:
+                trace.classes, trace.scores = classes, scores
+            return examples.format_classify_response(classes, scores)
+        values = servable.regress(self.signature_name, self._serialized, deadline)
+        if trace is not None:
+            trace.values = values
+        return examples.format_regress_response(values)
 
 
-def _expire(waiter: asyncio.Future, deadline: Deadline) -> None:
-    deadline.abandon()
-    limit_ms = round((deadline.seconds or 0) * 1000)
-    _resolve(waiter, None, ServingError("DEADLINE_EXCEEDED",
-                                        f"Request timed out after {limit_ms} ms (--rest_api_timeout_in_ms)"))
+def _watcher(scope: dict) -> Callable[[Ticket], None]:
+    """Cancels the request's ticket when its connection is lost (the protocol calls
+    `scope[ON_DISCONNECT]`, `uvicorn_protocol.py`): its admission slot is free at once."""
+    def watch(ticket: Ticket) -> None:
+        scope[ON_DISCONNECT] = ticket.cancel
+    return watch
 
 
 def _target(match: re.Match) -> tuple[str, int | None, str | None, str]:
@@ -372,12 +298,12 @@ def _target(match: re.Match) -> tuple[str, int | None, str | None, str]:
     if version_text is not None:
         version = int(version_text)
         if version > _INT64_MAX:
-            raise invalid(f"Failed to convert version: {version_text} to numeric.")
+            raise InvalidArgument(f"Failed to convert version: {version_text} to numeric.")
     return unquote(name), version, unquote(label) if label is not None else None, last
 
 
 def _malformed(method: str, path: str) -> ServingError:
-    return invalid(f"Malformed request: {method} {path}")
+    return InvalidArgument(f"Malformed request: {method} {path}")
 
 
 def _to_dict(message: Any) -> dict:
@@ -397,7 +323,7 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     try:
         data = decompressor.decompress(body, limit + 1)
     except zlib.error as error:
-        raise invalid(f"Failed to decompress the gzip request body: {error}") from None
+        raise InvalidArgument(f"Failed to decompress the gzip request body: {error}") from None
     if len(data) > limit:
         raise _BodyTooLarge
     return data

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from pipeline.serving.errors import ServingError
+from pipeline.serving.errors import InvalidArgument, ServingError
 from pipeline.serving.rest.json_body import (
     as_float,
     b64_decode,
@@ -29,8 +29,7 @@ _UINT64_MAX = 2**64 - 1
 
 
 def _feature_error(name: str, value: Any) -> ServingError:
-    return ServingError("INVALID_ARGUMENT",
-                     f"Feature: {name} has element with unexpected JSON type: {json_type_name(value)}")
+    return InvalidArgument(f"Feature: {name} has element with unexpected JSON type: {json_type_name(value)}")
 
 
 def _feature_value(value: Any, name: str) -> tuple[str, Any]:
@@ -56,18 +55,16 @@ def _features(value: Any) -> dict[str, tuple[str | None, list]]:
     """One JSON example as {feature name: (kind or None if empty, values)} (MakeExampleFromJsonObject)."""
     if type(value) is not dict:
         kind = json_type_name(value)
-        raise ServingError("INVALID_ARGUMENT", f"Example must be JSON object but got JSON {kind}")
+        raise InvalidArgument(f"Example must be JSON object but got JSON {kind}")
     features: dict[str, tuple[str | None, list]] = {}
     for name, content in value.items():
         kind, values = None, []
         for item in content if type(content) is list else [content]:
             item_kind, item_value = _feature_value(item, name)
             if kind not in (None, item_kind):
-                raise ServingError("INVALID_ARGUMENT",
-                                f"Unexpected element type in feature: {name} expecting type: {kind}")
+                raise InvalidArgument(f"Unexpected element type in feature: {name} expecting type: {kind}")
             if item_kind == "int64" and item_value > _INT64_MAX:
-                raise ServingError("INVALID_ARGUMENT",
-                                f"Feature: {name} has uint64_t element. Only int64_t is supported.")
+                raise InvalidArgument(f"Feature: {name} has uint64_t element. Only int64_t is supported.")
             kind = item_kind
             values.append(b64_decode(item_value) if type(item_value) is dict else item_value)
         features[name] = (kind, values)
@@ -111,7 +108,7 @@ def parse_examples(request: dict, method: str) -> list[bytes]:
     try:
         return [_serialize({**context, **_features(example)}) for example in examples]
     except RecursionError:
-        raise ServingError("INVALID_ARGUMENT", "JSON value nests too deeply to be an example") from None
+        raise InvalidArgument("JSON value nests too deeply to be an example") from None
 
 
 def _shape(array: np.ndarray) -> str:
@@ -129,10 +126,10 @@ def _dt_name(array: np.ndarray) -> str:
 def _checked(array: Any, role: str, dtype: str) -> np.ndarray:
     array = np.asarray(array)
     if array.ndim != 2:
-        raise ServingError("INVALID_ARGUMENT", f"Expected Tensor shape: [batch_size num_classes] but got "
+        raise InvalidArgument(f"Expected Tensor shape: [batch_size num_classes] but got "
                                             f"{_shape(array)}")
     if _dt_name(array) != dtype:
-        raise ServingError("INVALID_ARGUMENT", f"Expected {role} Tensor of {dtype}. Got: {_dt_name(array)}")
+        raise InvalidArgument(f"Expected {role} Tensor of {dtype}. Got: {_dt_name(array)}")
     return array
 
 
@@ -141,14 +138,14 @@ def format_classify_response(classes: np.ndarray | None, scores: np.ndarray | No
     without a scores output (proto defaults); scores at float32 precision, NaN/Infinity as tokens.
     Both are [batch, num_classes] (classes DT_STRING, scores DT_FLOAT), as TF's classifier checks."""
     if classes is None and scores is None:
-        raise ServingError("INVALID_ARGUMENT", "Expected classification signature outputs to contain classes "
+        raise InvalidArgument("Expected classification signature outputs to contain classes "
                                             "or scores")
     if classes is not None:
         classes = _checked(classes, "classes", "DT_STRING")
     if scores is not None:
         scores = _checked(scores, "scores", "DT_FLOAT")
     if classes is not None and scores is not None and classes.shape != scores.shape:
-        raise ServingError("INVALID_ARGUMENT", f"Tensors class and score should match in shape. Got "
+        raise InvalidArgument(f"Tensors class and score should match in shape. Got "
                                             f"{_shape(classes)} vs. {_shape(scores)}")
     shape = (classes if classes is not None else scores).shape
     labels = (orjson.loads(tensor_json(classes)) if classes is not None
@@ -166,10 +163,9 @@ def format_regress_response(values: np.ndarray) -> bytes:
     """{"results": [v1, v2, ...]} from a DT_FLOAT [batch] or [batch, 1] output, at float32 precision."""
     values = np.asarray(values)
     if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
-        raise ServingError("INVALID_ARGUMENT", "Expected output Tensor shape to be either [batch_size] or "
+        raise InvalidArgument("Expected output Tensor shape to be either [batch_size] or "
                                             f"[batch_size, 1] but got {_shape(values)}")
     if _dt_name(values) != "DT_FLOAT":
-        raise ServingError("INVALID_ARGUMENT",
-                           f"Expected output Tensor of DT_FLOAT.  Got: {_dt_name(values)}")
+        raise InvalidArgument(f"Expected output Tensor of DT_FLOAT.  Got: {_dt_name(values)}")
     return pretty_top_level("results", tensor_json(values.reshape(-1)))
 

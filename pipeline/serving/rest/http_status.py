@@ -1,19 +1,22 @@
-"""Canonical status code -> HTTP status, as TensorFlow Serving's REST API answers (spec §2.1).
-
-The core raises `ServingError(code, message)` with canonical code names; only the REST front end
-turns a code into an HTTP status, here. (A gRPC front end uses the code itself.)
+"""`Code` -> HTTP status, as TensorFlow Serving's REST API answers (spec §2.1): the one place a
+canonical code becomes an HTTP status. Every member of `Code` is mapped (a test checks it), so an
+outcome can never fall through to an unplanned 500. (The gRPC front end's mapping is
+`grpc/status.py`.)
 """
 
 from __future__ import annotations
 
-HTTP_STATUS: dict[str, int] = {
-    "OK": 200, "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400,
-    "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "ABORTED": 409, "PERMISSION_DENIED": 403,
-    "UNAUTHENTICATED": 401, "RESOURCE_EXHAUSTED": 429, "CANCELLED": 499, "DEADLINE_EXCEEDED": 504,
-    "UNIMPLEMENTED": 501, "UNAVAILABLE": 503, "UNKNOWN": 500, "INTERNAL": 500, "DATA_LOSS": 500,
+from pipeline.serving.errors import Code
+
+HTTP_STATUS: dict[Code, int] = {
+    Code.OK: 200, Code.INVALID_ARGUMENT: 400, Code.FAILED_PRECONDITION: 400, Code.OUT_OF_RANGE: 400,
+    Code.NOT_FOUND: 404, Code.ALREADY_EXISTS: 409, Code.ABORTED: 409, Code.PERMISSION_DENIED: 403,
+    Code.UNAUTHENTICATED: 401, Code.RESOURCE_EXHAUSTED: 429, Code.CANCELLED: 499,
+    Code.DEADLINE_EXCEEDED: 504, Code.UNIMPLEMENTED: 501, Code.UNAVAILABLE: 503, Code.UNKNOWN: 500,
+    Code.INTERNAL: 500, Code.DATA_LOSS: 500,
 }
 
 
-def http_status(code: str) -> int:
-    """The HTTP status for a canonical code name; codes not in the table are 500."""
-    return HTTP_STATUS.get(code, 500)
+def http_status(code: Code) -> int:
+    """The HTTP status TF Serving answers with for `code`."""
+    return HTTP_STATUS[code]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from pipeline.serving.errors import ServingError, invalid
+from pipeline.serving.errors import InvalidArgument, ServingError
 from pipeline.serving.rest.float_text import decimal_text
 
 # ---------------------------------------------------------------- text of JSON values in error messages
@@ -49,7 +49,7 @@ def json_type_name(value: Any) -> str:
 
 
 def format_error(doc: Any, message: str) -> ServingError:
-    return invalid(f"JSON Value: {dump_value(doc)} {message}")
+    return InvalidArgument(f"JSON Value: {dump_value(doc)} {message}")
 
 
 # ---------------------------------------------------------------- request body
@@ -93,7 +93,7 @@ _DECODER = json.JSONDecoder(parse_int=_parse_integer, parse_float=_parse_double)
 
 def _parse_error(text: str, message: str, pos: int) -> ServingError:
     offset = len(text[:pos].encode("utf-8", "surrogatepass"))
-    return invalid(f"JSON Parse error: {message} at offset: {offset}")
+    return InvalidArgument(f"JSON Parse error: {message} at offset: {offset}")
 
 
 def _comma_message(text: str, pos: int) -> str:
@@ -134,10 +134,11 @@ def _parse_slow(body: bytes) -> Any:
     try:
         text = bytes(body).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise invalid(f"JSON Parse error: Invalid encoding in string. at offset: {exc.start}") from None
+        raise InvalidArgument(
+            f"JSON Parse error: Invalid encoding in string. at offset: {exc.start}") from None
     start = len(text) - len(text.lstrip(_JSON_WS))
     if start == len(text) or text[start] == "\0":  # rapidjson's stream ends at a NUL byte
-        raise invalid(f"JSON Parse error: The document is empty. at offset: {start}")
+        raise InvalidArgument(f"JSON Parse error: The document is empty. at offset: {start}")
     if "Inf" in text or "-NaN" in text:
         text = _RAPIDJSON_TOKENS.sub(lambda m: _TOKEN_FIX.get(m.group(0), m.group(0)), text)
     try:
@@ -189,23 +190,23 @@ def _parse_deep(body: bytes) -> Any:
     del step
     start = len(body) - len(body.lstrip(_JSON_WS.encode()))
     if body[start:start + 1] != b"{" or depth.min() < 0:
-        raise invalid(_TOO_DEEP)
+        raise InvalidArgument(_TOO_DEEP)
     end = int(np.argmax(depth[start:] == 0)) + start  # the closing brace of the top-level object
     if depth[end] != 0:
-        raise invalid(_TOO_DEEP)
+        raise InvalidArgument(_TOO_DEEP)
     commas = np.flatnonzero((outside[start + 1:end] == ord(",")) & (depth[start + 1:end] == 1)) + start + 1
     result: dict[str, Any] = {}
     for begin, stop in zip([start + 1, *(commas + 1).tolist()], [*commas.tolist(), end], strict=True):
         key_match = _STRING.search(body, begin, stop)
         colon = body.find(b":", key_match.end() if key_match else begin, stop)
         if key_match is None or colon < 0:
-            raise invalid(_TOO_DEEP)
+            raise InvalidArgument(_TOO_DEEP)
         key = json.loads(key_match.group(0))
         value = body[colon + 1:stop].strip(_JSON_WS.encode())
         if int(depth[colon + 1:stop].max(initial=1)) - 1 <= _DEEP_LIMIT:
             result[key] = _parse_slow(value)
         elif key in _TENSOR_KEYS:
-            raise invalid(_TOO_DEEP)
+            raise InvalidArgument(_TOO_DEEP)
         else:
             result[key] = DeepValue(chr(value[0]))
     return result
@@ -220,7 +221,7 @@ def parse_json_body(body: bytes) -> dict:
     (`_parse_deep`). The top level must be an object.
     """
     if not body:
-        raise invalid("JSON Parse error: The document is empty")
+        raise InvalidArgument("JSON Parse error: The document is empty")
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -234,7 +235,7 @@ def signature_name_of(request: dict) -> str:
     """The requested signature: '' or absent means 'serving_default'; a non-string is a 400."""
     name = request.get("signature_name", "")
     if type(name) is not str:
-        raise invalid(f"JSON Value: {dump_value(request)} not formatted correctly. "
+        raise InvalidArgument(f"JSON Value: {dump_value(request)} not formatted correctly. "
                        "'signature_name' key must be a string value.")
     return name or "serving_default"
 
@@ -257,9 +258,9 @@ def is_b64(value: Any) -> bool:
 def b64_decode(value: Any) -> bytes:
     """Decode {"b64": "..."} (standard alphabet, padding optional) or raise TF's errors."""
     if not is_b64(value):
-        raise invalid(f"JSON Value: {dump_value(value)} not formatted correctly for base64 data")
+        raise InvalidArgument(f"JSON Value: {dump_value(value)} not formatted correctly for base64 data")
     text = value["b64"]
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise invalid("Unable to base64 decode") from None
+        raise InvalidArgument("Unable to base64 decode") from None

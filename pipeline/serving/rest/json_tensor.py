@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from pipeline.serving.errors import ServingError, invalid
+from pipeline.serving.errors import InvalidArgument, ServingError, Unimplemented
 from pipeline.serving.rest import float_text
 from pipeline.serving.rest.json_body import (
     as_float,
@@ -91,7 +91,7 @@ def _type_name(dtype: str) -> str:
 
 
 def _type_error(value: Any, dtype: str) -> ServingError:
-    return invalid(f"JSON Value: {dump_value(value)} Type: {json_type_name(value)} "
+    return InvalidArgument(f"JSON Value: {dump_value(value)} Type: {json_type_name(value)} "
                     f"is not of expected type: {_type_name(dtype)}")
 
 
@@ -103,8 +103,7 @@ def _leaf(value: Any, dtype: str) -> Any:
         raise _type_error(value, dtype)
     known = _DTYPES.get(dtype)
     if known is None:
-        raise ServingError("UNIMPLEMENTED",
-                        f"Conversion of JSON Value: {dump_value(value)} to type: {_type_name(dtype)}")
+        raise Unimplemented(f"Conversion of JSON Value: {dump_value(value)} to type: {_type_name(dtype)}")
     _, accepted, limits, _ = known
     if type(value) not in accepted or (limits and not limits[0] <= value <= limits[1]):
         raise _type_error(value, dtype)
@@ -126,14 +125,14 @@ def _fill(value: Any, level: int, shape: list[int], dtype: str, out: list) -> No
     """Walk a JSON tensor, checking it is dense against `shape` (FillTensorProto), collecting leaves."""
     if type(value) is not list:
         if level != len(shape):
-            raise invalid(f"JSON Value: {dump_value(value)} found at incorrect level: {level + 1} "
+            raise InvalidArgument(f"JSON Value: {dump_value(value)} found at incorrect level: {level + 1} "
                            f"in the JSON DOM. Expected at level: {len(shape)}")
         out.append(_leaf(value, dtype))
         return
     if level >= len(shape):
-        raise invalid(f"Encountered list at unexpected level: {level} expected < {len(shape)}")
+        raise InvalidArgument(f"Encountered list at unexpected level: {level} expected < {len(shape)}")
     if len(value) != shape[level]:
-        raise invalid(f"Encountered list at unexpected size: {len(value)} at level: {level} "
+        raise InvalidArgument(f"Encountered list at unexpected size: {len(value)} at level: {level} "
                        f"expected size: {shape[level]}")
     for item in value:
         _fill(item, level + 1, shape, dtype, out)
@@ -141,9 +140,10 @@ def _fill(value: Any, level: int, shape: list[int], dtype: str, out: list) -> No
 
 def _to_array(leaves: list, shape: list[int], dtype: str) -> np.ndarray:
     if len(shape) > _MAX_RANK:
-        raise invalid(f"Tensor of rank {len(shape)} is not supported; the maximum rank is {_MAX_RANK}")
+        raise InvalidArgument(
+            f"Tensor of rank {len(shape)} is not supported; the maximum rank is {_MAX_RANK}")
     if dtype not in _DTYPES:  # only reachable without leaves, e.g. [] for a half input
-        raise ServingError("UNIMPLEMENTED", f"Conversion of JSON Value: [] to type: {_type_name(dtype)}")
+        raise Unimplemented(f"Conversion of JSON Value: [] to type: {_type_name(dtype)}")
     return _DTYPES[dtype][3](leaves).reshape(shape)
 
 
@@ -198,31 +198,31 @@ def _row_slow(instances: list, dtypes: Mapping[str, str], as_objects: bool) -> d
 
     def add(item: Any, name: str) -> None:
         if name not in dtypes:
-            raise invalid(f"JSON object: does not have named input: {name}")
+            raise InvalidArgument(f"JSON object: does not have named input: {name}")
         shape, values = _dense_shape(item), []
         _fill(item, 0, shape, dtypes[name], values)
         if name not in shapes:
             shapes[name], sizes[name], leaves[name] = shape, len(values), []
         elif sizes[name] != len(values):
-            raise invalid(f"Expecting tensor size: {sizes[name]} but got: {len(values)}")
+            raise InvalidArgument(f"Expecting tensor size: {sizes[name]} but got: {len(values)}")
         elif shapes[name] != shape:
-            raise invalid(f"Expecting shape [{','.join(map(str, shapes[name]))}] "
+            raise InvalidArgument(f"Expecting shape [{','.join(map(str, shapes[name]))}] "
                            f"but got: [{','.join(map(str, shape))}]")
         leaves[name].extend(values)
 
     for index, element in enumerate(instances):
         if as_objects != _element_is_object(element):
             kind = "object but got list" if as_objects else "value/list but got object"
-            raise invalid(f"Expecting {kind} at item {index} of input list")
+            raise InvalidArgument(f"Expecting {kind} at item {index} of input list")
         for key, item in element.items() if as_objects else [(None, element)]:
             try:
                 add(item, names[0] if key is None else key)
             except ServingError as exc:
                 where = f"{index}" if key is None else f"{index} key: {key}"
-                raise invalid(f"Failed to process element: {where} of 'instances' list. "
+                raise InvalidArgument(f"Failed to process element: {where} of 'instances' list. "
                                f"Error: {exc.code}: {exc.message}") from None
         if as_objects and set(element) != set(names):
-            raise invalid(f"Failed to process element: {index} of 'instances' list. JSON object: "
+            raise InvalidArgument(f"Failed to process element: {index} of 'instances' list. JSON object: "
                            f"{dump_value(element)} keys must be equal to: {','.join(names)}")
     count = len(instances)
     return {name: _to_array(leaves[name], [count, *shapes[name]], dtypes[name]) for name in shapes}
@@ -230,7 +230,7 @@ def _row_slow(instances: list, dtypes: Mapping[str, str], as_objects: bool) -> d
 
 def _row_tensors(instances: list, dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
     if type(instances[0]) is not dict and len(dtypes) > 1:
-        raise invalid("instances is a plain list, but expecting list of objects as multiple input "
+        raise InvalidArgument("instances is a plain list, but expecting list of objects as multiple input "
                        "tensors required as per tensorinfo_map")
     as_objects = _element_is_object(instances[0])
     if not as_objects:
@@ -247,12 +247,12 @@ def _row_tensors(instances: list, dtypes: Mapping[str, str]) -> dict[str, np.nda
 def _columnar_tensors(inputs: Any, dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
     if not _element_is_object(inputs):
         if len(dtypes) > 1:
-            raise invalid("inputs is a plain value/list, but expecting an object as multiple input "
+            raise InvalidArgument("inputs is a plain value/list, but expecting an object as multiple input "
                            "tensors required as per tensorinfo_map")
         return {min(dtypes): _tensor(inputs, dtypes[min(dtypes)])}
     for name in sorted(dtypes):
         if name not in inputs:
-            raise invalid(f"Missing named input: {name} in 'inputs' object.")
+            raise InvalidArgument(f"Missing named input: {name} in 'inputs' object.")
     return {name: _tensor(inputs[name], dtype) for name, dtype in dtypes.items()}
 
 
@@ -265,9 +265,10 @@ def parse_predict_inputs(request: dict, input_dtypes: Mapping[str, str]) -> tupl
     """
     signature_name_of(request)
     if not input_dtypes:
-        raise invalid(f"Failed to get input map for signature: {request.get('signature_name') or 'DEFAULT'}")
+        raise InvalidArgument(
+            f"Failed to get input map for signature: {request.get('signature_name') or 'DEFAULT'}")
     if "instances" not in request and "inputs" not in request:
-        raise invalid("Missing 'inputs' or 'instances' key")
+        raise InvalidArgument("Missing 'inputs' or 'instances' key")
     if "instances" in request and "inputs" in request:
         raise format_error(request, "Not formatted correctly expecting only one of 'inputs' or "
                                      "'instances' keys to exist ")
@@ -281,11 +282,11 @@ def parse_predict_inputs(request: dict, input_dtypes: Mapping[str, str]) -> tupl
         else:
             fmt, tensors = "row", _row_tensors(instances, input_dtypes)
     except RecursionError:
-        raise invalid("JSON value nests too deeply to be a tensor") from None
+        raise InvalidArgument("JSON value nests too deeply to be a tensor") from None
     if tensors.keys() != input_dtypes.keys():  # only a b64 first instance gets here (TF's predict_util text)
         sent, wanted = sorted(tensors), sorted(input_dtypes)
         missing = ",".join(sorted(set(wanted) - set(sent)))
-        raise invalid(f"input size does not match signature: {len(sent)}!={len(wanted)} "
+        raise InvalidArgument(f"input size does not match signature: {len(sent)}!={len(wanted)} "
                        f"len({{{','.join(sent)}}}) != len({{{','.join(wanted)}}}). Sent extra: {{}}. "
                        f"Missing but required: {{{missing}}}.")
     return fmt, tensors
@@ -335,7 +336,7 @@ def tensor_json(array: np.ndarray, as_bytes: bool = False) -> bytes:
         flat = [_string_value(item, as_bytes) for item in array.ravel().tolist()]
         return orjson.dumps(_nest(flat, array.shape))
     if array.dtype.kind + str(array.dtype.itemsize) not in _WRITABLE:
-        raise invalid(f"Failed to write JSON value for tensor type: {_tf_type_of(array)}")
+        raise InvalidArgument(f"Failed to write JSON value for tensor type: {_tf_type_of(array)}")
     if array.dtype.kind == "f":  # TF's WriteDecimal text, NaN/Infinity tokens included
         return float_text.json_array(array)
     if array.ndim:  # (ascontiguousarray would turn a scalar into shape [1])
@@ -360,7 +361,7 @@ def format_predict_response(fmt: str, outputs: Mapping[str, np.ndarray]) -> byte
     Row needs every output to have rank >= 1 and the same dim 0, else ServingError with TF's texts.
     """
     if not outputs:
-        raise invalid("Cannot convert empty tensor map to JSON")
+        raise InvalidArgument("Cannot convert empty tensor map to JSON")
     arrays = {name: np.asarray(outputs[name]) for name in sorted(outputs)}
 
     def is_bytes(name: str) -> bool:
@@ -373,13 +374,13 @@ def format_predict_response(fmt: str, outputs: Mapping[str, np.ndarray]) -> byte
         fields = {name: orjson.Fragment(tensor_json(a, is_bytes(name))) for name, a in arrays.items()}
         return pretty_top_level("outputs", orjson.dumps(fields))
     if fmt != "row":
-        raise invalid("Invalid request format")
+        raise InvalidArgument("Invalid request format")
     batch = None
     for name, array in arrays.items():
         if array.ndim == 0:
-            raise invalid(f"Tensor name: {name} has no shape information ")
+            raise InvalidArgument(f"Tensor name: {name} has no shape information ")
         if batch is not None and array.shape[0] != batch:
-            raise invalid(f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} "
+            raise InvalidArgument(f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} "
                            f"expecting: {batch}")
         batch = array.shape[0]
     if len(arrays) == 1:

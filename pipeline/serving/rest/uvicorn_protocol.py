@@ -1,5 +1,5 @@
 """The one place the REST front end relies on uvicorn internals: a response leaves in one write,
-and an HTTP/2 cleartext upgrade offer is ignored.
+and an HTTP/2 cleartext upgrade offer is ignored, and a lost connection cancels its waiting request.
 
 uvicorn writes a response's head and its body separately: two syscalls and two TCP segments per
 answer, a quarter of the event loop's time in profiles of small predicts. `http_protocol()` returns
@@ -28,6 +28,11 @@ import re
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+ON_DISCONNECT = "pipeline.on_disconnect"
+"""Scope key: a callable the app may set while a request waits for its answer; the protocol calls it
+once if the connection is lost before the response completed (with the public fallback protocol
+a lost client is noticed only when its answer is written)."""
 
 FALLBACK = "httptools"
 """uvicorn's public name for the same protocol without coalescing."""
@@ -124,6 +129,14 @@ def coalescing_protocol_class() -> type:
         def on_message_complete(self) -> None:
             self._in_head = True
             super().on_message_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            cycle = self.cycle
+            waiting = cycle is not None and not cycle.response_complete
+            gone = cycle.scope.get(ON_DISCONNECT) if waiting else None
+            super().connection_lost(exc)
+            if gone is not None:
+                gone()  # the request is cancelled: its admission slot is free now
 
     return CoalescingHttpToolsProtocol
 
