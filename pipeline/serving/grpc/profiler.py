@@ -8,13 +8,15 @@ and `ProfilerForwarder` serves `tensorflow.ProfilerService` on our port by handi
 to it and its answer (or status) back, unchanged. TensorFlow's profiler server listens on every
 interface of its own port (it offers no host choice); the port is logged at start-up.
 
-TensorFlow's profiler server can be started once per process and never stopped: `start` starts it
-the first time (after our gRPC port was bound, so a server that fails to start leaves none behind)
-and reuses it after. Thread-safety: `start` from any thread; the handler runs on the gRPC loop.
+TensorFlow's profiler server can be started once per process and never stopped, and it listens on
+every interface: it is started at the first ProfilerService call (so a server nobody profiles opens
+no port beyond the ones its flags name) and reused after. Thread-safety: `start` from any thread;
+the handler runs on the gRPC loop and starts it off the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
@@ -45,7 +47,8 @@ class ProfilerForwarder:
         self._channel: grpc.aio.Channel | None = None
 
     def start(self) -> None:
-        """Start TensorFlow's profiler server on a free port (the first time in this process)."""
+        """Start TensorFlow's profiler server on a free port (the first time in this process);
+        called at the first ProfilerService call."""
         global _started_port
         with _STARTED_LOCK:
             if _started_port is None:
@@ -73,7 +76,12 @@ class ProfilerForwarder:
 
         async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
             if self.port is None:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "The profiler service is starting")
+                try:
+                    await asyncio.to_thread(self.start)
+                except Exception as error:  # noqa: BLE001 (the caller is told; the server goes on)
+                    log.warning("TensorFlow's profiler server could not start: %s", error)
+                    await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                        f"The profiler service could not start: {error}")
             if self._channel is None:  # made on the gRPC server's loop, at the first call
                 self._channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
             call = self._channel.unary_unary(path)

@@ -188,7 +188,7 @@ class GrpcServer:
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._health: health_aio.HealthServicer | None = None
-        # --enable_profiler: TensorFlow's ProfilerService on this port (started once bound)
+        # --enable_profiler: TensorFlow's ProfilerService on this port (started at its first call)
         self.profiler = ProfilerForwarder() if options.enable_profiler else None
 
     def start(self, timeout: float = 30.0) -> None:
@@ -198,8 +198,6 @@ class GrpcServer:
         self._ready.wait(timeout)
         if self._error is not None:
             raise OSError(self._error)
-        if self.profiler is not None:
-            self.profiler.start()
 
     def stop(self, grace: float = 2.0) -> None:
         """Refuse new calls, let running ones finish for up to `grace` seconds, stop the workers."""
