@@ -334,7 +334,9 @@ def test_what_if_sweeps_an_element_of_an_input_only_json_can_edit(fake: Fake) ->
 
 def test_without_a_batch_dimension_the_page_says_why_there_is_no_what_if(fake: Fake) -> None:
     at = open_model("counter")
-    assert any("No what-if here" in c and "typed fields: one example per request" in c for c in texts(at.caption))
+    captions = texts(at.caption)
+    assert any("No what-if here" in c and "typed fields: one example per request" in c for c in captions)
     at.toggle(key="predict_json_mode").set_value(True).run()
-    assert any("No what-if here" in c and "input `delta` (float32 []) has none" in c for c in texts(at.caption))
+    captions = texts(at.caption)
+    assert any("No what-if here" in c and "input `delta` (float32 []) has none" in c for c in captions)
     assert not [b for b in at.button if b.key == "what_if_send"]

@@ -203,7 +203,8 @@ def half_plus_two(path: Path) -> Path:
 
 
 BUILDERS = {"image_classifier": image_classifier, "text_model": text_model, "multi_io": multi_io,
-            "image_mixed": image_mixed, "tf1_classifier": tf1_classifier, "linear_model": linear_model, "half_plus_two": half_plus_two}
+            "image_mixed": image_mixed, "tf1_classifier": tf1_classifier, "linear_model": linear_model,
+            "half_plus_two": half_plus_two}
 
 
 def build_all(root: Path, names: tuple[str, ...] = NAMES) -> Path:
