@@ -1,7 +1,8 @@
 """The Predict page's input editors, chosen from the signature: one row per example across every
 input (a table with CSV upload and random rows; a file of lines for a text model), pictures for an
-image input, typed fields for inputs without a batch dimension, and a JSON editor for anything
-else (always available). Each editor starts from the page's prefilled example, so Send works at
+image input (with the table beside them when the signature has other inputs too: picture i and
+table row i are example i), typed fields for inputs without a batch dimension, and a JSON editor
+for anything else (always available). Each editor starts from the page's prefilled example, so Send works at
 once, and returns an :class:`Edited` request, checked against dtype and shape before sending.
 Classify/regress signatures use :mod:`dashboard.example_editor` instead.
 """
@@ -9,7 +10,7 @@ Classify/regress signatures use :mod:`dashboard.example_editor` instead.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import streamlit as st
 
 from dashboard import input_images, input_table, tutorial
 from pipeline.client.signatures import (
+    FLOAT_DTYPES,
     InputKind,
     Signature,
     TensorSpec,
@@ -61,15 +63,30 @@ class Edited:
 
 
 def editor_kind(signature: Signature) -> str:
-    """"table", "image", "fields" or "json": the editor that fits every input of ``signature``."""
+    """"table", "image", "mixed" (one image input, the others table columns), "fields" or "json":
+    the editor that fits every input of ``signature``."""
     kinds = [input_kind(s) for s in signature.inputs.values()]
     if kinds and all(k in (InputKind.COLUMNS, InputKind.TEXT) for k in kinds):
         return "table"
     if kinds == [InputKind.IMAGE]:
         return "image"
+    if kinds.count(InputKind.IMAGE) == 1 and all(k in (InputKind.COLUMNS, InputKind.TEXT, InputKind.IMAGE)
+                                                  for k in kinds):
+        return "mixed"
     if kinds and all(k == InputKind.FIELDS for k in kinds):
         return "fields"
     return "json"
+
+
+def image_key(signature: Signature) -> str:
+    """The image input of an "image" or "mixed" signature."""
+    return next(k for k, s in signature.inputs.items() if input_kind(s) == InputKind.IMAGE)
+
+
+def table_part(signature: Signature) -> Signature:
+    """``signature`` without its image input: the inputs a "mixed" editor's table holds."""
+    return replace(signature, inputs={k: s for k, s in signature.inputs.items()
+                                      if input_kind(s) != InputKind.IMAGE})
 
 
 def column_names(signature: Signature, tutorial_model: bool) -> dict[str, list[str]]:
@@ -83,8 +100,8 @@ def reset(prefill: dict[str, Any], signature: Signature, tutorial_model: bool,
     ``keep_table`` keeps a table the session already holds for these columns (its first look at
     the page: what it holds was put there for this page)."""
     kind = editor_kind(signature)
-    layout = input_table.table_layout(signature, column_names(signature, tutorial_model)) if kind == "table" \
-        else None
+    layout = (input_table.table_layout(signature, column_names(signature, tutorial_model)) if kind == "table"
+              else input_table.table_layout(table_part(signature)) if kind == "mixed" else None)
     held = st.session_state.get(ROWS_KEY)
     fits = held is None or (isinstance(held, pd.DataFrame) and list(held.columns) == (layout.names if layout
                                                                                       else []))
@@ -96,8 +113,8 @@ def reset(prefill: dict[str, Any], signature: Signature, tutorial_model: bool,
         del st.session_state[key]
     if layout is not None and not (keep and held is not None):
         st.session_state[ROWS_KEY] = input_table.frame_of(layout, prefill)
-    elif kind == "image":
-        (key,) = signature.inputs
+    if kind in ("image", "mixed"):
+        key = image_key(signature)
         arrays = [np.asarray(v, dtype=np.float64) for v in prefill[key]]
         st.session_state[IMAGES_KEY] = [(f"example {i + 1}", a) for i, a in enumerate(arrays)]
         st.session_state[SCALE_KEY] = input_images.guess_scale(np.stack(arrays)) if arrays else "0–1"
@@ -108,6 +125,14 @@ def reset(prefill: dict[str, Any], signature: Signature, tutorial_model: bool,
     st.session_state[JSON_TEXT_KEY] = json.dumps(rest_body(_head(prefill, JSON_PREFILL_ROWS, signature),
                                                            "columnar" if kind == "fields" else "row"))
     st.session_state[JSON_MODE_KEY] = kind == "json"
+
+
+def _image_inputs(spec: TensorSpec, pictures: list[tuple[str, np.ndarray]]) -> list[Any]:
+    """The pictures as the input's examples (nested lists; whole numbers for an integer dtype)."""
+    arrays = [np.asarray(a, dtype=np.float64) for _, a in pictures]
+    if spec.dtype not in FLOAT_DTYPES:
+        arrays = [np.round(a) for a in arrays]
+    return [a.tolist() for a in arrays]
 
 
 def _head(inputs: dict[str, Any], rows: int, signature: Signature) -> dict[str, Any]:
@@ -206,15 +231,18 @@ def table_editor(signature: Signature, prefill: dict[str, Any], tutorial_model: 
     return result
 
 
-def image_editor(signature: Signature) -> Edited:
-    """Pictures for a ``[-1, H, W, C]`` input: resized, scaled to the chosen range, previewed."""
-    (key, spec), = signature.inputs.items()
+def _pictures(key: str, spec: TensorSpec) -> tuple[list[tuple[str, np.ndarray]], str | None, str]:
+    """The pictures one image input holds (uploads, else the prefilled example), previewed: a list
+    of (name, array in the chosen range), the first unreadable upload (named with the input) and
+    the scale. The one place pictures are read, resized and scaled for the Predict page."""
     _, height, width, channels = spec.shape or (-1, 1, 1, 1)
-    scale = st.radio("Pixel values sent", list(input_images.SCALES), key=SCALE_KEY, horizontal=True,
+    scale = st.radio(f"Pixel values sent for `{key}`", list(input_images.SCALES), key=SCALE_KEY,
+                     horizontal=True,
                      help="How the model expects its pictures: 0–255 pixels mapped to this range.")
-    uploads = st.file_uploader(f"Pictures (PNG or JPEG), resized to {height}×{width} with {channels} "
-                               f"channel{'s' if channels != 1 else ''}; one example each", type=["png", "jpg",
-                               "jpeg"], accept_multiple_files=True, key="predict_image_files")
+    uploads = st.file_uploader(f"Pictures for `{key}` (PNG or JPEG), resized to {height}×{width} with "
+                               f"{channels} channel{'s' if channels != 1 else ''}; one example each",
+                               type=["png", "jpg", "jpeg"], accept_multiple_files=True,
+                               key="predict_image_files")
     problem = None
     pictures = list(st.session_state.get(IMAGES_KEY, []))
     if uploads:
@@ -224,19 +252,55 @@ def image_editor(signature: Signature) -> Edited:
                 pictures.append((upload.name, input_images.image_array(upload.getvalue(), height, width,
                                                                        channels, scale)))
             except ValueError as exc:
-                problem = f"{upload.name}: {exc}"
-                st.error(problem, icon=":material/image:")
+                problem = problem or f"Input '{key}', {upload.name}: {exc}"
+                st.error(f"Input '{key}', {upload.name}: {exc}", icon=":material/image:")
+    if pictures:
+        st.caption(f"What is sent as `{key}` ({len(pictures)} picture{'s' if len(pictures) != 1 else ''}, "
+                   f"values in {scale}, shown at {height}×{width}):")
+        shown = pictures[:12]
+        st.image([input_images.preview(a, scale) for _, a in shown], caption=[n for n, _ in shown], width=96)
+    return pictures, problem, scale
+
+
+def image_editor(signature: Signature) -> Edited:
+    """Pictures for a ``[-1, H, W, C]`` input: resized, scaled to the chosen range, previewed."""
+    (key, spec), = signature.inputs.items()
+    pictures, problem, _ = _pictures(key, spec)
     if not pictures:
-        return Edited(problem="Add a picture to send.", editor="image")
-    st.caption(f"What is sent ({len(pictures)} picture{'s' if len(pictures) != 1 else ''}, values in "
-               f"{scale}, shown at {height}×{width}):")
-    shown = pictures[:12]
-    st.image([input_images.preview(a, scale) for _, a in shown], caption=[n for n, _ in shown], width=96)
-    arrays = [np.asarray(a, dtype=np.float64) for _, a in pictures]
-    if spec.dtype != "DT_FLOAT" and spec.dtype not in ("DT_DOUBLE", "DT_HALF"):
-        arrays = [np.round(a) for a in arrays]
-    return Edited(inputs={key: [a.tolist() for a in arrays]}, rows=len(arrays), problem=problem,
+        return Edited(problem=f"Add a picture for '{key}' to send.", editor="image")
+    return Edited(inputs={key: _image_inputs(spec, pictures)}, rows=len(pictures), problem=problem,
                   editor="image")
+
+
+def mixed_editor(signature: Signature, prefill: dict[str, Any], random_range: tuple[float, float]) -> Edited:
+    """One image input and others in a table: picture i and table row i are example i. The
+    pictures as :func:`image_editor` reads them, the table as :func:`table_editor` edits it; a
+    different count of pictures and rows is caught here, naming both."""
+    key = image_key(signature)
+    spec = signature.inputs[key]
+    table = table_part(signature)
+    st.caption(f"One example per picture of `{key}` and per row of the table ({', '.join(table.inputs)}): "
+               "picture 1 goes with row 1, and so on.")
+    pictures, problem, _ = _pictures(key, spec)
+    edited = table_editor(table, prefill, False, random_range)
+    edited.editor = "mixed"
+    problem = edited.problem or problem
+    if not pictures:
+        problem = problem or f"Add a picture for '{key}' to send."
+    elif edited.inputs is not None and len(pictures) != edited.rows:
+        others = ", ".join(f"'{k}'" for k in table.inputs)
+        problem = problem or (
+            f"Input '{key}' has {len(pictures)} picture{'s' if len(pictures) != 1 else ''} but the table "
+            f"({others}) has {edited.rows} row{'s' if edited.rows != 1 else ''}: every example needs one "
+            "of each. Add or remove pictures or rows; nothing was sent.")
+        st.error(problem, icon=":material/photo_library:")
+    if problem is None and edited.inputs is not None:
+        combined = {**edited.inputs, key: _image_inputs(spec, pictures)}
+        edited.inputs = {k: combined[k] for k in signature.inputs}
+    else:
+        edited.inputs = None
+    edited.problem = problem
+    return edited
 
 
 def _field(spec: TensorSpec, key: str, label: str) -> Any:
@@ -281,6 +345,9 @@ def json_editor(signature: Signature) -> Edited:
         problem = f"Not sent: {exc}"
         st.error(problem, icon=":material/data_object:")
         return Edited(problem=problem, editor="json")
+    if rows is None and all(s.batched for s in signature.inputs.values()):
+        counts = {len(v) for v in inputs.values() if isinstance(v, list)}
+        rows = counts.pop() if len(counts) == 1 else None  # columnar: the batch dimension's size
     return Edited(inputs=inputs, rows=rows or 1, columnar_only=fmt == "columnar", editor="json")
 
 
@@ -303,6 +370,8 @@ def render(signature: Signature, prefill: dict[str, Any], tutorial_model: bool,
         edited = table_editor(signature, prefill, tutorial_model, random_range)
     elif kind == "image":
         edited = image_editor(signature)
+    elif kind == "mixed":
+        edited = mixed_editor(signature, prefill, random_range)
     else:
         edited = fields_editor(signature)
     if edited.inputs is not None and edited.rows <= JSON_PREFILL_ROWS:

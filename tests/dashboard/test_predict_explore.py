@@ -44,6 +44,7 @@ MODELS: dict[str, dict[str, Any]] = {
                                 CLASSIFY),
     "counter": signature({"delta": tensor("DT_FLOAT")}, {"output": tensor("DT_FLOAT")}),
     "linear_model": signature({"inputs": tensor("DT_FLOAT", -1, 2)}, {"output_0": tensor("DT_FLOAT", -1, 1)}),
+    "grid_model": signature({"grid": tensor("DT_INT32", -1, 2, 5)}, {"total": tensor("DT_FLOAT", -1)}),
 }
 
 
@@ -61,6 +62,8 @@ def answer(model: str, inputs: dict[str, Any], version: int) -> dict[str, Any]:
         return {"output_0": [[m / (sum(row) or 1) for m in row] for row in means]}
     if model == "counter":
         return {"output": inputs["delta"] + 1.0}
+    if model == "grid_model":
+        return {"total": [float(sum(sum(row) for row in grid)) for grid in inputs["grid"]]}
     w, b = ((2.0, -1.0), 3.0) if version == 3 else ((200.0, -100.0), 3.0)
     return {"output_0": [[w[0] * x1 + w[1] * x2 + b] for x1, x2 in inputs["inputs"]]}
 
@@ -310,3 +313,30 @@ def test_training_stays_the_tutorials_model(fake: Fake) -> None:
     at.query_params["model"] = "linear_model"
     at.run()
     assert not at.warning and not at.button(key="train_submit").disabled
+
+
+def test_what_if_sweeps_an_element_of_an_input_only_json_can_edit(fake: Fake) -> None:
+    at = open_model("grid_model")  # int32 [-1, 2, 5]: no table, no picture; the JSON editor
+    assert at.toggle(key="predict_json_mode").disabled
+    at.text_area(key="predict_json").set_value(json.dumps({"inputs": {"grid": [
+        [[1, 1, 1, 1, 1], [1, 1, 1, 1, 1]], [[0, 0, 0, 0, 0], [0, 0, 0, 0, 7]]]}})).run()
+    at.number_input(key="what_if_example").set_value(2).run()  # columnar: two examples along dimension 0
+    assert at.selectbox(key="what_if_element").options[-1] == "grid[1, 4]"
+    at.selectbox(key="what_if_element").set_value(9).run()
+    at.button(key="what_if_send").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    (_, _, body), = fake.bodies
+    sent = body["inputs"]  # one input: columnar without its name, as TF Serving takes it
+    assert len(sent) == 25 and sent[0] == [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]  # from 0 ...
+    assert sent[-1] == [[0, 0, 0, 0, 0], [0, 0, 0, 0, 7]] and all(isinstance(v, int) for v in sent[12][1])
+    assert any(c.key == "what_if_chart" for c in at.get("plotly_chart"))
+
+
+def test_without_a_batch_dimension_the_page_says_why_there_is_no_what_if(fake: Fake) -> None:
+    at = open_model("counter")
+    captions = texts(at.caption)
+    assert any("No what-if here" in c and "typed fields: one example per request" in c for c in captions)
+    at.toggle(key="predict_json_mode").set_value(True).run()
+    captions = texts(at.caption)
+    assert any("No what-if here" in c and "input `delta` (float32 []) has none" in c for c in captions)
+    assert not [b for b in at.button if b.key == "what_if_send"]

@@ -1,7 +1,8 @@
 """A tester explores the models a server serves, in Chromium: the dashboard is started against a
-model server it did not start (``AUTOSTART_SERVER=0``), which serves six models of every kind (an
-image classifier, a text model with a string lookup, a three-input/two-output model, a TF1
-classify model, TF Serving's half_plus_two and the tutorial's model). Each is opened by
+model server it did not start (``AUTOSTART_SERVER=0``), which serves seven models of every kind (an
+image classifier, a text model with a string lookup, a three-input/two-output model, a picture with
+a number and a text per example, a TF1 classify model, TF Serving's half_plus_two and the
+tutorial's model). Each is opened by
 ``/predict?model=NAME``; the page already holds a valid example, Send answers it, and the answer is
 read from the response the page shows. Then the request history follows the newest Send and a Send
 adds no browser-history entry, and a shared link opens the same view over gRPC and sends it.
@@ -34,13 +35,14 @@ EXPECTED = {
     "multi_io": ("version 1's warm-up requests", '"predictions": [{"score": 2.0, "tier": "low"}]'),
     "text_model": ("the signature", '"probabilities": [0.5, 0.5]'),
     "image_classifier": ("the signature", '"predictions": [[0.333333'),
+    "image_mixed": ("version 1's warm-up requests", '"predictions": [{"brightness": 2.0'),
     "tf1_classifier": ("the version's warm-up records", '"results": [[["a", 0.3705'),
 }
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[str, int, Path]]:
-    """Six models built into a temporary folder and served by a model server started here, as a
+    """Seven models built into a temporary folder and served by a model server started here, as a
     team's server would be: `--model_config_file` naming each model."""
     root = tmp_path_factory.mktemp("explore-models")
     built = subprocess.run([sys.executable, "-m", "tests.support.explore_models", str(root)], cwd=ROOT,

@@ -9,6 +9,11 @@
   string ``[-1]``) and two outputs (``score`` float32 ``[-1]`` = 2·f0 − f1 + 0.5·count + 1 if the
   city is ``paris``; ``tier`` string ``[-1]``, ``high`` when the score is above 5); its version
   carries a warm-up file with one predict request (count 2, features [1, 2], city paris).
+- ``image_mixed``: a picture and a table row per example: ``image`` float32 ``[-1, 4, 4, 3]``
+  (0-1), ``gain`` float32 ``[-1]`` and ``tag`` string ``[-1]``; outputs ``brightness`` float32
+  ``[-1]`` = gain · mean(image) + 1 if the tag is ``plus``, and ``probabilities`` ``[-1, 3]``
+  (softmax over 10 · each channel's mean: the dominant colour wins); its version carries a warm-up
+  file with one predict request (a red picture, gain 3, tag plus: brightness 2).
 - ``tf1_classifier``: a TF1 graph whose ``serving_default`` is a **classify** signature on
   serialized ``tf.Example``s (features ``x`` float, ``color`` string): classes ``[a, b, c]`` and
   softmax scores; plus ``regress`` (y = 2x + 1) and a warm-up file with one classify request
@@ -18,8 +23,8 @@
 - ``half_plus_two``: TF Serving's own test model, copied from ``../shared/tfserving-testdata``
   when it is there, else the project's copy (``tests/support/upstream_models.py``).
 
-``python -m tests.support.explore_models ROOT`` builds them all as ``ROOT/<name>/1/`` (TensorFlow
-stays out of the calling process; a few seconds) and prints ROOT.
+``python -m tests.support.explore_models ROOT [NAME ...]`` builds them all (or the NAMEs) as
+``ROOT/<name>/1/`` (TensorFlow stays out of the calling process; a few seconds) and prints ROOT.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from tests.support import upstream_models
 
 SHARED_TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "tfserving-testdata"
 """``../shared/tfserving-testdata`` beside the checkout (``TFSERVING_TESTDATA`` names another)."""
-NAMES = ("image_classifier", "text_model", "multi_io", "tf1_classifier", "linear_model", "half_plus_two")
+NAMES = ("image_classifier", "text_model", "multi_io", "image_mixed", "tf1_classifier", "linear_model",
+         "half_plus_two")
 COLORS = ("red", "green", "blue")
 VOCABULARY = ("good", "great", "love", "bad", "awful", "hate")
 
@@ -112,6 +118,34 @@ def multi_io(path: Path) -> Path:
     return path
 
 
+def image_mixed(path: Path) -> Path:
+    """A picture with a number and a text per example; a warm-up request in its version."""
+    tf = _tf()
+
+    class ImageMixed(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4, 4, 3], tf.float32, name="image"),
+                                      tf.TensorSpec([None], tf.float32, name="gain"),
+                                      tf.TensorSpec([None], tf.string, name="tag")])
+        def serve(self, image, gain, tag):
+            channels = tf.reduce_mean(image, axis=[1, 2])
+            brightness = gain * tf.reduce_mean(channels, axis=1) + tf.cast(tf.equal(tag, "plus"), tf.float32)
+            return {"brightness": brightness, "probabilities": tf.nn.softmax(10.0 * channels)}
+
+    module = ImageMixed()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    record = prediction_log_pb2.PredictionLog()
+    request = record.predict_log.request
+    request.model_spec.signature_name = "serving_default"
+    red = [[[[1.0, 0.0, 0.0]] * 4] * 4]
+    request.inputs["image"].CopyFrom(tf.make_tensor_proto(red, dtype=tf.float32))
+    request.inputs["gain"].CopyFrom(tf.make_tensor_proto([3.0], dtype=tf.float32))
+    request.inputs["tag"].CopyFrom(tf.make_tensor_proto([b"plus"], dtype=tf.string))
+    upstream_models.write_warmup(path, [record.SerializeToString()])
+    return path
+
+
 def tf1_classifier(path: Path) -> Path:
     """A TF1 Estimator-style export: serving_default is a classify signature on tf.Examples."""
     v1 = upstream_models._v1()
@@ -169,13 +203,14 @@ def half_plus_two(path: Path) -> Path:
 
 
 BUILDERS = {"image_classifier": image_classifier, "text_model": text_model, "multi_io": multi_io,
-            "tf1_classifier": tf1_classifier, "linear_model": linear_model, "half_plus_two": half_plus_two}
+            "image_mixed": image_mixed, "tf1_classifier": tf1_classifier, "linear_model": linear_model,
+            "half_plus_two": half_plus_two}
 
 
-def build_all(root: Path) -> Path:
-    """Every model as ``root/<name>/1/``; returns ``root``."""
-    for name, build in BUILDERS.items():
-        build(root / name / "1")
+def build_all(root: Path, names: tuple[str, ...] = NAMES) -> Path:
+    """Every model of ``names`` (all by default) as ``root/<name>/1/``; returns ``root``."""
+    for name in names:
+        BUILDERS[name](root / name / "1")
     return root
 
 
@@ -187,4 +222,4 @@ def models_config(root: Path, names: tuple[str, ...] = NAMES) -> str:
 
 
 if __name__ == "__main__":
-    print(build_all(Path(sys.argv[1])))
+    print(build_all(Path(sys.argv[1]), tuple(sys.argv[2:]) or NAMES))

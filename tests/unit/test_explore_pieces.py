@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import example_editor, input_images, output_charts
+from dashboard import example_editor, input_images, output_charts, predict_inputs
 from pipeline.client import warmup_records
+from pipeline.client.signatures import Signature, TensorSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,6 +29,21 @@ def test_a_picture_is_resized_scaled_and_previewed_as_sent() -> None:
     assert input_images.guess_scale(grey) == "0–255" and input_images.guess_scale(array) == "−1–1"
     with pytest.raises(ValueError, match="not a PNG or JPEG"):
         input_images.image_array(b"not a picture", 8, 8, 3, "0–1")
+
+
+def test_a_picture_with_table_inputs_gets_the_combined_editor_and_two_pictures_json() -> None:
+    def kind(*specs: TensorSpec) -> str:
+        return predict_inputs.editor_kind(Signature("s", "predict", {s.key: s for s in specs}))
+
+    image = TensorSpec("image", "DT_FLOAT", (-1, 4, 4, 3))
+    gain, tag = TensorSpec("gain", "DT_FLOAT", (-1,)), TensorSpec("tag", "DT_STRING", (-1,))
+    assert kind(image) == "image" and kind(gain, tag) == "table"
+    assert kind(image, gain, tag) == "mixed"
+    mixed = Signature("s", "predict", {"gain": gain, "image": image, "tag": tag})
+    assert predict_inputs.image_key(mixed) == "image"
+    assert list(predict_inputs.table_part(mixed).inputs) == ["gain", "tag"]
+    assert kind(image, TensorSpec("mask", "DT_FLOAT", (-1, 4, 4, 1))) == "json"  # two pictures per example
+    assert kind(image, TensorSpec("delta", "DT_FLOAT", ())) == "json"  # one input has no batch dimension
 
 
 def test_probabilities_get_argmax_top_k_and_their_class_names() -> None:
