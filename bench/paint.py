@@ -35,7 +35,8 @@ def dashboard_env() -> dict[str, str]:
                           MODELS_DIR=str(WORK / "models"), SERVING_RUN_DIR=str(WORK / "run"))
 
 
-def _wait_port(port: int, process: subprocess.Popen, deadline: float) -> None:
+def wait_port(port: int, process: subprocess.Popen, deadline: float) -> None:
+    """Return once ``process`` (a ``streamlit run``) accepts connections on ``port``."""
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"streamlit exited with {process.returncode} before opening its port")
@@ -48,7 +49,8 @@ def _wait_port(port: int, process: subprocess.Popen, deadline: float) -> None:
             time.sleep(0.02)
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen) -> None:
+    """End ``process`` (one this bench started): terminate, then kill if it lingers."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -71,7 +73,7 @@ def first_paint_s(browser: Any, app: Path, log_path: Path, python: str = sys.exe
         process = subprocess.Popen(command, cwd=REPO, env=dashboard_env(), stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        _wait_port(port, process, time.monotonic() + TIMEOUT_S)
+        wait_port(port, process, time.monotonic() + TIMEOUT_S)
         page = context.new_page()
         page.goto(f"http://127.0.0.1:{port}/", timeout=TIMEOUT_S * 1000)
         page.wait_for_selector(IDLE, timeout=TIMEOUT_S * 1000)
@@ -81,7 +83,7 @@ def first_paint_s(browser: Any, app: Path, log_path: Path, python: str = sys.exe
         return elapsed
     finally:
         context.close()
-        _stop(process)
+        stop(process)
 
 
 def median_first_paints(apps: dict[str, Path], repeats: int, log_dir: Path) -> dict[str, float]:

@@ -1,13 +1,17 @@
 """Turn one bench run's measurements into the Markdown report: tables, ratios and targets.
 
 Pure: no processes, no network, no clock. Every ratio compares numbers measured in the same run,
-because absolute numbers on a shared machine say little; the targets (from issues 5 and 10) are judged on
-those ratios and printed as Pass / Miss (or n/a when a side of the comparison was not measured).
+because absolute numbers on a shared machine say little; the targets (from issues 5, 10 and 20) are judged
+on those ratios and printed as Pass / Miss (or n/a when a side of the comparison was not measured). Two
+of issue 20's are not ratios within one run: the 10,000-row Predict page against its 2 s bar, and the
+dashboard's first paint against the previous report's (both as dashboard ÷ one-line app, so a slower
+machine does not count as a slower dashboard).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from bench.load import LoadResult
@@ -25,6 +29,12 @@ CONTENDERS: dict[str, str] = {
 """Contender keys (as given to ``--only``) and their labels, in table order."""
 
 SERVER_VARIANTS = ("server", "batching")
+PREDICT10K_TARGET_S = 2.0
+"""Issue 20: 10,000 rows on the Predict page settle within this many seconds in Chromium."""
+PAINT_DRIFT = 1.10
+"""Issue 20: the dashboard's first paint stays within 10% of the previous report's (ratio of ratios)."""
+PAINT_WHAT = "first paint (process start → first run done)"
+PREDICT10K_WHAT = "10,000 rows on Predict (Send → settled page, Chromium)"
 
 
 @dataclass(frozen=True)
@@ -54,9 +64,11 @@ class BenchResults:
     unavailable: dict[str, str] = field(default_factory=dict)
     """contender key -> why it was not measured at all (e.g. "not available", "install failed")."""
     comparisons: dict[str, Comparison] = field(default_factory=dict)
-    """"rows10k", "training", "paint" -> the comparison."""
+    """"rows10k", "training", "paint", "predict10k" -> the comparison."""
     facts: dict[str, str] = field(default_factory=dict)
     """Date, machine and versions, printed in the header."""
+    previous_paint_ratio: float | None = None
+    """The first-paint ratio (dashboard ÷ one-line app) of the report this run replaces, if read."""
 
     def load(self, key: str, connections: int) -> LoadResult | None:
         found = self.predict.get((key, connections))
@@ -146,6 +158,40 @@ def evaluate_targets(results: BenchResults) -> list[TargetCheck]:
             checks.append(TargetCheck(target, "not measured", "n/a"))
         else:
             checks.append(check(target, c.value, c.reference, factor, at_least, "ratio"))
+    return checks + issue20_checks(results)
+
+
+def previous_paint_ratio(report: str) -> float | None:
+    """The first-paint row's ratio in an earlier report's "Against floors" table, or None."""
+    for line in report.splitlines():
+        if line.startswith(f"| {PAINT_WHAT} |"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            found = re.fullmatch(r"([\d.]+)×", cells[3]) if len(cells) > 3 else None
+            return float(found.group(1)) if found else None
+    return None
+
+
+def issue20_checks(results: BenchResults) -> list[TargetCheck]:
+    """Issue 20: the 10,000-row Predict page within 2 s, first paint within 10% of the last report's."""
+    checks = []
+    c = results.comparisons.get("predict10k")
+    target = f"10,000 rows on Predict settle within {PREDICT10K_TARGET_S:g} s in Chromium (issue 20)"
+    if c is None or c.value is None:
+        checks.append(TargetCheck(target, "not measured", "n/a"))
+    else:
+        passed = c.value <= PREDICT10K_TARGET_S
+        checks.append(TargetCheck(target, f"median {c.value:.2f} s", "Pass" if passed else "Miss"))
+    paint = results.comparisons.get("paint")
+    if paint is not None and paint.ratio is None:
+        paint = None
+    target = "dashboard first paint within 10% of the previous report's (÷ one-line app, issue 20)"
+    drift = ratio(paint.ratio if paint else None, results.previous_paint_ratio)
+    if drift is None:
+        checks.append(TargetCheck(target, "not measured" if paint is None else "no previous ratio", "n/a"))
+    else:
+        measured = (f"{fmt_ratio(paint.ratio)} now ÷ {fmt_ratio(results.previous_paint_ratio)} before: "
+                    f"{fmt_ratio(drift)}")
+        checks.append(TargetCheck(target, measured, "Pass" if drift <= PAINT_DRIFT else "Miss"))
     return checks
 
 
@@ -185,11 +231,16 @@ def comparisons_table(results: BenchResults) -> list[str]:
     """The floors: big predict vs in process, train() vs bare fit, dashboard vs one-line app."""
     lines = [_row(["measurement", "this project", "reference", "ratio", "notes"]),
              _row(["---", "---:", "---:", "---:", "---"])]
-    for c in results.comparisons.values():
+    for key, c in results.comparisons.items():
         digits = 2 if c.unit == "s" else 0
         value = f"{fmt_number(c.value, digits)} {c.unit} ({c.value_label})"
         reference = f"{fmt_number(c.reference, digits)} {c.unit} ({c.reference_label})"
-        lines.append(_row([c.what, value, reference, fmt_ratio(c.ratio), c.note]))
+        note = c.note
+        if key == "paint" and results.previous_paint_ratio is not None:
+            drift = ratio(c.ratio, results.previous_paint_ratio)
+            note += (f"; previous report's ratio {fmt_ratio(results.previous_paint_ratio)}, "
+                     f"now ÷ then {fmt_ratio(drift)}")
+        lines.append(_row([c.what, value, reference, fmt_ratio(c.ratio), note]))
     return lines
 
 
@@ -211,6 +262,6 @@ def render(results: BenchResults) -> str:
     if results.comparisons:
         parts += ["", "## Against floors", ""]
         parts += comparisons_table(results)
-    parts += ["", "## Targets (issues 5 and 10)", ""]
+    parts += ["", "## Targets (issues 5, 10 and 20)", ""]
     parts += targets_table(evaluate_targets(results))
     return "\n".join(parts) + "\n"

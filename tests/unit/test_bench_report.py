@@ -19,10 +19,14 @@ from bench.load import (
 )
 from bench.report import (
     CONNECTIONS,
+    PAINT_WHAT,
+    PREDICT10K_WHAT,
     BenchResults,
     Comparison,
+    comparisons_table,
     evaluate_targets,
     predict_table,
+    previous_paint_ratio,
     ratio,
     render,
 )
@@ -189,10 +193,51 @@ def test_report_has_facts_tables_and_marks_misses():
     text = render(full_results())
     assert "- date: 2026-01-01" in text
     assert "## 1-row `:predict`" in text and "## Against floors" in text
-    assert "## Targets (issues 5 and 10)" in text
+    assert "## Targets (issues 5, 10 and 20)" in text
     assert "| **Miss** |" in text
     assert "600 rows/s (server)" in text and "0.60×" in text
     assert "3.00 s (dashboard)" in text
+
+
+PREDICT10K_TARGET = "10,000 rows on Predict settle within 2 s in Chromium (issue 20)"
+PAINT_DRIFT_TARGET = "dashboard first paint within 10% of the previous report's (÷ one-line app, issue 20)"
+
+
+@pytest.mark.parametrize(("median_s", "verdict"), [(1.6, "Pass"), (2.0, "Pass"), (2.4, "Miss")])
+def test_the_10k_row_predict_page_is_held_to_two_seconds_and_printed_as_a_row(median_s, verdict):
+    results = full_results()
+    results.comparisons["predict10k"] = Comparison(PREDICT10K_WHAT, "s", median_s, "dashboard + server", 2.0,
+                                                   "issue 20's bar", "median of 3")
+    check = next(c for c in evaluate_targets(results) if c.target == PREDICT10K_TARGET)
+    assert (check.measured, check.verdict) == (f"median {median_s:.2f} s", verdict)
+    row = next(line for line in comparisons_table(results) if line.startswith(f"| {PREDICT10K_WHAT} |"))
+    assert f"{median_s:.2f} s (dashboard + server)" in row and "2.00 s (issue 20's bar)" in row
+
+
+def test_the_10k_row_target_is_not_applicable_when_the_page_was_not_measured():
+    results = full_results()
+    results.comparisons["predict10k"] = Comparison(PREDICT10K_WHAT, "", None, "", None, "", "failed")
+    check = next(c for c in evaluate_targets(results) if c.target == PREDICT10K_TARGET)
+    assert (check.measured, check.verdict) == ("not measured", "n/a")
+
+
+def test_first_paint_is_set_against_the_ratio_read_from_the_previous_report():
+    before = full_results()
+    before.comparisons["paint"] = Comparison(PAINT_WHAT, "s", 3.0, "dashboard/app.py", 2.0, "one-line app")
+    assert previous_paint_ratio(render(before)) == pytest.approx(1.5)  # what the last run wrote
+    assert previous_paint_ratio("# Bench results\n\nno table here\n") is None
+    for dashboard_s, verdict in ((3.2, "Pass"), (3.4, "Miss")):  # 1.60 / 1.5 = 1.07; 1.70 / 1.5 = 1.13
+        now = full_results()
+        now.comparisons["paint"] = Comparison(PAINT_WHAT, "s", dashboard_s, "dashboard", 2.0, "one-line")
+        now.previous_paint_ratio = 1.5
+        check = next(c for c in evaluate_targets(now) if c.target == PAINT_DRIFT_TARGET)
+        assert check.verdict == verdict
+        assert "before: " in check.measured
+        row = next(line for line in comparisons_table(now) if line.startswith(f"| {PAINT_WHAT} |"))
+        assert "previous report's ratio 1.50×" in row
+    unknown = full_results()  # no previous report: said, not judged
+    check = next(c for c in evaluate_targets(unknown) if c.target == PAINT_DRIFT_TARGET)
+    assert (check.measured, check.verdict) == ("no previous ratio", "n/a")
 
 
 def test_the_fallback_client_reads_one_content_length_response_at_a_time():
