@@ -40,7 +40,8 @@ run: $(VENV)/.runtime-installed tfjs
 	$(PY) -m streamlit run dashboard/app.py
 
 serve: $(VENV)/.runtime-installed
-	$(PY) -m pipeline.serving --rest_api_port=8501 --port=8500 --enable_batching --model_name=linear_model --model_base_path=$(CURDIR)/models/linear_model
+	@mkdir -p .run && echo 'max_batch_size { value: 50000 }' > .run/batching_parameters.txt
+	$(PY) -m pipeline.serving --rest_api_port=8501 --port=8500 --enable_batching --batching_parameters_file=$(CURDIR)/.run/batching_parameters.txt --model_name=linear_model --model_base_path=$(CURDIR)/models/linear_model
 
 train: $(VENV)/.runtime-installed
 	$(PY) -m pipeline.train

@@ -43,6 +43,12 @@ LOGS_KEPT = 1
 """Logs of earlier starts kept beside the current one (``serving.log.1``)."""
 PID_NAME = "serving.pid"
 MODELS_CONFIG_NAME = "models.config"
+BATCHING_PARAMETERS_NAME = "batching_parameters.txt"
+BATCH_MAX_ROWS = 50_000
+"""The embedded server batches requests (``--enable_batching``) with this ``max_batch_size``, so
+one request of up to this many rows is answered: TF Serving's default of 1,000 refuses larger
+ones ("Task size ... is larger than maximum input batch size"), and the Predict page sends up to
+50,000 rows (``dashboard.input_table.MAX_INTERACTIVE_ROWS``)."""
 STOP_TIMEOUT_S = 10.0
 """How long a stop waits after SIGTERM before it sends SIGKILL."""
 LOADED_VERSIONS = 2
@@ -95,14 +101,19 @@ def server_command(port: int, host: str = "127.0.0.1", *, model_name: str, base_
     ``CONFIG_POLL_SECONDS`` (``--model_config_file_poll_wait_seconds``). Every model's requests are
     logged under ``<run_dir>/traffic/`` (the Traffic page), in files of
     ``traffic.FILE_BYTES``, the oldest removed past the kept size (``traffic.max_bytes``).
+    Batching takes its parameters from ``<run_dir>/batching_parameters.txt`` (written here:
+    ``max_batch_size`` :data:`BATCH_MAX_ROWS`, TF Serving's other defaults).
     """
+    folder = Path(run_dir) if run_dir is not None else DEFAULT_RUN_DIR
+    parameters = folder / BATCHING_PARAMETERS_NAME
+    state.atomic_write_text(parameters, f"max_batch_size {{ value: {BATCH_MAX_ROWS} }}\n")
     argv = [sys.executable, "-m", "pipeline.serving", "--rest_api_port", str(port), "--rest_api_host", host,
             "--file_system_poll_wait_seconds", "1", "--enable_prometheus",
             "--enable_grpc_healthcheck_service", "--enable_batching",
+            "--batching_parameters_file", str(parameters),
             "--max_num_load_retries", "0"]  # exports are written atomically: a failed load stays failed
     if loaded_versions <= 1:
         return argv + ["--model_name", model_name, "--model_base_path", str(base_path)]
-    folder = Path(run_dir) if run_dir is not None else DEFAULT_RUN_DIR
     config_path = folder / MODELS_CONFIG_NAME
     serving_config.write_for_server(config_path, model_name, base_path, int(loaded_versions))
     # re-read every second: labels set on the Models page and models added by a session that

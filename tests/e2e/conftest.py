@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.client import local_server
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, SCREENSHOTS_ENV, free_port, wait_http
 from tests.support.net import stop_process
 
@@ -44,11 +45,12 @@ def grpc_port() -> int:
 def model_server(models_dir: Path, grpc_port: int, tmp_path_factory) -> Iterator[str]:
     port = free_port()
     log = (tmp_path_factory.mktemp("logs") / "server.log").open("w")
+    # the embedded server's own command line (batching with its parameters file included), on free ports
+    command = local_server.server_command(
+        port, model_name="linear_model", base_path=models_dir / "linear_model", loaded_versions=1,
+        run_dir=tmp_path_factory.mktemp("server-run"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.serving", f"--rest_api_port={port}", f"--port={grpc_port}",
-         "--model_name=linear_model",
-         f"--model_base_path={models_dir / 'linear_model'}", "--file_system_poll_wait_seconds=1",
-         "--enable_prometheus"],
+        [*command, f"--port={grpc_port}"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     url = f"http://127.0.0.1:{port}"

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from dashboard.input_table import MAX_INTERACTIVE_ROWS
 from pipeline.client import local_server as server_process
 from pipeline.client.urls import bind_host, is_local_url, url_port
-from pipeline.serving.model_config import parse_model_config_text
+from pipeline.serving.model_config import parse_batching_parameters_text, parse_model_config_text
 from pipeline.state import read_record, start_time
 from tests.support.net import free_port, stop_process, wait_for
 
@@ -181,8 +182,13 @@ def test_bind_host_and_port() -> None:
 
 
 def test_server_command_flags_and_models_config(tmp_path: Path) -> None:
-    plain = server_process.server_command(8600, model_name="m", base_path="/x/m", loaded_versions=1)
+    plain = server_process.server_command(8600, model_name="m", base_path="/x/m", loaded_versions=1,
+                                          run_dir=tmp_path)
     assert plain[1:3] == ["-m", "pipeline.serving"]
+    # batching that takes the Predict page's largest request in one piece (TF Serving's default
+    # max_batch_size of 1,000 refuses a 10,000-row request)
+    parameters = Path(plain[plain.index("--batching_parameters_file") + 1])
+    assert parse_batching_parameters_text(parameters.read_text()).max_batch_size >= MAX_INTERACTIVE_ROWS
     assert plain[plain.index("--rest_api_port") + 1] == "8600"
     assert plain[plain.index("--model_name") + 1] == "m" and "--enable_prometheus" in plain
     argv = server_process.server_command(8600, model_name="m", base_path=tmp_path / "m", loaded_versions=2,
