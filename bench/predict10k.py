@@ -8,9 +8,8 @@ own models folder (``bench/.work/models``, never the checkout's ``models/``):
 - the server is the dashboard's embedded one, started with the command line the dashboard uses
   (`pipeline.client.local_server.server_command`: two loaded versions through a models.config in a
   bench run folder) plus a free gRPC port, since the dashboard's own start leaves gRPC on 8500,
-  which another server on this machine may hold, and without ``--enable_batching``, as the browser
-  story's server runs: with batching on and no parameters file (``max_batch_size`` 1000) the
-  server refuses 10,000 rows ("Task size 10000 is larger than maximum input batch size 1000");
+  which another server on this machine may hold (batching on, with the embedded server's
+  ``max_batch_size`` of 50,000, as a user's ``make run`` has it);
 - each repetition is a new browser session: open Predict, send the two default rows (as the story
   does first), add 9,998 random rows, then time the Send click until the page shows "Charts show
   2,000 of 10,000 points" and the 10,000-row answer line, the script has finished its run and the 3-D
@@ -41,11 +40,10 @@ PAGE_TIMEOUT_MS = 120_000
 
 
 def server_contender(base_path: Path, run_dir: Path, grpc_port: int) -> cs.Contender:
-    """The dashboard's embedded server command for the tutorial model (batching off), REST on ``{port}``."""
+    """The dashboard's embedded server command for the tutorial model, REST on ``{port}``."""
     from pipeline.client import local_server
 
-    argv = [part for part in local_server.server_command(1, model_name=cs.MODEL_NAME, base_path=base_path,
-                                                          run_dir=run_dir) if part != "--enable_batching"]
+    argv = local_server.server_command(1, model_name=cs.MODEL_NAME, base_path=base_path, run_dir=run_dir)
     at = argv.index("--rest_api_port") + 1
     argv[at] = "{port}"
     return cs.Contender("predict10k-server", (*argv, "--port", str(grpc_port)))
