@@ -380,14 +380,14 @@ class Lane:
             result = call.run(servable, ticket.deadline)
         finally:
             servable.release()
+        ran = clock()
+        response = call.response(servable.version, result)  # its error is the request's: nothing recorded
+        ticket.write = clock() - ran
         metrics = self.plane.metrics
         if metrics is not None:
             if call.runtime_api:
-                metrics.record_runtime(target.model_name, call.runtime_api, clock() - started)
+                metrics.record_runtime(target.model_name, call.runtime_api, ran - started)
             metrics.record_examples(target.model_name, call.example_count)
-        begun = clock()
-        response = call.response(servable.version, result)
-        ticket.write = clock() - begun
         ticket.answer(response, None)
 
     # -- metrics ----------------------------------------------------------------------------------
