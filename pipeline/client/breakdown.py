@@ -2,12 +2,16 @@
 
 A load test scrapes ``/monitoring/prometheus/metrics`` when a level's measured window opens and
 when it closes; :func:`breakdown` turns the two readings into one row per **stage** of a request
-(whole request, parse, batch queue, model run, response write, batch size formed) with the count,
-mean, p50 and p99 of what the server observed in that window. A stage is looked up by TF Serving's
-own metric names first (``:tensorflow:serving:request_latency``, ``...:runtime_latency``,
-``...:batching_session:queuing_latency`` in microseconds, ...), then by this project's older names,
-then by keyword among the other time histograms the server exposes, so a server that adds a stage
-under a new name is shown without a change here. A stage the server does not expose is listed as
+(whole request, parse, wait for a worker, batch queue, model run, response write, batch size
+formed) with the count, mean, p50 and p99 of what the server observed in that window. A stage is
+looked up by TF Serving's own metric names first (``:tensorflow:serving:request_latency``,
+``...:runtime_latency``, ``...:batching_session:queuing_latency`` in microseconds, ...), then by this
+project's server's names for what TF Serving does not measure (``tensorflow_serving_request_parse_latency``,
+``tensorflow_serving_worker_queuing_latency``, ``tensorflow_serving_response_write_latency``), then
+its older names, then by keyword among the other time histograms the server exposes, so a server
+that adds a stage under a new name is shown without a change here. Parse, worker queue, model run
+and response write are parts of the whole request (the batch queue is inside the model run, as TF
+Serving counts it). A stage the server does not expose is listed as
 missing, never guessed, and time histograms that match no stage are shown as they are (by name).
 Pure functions over the exposition text (prometheus_client's parser); no network here.
 """
@@ -49,13 +53,17 @@ STAGES: tuple[Stage, ...] = (
     Stage("request", "whole request in the server",
           ((":tensorflow:serving:request_latency", MICROS),
            ("tensorflow_serving_request_latency_seconds", SECONDS))),
-    Stage("parse", "request parse", (), ("parse", "decode", "deserializ")),
-    Stage("queue", "queued for a batch",
+    Stage("parse", "request parse", (("tensorflow_serving_request_parse_latency", MICROS),),
+          ("parse", "decode", "deserializ")),
+    Stage("queue", "queued for a worker", (("tensorflow_serving_worker_queuing_latency", MICROS),),
+          ("queu", "wait")),
+    Stage("batch_queue", "queued for a batch (inside model run)",
           ((":tensorflow:serving:batching_session:queuing_latency", MICROS),
-           (":tensorflow:serving:batching:queuing_latency", MICROS)), ("queu", "wait")),
+           (":tensorflow:serving:batching:queuing_latency", MICROS))),
     Stage("run", "model run", ((":tensorflow:serving:runtime_latency", MICROS),),
           ("runtime", "run_latency", "execut", "model_latency", "compute")),
-    Stage("write", "response write", (), ("write", "serializ", "encode", "format", "response")),
+    Stage("write", "response write", (("tensorflow_serving_response_write_latency", MICROS),),
+          ("write", "serializ", "encode", "format", "response")),
     Stage("batch_size", "batch size formed (rows per model call)",
           ((":tensorflow:serving:batching_session:input_batch_size", ROWS),
            (":tensorflow:serving:batching:input_batch_size", ROWS), ("tensorflow_serving_batch_size", ROWS)),

@@ -16,7 +16,11 @@ between is here, once:
   `call_soon_threadsafe` per request; a batch may answer from the worker that ran it);
 - the servable lease (a version unloaded meanwhile is closed only after the request let go);
 - batching (`Servable.run_async` joins the signature's batch queue);
-- the per-request metrics (`Lane.record`, runtime and example counts);
+- the per-request metrics (`Lane.record`, runtime and example counts) and where an OK request's
+  time went (`ServerMetrics.record_stages`): its wait for a worker after admission, the codec's
+  parse (`parse(trace)` and `PredictCall.inputs`: wire request to arrays) and write
+  (`PredictCall.response` / `ExamplesCall.response`: arrays to the wire answer), each timed here
+  around the codec's step, labelled with the `API` the codec names (its `request_latency` label);
 - request logging (each model's `logging_config`, `request_logs.py`): the data plane draws the
   sample, times the request and writes the record with its status; the codec only says what its
   request and answer look like as `PredictionLog` messages (a `RequestTrace` it fills as it runs).
@@ -51,8 +55,6 @@ from pipeline.serving.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable,
 __all__ = ["CLASSIFY_METHOD", "REGRESS_METHOD", "Code", "DataPlane", "Deadline", "ExamplesCall", "Lane",
            "PredictCall", "RequestTrace", "Servable", "Signature", "Target", "Ticket"]
 
-Answer = Callable[[Any, BaseException | None], None]
-
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -84,7 +86,11 @@ class ExamplesCall(Protocol):
     example_count: int
 
     def run(self, servable: Servable, deadline: Deadline) -> Any:
-        """The wire answer, from the servable's classify/regress (bounded by `deadline`)."""
+        """What the servable's classify/regress computed (bounded by `deadline`), in the codec's
+        own shape, for `response`."""
+
+    def response(self, version: int, result: Any) -> Any:
+        """The wire answer for what `run` returned, computed by version `version`."""
 
 
 class RequestTrace(Protocol):
@@ -143,7 +149,8 @@ class DataPlane:
 class Ticket:
     """One admitted request between the loop and a worker; settled once, on the loop."""
 
-    __slots__ = ("_loop", "_waiter", "_admission", "deadline", "_settled", "trace")
+    __slots__ = ("_loop", "_waiter", "_admission", "deadline", "_settled", "trace", "submitted", "queued",
+                 "parse", "write")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, admission: Admission | None,
                  deadline: Deadline) -> None:
@@ -153,6 +160,11 @@ class Ticket:
         self.deadline = deadline
         self._settled = False
         self.trace: RequestTrace | None = None  # a sampled request's record, filled as it runs
+        # where its time went, in seconds (`ServerMetrics.record_stages`), set by the worker before
+        # it answers: admitted at `submitted` (perf_counter), waited `queued` for a worker, spent
+        # `parse` in the codec's parse and `write` in its response
+        self.submitted = time.perf_counter()
+        self.queued = self.parse = self.write = 0.0
 
     def answer(self, result: Any, error: BaseException | None) -> None:
         """The worker's answer (from any thread; the first answer counts)."""
@@ -205,39 +217,42 @@ class Lane:
 
     async def predict(self, model_name: str, parse: Parse,
                       timeout: float | None, timeout_message: str, watch: Watch | None = None,
-                      trace_for: Callable[[], RequestTrace] | None = None) -> Any:
+                      trace_for: Callable[[], RequestTrace] | None = None, api: str | None = None) -> Any:
         """The answer of a predict `parse(trace)` describes (see `submit` for the rest)."""
-        return await self.submit(model_name, self._predict, parse, timeout, timeout_message, watch, trace_for)
+        return await self.submit(model_name, self._predict, parse, timeout, timeout_message, watch, trace_for,
+                                 api)
 
     async def examples(self, model_name: str, parse: Parse,
                        timeout: float | None, timeout_message: str, watch: Watch | None = None,
-                       trace_for: Callable[[], RequestTrace] | None = None) -> Any:
+                       trace_for: Callable[[], RequestTrace] | None = None, api: str | None = None) -> Any:
         """The answer of a classify, regress or multi-inference `parse(trace)` describes."""
         return await self.submit(model_name, self._examples, parse, timeout, timeout_message, watch,
-                                 trace_for)
+                                 trace_for, api)
 
-    async def submit(self, model_name: str, work: Callable[..., None], arg: Any,
+    async def submit(self, model_name: str, work: Callable[[Ticket, Any], None], arg: Any,
                      timeout: float | None, timeout_message: str,
                      watch: Callable[[Ticket], None] | None = None,
-                     trace_for: Callable[[], RequestTrace] | None = None) -> Any:
-        """Admit one request, run `work(answer, deadline, arg, trace)` in a worker (it answers once, from
-        any thread, or raises), and return its answer, or raise its ServingError. `timeout` (None:
-        none) is the request's deadline; `timeout_message` the DEADLINE_EXCEEDED text the caller
-        gets when the backstop fires. `watch(ticket)` lets the codec cancel the request when its
-        client goes away; the awaiting task being cancelled does the same. With `trace_for`, a
-        request its model's request log samples gets a trace (handed to `parse`) and is logged
-        with its outcome once answered."""
+                     trace_for: Callable[[], RequestTrace] | None = None, api: str | None = None) -> Any:
+        """Admit one request, run `work(ticket, arg)` in a worker (it answers once through
+        `ticket.answer`, from any thread, or raises), and return its answer, or raise its
+        ServingError. `timeout` (None: none) is the request's deadline; `timeout_message` the
+        DEADLINE_EXCEEDED text the caller gets when the backstop fires. `watch(ticket)` lets the
+        codec cancel the request when its client goes away; the awaiting task being cancelled does
+        the same. With `trace_for`, a request its model's request log samples gets a trace (handed
+        to `parse`) and is logged with its outcome once answered. With `api` (the `API` label the
+        codec's `request_latency` uses), an OK answer records where its time went (the ticket's
+        stage times, `ServerMetrics.record_stages`)."""
         logger = trace = None
         if trace_for is not None and (logs := self.plane.request_logs) is not None:
             logger = logs.sampled_logger(model_name)
             if logger is not None:
                 trace = trace_for()
         if logger is None:
-            return await self._submit(model_name, work, arg, timeout, timeout_message, watch, None)
+            return await self._submit(model_name, work, arg, timeout, timeout_message, watch, None, api)
         started = time.perf_counter()
         code, message = Code.OK, ""
         try:
-            return await self._submit(model_name, work, arg, timeout, timeout_message, watch, trace)
+            return await self._submit(model_name, work, arg, timeout, timeout_message, watch, trace, api)
         except ServingError as error:
             code, message = error.code, error.message
             raise
@@ -254,7 +269,7 @@ class Lane:
 
     async def _submit(self, model_name: str, work: Callable[..., None], arg: Any,
                       timeout: float | None, timeout_message: str, watch: Callable[[Ticket], None] | None,
-                      trace: RequestTrace | None) -> Any:
+                      trace: RequestTrace | None, api: str | None) -> Any:
         plane = self.plane
         admission = plane.admission
         if admission is not None:
@@ -276,83 +291,104 @@ class Lane:
         timer = (loop.call_later(timeout + self.backstop_seconds, ticket.expire, timeout_message)
                  if timeout is not None else None)
         try:
-            return await ticket._waiter
+            result = await ticket._waiter
         except asyncio.CancelledError:  # the client cancelled or went away
             ticket.cancel()
             raise
         finally:
             if timer is not None:
                 timer.cancel()
+        if api is not None and (metrics := plane.metrics) is not None:
+            metrics.record_stages(model_name, api, self.entrypoint, ticket.queued, ticket.parse, ticket.write)
+        return result
 
     def _start(self, work: Callable[..., None], ticket: Ticket, model_name: str,
                arg: Any) -> None:
         """Worker entry: drop a request whose deadline passed (or whose client left) while it
         waited for a worker; otherwise run `work`, whose exception is its answer."""
+        ticket.queued = time.perf_counter() - ticket.submitted
         deadline = ticket.deadline
         if deadline.expired():
             self.count_drop(model_name, "deadline_exceeded")
             ticket.answer(None, deadline.error())
             return
         try:
-            work(ticket.answer, deadline, arg, ticket.trace)
+            work(ticket, arg)
         except BaseException as error:  # noqa: BLE001 - becomes the request's error answer
             ticket.answer(None, error)
 
-    def _predict(self, answer: Answer, deadline: Deadline, parse: Parse,
-                 trace: RequestTrace | None) -> None:
+    def _predict(self, ticket: Ticket, parse: Parse) -> None:
         """The whole predict, in TF Serving's order of checks: parse, look up (leased until the
-        model ran), signature, inputs; the model run may join a batch and answer from its worker."""
+        model ran), signature, inputs; the model run may join a batch and answer from its worker.
+        The ticket gets the time of the codec's parse (request and inputs) and of its response."""
+        answer, trace = ticket.answer, ticket.trace
+        clock = time.perf_counter
+        begun = clock()
         call = parse(trace)
+        parsed = clock() - begun
         target = call.target
         servable = self.plane.manager.acquire(target.model_name, target.version, target.label)
         if trace is not None:
             trace.version = servable.version
         try:
             signature = servable.predict_signature(call.signature_name)
+            begun = clock()
             inputs = call.inputs(signature)
         except BaseException:
             servable.release()
             raise
         metrics = self.plane.metrics
-        started = time.perf_counter()
+        started = clock()
+        ticket.parse = parsed + started - begun
 
         def done(outputs: dict | None, error: BaseException | None) -> None:
             servable.release()
             if error is None:
+                begun = clock()
                 if metrics is not None:
-                    metrics.record_runtime(target.model_name, "Predict", time.perf_counter() - started)
+                    metrics.record_runtime(target.model_name, "Predict", begun - started)
+                    begun = clock()
                 try:
                     response = call.response(servable.version, outputs)  # type: ignore[arg-type]
                 except Exception as format_error:  # noqa: BLE001 - answered like any other error
                     error = format_error
                 else:
+                    ticket.write = clock() - begun
                     return answer(response, None)
             answer(None, error)
 
         try:
-            servable.run_async(signature, inputs, done, deadline)
+            servable.run_async(signature, inputs, done, ticket.deadline)
         except BaseException:  # refused before running (a full batch queue): `done` is not called
             servable.release()
             raise
 
-    def _examples(self, answer: Answer, deadline: Deadline, parse: Parse,
-                  trace: RequestTrace | None) -> None:
+    def _examples(self, ticket: Ticket, parse: Parse) -> None:
+        """The whole classify/regress/multi-inference: parse, look up (leased while it runs), run,
+        answer; the ticket gets the time of the codec's parse and of its response."""
+        trace = ticket.trace
+        clock = time.perf_counter
+        begun = clock()
         call = parse(trace)
+        ticket.parse = clock() - begun
         target = call.target
         servable = self.plane.manager.acquire(target.model_name, target.version, target.label)
         if trace is not None:
             trace.version = servable.version
-        started = time.perf_counter()
+        started = clock()
         try:
-            response = call.run(servable, deadline)
+            result = call.run(servable, ticket.deadline)
         finally:
             servable.release()
+        ran = clock()
+        response = call.response(servable.version, result)  # its error is the request's: nothing recorded
+        ticket.write = clock() - ran
         metrics = self.plane.metrics
         if metrics is not None:
             if call.runtime_api:
-                metrics.record_runtime(target.model_name, call.runtime_api, time.perf_counter() - started)
+                metrics.record_runtime(target.model_name, call.runtime_api, ran - started)
             metrics.record_examples(target.model_name, call.example_count)
-        answer(response, None)
+        ticket.answer(response, None)
 
     # -- metrics ----------------------------------------------------------------------------------
 

@@ -30,7 +30,13 @@ TF Serving's metrics (docs/serving.md has the table with what counts):
   percentile samplers its exporter cannot show), `..:input_batch_size`, `..:processed_batch_size`
   (rows of each model call before and after padding) and `..:padding_size{execution_batch_size}`.
 
-Ours (no TF Serving counterpart): `tensorflow_serving_batch_requests{model_name}` (requests merged
+Ours (no TF Serving counterpart): where an OK inference request's time went, µs with
+`request_latency`'s buckets and labels (`model_name`, `API`, `entrypoint`, recorded for the same
+requests): `tensorflow_serving_request_parse_latency` (wire request to arrays),
+`tensorflow_serving_worker_queuing_latency` (admitted, waiting for a worker of its front end; a
+batch queue's wait is in `runtime_latency`, as upstream) and
+`tensorflow_serving_response_write_latency` (arrays to the wire answer);
+`tensorflow_serving_batch_requests{model_name}` (requests merged
 per call), `tensorflow_serving_batch_fallback_total{model_name}`,
 `tensorflow_serving_dropped_request_count_total{model_name,reason}`, `tensorflow_serving_batching_enabled`
 and the scrape-time gauges `tensorflow_serving_pending_requests`,
@@ -198,6 +204,19 @@ class ServerMetrics:
             ":tensorflow:serving:request_latency",
             "Distribution of wall time (in microseconds) for Tensorflow Serving request.",
             ["model_name", "API", "entrypoint"], LATENCY_BUCKETS))
+        stage_labels = ["model_name", "API", "entrypoint"]
+        self.parse_latency = add(Histogram(
+            "tensorflow_serving_request_parse_latency",
+            "Distribution of wall time (in microseconds) for parsing a request into tensors.",
+            stage_labels, LATENCY_BUCKETS))
+        self.worker_queuing_latency = add(Histogram(
+            "tensorflow_serving_worker_queuing_latency",
+            "Distribution of wall time (in microseconds) an admitted request waited for a worker thread.",
+            stage_labels, LATENCY_BUCKETS))
+        self.write_latency = add(Histogram(
+            "tensorflow_serving_response_write_latency",
+            "Distribution of wall time (in microseconds) for writing a response from tensors.",
+            stage_labels, LATENCY_BUCKETS))
         self.runtime_latency = add(Histogram(
             ":tensorflow:serving:runtime_latency",
             "Distribution of wall time (in microseconds) for Tensorflow runtime.",
@@ -282,6 +301,16 @@ class ServerMetrics:
         self.request_count.inc(label, status)
         if status == "OK":
             self.request_latency.observe(_micros(seconds), label, api, entrypoint)
+
+    def record_stages(self, model_name: str | None, api: str, entrypoint: str, queued: float,
+                      parse: float, write: float) -> None:
+        """Where an OK inference request's time went, in seconds: its wait for a worker, its parse
+        (wire request to arrays) and its response write (arrays to the wire answer); `api` and
+        `entrypoint` as its `record_request`."""
+        label = self.model_label(model_name)
+        self.worker_queuing_latency.observe(_micros(queued), label, api, entrypoint)
+        self.parse_latency.observe(_micros(parse), label, api, entrypoint)
+        self.write_latency.observe(_micros(write), label, api, entrypoint)
 
     def record_runtime(self, model_name: str, api: str, seconds: float) -> None:
         """The model call of an OK request took `seconds`."""

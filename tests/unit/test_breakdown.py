@@ -42,15 +42,15 @@ def tf_serving(scale: float) -> str:
 def test_tf_servings_own_metrics_make_the_stages_in_milliseconds() -> None:
     found = breakdown(tf_serving(1), tf_serving(3), "m")
     stages = {stage.key: stage for stage in found.stages}
-    assert list(stages) == ["request", "queue", "run", "batch_size"]
+    assert list(stages) == ["request", "batch_queue", "run", "batch_size"]
     request = stages["request"]
     assert request.metric == ":tensorflow:serving:request_latency" and request.count == 200
     assert request.mean == pytest.approx(2.0)  # 400,000 µs over 200 requests
     assert request.p50 == pytest.approx(1000 * 100 / 120 / 1000)  # inside the first bucket, interpolated
     assert stages["run"].mean == pytest.approx(0.3)
-    assert stages["queue"].per_model is False and stages["queue"].mean == pytest.approx(0.1)
+    assert stages["batch_queue"].per_model is False and stages["batch_queue"].mean == pytest.approx(0.1)
     assert stages["batch_size"].unit == "rows" and stages["batch_size"].mean == pytest.approx(4.0)
-    assert found.missing == ["request parse", "response write"]
+    assert found.missing == ["request parse", "queued for a worker", "response write"]
 
 
 def test_the_projects_older_names_are_read_too() -> None:
@@ -60,7 +60,7 @@ def test_the_projects_older_names_are_read_too() -> None:
     found = breakdown("", older, "m")
     assert [s.key for s in found.stages] == ["request", "batch_size"]
     assert found.stages[0].mean == pytest.approx(2.0) and found.stages[0].metric.endswith("_seconds")
-    assert "model run" in found.missing and "queued for a batch" in found.missing
+    assert "model run" in found.missing and "queued for a batch (inside model run)" in found.missing
 
 
 def test_stages_a_server_adds_under_its_own_names_are_found_and_the_rest_shown_by_name() -> None:
@@ -77,6 +77,33 @@ def test_stages_a_server_adds_under_its_own_names_are_found_and_the_rest_shown_b
     assert stages["write"].mean == pytest.approx(0.03)  # microseconds, TF Serving's unit -> ms
     assert [other.metric for other in found.other] == ["tensorflow_serving_admission_latency"]
     assert "whole request in the server" in found.missing
+
+
+def test_this_servers_parse_queue_and_write_metrics_are_picked_first_and_every_stage_shows() -> None:
+    def ours(scale: float) -> str:
+        labels = f'model_name="m",{REST}'
+        return (tf_serving(scale)
+                + histogram("tensorflow_serving_request_parse_latency", labels,
+                            {"100": 100 * scale, "+Inf": 100 * scale}, 5_000 * scale)
+                + histogram("tensorflow_serving_worker_queuing_latency", labels,
+                            {"100": 100 * scale, "+Inf": 100 * scale}, 2_000 * scale)
+                + histogram("tensorflow_serving_response_write_latency", labels,
+                            {"100": 100 * scale, "+Inf": 100 * scale}, 4_000 * scale)
+                # a keyword match for parse and write that must not win over the names above
+                + histogram("tensorflow_serving_json_decode_and_encode_latency", labels,
+                            {"10": 100 * scale, "+Inf": 100 * scale}, 900 * scale))
+
+    found = breakdown(ours(1), ours(2), "m")
+    stages = {stage.key: stage for stage in found.stages}
+    assert list(stages) == ["request", "parse", "queue", "batch_queue", "run", "write", "batch_size"]
+    assert found.missing == []
+    assert stages["parse"].metric == "tensorflow_serving_request_parse_latency"
+    assert stages["parse"].mean == pytest.approx(0.05) and stages["parse"].count == 100
+    assert stages["queue"].metric == "tensorflow_serving_worker_queuing_latency"
+    assert stages["queue"].mean == pytest.approx(0.02) and stages["queue"].per_model
+    assert stages["write"].metric == "tensorflow_serving_response_write_latency"
+    assert stages["write"].mean == pytest.approx(0.04)
+    assert [other.metric for other in found.other] == ["tensorflow_serving_json_decode_and_encode_latency"]
 
 
 def test_a_restarted_server_counts_from_zero_and_the_json_round_trips() -> None:

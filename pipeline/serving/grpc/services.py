@@ -114,12 +114,13 @@ class Front:
                 request: Any) -> Any:
         """`parse(trace)` in the lane; a sampled request is logged as it went over the wire."""
         return self.lane.predict(model_name, parse, context.time_remaining(), DEADLINE_MESSAGE,
-                                 trace_for=functools.partial(_Trace, "predict", request))
+                                 trace_for=functools.partial(_Trace, "predict", request), api="Predict")
 
     def examples(self, context: grpc.aio.ServicerContext, model_name: str, parse: Callable[[Any], Any],
                  api: str, request: Any) -> Any:
+        """As `predict`; where the time went is recorded for the APIs `request_latency` times."""
         return self.lane.examples(model_name, parse, context.time_remaining(), DEADLINE_MESSAGE,
-                                  trace_for=functools.partial(_Trace, api, request))
+                                  trace_for=functools.partial(_Trace, api, request), api=_API_LABELS.get(api))
 
 
 DEADLINE_MESSAGE = "Deadline Exceeded"
@@ -218,11 +219,13 @@ class _Classify:
         self.runtime_api = "Classify"
         self.example_count = len(self._examples)
 
-    def run(self, servable: Servable, deadline: Deadline) -> classification_pb2.ClassificationResponse:
-        classes, scores = servable.classify(self.signature_name, self._examples, deadline)
+    def run(self, servable: Servable, deadline: Deadline) -> tuple:
+        return servable.classify(self.signature_name, self._examples, deadline)
+
+    def response(self, version: int, result: tuple) -> classification_pb2.ClassificationResponse:
         response = classification_pb2.ClassificationResponse()
-        _fill_spec(response.model_spec, self.target.model_name, servable.version, self.signature_name)
-        response.result.CopyFrom(inference.classification_result(classes, scores))
+        _fill_spec(response.model_spec, self.target.model_name, version, self.signature_name)
+        response.result.CopyFrom(inference.classification_result(*result))
         if self._trace is not None:
             self._trace.answer = response
         return response
@@ -240,10 +243,12 @@ class _Regress:
         self.runtime_api = "Regress"
         self.example_count = len(self._examples)
 
-    def run(self, servable: Servable, deadline: Deadline) -> regression_pb2.RegressionResponse:
-        values = servable.regress(self.signature_name, self._examples, deadline)
+    def run(self, servable: Servable, deadline: Deadline) -> Any:
+        return servable.regress(self.signature_name, self._examples, deadline)
+
+    def response(self, version: int, values: Any) -> regression_pb2.RegressionResponse:
         response = regression_pb2.RegressionResponse()
-        _fill_spec(response.model_spec, self.target.model_name, servable.version, self.signature_name)
+        _fill_spec(response.model_spec, self.target.model_name, version, self.signature_name)
         response.result.CopyFrom(inference.regression_result(values))
         if self._trace is not None:
             self._trace.answer = response
@@ -264,10 +269,14 @@ class _MultiInference:
         self.example_count = len(self._examples)
 
     def run(self, servable: Servable, deadline: Deadline) -> Any:
+        """The answer itself: a MultiInference builds its results as it runs each task."""
         response = inference.multi_inference(servable, self._request, self._examples, deadline)
         if self._trace is not None:
             self._trace.answer = response
         return response
+
+    def response(self, version: int, result: Any) -> Any:
+        return result
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):

@@ -153,11 +153,11 @@ class RestApi:
                 trace_for = functools.partial(RestRequestTrace, verb, model_name, label)  # if sampled
                 if verb == "predict":
                     result = await self.lane.predict(model_name, lambda trace: _Predict(target, body, trace),
-                                                     timeout, message, watch, trace_for)
+                                                     timeout, message, watch, trace_for, verb)
                 else:
                     result = await self.lane.examples(
                         model_name, lambda trace: _Examples(verb, target, body, trace), timeout, message,
-                        watch, trace_for)
+                        watch, trace_for, verb)
             elif method == "GET" and path.lower() == LIST_PATH:
                 names = self.plane.model_names()  # not one model's request: no metrics
                 result = json_tensor.dumps({"models": [{"name": name} for name in names]})
@@ -270,17 +270,23 @@ class _Examples:
         self.runtime_api = api.capitalize()
         self.example_count = len(self._serialized)
 
-    def run(self, servable: Servable, deadline: Deadline) -> bytes:
+    def run(self, servable: Servable, deadline: Deadline) -> tuple:
+        """(classes, scores) of a classify, (values,) of a regress."""
         trace = self._trace
         if self._api == "classify":
             classes, scores = servable.classify(self.signature_name, self._serialized, deadline)
             if trace is not None:
                 trace.classes, trace.scores = classes, scores
-            return examples.format_classify_response(classes, scores)
+            return classes, scores
         values = servable.regress(self.signature_name, self._serialized, deadline)
         if trace is not None:
             trace.values = values
-        return examples.format_regress_response(values)
+        return (values,)
+
+    def response(self, version: int, result: tuple) -> bytes:
+        if self._api == "classify":
+            return examples.format_classify_response(*result)
+        return examples.format_regress_response(*result)
 
 
 def _watcher(scope: dict) -> Callable[[Ticket], None]:
