@@ -207,52 +207,52 @@ class _Predict:
         return response
 
 
-class _Classify:
-    __slots__ = ("target", "signature_name", "runtime_api", "example_count", "_examples", "_trace")
+class _Examples:
+    """A Classify or Regress call: `tf.Example`s in, the servable's `method` run, `result` of what
+    it computed put in a `response_type` answer."""
 
-    def __init__(self, request: classification_pb2.ClassificationRequest, trace: _Trace | None) -> None:
+    __slots__ = ("target", "signature_name", "example_count", "_examples", "_trace")
+    runtime_api: str
+    method: str
+    response_type: Any
+
+    def __init__(self, request: Any, trace: _Trace | None) -> None:
         self._trace = trace
         _require_spec(request)
         self._examples = inference.serialized_examples(request.input)
         self.target = target_of(request.model_spec)
         self.signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        self.runtime_api = "Classify"
-        self.example_count = len(self._examples)
-
-    def run(self, servable: Servable, deadline: Deadline) -> tuple:
-        return servable.classify(self.signature_name, self._examples, deadline)
-
-    def response(self, version: int, result: tuple) -> classification_pb2.ClassificationResponse:
-        response = classification_pb2.ClassificationResponse()
-        _fill_spec(response.model_spec, self.target.model_name, version, self.signature_name)
-        response.result.CopyFrom(inference.classification_result(*result))
-        if self._trace is not None:
-            self._trace.answer = response
-        return response
-
-
-class _Regress:
-    __slots__ = ("target", "signature_name", "runtime_api", "example_count", "_examples", "_trace")
-
-    def __init__(self, request: regression_pb2.RegressionRequest, trace: _Trace | None) -> None:
-        self._trace = trace
-        _require_spec(request)
-        self._examples = inference.serialized_examples(request.input)
-        self.target = target_of(request.model_spec)
-        self.signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        self.runtime_api = "Regress"
         self.example_count = len(self._examples)
 
     def run(self, servable: Servable, deadline: Deadline) -> Any:
-        return servable.regress(self.signature_name, self._examples, deadline)
+        return getattr(servable, self.method)(self.signature_name, self._examples, deadline)
 
-    def response(self, version: int, values: Any) -> regression_pb2.RegressionResponse:
-        response = regression_pb2.RegressionResponse()
+    def result(self, computed: Any) -> Any:
+        raise NotImplementedError
+
+    def response(self, version: int, computed: Any) -> Any:
+        response = self.response_type()
         _fill_spec(response.model_spec, self.target.model_name, version, self.signature_name)
-        response.result.CopyFrom(inference.regression_result(values))
+        response.result.CopyFrom(self.result(computed))
         if self._trace is not None:
             self._trace.answer = response
         return response
+
+
+class _Classify(_Examples):
+    __slots__ = ()
+    runtime_api, method, response_type = "Classify", "classify", classification_pb2.ClassificationResponse
+
+    def result(self, computed: tuple) -> Any:
+        return inference.classification_result(*computed)
+
+
+class _Regress(_Examples):
+    __slots__ = ()
+    runtime_api, method, response_type = "Regress", "regress", regression_pb2.RegressionResponse
+
+    def result(self, computed: Any) -> Any:
+        return inference.regression_result(computed)
 
 
 class _MultiInference:
