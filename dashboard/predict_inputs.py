@@ -17,9 +17,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import input_images, input_table, tutorial
+from dashboard import input_table, picture_editor, tutorial
 from pipeline.client.signatures import (
-    FLOAT_DTYPES,
     InputKind,
     Signature,
     TensorSpec,
@@ -32,8 +31,8 @@ from pipeline.client.signatures import (
 )
 
 ROWS_KEY, EDITOR_KEY, CSV_KEY = "predict_rows", "predict_editor", "predict_csv"
-CSV_LOADED_KEY, LINES_KEY, IMAGES_KEY = "predict_csv_loaded", "predict_lines", "predict_images"
-JSON_MODE_KEY, JSON_TEXT_KEY, SCALE_KEY = "predict_json_mode", "predict_json", "predict_image_scale"
+CSV_LOADED_KEY, LINES_KEY = "predict_csv_loaded", "predict_lines"
+JSON_MODE_KEY, JSON_TEXT_KEY = "predict_json_mode", "predict_json"
 RANDOM_LOW_KEY, RANDOM_HIGH_KEY = "predict_random_low", "predict_random_high"
 LAST_KEY = "predict_last_body"
 """The body of the editor's last valid inputs: the JSON editor starts from it when switched on."""
@@ -106,33 +105,20 @@ def reset(prefill: dict[str, Any], signature: Signature, tutorial_model: bool,
     fits = held is None or (isinstance(held, pd.DataFrame) and list(held.columns) == (layout.names if layout
                                                                                       else []))
     keep = keep_table and layout is not None and fits
-    for key in (CSV_KEY, CSV_LOADED_KEY, LINES_KEY, IMAGES_KEY, JSON_TEXT_KEY, SCALE_KEY,
-                *(() if keep else (EDITOR_KEY,))):
+    for key in (CSV_KEY, CSV_LOADED_KEY, LINES_KEY, JSON_TEXT_KEY, *(() if keep else (EDITOR_KEY,))):
         st.session_state.pop(key, None)
     for key in [k for k in st.session_state if str(k).startswith("predict_field::")]:
         del st.session_state[key]
     if layout is not None and not (keep and held is not None):
         st.session_state[ROWS_KEY] = input_table.frame_of(layout, prefill)
-    if kind in ("image", "mixed"):
-        key = image_key(signature)
-        arrays = [np.asarray(v, dtype=np.float64) for v in prefill[key]]
-        st.session_state[IMAGES_KEY] = [(f"example {i + 1}", a) for i, a in enumerate(arrays)]
-        st.session_state[SCALE_KEY] = input_images.guess_scale(np.stack(arrays)) if arrays else "0–1"
-    elif kind == "fields":
+    picture_editor.start_from(prefill[image_key(signature)] if kind in ("image", "mixed") else None)
+    if kind == "fields":
         for key, value in prefill.items():
             for index, item in enumerate(np.ravel(np.asarray(value, dtype=object)).tolist()):
                 st.session_state[f"predict_field::{key}::{index}"] = item
     st.session_state[JSON_TEXT_KEY] = json.dumps(rest_body(_head(prefill, JSON_PREFILL_ROWS, signature),
                                                            "columnar" if kind == "fields" else "row"))
     st.session_state[JSON_MODE_KEY] = kind == "json"
-
-
-def _image_inputs(spec: TensorSpec, pictures: list[tuple[str, np.ndarray]]) -> list[Any]:
-    """The pictures as the input's examples (nested lists; whole numbers for an integer dtype)."""
-    arrays = [np.asarray(a, dtype=np.float64) for _, a in pictures]
-    if spec.dtype not in FLOAT_DTYPES:
-        arrays = [np.round(a) for a in arrays]
-    return [a.tolist() for a in arrays]
 
 
 def _head(inputs: dict[str, Any], rows: int, signature: Signature) -> dict[str, Any]:
@@ -219,6 +205,7 @@ def table_editor(signature: Signature, prefill: dict[str, Any], tutorial_model: 
     reset_label = "Reset to the tutorial's rows" if tutorial_model else "Reset to the example"
     if reset_col.button(reset_label, key="predict_reset", icon=":material/undo:"):
         set_table(input_table.frame_of(layout, prefill))
+        picture_editor.forget_uploads()  # a mixed signature's pictures go back to the example's with its rows
         st.session_state["predict_dropped_answers"] = True
         st.rerun()
     result = Edited(frame=edited, layout=layout, problem=problem)
@@ -231,45 +218,14 @@ def table_editor(signature: Signature, prefill: dict[str, Any], tutorial_model: 
     return result
 
 
-def _pictures(key: str, spec: TensorSpec) -> tuple[list[tuple[str, np.ndarray]], str | None, str]:
-    """The pictures one image input holds (uploads, else the prefilled example), previewed: a list
-    of (name, array in the chosen range), the first unreadable upload (named with the input) and
-    the scale. The one place pictures are read, resized and scaled for the Predict page."""
-    _, height, width, channels = spec.shape or (-1, 1, 1, 1)
-    scale = st.radio(f"Pixel values sent for `{key}`", list(input_images.SCALES), key=SCALE_KEY,
-                     horizontal=True,
-                     help="How the model expects its pictures: 0–255 pixels mapped to this range.")
-    uploads = st.file_uploader(f"Pictures for `{key}` (PNG or JPEG), resized to {height}×{width} with "
-                               f"{channels} channel{'s' if channels != 1 else ''}; one example each",
-                               type=["png", "jpg", "jpeg"], accept_multiple_files=True,
-                               key="predict_image_files")
-    problem = None
-    pictures = list(st.session_state.get(IMAGES_KEY, []))
-    if uploads:
-        pictures = []
-        for upload in uploads:
-            try:
-                pictures.append((upload.name, input_images.image_array(upload.getvalue(), height, width,
-                                                                       channels, scale)))
-            except ValueError as exc:
-                problem = problem or f"Input '{key}', {upload.name}: {exc}"
-                st.error(f"Input '{key}', {upload.name}: {exc}", icon=":material/image:")
-    if pictures:
-        st.caption(f"What is sent as `{key}` ({len(pictures)} picture{'s' if len(pictures) != 1 else ''}, "
-                   f"values in {scale}, shown at {height}×{width}):")
-        shown = pictures[:12]
-        st.image([input_images.preview(a, scale) for _, a in shown], caption=[n for n, _ in shown], width=96)
-    return pictures, problem, scale
-
-
 def image_editor(signature: Signature) -> Edited:
     """Pictures for a ``[-1, H, W, C]`` input: resized, scaled to the chosen range, previewed."""
     (key, spec), = signature.inputs.items()
-    pictures, problem, _ = _pictures(key, spec)
+    pictures, problem, _ = picture_editor.pictures(key, spec)
     if not pictures:
         return Edited(problem=f"Add a picture for '{key}' to send.", editor="image")
-    return Edited(inputs={key: _image_inputs(spec, pictures)}, rows=len(pictures), problem=problem,
-                  editor="image")
+    return Edited(inputs={key: picture_editor.image_inputs(spec, pictures)}, rows=len(pictures),
+                  problem=problem, editor="image")
 
 
 def mixed_editor(signature: Signature, prefill: dict[str, Any], random_range: tuple[float, float]) -> Edited:
@@ -281,7 +237,7 @@ def mixed_editor(signature: Signature, prefill: dict[str, Any], random_range: tu
     table = table_part(signature)
     st.caption(f"One example per picture of `{key}` and per row of the table ({', '.join(table.inputs)}): "
                "picture 1 goes with row 1, and so on.")
-    pictures, problem, _ = _pictures(key, spec)
+    pictures, problem, _ = picture_editor.pictures(key, spec)
     edited = table_editor(table, prefill, False, random_range)
     edited.editor = "mixed"
     problem = edited.problem or problem
@@ -295,7 +251,7 @@ def mixed_editor(signature: Signature, prefill: dict[str, Any], random_range: tu
             "of each. Add or remove pictures or rows; nothing was sent.")
         st.error(problem, icon=":material/photo_library:")
     if problem is None and edited.inputs is not None:
-        combined = {**edited.inputs, key: _image_inputs(spec, pictures)}
+        combined = {**edited.inputs, key: picture_editor.image_inputs(spec, pictures)}
         edited.inputs = {k: combined[k] for k in signature.inputs}
     else:
         edited.inputs = None

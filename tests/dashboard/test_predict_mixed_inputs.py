@@ -2,7 +2,7 @@
 ``image`` float32 [-1, 4, 4, 3], ``gain`` float32 [-1], ``tag`` string [-1]), under AppTest against
 a real model server started here on loopback: the page opens with the version's warm-up example and
 Send answers it at once; picture i goes with table row i, and a different count of pictures and
-rows is refused naming both inputs; bad cells and bad pictures name their input; what-if sweeps a
+rows is refused naming both inputs; Reset puts back the example's picture and row; bad cells and bad pictures name their input; what-if sweeps a
 table column or a region's brightness, from the combined editor and from the JSON editor, and the
 real model's answers move as its formula says (brightness = gain * mean(image) + 1 for tag plus).
 """
@@ -104,6 +104,21 @@ def test_pictures_go_with_rows_and_a_different_count_is_refused_naming_both(page
     plus = [1.0 if t == "plus" else 0.0 for t in at.data_editor[0].value["tag"].tolist()]
     assert column(at, "brightness") == pytest.approx([g / 3 + p for g, p in zip(gains, plus, strict=True)],
                                                      abs=1e-5)
+
+
+def test_reset_to_the_example_puts_back_its_picture_as_well_as_its_row(page: AppTest) -> None:
+    at = page
+    uploader = at.file_uploader(key="predict_image_files")
+    uploader.upload("red.png", input_images.solid_png((255, 0, 0)), "image/png")
+    uploader.upload("blue.png", input_images.solid_png((0, 0, 255)), "image/png").run()
+    assert at.button(key="predict_send").disabled  # 2 pictures, 1 row
+    at.button(key="predict_reset").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert at.data_editor[0].value.to_dict("list") == {"gain": [3.0], "tag": ["plus"]}
+    assert [c for c in texts(at.caption) if c.startswith("What is sent as `image` (1 picture")]
+    assert not at.button(key="predict_send").disabled
+    at.button(key="predict_send").click().run()
+    assert column(at, "brightness") == [pytest.approx(2.0)]  # the warm-up picture again, not red or blue
 
 
 def test_bad_cells_and_bad_pictures_name_their_input_and_block_send(page: AppTest) -> None:

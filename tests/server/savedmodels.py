@@ -179,7 +179,8 @@ def export_linear_keras(path: Path) -> Path:
 def export_slow_rows(path: Path, micros: int, count_calls: bool = False) -> Path:
     """y = 2x, after sleeping `micros` per call: x is [batch, 1] float, so calls can be merged.
     With `count_calls`, the output `calls` ([batch] int64) is the number of calls run so far, and
-    a batch with no positive x does not sleep."""
+    a batch with no positive x does not sleep. The count is added to atomically but read after:
+    calls running at the same time may read the same number, a call run alone reads its own."""
 
     class Slow(tf.Module):
         def __init__(self) -> None:
