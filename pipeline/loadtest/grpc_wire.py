@@ -13,7 +13,7 @@ MAX_CONCURRENT_STREAMS and INITIAL_WINDOW_SIZE obeyed) and WINDOW_UPDATE: a requ
 server's windows or frame size is sent in pieces as the windows open. Streams are multiplexed; what
 the answers of one read cause (the next requests of a closed loop, acknowledgements) leaves in one
 write. Each request's end is reported to a callback, as an answer (``OK``, ``gRPC NOT_FOUND``) or a
-failure (``timeout``, ``connection reset``). Plaintext only (``h2c``), as TF Serving's port serves.
+failure (``timeout``, ``connection reset``). Plaintext only (``h2c``): a ``--grpc`` target is host:port.
 """
 
 from __future__ import annotations
@@ -285,8 +285,8 @@ class GrpcConnection(asyncio.Protocol):
             if status is not None and status != b"200":
                 self.statuses[stream] = status
             return
-        code = fields.get(b"grpc-status")
-        message = unquote(fields.get(b"grpc-message", b"").decode("utf-8", "replace"))
+        code, message = fields.get(b"grpc-status"), fields.get(b"grpc-message", b"")
+        message = unquote(message.decode("utf-8", "replace")) if message else ""
         if code is None:
             http = int(status) if status and status.isdigit() else 0
             name = HTTP_CODES.get(http, "UNKNOWN") if http != 200 else "UNKNOWN"
