@@ -31,6 +31,9 @@ from pipeline.loadtest.results import OK, WorkerReport
 
 RETRY_S = 0.05
 """Pause before a client that could not connect tries again (so a dead server is not spun on)."""
+GRPC_CONNECTIONS = 4
+"""A gRPC level's HTTP/2 connections (fewer when fewer clients), its clients' calls multiplexed on
+them: h2load's shape in the bench (``-c min(n, 4) -m n/c``), and a gRPC client's (one channel)."""
 EXAMPLE_CHARS = 300
 REST, GRPC = "REST", "gRPC"
 
@@ -65,6 +68,9 @@ class LevelPlan:
     warmup_s: float
     duration_s: float
     timeout_s: float
+    connections: int = 0
+    """gRPC: the HTTP/2 connections this worker's clients share (its part of the level's
+    :data:`GRPC_CONNECTIONS`); 0 means as many as clients, at most :data:`GRPC_CONNECTIONS`."""
 
 
 def error_kind(error: BaseException) -> str:

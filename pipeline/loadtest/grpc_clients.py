@@ -10,7 +10,7 @@ import math
 import time
 from typing import Any
 
-from pipeline.loadtest.clients import RETRY_S, LevelPlan, Tally, error_kind
+from pipeline.loadtest.clients import GRPC_CONNECTIONS, RETRY_S, LevelPlan, Tally, error_kind
 from pipeline.loadtest.grpc_wire import Call, GrpcConnection
 from pipeline.loadtest.results import OK
 
@@ -32,10 +32,8 @@ def request_head(path: str, authority: str, timeout_s: float) -> bytes:
 
 
 class GrpcClients:
-    """The gRPC side of a level: up to :data:`CONNECTIONS` HTTP/2 connections (opened on demand,
-    again after one is lost), each client's calls on one of them, several in flight on each."""
-
-    CONNECTIONS = 4
+    """The gRPC side of a level: ``plan.connections`` HTTP/2 connections (opened on demand, again
+    after one is lost), each client's calls on one of them, several in flight on each."""
 
     def __init__(self, plan: LevelPlan, tally: Tally) -> None:
         self.plan, self.tally = plan, tally
@@ -43,7 +41,7 @@ class GrpcClients:
         target = plan.target
         self.head = request_head(target.method, target.address, plan.timeout_s)
         self.message = b"\x00" + len(target.payload).to_bytes(4, "big") + target.payload
-        count = max(1, min(self.CONNECTIONS, plan.clients))
+        count = max(1, min(plan.connections or GRPC_CONNECTIONS, plan.clients))
         self.slots: list[GrpcConnection | None] = [None] * count
         self.opening: list[asyncio.Future | None] = [None] * count
         self.opened: list[GrpcConnection] = []

@@ -23,11 +23,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.loadtest.clients import GRPC, REST, LevelPlan, RestClients, Tally, Target
+from pipeline.loadtest.clients import GRPC, GRPC_CONNECTIONS, REST, LevelPlan, RestClients, Tally, Target
 from pipeline.loadtest.grpc_clients import GrpcClients
 from pipeline.loadtest.results import OK, WorkerReport
 
-__all__ = ["GRPC", "REST", "LevelPlan", "Target", "main", "probe", "run_level"]
+__all__ = ["GRPC", "GRPC_CONNECTIONS", "REST", "LevelPlan", "Target", "main", "probe", "run_level"]
 
 PROGRESS_S = 0.5
 WATCH_S = 0.05
