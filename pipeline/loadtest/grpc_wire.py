@@ -65,10 +65,11 @@ def frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
     return HEAD.pack(len(payload) >> 16, len(payload) & 0xFFFF, kind, flags, stream) + payload
 
 
-def settings_frame() -> bytes:
-    """Our SETTINGS: no push, the largest stream window, frames up to :data:`READ_FRAME_SIZE`."""
-    values = ((0x2, 0), (0x4, MAX_WINDOW), (0x5, READ_FRAME_SIZE))
-    return frame(SETTINGS, 0, 0, b"".join(SETTING.pack(key, value) for key, value in values))
+OPENING = (PREFACE + frame(SETTINGS, 0, 0, SETTING.pack(0x2, 0) + SETTING.pack(0x4, MAX_WINDOW)
+                           + SETTING.pack(0x5, READ_FRAME_SIZE))
+           + frame(WINDOW_UPDATE, 0, 0, (MAX_WINDOW - DEFAULT_WINDOW).to_bytes(4, "big")))
+"""What a connection sends first: the preface, our SETTINGS (no push, the largest stream window,
+frames up to :data:`READ_FRAME_SIZE`) and the largest connection window."""
 
 
 class ProtocolError(ConnectionResetError):
@@ -133,8 +134,7 @@ class GrpcConnection(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        update = frame(WINDOW_UPDATE, 0, 0, (MAX_WINDOW - DEFAULT_WINDOW).to_bytes(4, "big"))
-        transport.write(PREFACE + settings_frame() + update)  # type: ignore[attr-defined]
+        transport.write(OPENING)  # type: ignore[attr-defined]
         self.watch = self.loop.call_later(self.timeout_s / 4, self._check_deadlines)
 
     def start(self, call: Call) -> bool:
@@ -277,7 +277,7 @@ class GrpcConnection(asyncio.Protocol):
         return fields
 
     def _headers(self, stream: int, block: bytes, end_stream: int) -> None:
-        fields = self._decode(block)  # always: the server's HPACK table changes with every block
+        fields = self._decode(block)  # even for a call given up on: any block may change the table
         if stream not in self.calls:
             return
         status = fields.get(b":status") or self.statuses.get(stream)
@@ -346,17 +346,12 @@ class GrpcConnection(asyncio.Protocol):
         if self.statuses:
             self.statuses.pop(stream, None)
         if self.pending:
-            self._unqueue(stream)
+            self.pending = deque(entry for entry in self.pending if entry[0] != stream)
         self.ended(self, call, answered, kind, detail)
         if self.backlog:
             self._start_backlog()
         if self.draining and not self.calls:
             self.close()
-
-    def _unqueue(self, stream: int) -> None:
-        for entry in list(self.pending):
-            if entry[0] == stream:
-                self.pending.remove(entry)
 
     def _start_backlog(self) -> None:
         while self.backlog and self.usable and len(self.calls) < self.max_streams:
