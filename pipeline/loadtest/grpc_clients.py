@@ -45,6 +45,7 @@ class GrpcClients:
         self.slots: list[GrpcConnection | None] = [None] * count
         self.opening: list[asyncio.Future | None] = [None] * count
         self.opened: list[GrpcConnection] = []
+        self.closed = False
 
     def _ended(self, connection: GrpcConnection, call: Call, answered: bool, kind: str, detail: Any) -> None:
         client, started, waiter = call
@@ -75,6 +76,8 @@ class GrpcClients:
             opening = GrpcConnection.open(self.loop, plan.target.host, plan.target.port, self.head,
                                           self.message, plan.timeout_s, self._ended)
             connection = await asyncio.wait_for(opening, plan.timeout_s)
+            if self.closed:  # the level ended while it opened
+                connection.close()
             self.slots[slot] = connection
             self.opened.append(connection)
             return connection
@@ -112,5 +115,6 @@ class GrpcClients:
         await self.one(client, started)
 
     def close(self) -> None:
+        self.closed = True
         for connection in self.opened:
             connection.close()
