@@ -3,7 +3,8 @@
 - `spec`: what to load (`LoadSpec`, levels) and what the machine can give;
 - `target`: the request as bytes (REST, or gRPC from TF Serving's protos without TensorFlow),
   checked with one request first;
-- `worker`, `pool`: the clients, in worker processes (asyncio: httptools on uvloop, grpc.aio);
+- `clients` (REST: HTTP/1.1 read by httptools), `grpc_clients` over `grpc_wire` (gRPC: HTTP/2
+  framed here, headers by `hpack`), `worker`, `pool`: the clients, on uvloop in worker processes;
 - `results`: one level's numbers merged from the workers, as a table or JSON;
 - `floor`: do-nothing servers the generator's ceiling is measured against (the bench's raw floor);
 - `sweep`: the levels one after the other, with the server's own breakdown from its metrics;

@@ -1,14 +1,14 @@
-"""The load generator's clients: what one request is, how its outcome is counted, and the REST and
-gRPC clients that send it (used by `pipeline.loadtest.worker`, one asyncio loop per worker process).
+"""The load generator's clients: what one request is, how its outcome is counted, and the REST
+clients that send it (used by `pipeline.loadtest.worker`, one uvloop loop per worker process; the
+gRPC ones are in `pipeline.loadtest.grpc_clients`, over `pipeline.loadtest.grpc_wire`).
 
 REST clients speak HTTP/1.1 over kept-alive connections with a prebuilt request (the bytes are made
 once in the parent) and parse answers with httptools, as uvicorn does. In a closed loop the next
 request is written from the callback that read the last answer (:meth:`HttpConnection.repeat`): no
 task switch, future or timer per request, so the generator spends about half the CPU per request it
 would spend awaiting each answer in a coroutine, and one ``epoll_wait`` instead of two, which is what
-keeps it close to wrk at low concurrency on a busy machine. gRPC clients send a prebuilt
-serialized ``PredictRequest`` through ``grpc.aio`` with no (de)serializers: bytes in, bytes out, no
-protobuf and no TensorFlow. A :class:`Tally` counts only requests that end inside the measured
+keeps it close to wrk at low concurrency on a busy machine. The gRPC clients work the same way
+over HTTP/2 framed by hand. A :class:`Tally` counts only requests that end inside the measured
 window; errors are counted by kind (``HTTP 400``, ``gRPC NOT_FOUND``, ``connection refused``) with
 the first message of each kind kept.
 """
@@ -31,6 +31,9 @@ from pipeline.loadtest.results import OK, WorkerReport
 
 RETRY_S = 0.05
 """Pause before a client that could not connect tries again (so a dead server is not spun on)."""
+GRPC_CONNECTIONS = 4
+"""A gRPC level's HTTP/2 connections (fewer when fewer clients), its clients' calls multiplexed on
+them: h2load's shape in the bench (``-c min(n, 4) -m n/c``), and a gRPC client's (one channel)."""
 EXAMPLE_CHARS = 300
 REST, GRPC = "REST", "gRPC"
 
@@ -65,6 +68,9 @@ class LevelPlan:
     warmup_s: float
     duration_s: float
     timeout_s: float
+    connections: int = 0
+    """gRPC: the HTTP/2 connections this worker's clients share (its part of the level's
+    :data:`GRPC_CONNECTIONS`); 0 means as many as clients, at most :data:`GRPC_CONNECTIONS`."""
 
 
 def error_kind(error: BaseException) -> str:
@@ -346,46 +352,3 @@ class RestClients:
         for connection in self.open:
             connection.close()
 
-
-class GrpcClients:
-    """The gRPC side of a level: a few channels (HTTP/2 connections), requests spread over them."""
-
-    CHANNELS = 4
-
-    def __init__(self, plan: LevelPlan, tally: Tally) -> None:
-        import grpc
-
-        self.plan, self.tally, self.grpc = plan, tally, grpc
-        options = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_message_length", -1),
-                   ("grpc.max_send_message_length", -1)]
-        count = max(1, min(self.CHANNELS, plan.clients))
-        address = plan.target.address
-        self.channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(count)]
-        self.calls = [channel.unary_unary(plan.target.method) for channel in self.channels]
-
-    async def one(self, client: int, started: float) -> None:
-        call = self.calls[client % len(self.calls)]
-        try:
-            await call(self.plan.target.payload, timeout=self.plan.timeout_s)
-        except self.grpc.aio.AioRpcError as error:
-            code = error.code()
-            if code == self.grpc.StatusCode.UNAVAILABLE and "connect" in (error.details() or "").lower():
-                self.tally.failure("connection refused", error)
-                await asyncio.sleep(RETRY_S)
-            elif code == self.grpc.StatusCode.DEADLINE_EXCEEDED:
-                self.tally.failure("timeout", error)
-            else:
-                self.tally.answer(client, started, False, f"gRPC {code.name}", error)
-            return
-        self.tally.answer(client, started, True, OK)
-
-    async def closed_loop(self, client: int) -> None:
-        while True:
-            await self.one(client, time.perf_counter())
-
-    async def scheduled(self, client: int, started: float) -> None:
-        await self.one(client, started)
-
-    async def aclose(self) -> None:
-        for channel in self.channels:
-            await channel.close(None)

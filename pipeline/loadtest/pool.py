@@ -100,13 +100,15 @@ class WorkerPool:
             self.stop_event.set()
         start_at = start_at or time.time() + LEAD_S
         shares = split(level.concurrency, self.count)
+        connections = split(min(level.concurrency, worker.GRPC_CONNECTIONS), self.count)
         rates = ([level.rate * share / level.concurrency for share in shares] if level.rate
                  else [None] * self.count)
         busy = {}
         for index, clients in enumerate(shares):
             if clients == 0:
                 continue
-            plan = worker.LevelPlan(target, clients, rates[index], start_at, warmup_s, duration_s, timeout_s)
+            plan = worker.LevelPlan(target, clients, rates[index], start_at, warmup_s, duration_s, timeout_s,
+                                    max(1, connections[index]))
             self.pipes[index].send(plan)
             busy[index] = self.pipes[index]
         reports: dict[int, WorkerReport] = {}

@@ -1,8 +1,9 @@
-"""One load-generating worker process: many clients on one asyncio loop (uvloop for REST).
+"""One load-generating worker process: many clients on one asyncio loop (uvloop when installed).
 
 A worker takes one :class:`LevelPlan` at a time from its pipe and answers with a
 :class:`~pipeline.loadtest.results.WorkerReport`; every 0.5 s of a level it also sends its running
-counts, for live charts. The clients themselves are in `pipeline.loadtest.clients`.
+counts, for live charts. The clients themselves are in `pipeline.loadtest.clients` (REST) and
+`pipeline.loadtest.grpc_clients` (gRPC).
 
 Closed loop: each client sends its next request when the last one is answered. Open loop: requests
 start on a fixed schedule (``rate`` per second) on whatever connection is free, at most ``clients``
@@ -22,10 +23,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.loadtest.clients import GRPC, REST, GrpcClients, LevelPlan, RestClients, Tally, Target
+from pipeline.loadtest.clients import GRPC, GRPC_CONNECTIONS, REST, LevelPlan, RestClients, Tally, Target
+from pipeline.loadtest.grpc_clients import GrpcClients
 from pipeline.loadtest.results import OK, WorkerReport
 
-__all__ = ["GRPC", "REST", "LevelPlan", "Target", "main", "probe", "run_level"]
+__all__ = ["GRPC", "GRPC_CONNECTIONS", "REST", "LevelPlan", "Target", "main", "probe", "run_level"]
 
 PROGRESS_S = 0.5
 WATCH_S = 0.05
@@ -78,10 +80,7 @@ async def run_level(plan: LevelPlan, stop: Any,
         for task in [*tasks, *([driver] if driver else [])]:
             task.cancel()
         await asyncio.gather(*tasks, *([driver] if driver else []), return_exceptions=True)
-        if isinstance(clients, GrpcClients):
-            await clients.aclose()
-        else:
-            clients.close()
+        clients.close()
     return tally.report(plan.clients)
 
 
@@ -102,10 +101,7 @@ def probe(target: Target, timeout_s: float) -> tuple[str, str, float]:
                 await clients.one(0, started, None)
         finally:
             found["seconds"] = time.perf_counter() - started
-            if isinstance(clients, GrpcClients):
-                await clients.aclose()
-            else:
-                clients.close()
+            clients.close()
         kind = next(iter(tally.kinds), "no answer")
         found["kind"], found["message"] = kind, tally.examples.get(kind, "")
 
@@ -113,12 +109,11 @@ def probe(target: Target, timeout_s: float) -> tuple[str, str, float]:
     return found["kind"], found["message"], found["seconds"]
 
 
-def _new_loop(transport: str) -> asyncio.AbstractEventLoop:
-    if transport == REST:
-        with contextlib.suppress(ImportError):
-            import uvloop
+def _new_loop() -> asyncio.AbstractEventLoop:
+    with contextlib.suppress(ImportError):
+        import uvloop
 
-            return uvloop.new_event_loop()
+        return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 
 
@@ -157,7 +152,7 @@ def main(worker_id: int, pipe: Any, stop: Any, parent: int) -> None:
             errors = sum(v for k, v in tally.kinds.items() if k != OK)
             pipe.send(("progress", worker_id, tally.kinds.get(OK, 0), errors))
 
-        loop = _new_loop(plan.target.transport)
+        loop = _new_loop()
         try:
             report = loop.run_until_complete(run_level(plan, watch, progress))
         except Exception as error:  # noqa: BLE001 - the parent reports it and ends the run
