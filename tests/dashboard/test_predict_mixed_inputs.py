@@ -2,9 +2,10 @@
 ``image`` float32 [-1, 4, 4, 3], ``gain`` float32 [-1], ``tag`` string [-1]), under AppTest against
 a real model server started here on loopback: the page opens with the version's warm-up example and
 Send answers it at once; picture i goes with table row i, and a different count of pictures and
-rows is refused naming both inputs; Reset puts back the example's picture and row; bad cells and bad pictures name their input; what-if sweeps a
-table column or a region's brightness, from the combined editor and from the JSON editor, and the
-real model's answers move as its formula says (brightness = gain * mean(image) + 1 for tag plus).
+rows is refused naming both inputs; Reset puts back the example's picture and row; bad cells and
+bad pictures name their input; what-if sweeps a table column or a region's brightness, from the
+combined editor and from the JSON editor, and the real model's answers move as its formula says
+(brightness = gain * mean(image) + 1 for tag plus).
 """
 
 from __future__ import annotations
