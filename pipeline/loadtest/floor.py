@@ -120,10 +120,7 @@ class EmptyGrpcServer(asyncio.Protocol):
         if self.skip:
             pos = min(self.skip, size)
             self.skip -= pos
-            if self.skip or not self.skip_ends:
-                if pos == size:
-                    return
-            else:
+            if not self.skip and self.skip_ends:
                 out.append(self.skip_ends.to_bytes(4, "big").join(RESPONSE_PARTS))
                 self.skip_ends = 0
         if self.buffer or not self.opened:
