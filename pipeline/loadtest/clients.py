@@ -73,6 +73,14 @@ class LevelPlan:
     :data:`GRPC_CONNECTIONS`); 0 means as many as clients, at most :data:`GRPC_CONNECTIONS`."""
 
 
+def no_delay(transport: asyncio.BaseTransport) -> None:
+    """Turn off Nagle's algorithm on a TCP transport, so a small request or answer goes out at once."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def error_kind(error: BaseException) -> str:
     """A short name for a failure that got no answer."""
     if isinstance(error, TimeoutError | asyncio.TimeoutError):
@@ -185,10 +193,7 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        no_delay(transport)
 
     def data_received(self, data: bytes) -> None:
         try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import time
 from typing import Any
 
 from pipeline.loadtest import grpc_wire as wire
+from pipeline.loadtest.clients import no_delay
 from pipeline.settings import PROJECT_ROOT
 
 BODY = b'{"predictions":[[3.0]]}'
@@ -108,10 +108,7 @@ class EmptyGrpcServer(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        no_delay(transport)
         transport.write(SERVER_OPENING)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:

@@ -19,8 +19,6 @@ failure (``timeout``, ``connection reset``). Plaintext only (``h2c``): a ``--grp
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import struct
 import time
 from collections import deque
@@ -28,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from pipeline.loadtest.clients import error_kind
+from pipeline.loadtest.clients import error_kind, no_delay
 from pipeline.loadtest.results import OK
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -130,10 +128,7 @@ class GrpcConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        no_delay(transport)
         transport.write(OPENING)  # type: ignore[attr-defined]
         self.watch = self.loop.call_later(self.timeout_s / 4, self._check_deadlines)
 

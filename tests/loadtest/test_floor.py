@@ -20,6 +20,7 @@ from pipeline.loadtest import grpc_wire as wire
 from pipeline.loadtest.clients import GRPC, LevelPlan, Target
 from pipeline.loadtest.results import OK
 from pipeline.loadtest.worker import run_level
+from tests.support.http2 import frames
 
 METHOD = "/tensorflow.serving.PredictionService/Predict"
 LARGE = 200 * 1024
@@ -88,16 +89,6 @@ class Transport(asyncio.Transport):
 
     def get_extra_info(self, name: str, default: object = None) -> object:
         return default
-
-
-def frames(data: bytes) -> list[tuple[int, int, int, bytes]]:
-    found, pos = [], 0
-    while pos < len(data):
-        high, low, kind, flags, stream = wire.HEAD.unpack_from(data, pos)
-        end = pos + 9 + (high << 16 | low)
-        found.append((kind, flags, stream, data[pos + 9:end]))
-        pos = end
-    return found
 
 
 def opened() -> tuple[floor.EmptyGrpcServer, Transport]:

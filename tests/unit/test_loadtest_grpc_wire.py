@@ -20,22 +20,11 @@ from pipeline.loadtest import grpc_wire as wire
 from pipeline.loadtest.clients import GRPC, LevelPlan, Target
 from pipeline.loadtest.grpc_clients import request_head
 from pipeline.loadtest.worker import run_level
+from tests.support.http2 import frames
 from tests.support.net import wait_for
 
 MESSAGE = b"\x00\x00\x00\x00\x03abc"
 METHOD = "/tensorflow.serving.PredictionService/Predict"
-
-
-def frames_in(data: bytes) -> list[tuple[int, int, int, bytes]]:
-    """(type, flags, stream, payload) of every frame in ``data`` (the client's preface skipped)."""
-    data = data.removeprefix(wire.PREFACE)
-    found, pos = [], 0
-    while pos < len(data):
-        high, low, kind, flags, stream = wire.HEAD.unpack_from(data, pos)
-        end = pos + 9 + (high << 16 | low)
-        found.append((kind, flags, stream, data[pos + 9:end]))
-        pos = end
-    return found
 
 
 def settings(**values: int) -> bytes:
@@ -75,7 +64,7 @@ class FakeTransport(asyncio.Transport):
         return default
 
     def sent(self) -> list[tuple[int, int, int, bytes]]:
-        found = frames_in(bytes(self.written))
+        found = frames(bytes(self.written))
         self.written.clear()
         return found
 
