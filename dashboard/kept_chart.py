@@ -1,11 +1,12 @@
-"""A Plotly chart that stays mounted in the browser while its figure changes.
+"""Plotly charts that stay mounted in the browser while their figures change.
 
 ``st.plotly_chart`` names its element by the figure it draws, so every new figure is a new
 element: the browser drops the chart and builds another. For a 3-D chart that means a new WebGL
-scene each time, which is about half of the time a 10,000-row Predict takes to settle when the
-browser renders without a GPU. ``kept_plotly_chart`` draws the figure in one ``<div>`` per key that
-lives as long as the browser tab, and redraws it with ``Plotly.react`` (the scene and its WebGL
-context are kept; the camera the user turned stays where it is).
+scene each time, which was about half of the time a 10,000-row Predict took to settle when the
+browser renders without a GPU; a 2-D scatter of 2,000 points is built again point by point.
+``kept_plotly_chart`` draws the figure in one ``<div>`` per key that lives as long as the browser
+tab, and redraws it with ``Plotly.react`` (a 3-D scene keeps its WebGL context). A rerun that
+sends the same figure draws nothing.
 
 Plotly's JavaScript is the one in the pinned ``plotly`` package (``plotly/package_data``), served
 by Streamlit's component route: declaring a (never drawn) v1 component on that folder is the public
@@ -107,8 +108,9 @@ def page_theme() -> ChartTheme:
 
 
 def themed(fig: go.Figure, theme: ChartTheme) -> go.Figure:
-    """``fig`` as Streamlit's Plotly theme would show it: Streamlit's colorway, fonts, background
-    and grid colours under the figure's own settings (which win, as they do in Streamlit)."""
+    """``fig`` as Streamlit's Plotly theme would show it: Streamlit's colorway, fonts, background,
+    axes (no vertical grid, no x zero line) and grid colours under the figure's own settings (which
+    win, as they do in Streamlit)."""
     layout = {
         "colorway": list(theme.categorical),
         "font": {"family": FONT, "color": theme.text, "size": 12},
@@ -118,6 +120,14 @@ def themed(fig: go.Figure, theme: ChartTheme) -> go.Figure:
         "plot_bgcolor": theme.background,
         "hoverlabel": {"bgcolor": theme.background, "font": {"color": theme.text, "family": FONT}},
     }
+    tick_font = {"color": theme.text, "size": 12}
+    title_font = {"font": {"color": theme.faded, "size": 14}}
+    layout["xaxis"] = {"showgrid": False, "zeroline": False, "gridcolor": theme.grid, "tickcolor": theme.grid,
+                       "tickfont": tick_font, "title": {**title_font, "standoff": 20}, "automargin": True}
+    layout["yaxis"] = {"gridcolor": theme.grid, "zerolinecolor": theme.grid, "tickcolor": theme.grid,
+                       "tickfont": tick_font, "title": {**title_font, "standoff": 24}, "automargin": True,
+                       "ticklabelposition": "outside"}
+    layout["margin"] = {"pad": 8, "r": 0, "l": 0}
     axis = {"gridcolor": theme.grid, "color": theme.faded, "backgroundcolor": theme.background,
             "showbackground": True}
     layout["scene"] = {"xaxis": axis, "yaxis": axis, "zaxis": axis}
@@ -130,6 +140,11 @@ def themed(fig: go.Figure, theme: ChartTheme) -> go.Figure:
     return themed_fig
 
 
+CONFIG = {"displaylogo": False, "responsive": True, "showSendToCloud": False,
+          "modeBarButtonsToRemove": ["lasso2d", "select2d", "sendChartToCloud"]}
+"""Plotly's options as Streamlit sets them for a chart without selections."""
+
+
 def plotly_url() -> str:
     """The path the browser loads Plotly's JavaScript from (honours ``server.baseUrlPath``)."""
     base = (st.get_option("server.baseUrlPath") or "").strip("/")
@@ -138,9 +153,10 @@ def plotly_url() -> str:
 
 
 def figure_json(fig: go.Figure, theme: ChartTheme) -> str:
-    """The figure, themed, with Streamlit's chart config (no Plotly logo), as Plotly JSON."""
+    """The figure, themed, with Streamlit's chart options (no Plotly logo, no selection tools), as
+    Plotly JSON."""
     body: dict[str, Any] = json.loads(pio.to_json(themed(fig, theme), validate=False))
-    body["config"] = {"displaylogo": False, "responsive": True}
+    body["config"] = CONFIG
     return json.dumps(body, separators=(",", ":"))
 
 

@@ -81,8 +81,8 @@ def render_result(answer: Answer) -> None:
         st.caption(f"Charts show {len(shown):,} of {len(x):,} points (a random sample{of_what}; the 3-D view "
                    f"{len(shown_3d):,}); the table and metrics use all rows.")
     left, right = st.columns(2)
-    left.plotly_chart(charts.predicted_vs_true_figure(true[shown], predicted[shown]),
-                      key="predict_chart_scatter")
+    kept_plotly_chart(charts.predicted_vs_true_figure(true[shown], predicted[shown]),
+                      key="predict_chart_scatter", where=left)
     kept_plotly_chart(charts.points_on_true_plane_figure(x[shown_3d], predicted[shown_3d], w, b),
                       key="predict_chart_plane", where=right)
 

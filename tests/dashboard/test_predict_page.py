@@ -125,8 +125,10 @@ def test_tutorial_rows_predicted_next_to_truth(fake: FakeServer) -> None:
     assert "requests.post(url" in codes[3]
     assert [m.value for m in at.metric][:1] == ["12.3 ms"]
     assert any("the latest version (version 3)" in c for c in texts(at.caption))
-    assert len(at.get("plotly_chart")) == 1  # predicted against true
-    plane = kept_figures(at)["predict_chart_plane"]  # the 3-D view, kept mounted across answers
+    kept = kept_figures(at)  # both charts stay mounted across answers (dashboard/kept_chart.py)
+    assert set(kept) == {"predict_chart_scatter", "predict_chart_plane"}
+    assert kept["predict_chart_scatter"]["data"][1]["y"] == [3.0, 6.0]  # after the y = x line
+    plane = kept["predict_chart_plane"]
     assert [t["type"] for t in plane["data"]] == ["surface", "scatter3d", "scatter3d"]
     assert plane["data"][2]["z"] == [3.0, 6.0]
 

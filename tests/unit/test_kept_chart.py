@@ -40,7 +40,8 @@ def test_theme_is_streamlits_under_the_figures_own_settings() -> None:
         template = layout["template"]["layout"]
         assert template["font"]["color"] == theme.text and template["paper_bgcolor"] == theme.background
         assert template["scene"]["zaxis"]["gridcolor"] == theme.grid
-        assert body["config"] == {"displaylogo": False, "responsive": True}
+        config = body["config"]
+        assert config["displaylogo"] is False and "lasso2d" in config["modeBarButtonsToRemove"]
     assert fig.layout.title.text == "Over the plane"  # the caller's figure is left as it was
 
 
