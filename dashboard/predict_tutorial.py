@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, session, tutorial
+from dashboard.kept_chart import kept_plotly_chart
 from dashboard.predict_requests import Answer
 from pipeline.client.urls import is_local_url
 from pipeline.store.versions import read_run_record
@@ -80,10 +81,10 @@ def render_result(answer: Answer) -> None:
         st.caption(f"Charts show {len(shown):,} of {len(x):,} points (a random sample{of_what}; the 3-D view "
                    f"{len(shown_3d):,}); the table and metrics use all rows.")
     left, right = st.columns(2)
-    left.plotly_chart(charts.predicted_vs_true_figure(true[shown], predicted[shown]),
-                      key="predict_chart_scatter")
-    right.plotly_chart(charts.points_on_true_plane_figure(x[shown_3d], predicted[shown_3d], w, b),
-                       key="predict_chart_plane")
+    kept_plotly_chart(charts.predicted_vs_true_figure(true[shown], predicted[shown]),
+                      key="predict_chart_scatter", where=left)
+    kept_plotly_chart(charts.points_on_true_plane_figure(x[shown_3d], predicted[shown_3d], w, b),
+                      key="predict_chart_plane", where=right)
 
 
 def compare_truths(x: np.ndarray, versions: dict[str, int | None]) -> tuple[dict[str, np.ndarray], bool, str]:

@@ -14,6 +14,7 @@ from pipeline.client import local_server as server_process
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import PredictResult, ServingClient
 from pipeline.client.urls import model_url
+from tests.support.kept_charts import kept_figures
 
 PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "predict.py")
 BASE = "http://127.0.0.1:8501"
@@ -124,7 +125,12 @@ def test_tutorial_rows_predicted_next_to_truth(fake: FakeServer) -> None:
     assert "requests.post(url" in codes[3]
     assert [m.value for m in at.metric][:1] == ["12.3 ms"]
     assert any("the latest version (version 3)" in c for c in texts(at.caption))
-    assert len(at.get("plotly_chart")) == 2
+    kept = kept_figures(at)  # both charts stay mounted across answers (dashboard/kept_chart.py)
+    assert set(kept) == {"predict_chart_scatter", "predict_chart_plane"}
+    assert kept["predict_chart_scatter"]["data"][1]["y"] == [3.0, 6.0]  # after the y = x line
+    plane = kept["predict_chart_plane"]
+    assert [t["type"] for t in plane["data"]] == ["surface", "scatter3d", "scatter3d"]
+    assert plane["data"][2]["z"] == [3.0, 6.0]
 
 
 def test_chosen_version_and_columnar_format(fake: FakeServer) -> None:
