@@ -12,8 +12,9 @@ between is here, once:
   loop timer `backstop` seconds after the deadline if nothing answered before;
 - cancellation: a client that goes away (`Ticket.cancel`, or the awaiting task cancelled) frees its
   admission slot at once and abandons its work (never started, or its answer discarded);
-- the hand-off to a worker thread of the front end's `Lane` and back to its event loop (one
-  `call_soon_threadsafe` per request; a batch may answer from the worker that ran it);
+- the hand-off to a worker thread of the front end's `Lane` (`workers.WorkerPool`: one queue put
+  per request) and back to its event loop (`workers.Mailbox`: answers given while the loop is busy,
+  e.g. a batch's, reach it in one wake-up; a batch may answer from the worker that ran it);
 - the servable lease (a version unloaded meanwhile is closed only after the request let go);
 - batching (`Servable.run_async` joins the signature's batch queue);
 - the per-request metrics (`Lane.record`, runtime and example counts) and where an OK request's
@@ -38,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -51,6 +51,7 @@ from pipeline.serving.manager import ServableManager
 from pipeline.serving.metrics import ServerMetrics
 from pipeline.serving.overload import Admission, Deadline
 from pipeline.serving.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable, Signature
+from pipeline.serving.workers import Mailbox, WorkerPool
 
 __all__ = ["CLASSIFY_METHOD", "REGRESS_METHOD", "Code", "DataPlane", "Deadline", "ExamplesCall", "Lane",
            "PredictCall", "RequestTrace", "Servable", "Signature", "Target", "Ticket"]
@@ -149,13 +150,12 @@ class DataPlane:
 class Ticket:
     """One admitted request between the loop and a worker; settled once, on the loop."""
 
-    __slots__ = ("_loop", "_waiter", "_admission", "deadline", "_settled", "trace", "submitted", "queued",
+    __slots__ = ("_mailbox", "_waiter", "_admission", "deadline", "_settled", "trace", "submitted", "queued",
                  "parse", "write")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, admission: Admission | None,
-                 deadline: Deadline) -> None:
-        self._loop = loop
-        self._waiter = loop.create_future()
+    def __init__(self, mailbox: Mailbox, admission: Admission | None, deadline: Deadline) -> None:
+        self._mailbox = mailbox
+        self._waiter = mailbox.loop.create_future()
         self._admission = admission
         self.deadline = deadline
         self._settled = False
@@ -167,11 +167,9 @@ class Ticket:
         self.queued = self.parse = self.write = 0.0
 
     def answer(self, result: Any, error: BaseException | None) -> None:
-        """The worker's answer (from any thread; the first answer counts)."""
-        try:  # noqa: SIM105 - hot path: no context manager
-            self._loop.call_soon_threadsafe(self._settle, result, error)
-        except RuntimeError:  # the loop closed: the server is shutting down
-            pass
+        """The worker's answer (from any thread; the first answer counts). Answers reach the loop
+        through its mailbox: those given while the loop is busy are settled in one loop callback."""
+        self._mailbox.post(self._settle, result, error)
 
     def cancel(self, error: ServingError | None = None) -> None:
         """On the loop: the client went away (or its time is up): the admission slot is free now,
@@ -205,9 +203,9 @@ class Lane:
         self.plane = plane
         self.entrypoint = entrypoint
         self.backstop_seconds = backstop_seconds
-        self.executor = ThreadPoolExecutor(max_workers=max(1, num_threads),
-                                           thread_name_prefix=f"{entrypoint.lower()}-worker")
+        self.executor = WorkerPool(num_threads, f"{entrypoint.lower()}-worker")
         self.transport = Transport.REST if entrypoint == "REST" else Transport.GRPC
+        self._mailbox: Mailbox | None = None  # the answers' way back to the loop of the last request
 
     def close(self) -> None:
         """Stop the worker threads once running requests end."""
@@ -279,10 +277,13 @@ class Lane:
                 self.count_drop(model_name, "overloaded")
                 raise
         loop = asyncio.get_running_loop()
-        ticket = Ticket(loop, admission, Deadline(timeout))
+        mailbox = self._mailbox
+        if mailbox is None or mailbox.loop is not loop:
+            mailbox = self._mailbox = Mailbox(loop)
+        ticket = Ticket(mailbox, admission, Deadline(timeout))
         ticket.trace = trace
         try:
-            self.executor.submit(self._start, work, ticket, model_name, arg)
+            self.executor.post(self._start, work, ticket, model_name, arg)
         except RuntimeError:  # the pool is shut down: the server is stopping
             ticket.cancel()
             raise Unavailable("Server is shutting down") from None
