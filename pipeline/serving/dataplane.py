@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -213,40 +213,45 @@ class Lane:
 
     # -- the request path -------------------------------------------------------------------------
 
-    async def predict(self, model_name: str, parse: Parse,
-                      timeout: float | None, timeout_message: str, watch: Watch | None = None,
-                      trace_for: Callable[[], RequestTrace] | None = None, api: str | None = None) -> Any:
+    def predict(self, model_name: str, parse: Parse,
+                timeout: float | None, timeout_message: str, watch: Watch | None = None,
+                trace_for: Callable[[], RequestTrace] | None = None,
+                api: str | None = None) -> Awaitable[Any]:
         """The answer of a predict `parse(trace)` describes (see `submit` for the rest)."""
-        return await self.submit(model_name, self._predict, parse, timeout, timeout_message, watch, trace_for,
-                                 api)
+        return self.submit(model_name, self._predict, parse, timeout, timeout_message, watch, trace_for, api)
 
-    async def examples(self, model_name: str, parse: Parse,
-                       timeout: float | None, timeout_message: str, watch: Watch | None = None,
-                       trace_for: Callable[[], RequestTrace] | None = None, api: str | None = None) -> Any:
+    def examples(self, model_name: str, parse: Parse,
+                 timeout: float | None, timeout_message: str, watch: Watch | None = None,
+                 trace_for: Callable[[], RequestTrace] | None = None,
+                 api: str | None = None) -> Awaitable[Any]:
         """The answer of a classify, regress or multi-inference `parse(trace)` describes."""
-        return await self.submit(model_name, self._examples, parse, timeout, timeout_message, watch,
-                                 trace_for, api)
+        return self.submit(model_name, self._examples, parse, timeout, timeout_message, watch, trace_for, api)
 
-    async def submit(self, model_name: str, work: Callable[[Ticket, Any], None], arg: Any,
-                     timeout: float | None, timeout_message: str,
-                     watch: Callable[[Ticket], None] | None = None,
-                     trace_for: Callable[[], RequestTrace] | None = None, api: str | None = None) -> Any:
+    def submit(self, model_name: str, work: Callable[[Ticket, Any], None], arg: Any,
+               timeout: float | None, timeout_message: str,
+               watch: Callable[[Ticket], None] | None = None,
+               trace_for: Callable[[], RequestTrace] | None = None, api: str | None = None) -> Awaitable[Any]:
         """Admit one request, run `work(ticket, arg)` in a worker (it answers once through
-        `ticket.answer`, from any thread, or raises), and return its answer, or raise its
-        ServingError. `timeout` (None: none) is the request's deadline; `timeout_message` the
-        DEADLINE_EXCEEDED text the caller gets when the backstop fires. `watch(ticket)` lets the
+        `ticket.answer`, from any thread, or raises), and return (an awaitable of) its answer, or
+        raise its ServingError. `timeout` (None: none) is the request's deadline; `timeout_message`
+        the DEADLINE_EXCEEDED text the caller gets when the backstop fires. `watch(ticket)` lets the
         codec cancel the request when its client goes away; the awaiting task being cancelled does
         the same. With `trace_for`, a request its model's request log samples gets a trace (handed
         to `parse`) and is logged with its outcome once answered. With `api` (the `API` label the
         codec's `request_latency` uses), an OK answer records where its time went (the ticket's
-        stage times, `ServerMetrics.record_stages`)."""
-        logger = trace = None
+        stage times, `ServerMetrics.record_stages`). Nothing happens until it is awaited; an
+        unsampled request is one coroutine (this is on every request's path)."""
         if trace_for is not None and (logs := self.plane.request_logs) is not None:
             logger = logs.sampled_logger(model_name)
             if logger is not None:
-                trace = trace_for()
-        if logger is None:
-            return await self._submit(model_name, work, arg, timeout, timeout_message, watch, None, api)
+                return self._logged(logger, trace_for(), model_name, work, arg, timeout, timeout_message,
+                                    watch, api)
+        return self._submit(model_name, work, arg, timeout, timeout_message, watch, None, api)
+
+    async def _logged(self, logger: Any, trace: RequestTrace, model_name: str, work: Callable[..., None],
+                      arg: Any, timeout: float | None, timeout_message: str,
+                      watch: Callable[[Ticket], None] | None, api: str | None) -> Any:
+        """`_submit` for a sampled request, logged with its outcome once answered."""
         started = time.perf_counter()
         code, message = Code.OK, ""
         try:
