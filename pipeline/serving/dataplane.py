@@ -8,8 +8,9 @@ between is here, once:
   counted as dropped `overloaded`);
 - the request's `Deadline` (from `--rest_api_timeout_in_ms` or the gRPC client's deadline): it
   travels into the worker and the batch queue; work whose deadline passed before it started is
-  dropped unrun (counted `deadline_exceeded`); the awaiting caller gets DEADLINE_EXCEEDED from a
-  loop timer `backstop` seconds after the deadline if nothing answered before;
+  dropped unrun (counted `deadline_exceeded`); the awaiting caller gets DEADLINE_EXCEEDED on the
+  loop `backstop` seconds after the deadline if nothing answered before (`workers.Expiry`: one
+  loop timer for all the loop's requests, not one per request);
 - cancellation: a client that goes away (`Ticket.cancel`, or the awaiting task cancelled) frees its
   admission slot at once and abandons its work (never started, or its answer discarded);
 - the hand-off to a worker thread of the front end's `Lane` (`workers.WorkerPool`: one queue put
@@ -51,7 +52,7 @@ from pipeline.serving.manager import ServableManager
 from pipeline.serving.metrics import ServerMetrics
 from pipeline.serving.overload import Admission, Deadline
 from pipeline.serving.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable, Signature
-from pipeline.serving.workers import Mailbox, WorkerPool
+from pipeline.serving.workers import Expiry, Mailbox, WorkerPool
 
 __all__ = ["CLASSIFY_METHOD", "REGRESS_METHOD", "Code", "DataPlane", "Deadline", "ExamplesCall", "Lane",
            "PredictCall", "RequestTrace", "Servable", "Signature", "Target", "Ticket"]
@@ -206,6 +207,7 @@ class Lane:
         self.executor = WorkerPool(num_threads, f"{entrypoint.lower()}-worker")
         self.transport = Transport.REST if entrypoint == "REST" else Transport.GRPC
         self._mailbox: Mailbox | None = None  # the answers' way back to the loop of the last request
+        self._expiry: Expiry | None = None    # the backstops of that loop's requests
 
     def close(self) -> None:
         """Stop the worker threads once running requests end."""
@@ -285,6 +287,9 @@ class Lane:
         mailbox = self._mailbox
         if mailbox is None or mailbox.loop is not loop:
             mailbox = self._mailbox = Mailbox(loop)
+            self._expiry = Expiry(loop)
+        expiry = self._expiry
+        assert expiry is not None
         ticket = Ticket(mailbox, admission, Deadline(timeout))
         ticket.trace = trace
         try:
@@ -294,16 +299,16 @@ class Lane:
             raise Unavailable("Server is shutting down") from None
         if watch is not None:
             watch(ticket)
-        timer = (loop.call_later(timeout + self.backstop_seconds, ticket.expire, timeout_message)
-                 if timeout is not None else None)
+        if timeout is not None:
+            expiry.watch(ticket, timeout + self.backstop_seconds, ticket.expire, timeout_message)
         try:
             result = await ticket._waiter
         except asyncio.CancelledError:  # the client cancelled or went away
             ticket.cancel()
             raise
         finally:
-            if timer is not None:
-                timer.cancel()
+            if timeout is not None:
+                expiry.unwatch(ticket)
         if api is not None and (metrics := plane.metrics) is not None:
             metrics.record_stages(model_name, api, self.entrypoint, ticket.queued, ticket.parse, ticket.write)
         return result

@@ -11,8 +11,12 @@ cost of a request path that runs once per request on a 2-core box.
   call and wakes the loop only if no wake-up is pending, so the answers a batch (or several
   workers) produce while the loop is busy are delivered in one loop callback instead of one
   `call_soon_threadsafe` each. Calls run on the loop in the order they were posted.
+- `Expiry` calls `expire(arg)` of each watched request whose time is up, on the loop, at its own time,
+  with one loop timer for all of them (armed at the earliest time watched) instead of a timer
+  created and cancelled per request; `unwatch` is a dict removal.
 
-Thread-safety: `post` of either may be called from any thread.
+Thread-safety: `post` of `WorkerPool` and `Mailbox` may be called from any thread; `Expiry` is the
+loop's own.
 """
 
 from __future__ import annotations
@@ -135,3 +139,46 @@ class Mailbox:
                 call(*args)
             except Exception:  # one bad call must not hold back the answers after it
                 log.exception("Loop call failed")
+
+
+class Expiry:
+    """Watched requests of one event loop, each expired at its own loop time (see the module docstring)."""
+
+    __slots__ = ("loop", "_due", "_timer", "_timer_at")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._due: dict[Any, tuple[float, Callable[[Any], Any], Any]] = {}  # key -> (loop time, expire, arg)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+
+    def watch(self, key: Any, delay: float, expire: Callable[[Any], Any], arg: Any) -> None:
+        """Call `expire(arg)` in `delay` seconds unless `unwatch(key)` comes first (on the loop)."""
+        at = self.loop.time() + delay
+        self._due[key] = (at, expire, arg)
+        if self._timer is None or at < self._timer_at:
+            self._arm(at)
+
+    def unwatch(self, key: Any) -> None:
+        """Stop watching `key` (nothing if it is not watched)."""
+        self._due.pop(key, None)
+
+    def _arm(self, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = self.loop.call_at(at, self._fire), at
+
+    def _fire(self) -> None:
+        """Expire what is due; re-arm for the earliest time still watched."""
+        self._timer = None
+        now = self.loop.time()
+        due = [(key, expire, arg) for key, (at, expire, arg) in self._due.items() if at <= now]
+        for key, _, _ in due:
+            del self._due[key]
+        for _, expire, arg in due:
+            try:
+                expire(arg)
+            except Exception:  # one bad callback must not keep the others from expiring
+                log.exception("Expiry callback failed")
+        if self._due and self._timer is None:
+            self._arm(min(at for at, _, _ in self._due.values()))

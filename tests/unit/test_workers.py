@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from pipeline.serving.workers import Mailbox, WorkerPool
+from pipeline.serving.workers import Expiry, Mailbox, WorkerPool
 
 DEADLINE_S = 30.0
 
@@ -86,3 +86,32 @@ def test_mailbox_runs_calls_from_many_threads_on_the_loop_in_order_per_thread() 
 
     seen = asyncio.run(scenario())
     assert {sender: numbers for sender, numbers in seen.items()} == {s: list(range(500)) for s in range(4)}
+
+
+def test_expiry_calls_each_watched_key_once_its_time_is_up_and_never_an_unwatched_one() -> None:
+    async def scenario() -> tuple[list[str], list[float]]:
+        loop = asyncio.get_running_loop()
+        expiry = Expiry(loop)
+        fired: list[str] = []
+        at: list[float] = []
+        last = loop.create_future()
+        started = loop.time()
+
+        def expire(name: str) -> None:
+            fired.append(name)
+            at.append(loop.time() - started)
+            if name == "late" and not last.done():
+                last.set_result(None)
+
+        expiry.watch("late", 0.3, expire, "late")
+        expiry.watch("early", 0.1, expire, "early")  # earlier than the armed time: re-armed for it
+        expiry.watch("dropped", 0.05, expire, "dropped")
+        expiry.unwatch("dropped")
+        expiry.unwatch("never watched")
+        await asyncio.wait_for(last, DEADLINE_S)
+        await asyncio.sleep(0.1)  # a stale timer for "dropped" would have fired by now
+        return fired, at
+
+    fired, at = asyncio.run(scenario())
+    assert fired == ["early", "late"]
+    assert at[0] >= 0.1 - 0.005 and at[1] >= 0.3 - 0.005  # never before its time (loop clock resolution)
