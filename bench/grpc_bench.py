@@ -5,9 +5,12 @@ Load comes from Debian's ``h2load`` (nghttp2-client), which posts a pre-framed g
 and ``te: trailers``. In flight = h2load clients x concurrent streams per client (at most 4 clients,
 each multiplexing its share, as gRPC clients do). The same h2load measures our REST API (``--h1``,
 one request per connection in flight) on the same server process, so the two APIs are compared with
-one tool. The floor is ``bench/grpc_canned.py``: the same grpcio server answering a fixed
-PredictResponse. KServe's gRPC endpoint (open inference protocol v2 ``ModelInfer``, its ModelServer
-on the same model; ``bench/kserve_grpc.py``) is measured the same way. h2load counts HTTP statuses
+one tool. That server runs with TF Serving's default flags (batching off); a second one started with
+``--enable_batching`` (TF Serving's BatchingParameters defaults) is measured over gRPC too, each on
+its own row, so the section compares with runs from when batching was this server's default. The
+floor is ``bench/grpc_canned.py``: the same grpcio server answering a fixed PredictResponse.
+KServe's gRPC endpoint (open inference protocol v2 ``ModelInfer``, its ModelServer on the same
+model; ``bench/kserve_grpc.py``) is measured the same way. h2load counts HTTP statuses
 only (a gRPC error is HTTP 200 too), so answers are checked separately: 64 concurrent calls through
 grpcio must each answer 3.0, and our server's (KServe's) Prometheus count of Predicts answered OK
 (predict calls) must have grown by at least h2load's successes.
@@ -156,7 +159,8 @@ def _measure_kserve(base_path: Path, work: Path, log_dir: Path, duration_s: floa
 
 def run(base_path: Path, work: Path, log_dir: Path, duration_s: float, warmup_s: float,
         say: Callable[[str], None], kserve_install_timeout_s: float = 900.0) -> str:
-    """Measure ours (gRPC and REST), KServe's gRPC and the canned floor; return the report section."""
+    """Measure ours (gRPC and REST; gRPC again with `--enable_batching`), KServe's gRPC and the canned
+    floor; return the report section."""
     if not h2load_available():
         return ("## 1-row Predict over gRPC\n\n"
                 "not measured: `h2load` is absent (apt-get install nghttp2-client)\n")
@@ -166,30 +170,9 @@ def run(base_path: Path, work: Path, log_dir: Path, duration_s: float, warmup_s:
     rest_body.write_bytes(cs.ONE_ROW)
     rows: dict[tuple[str, int], H2Result | str] = {}
     checks: list[str] = []
-    grpc_port = cs.free_port()
-    ours = cs.Contender("grpc-server", (
-        sys.executable, "-m", "pipeline.serving", "--rest_api_port={port}", f"--port={grpc_port}",
-        f"--model_name={cs.MODEL_NAME}", f"--model_base_path={base_path}", "--enable_prometheus"))
-    say("grpc: starting our server (REST + gRPC)")
-    running = cs.start(ours, log_dir)
-    try:
-        before = _ok_predicts(running.port)
-        succeeded = 0
-        for in_flight in IN_FLIGHT:
-            say(f"grpc: ours, {in_flight} in flight (gRPC, then REST)")
-            grpc_url = f"http://127.0.0.1:{grpc_port}{GRPC_PATH}"
-            for key, url, path, is_grpc in (("ours-grpc", grpc_url, body, True),
-                                            ("ours-rest", running.url, rest_body, False)):
-                result = h2load(url, path, in_flight, duration_s, warmup_s, is_grpc)
-                rows[(key, in_flight)] = result
-                succeeded += result.succeeded
-        counted = _ok_predicts(running.port) - before
-        wrong = check_answers(f"127.0.0.1:{grpc_port}")
-        verdict = "ok" if counted >= succeeded else "MISMATCH: some HTTP 200s were gRPC errors"
-        checks.append(f"ours: {wrong} wrong of 64 checked answers; the server counted {counted:.0f} predicts "
-                      f"answered OK for h2load's {succeeded} successes, warm-ups excluded ({verdict})")
-    finally:
-        running.stop()
+    for batching in (False, True):
+        checks.append(_measure_ours(base_path, log_dir, body, rest_body, duration_s, warmup_s, say, rows,
+                                    batching))
     kserve = _measure_kserve(base_path, work, log_dir, duration_s, warmup_s, say, kserve_install_timeout_s)
     rows.update({("kserve-grpc", level): result for level, result in kserve.rows.items()})
     checks += kserve.checks
@@ -209,6 +192,41 @@ def run(base_path: Path, work: Path, log_dir: Path, duration_s: float, warmup_s:
     return render(rows, checks, duration_s, warmup_s,
                   kserve_note=kserve.unavailable and f"not measured: {kserve.unavailable}",
                   kserve_version=kserve.version)
+
+
+def _measure_ours(base_path: Path, log_dir: Path, body: Path, rest_body: Path, duration_s: float,
+                  warmup_s: float, say: Callable[[str], None], rows: dict[tuple[str, int], H2Result | str],
+                  batching: bool) -> str:
+    """Our server at every level, into `rows`: with default flags (batching off) gRPC then REST as
+    ``ours-grpc``/``ours-rest``; with ``--enable_batching`` gRPC only, as ``ours-grpc-batching``.
+    Returns the answers check line."""
+    grpc_port = cs.free_port()
+    flags = ("--enable_batching=true",) if batching else ()
+    name = "ours with --enable_batching" if batching else "ours"
+    ours = cs.Contender("grpc-server-batching" if batching else "grpc-server", (
+        sys.executable, "-m", "pipeline.serving", "--rest_api_port={port}", f"--port={grpc_port}",
+        f"--model_name={cs.MODEL_NAME}", f"--model_base_path={base_path}", "--enable_prometheus", *flags))
+    say(f"grpc: starting our server (REST + gRPC{', --enable_batching' if batching else ''})")
+    running = cs.start(ours, log_dir)
+    try:
+        before = _ok_predicts(running.port)
+        succeeded = 0
+        grpc_url = f"http://127.0.0.1:{grpc_port}{GRPC_PATH}"
+        targets = ((("ours-grpc-batching", grpc_url, body, True),) if batching else
+                   (("ours-grpc", grpc_url, body, True), ("ours-rest", running.url, rest_body, False)))
+        for in_flight in IN_FLIGHT:
+            say(f"grpc: {name}, {in_flight} in flight ({', '.join(key for key, *_ in targets)})")
+            for key, url, path, is_grpc in targets:
+                result = h2load(url, path, in_flight, duration_s, warmup_s, is_grpc)
+                rows[(key, in_flight)] = result
+                succeeded += result.succeeded
+        counted = _ok_predicts(running.port) - before
+        wrong = check_answers(f"127.0.0.1:{grpc_port}")
+        verdict = "ok" if counted >= succeeded else "MISMATCH: some HTTP 200s were gRPC errors"
+        return (f"{name}: {wrong} wrong of 64 checked answers; the server counted {counted:.0f} predicts "
+                f"answered OK for h2load's {succeeded} successes, warm-ups excluded ({verdict})")
+    finally:
+        running.stop()
 
 
 def _ratio(numerator: H2Result | str | None, denominator: H2Result | str | None) -> str:
@@ -232,7 +250,9 @@ def render(rows: dict[tuple[str, int], H2Result | str], checks: list[str], durat
     """The section's markdown: one row per contender and in-flight level, ratios on our gRPC row.
 
     ``kserve_note`` says why KServe's gRPC has no rows (empty when it was measured)."""
-    names = {"ours-grpc": "this server, gRPC", "ours-rest": "this server, REST (h2load --h1)",
+    names = {"ours-grpc": "this server, gRPC (default flags: batching off)",
+             "ours-grpc-batching": "this server, gRPC, `--enable_batching` (TF Serving's defaults)",
+             "ours-rest": "this server, REST (h2load --h1, default flags)",
              "kserve-grpc": "KServe ModelServer, gRPC (v2 `ModelInfer`)",
              "canned": "canned-reply grpcio floor"}
     kserve = (f"KServe's gRPC endpoint: {kserve_note}." if kserve_note else
@@ -245,13 +265,14 @@ def render(rows: dict[tuple[str, int], H2Result | str], checks: list[str], durat
              "| ours gRPC ÷ KServe gRPC |",
              "|---|---|---|---|---|---|---|"]
     for in_flight in IN_FLIGHT:
-        for key in ("ours-grpc", "ours-rest", "kserve-grpc", "canned"):
+        for key in ("ours-grpc", "ours-grpc-batching", "ours-rest", "kserve-grpc", "canned"):
             result = rows.get((key, in_flight))
             if not isinstance(result, H2Result):
                 continue
             floor = _ratio(result, rows.get(("canned", in_flight)))
-            versus_rest = _ratio(result, rows.get(("ours-rest", in_flight))) if key == "ours-grpc" else ""
-            versus_kserve = _ratio(result, rows.get(("kserve-grpc", in_flight))) if key == "ours-grpc" else ""
+            ours = key.startswith("ours-grpc")
+            versus_rest = _ratio(result, rows.get(("ours-rest", in_flight))) if ours else ""
+            versus_kserve = _ratio(result, rows.get(("kserve-grpc", in_flight))) if ours else ""
             lost = result.requests - result.succeeded
             failed = f" ({lost} failed)" if lost else ""
             lines.append(f"| {in_flight} | {names[key]} | {result.rps:,.0f}{failed} | "

@@ -8,12 +8,14 @@ between is here, once:
   counted as dropped `overloaded`);
 - the request's `Deadline` (from `--rest_api_timeout_in_ms` or the gRPC client's deadline): it
   travels into the worker and the batch queue; work whose deadline passed before it started is
-  dropped unrun (counted `deadline_exceeded`); the awaiting caller gets DEADLINE_EXCEEDED from a
-  loop timer `backstop` seconds after the deadline if nothing answered before;
+  dropped unrun (counted `deadline_exceeded`); the awaiting caller gets DEADLINE_EXCEEDED on the
+  loop `backstop` seconds after the deadline if nothing answered before (`workers.Expiry`: one
+  loop timer for all the loop's requests, not one per request);
 - cancellation: a client that goes away (`Ticket.cancel`, or the awaiting task cancelled) frees its
   admission slot at once and abandons its work (never started, or its answer discarded);
-- the hand-off to a worker thread of the front end's `Lane` and back to its event loop (one
-  `call_soon_threadsafe` per request; a batch may answer from the worker that ran it);
+- the hand-off to a worker thread of the front end's `Lane` (`workers.WorkerPool`: one queue put
+  per request) and back to its event loop (`workers.Mailbox`: answers given while the loop is busy,
+  e.g. a batch's, reach it in one wake-up; a batch may answer from the worker that ran it);
 - the servable lease (a version unloaded meanwhile is closed only after the request let go);
 - batching (`Servable.run_async` joins the signature's batch queue);
 - the per-request metrics (`Lane.record`, runtime and example counts) and where an OK request's
@@ -37,8 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -51,6 +52,7 @@ from pipeline.serving.manager import ServableManager
 from pipeline.serving.metrics import ServerMetrics
 from pipeline.serving.overload import Admission, Deadline
 from pipeline.serving.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable, Signature
+from pipeline.serving.workers import Expiry, Mailbox, WorkerPool
 
 __all__ = ["CLASSIFY_METHOD", "REGRESS_METHOD", "Code", "DataPlane", "Deadline", "ExamplesCall", "Lane",
            "PredictCall", "RequestTrace", "Servable", "Signature", "Target", "Ticket"]
@@ -149,13 +151,12 @@ class DataPlane:
 class Ticket:
     """One admitted request between the loop and a worker; settled once, on the loop."""
 
-    __slots__ = ("_loop", "_waiter", "_admission", "deadline", "_settled", "trace", "submitted", "queued",
+    __slots__ = ("_mailbox", "_waiter", "_admission", "deadline", "_settled", "trace", "submitted", "queued",
                  "parse", "write")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, admission: Admission | None,
-                 deadline: Deadline) -> None:
-        self._loop = loop
-        self._waiter = loop.create_future()
+    def __init__(self, mailbox: Mailbox, admission: Admission | None, deadline: Deadline) -> None:
+        self._mailbox = mailbox
+        self._waiter = mailbox.loop.create_future()
         self._admission = admission
         self.deadline = deadline
         self._settled = False
@@ -167,11 +168,9 @@ class Ticket:
         self.queued = self.parse = self.write = 0.0
 
     def answer(self, result: Any, error: BaseException | None) -> None:
-        """The worker's answer (from any thread; the first answer counts)."""
-        try:  # noqa: SIM105 - hot path: no context manager
-            self._loop.call_soon_threadsafe(self._settle, result, error)
-        except RuntimeError:  # the loop closed: the server is shutting down
-            pass
+        """The worker's answer (from any thread; the first answer counts). Answers reach the loop
+        through its mailbox: those given while the loop is busy are settled in one loop callback."""
+        self._mailbox.post(self._settle, result, error)
 
     def cancel(self, error: ServingError | None = None) -> None:
         """On the loop: the client went away (or its time is up): the admission slot is free now,
@@ -205,9 +204,10 @@ class Lane:
         self.plane = plane
         self.entrypoint = entrypoint
         self.backstop_seconds = backstop_seconds
-        self.executor = ThreadPoolExecutor(max_workers=max(1, num_threads),
-                                           thread_name_prefix=f"{entrypoint.lower()}-worker")
+        self.executor = WorkerPool(num_threads, f"{entrypoint.lower()}-worker")
         self.transport = Transport.REST if entrypoint == "REST" else Transport.GRPC
+        self._mailbox: Mailbox | None = None  # the answers' way back to the loop of the last request
+        self._expiry: Expiry | None = None    # the backstops of that loop's requests
 
     def close(self) -> None:
         """Stop the worker threads once running requests end."""
@@ -215,40 +215,45 @@ class Lane:
 
     # -- the request path -------------------------------------------------------------------------
 
-    async def predict(self, model_name: str, parse: Parse,
-                      timeout: float | None, timeout_message: str, watch: Watch | None = None,
-                      trace_for: Callable[[], RequestTrace] | None = None, api: str | None = None) -> Any:
+    def predict(self, model_name: str, parse: Parse,
+                timeout: float | None, timeout_message: str, watch: Watch | None = None,
+                trace_for: Callable[[], RequestTrace] | None = None,
+                api: str | None = None) -> Awaitable[Any]:
         """The answer of a predict `parse(trace)` describes (see `submit` for the rest)."""
-        return await self.submit(model_name, self._predict, parse, timeout, timeout_message, watch, trace_for,
-                                 api)
+        return self.submit(model_name, self._predict, parse, timeout, timeout_message, watch, trace_for, api)
 
-    async def examples(self, model_name: str, parse: Parse,
-                       timeout: float | None, timeout_message: str, watch: Watch | None = None,
-                       trace_for: Callable[[], RequestTrace] | None = None, api: str | None = None) -> Any:
+    def examples(self, model_name: str, parse: Parse,
+                 timeout: float | None, timeout_message: str, watch: Watch | None = None,
+                 trace_for: Callable[[], RequestTrace] | None = None,
+                 api: str | None = None) -> Awaitable[Any]:
         """The answer of a classify, regress or multi-inference `parse(trace)` describes."""
-        return await self.submit(model_name, self._examples, parse, timeout, timeout_message, watch,
-                                 trace_for, api)
+        return self.submit(model_name, self._examples, parse, timeout, timeout_message, watch, trace_for, api)
 
-    async def submit(self, model_name: str, work: Callable[[Ticket, Any], None], arg: Any,
-                     timeout: float | None, timeout_message: str,
-                     watch: Callable[[Ticket], None] | None = None,
-                     trace_for: Callable[[], RequestTrace] | None = None, api: str | None = None) -> Any:
+    def submit(self, model_name: str, work: Callable[[Ticket, Any], None], arg: Any,
+               timeout: float | None, timeout_message: str,
+               watch: Callable[[Ticket], None] | None = None,
+               trace_for: Callable[[], RequestTrace] | None = None, api: str | None = None) -> Awaitable[Any]:
         """Admit one request, run `work(ticket, arg)` in a worker (it answers once through
-        `ticket.answer`, from any thread, or raises), and return its answer, or raise its
-        ServingError. `timeout` (None: none) is the request's deadline; `timeout_message` the
-        DEADLINE_EXCEEDED text the caller gets when the backstop fires. `watch(ticket)` lets the
+        `ticket.answer`, from any thread, or raises), and return (an awaitable of) its answer, or
+        raise its ServingError. `timeout` (None: none) is the request's deadline; `timeout_message`
+        the DEADLINE_EXCEEDED text the caller gets when the backstop fires. `watch(ticket)` lets the
         codec cancel the request when its client goes away; the awaiting task being cancelled does
         the same. With `trace_for`, a request its model's request log samples gets a trace (handed
         to `parse`) and is logged with its outcome once answered. With `api` (the `API` label the
         codec's `request_latency` uses), an OK answer records where its time went (the ticket's
-        stage times, `ServerMetrics.record_stages`)."""
-        logger = trace = None
+        stage times, `ServerMetrics.record_stages`). Nothing happens until it is awaited; an
+        unsampled request is one coroutine (this is on every request's path)."""
         if trace_for is not None and (logs := self.plane.request_logs) is not None:
             logger = logs.sampled_logger(model_name)
             if logger is not None:
-                trace = trace_for()
-        if logger is None:
-            return await self._submit(model_name, work, arg, timeout, timeout_message, watch, None, api)
+                return self._logged(logger, trace_for(), model_name, work, arg, timeout, timeout_message,
+                                    watch, api)
+        return self._submit(model_name, work, arg, timeout, timeout_message, watch, None, api)
+
+    async def _logged(self, logger: Any, trace: RequestTrace, model_name: str, work: Callable[..., None],
+                      arg: Any, timeout: float | None, timeout_message: str,
+                      watch: Callable[[Ticket], None] | None, api: str | None) -> Any:
+        """`_submit` for a sampled request, logged with its outcome once answered."""
         started = time.perf_counter()
         code, message = Code.OK, ""
         try:
@@ -279,25 +284,31 @@ class Lane:
                 self.count_drop(model_name, "overloaded")
                 raise
         loop = asyncio.get_running_loop()
-        ticket = Ticket(loop, admission, Deadline(timeout))
+        mailbox = self._mailbox
+        if mailbox is None or mailbox.loop is not loop:
+            mailbox = self._mailbox = Mailbox(loop)
+            self._expiry = Expiry(loop)
+        expiry = self._expiry
+        assert expiry is not None
+        ticket = Ticket(mailbox, admission, Deadline(timeout))
         ticket.trace = trace
         try:
-            self.executor.submit(self._start, work, ticket, model_name, arg)
+            self.executor.post(self._start, work, ticket, model_name, arg)
         except RuntimeError:  # the pool is shut down: the server is stopping
             ticket.cancel()
             raise Unavailable("Server is shutting down") from None
         if watch is not None:
             watch(ticket)
-        timer = (loop.call_later(timeout + self.backstop_seconds, ticket.expire, timeout_message)
-                 if timeout is not None else None)
+        if timeout is not None:
+            expiry.watch(ticket, timeout + self.backstop_seconds, ticket.expire, timeout_message)
         try:
             result = await ticket._waiter
         except asyncio.CancelledError:  # the client cancelled or went away
             ticket.cancel()
             raise
         finally:
-            if timer is not None:
-                timer.cancel()
+            if timeout is not None:
+                expiry.unwatch(ticket)
         if api is not None and (metrics := plane.metrics) is not None:
             metrics.record_stages(model_name, api, self.entrypoint, ticket.queued, ticket.parse, ticket.write)
         return result

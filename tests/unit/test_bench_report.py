@@ -259,6 +259,7 @@ def grpc_rows(kserve: bool) -> dict:
     rows = {}
     for level in (1, 8, 32, 128):
         rows[("ours-grpc", level)] = h2(1200.0)
+        rows[("ours-grpc-batching", level)] = h2(600.0)
         rows[("ours-rest", level)] = h2(2400.0)
         rows[("canned", level)] = h2(1500.0)
         if kserve:
@@ -271,8 +272,12 @@ def test_grpc_section_puts_kserve_grpc_beside_ours_with_the_ratio_on_our_row():
     text = render_grpc(grpc_rows(kserve=True), checks, 2.0, 1.0, kserve_version="kserve 0.21.0")
     lines = text.splitlines()
     assert any(line.endswith("| ours gRPC ÷ KServe gRPC |") for line in lines)
-    ours = next(line for line in lines if line.startswith("| 32 | this server, gRPC |"))
+    ours = next(line for line in lines
+                if line.startswith("| 32 | this server, gRPC (default flags: batching off) |"))
     assert [c.strip() for c in ours.strip("|").split("|")][4:] == ["0.80", "0.50", "1.50"]
+    batching = next(line for line in lines
+                    if line.startswith("| 32 | this server, gRPC, `--enable_batching`"))
+    assert [c.strip() for c in batching.strip("|").split("|")][4:] == ["0.40", "0.25", "0.75"]
     kserve = next(line for line in lines if line.startswith("| 32 | KServe ModelServer, gRPC"))
     assert "| 800 (10 failed) |" in kserve and "| 0.53 |" in kserve
     assert "kserve 0.21.0 `ModelServer`" in text and "- KServe gRPC: 0 wrong of 64" in text
