@@ -129,6 +129,7 @@ H2C_REQUESTS = [
     b"POST /v1/models/m:predict HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
     b"HTTP2-Settings: AAEAAEAAAAIAAAAB\r\nContent-Length: 2\r\n\r\n{}",
     b"GET /v1/models/m HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nupgrade:H2C \r\n\r\n",
+    b"GET /v1/models/m HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: H2c\r\n\r\n",
     b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",  # left alone
 ]
 

@@ -57,7 +57,7 @@ def without_h2c_upgrade(data: bytes, held: bytes, in_head: bool, before: bytes =
     JSON bodies cannot hold a raw CR LF, so a body never matches."""
     if held:
         data = held + data
-    if b"h2c" in data or b"H2C" in data:
+    if b"2c" in data or b"2C" in data:  # any spelling of h2c (the line's match ignores case)
         data = _H2C_HEADER.sub(b"", data)
     if in_head and b"\r\n\r\n" not in before[-3:] + data:
         tail = data.find(b"\r", max(0, len(data) - _H2C_TAIL_MAX))
