@@ -17,8 +17,8 @@ light or dark colours).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,9 +155,9 @@ def plotly_url() -> str:
 def figure_json(fig: go.Figure, theme: ChartTheme) -> str:
     """The figure, themed, with Streamlit's chart options (no Plotly logo, no selection tools), as
     Plotly JSON."""
-    body: dict[str, Any] = json.loads(pio.to_json(themed(fig, theme), validate=False))
+    body: dict[str, Any] = themed(fig, theme).to_plotly_json()
     body["config"] = CONFIG
-    return json.dumps(body, separators=(",", ":"))
+    return pio.to_json(body, validate=False)
 
 
 def kept_plotly_chart(fig: go.Figure, key: str, where: Any = None) -> None:
@@ -166,8 +166,5 @@ def kept_plotly_chart(fig: go.Figure, key: str, where: Any = None) -> None:
     figure = figure_json(fig, page_theme())
     revision = hashlib.blake2b(figure.encode(), digest_size=8).hexdigest()
     data = {"key": key, "figure": figure, "plotly": plotly_url(), "revision": revision}
-    if where is None:
-        _COMPONENT(data=data, key=key)
-        return
-    with where:
+    with where if where is not None else contextlib.nullcontext():
         _COMPONENT(data=data, key=key)
