@@ -172,10 +172,11 @@ class Expiry:
         """Expire what is due; re-arm for the earliest time still watched."""
         self._timer = None
         now = self.loop.time()
-        due = [(key, expire, arg) for key, (at, expire, arg) in self._due.items() if at <= now]
-        for key, _, _ in due:
+        due = sorted(((at, key, expire, arg) for key, (at, expire, arg) in self._due.items() if at <= now),
+                     key=lambda item: item[0])  # keys (tickets) need not be orderable
+        for _, key, _, _ in due:
             del self._due[key]
-        for _, expire, arg in due:
+        for _, _, expire, arg in due:  # earliest first, also when a late turn finds several due
             try:
                 expire(arg)
             except Exception:  # one bad callback must not keep the others from expiring
