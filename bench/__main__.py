@@ -14,7 +14,10 @@ and 1.0, ``bench/logging_bench.py``) and ``swaps`` (the server's RSS over 200 ve
 a settled page, against issue 20's 2 s, ``bench/predict10k.py``). The first-paint row is also set
 against the first-paint ratio of the checked-in ``bench/results.md`` (read before the run, whatever
 ``--out``; issue 20: within 10%).
-Contenders run one at a time on loopback; the report goes to ``bench/results.md`` and stdout,
+The 1-row ``:predict`` contenders run side by side and each point is measured in interleaved rounds
+(``--rounds``, default 3: every contender in turn, forwards then backwards; the median round is
+reported and a ratio is the median of the rounds' ratios). Other sections start their contenders one
+at a time. All of it on loopback; the report goes to ``bench/results.md`` and stdout,
 progress to stderr. A section that cannot run (no ``--enable_batching``, KServe install failed, ...)
 says so in the report instead of failing.
 """
@@ -71,6 +74,8 @@ class Settings:
     out: Path
     kserve_timeout_s: float
     quick: bool = False
+    rounds: int = 3
+    """Interleaved rounds per 1-row ``:predict`` point (the median round is reported)."""
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -83,6 +88,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
                         help="use the asyncio load generator even if wrk exists")
     parser.add_argument("--out", type=Path, default=cs.REPO / "bench" / "results.md")
     parser.add_argument("--kserve-install-timeout", type=float, default=900.0)
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per 1-row :predict point "
+                                                   "(default 3; quick 1)")
     args = parser.parse_args(argv)
     only = tuple(s.strip() for s in args.only.split(",") if s.strip()) or SECTIONS
     unknown = sorted(set(only) - set(SECTIONS))
@@ -93,7 +100,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         duration_s=duration, warmup_s=1.0 if args.quick else 3.0, connections=CONNECTIONS,
         train_epochs=2 if args.quick else 5, paint_repeats=1 if args.quick else 3, only=only,
         use_wrk=not args.no_wrk, out=args.out, kserve_timeout_s=args.kserve_install_timeout,
-        quick=args.quick,
+        quick=args.quick, rounds=max(1, args.rounds or (1 if args.quick else 3)),
     )
 
 
@@ -135,6 +142,7 @@ def machine_facts(settings: Settings) -> dict[str, str]:
         "load generator": tool,
         "Chromium": _command_line(["/usr/bin/chromium", "--version"]),
         "settings": f"{settings.duration_s:g} s per point after {settings.warmup_s:g} s warm-up; "
+                    f"1-row points: median of {settings.rounds} interleaved round(s); "
                     f"training {settings.train_epochs} epochs; "
                     f"first paint median of {settings.paint_repeats}",
     }
@@ -161,56 +169,71 @@ def write_bodies(work: Path) -> tuple[Path, Path]:
     return one, big
 
 
-def measure_contender(contender: cs.Contender, body: Path, settings: Settings, results: BenchResults) -> None:
-    """Start one contender, measure it at every connection count, stop it."""
-    say(f"starting {contender.key}")
-    try:
-        running = cs.start(contender, LOG_DIR)
-    except cs.ContenderError as error:
-        say(f"{contender.key} failed to start: {error}")
-        results.unavailable[contender.key] = f"failed to start: {str(error).splitlines()[0]}"
-        return
-    try:
-        for conns in settings.connections:
-            say(f"{contender.key}: {conns} connections")
-            try:
-                run_load(running.url, body, conns, settings.warmup_s, cs.WORK, settings.use_wrk)
-                results.predict[(contender.key, conns)] = run_load(
-                    running.url, body, conns, settings.duration_s, cs.WORK, settings.use_wrk)
-            except LoadError as error:
-                results.predict[(contender.key, conns)] = f"load failed: {str(error).splitlines()[0]}"
-    finally:
-        running.stop()
+def _predict_contender(key: str, settings: Settings, base_path: Path, version_dir: Path,
+                       results: BenchResults) -> cs.Contender | None:
+    """The contender for a 1-row ``:predict`` key, or None (the reason noted in ``results``)."""
+    if key in ("server", "batching"):
+        batching = key == "batching"
+        available = cs.batching_available()
+        if batching and not available:
+            results.unavailable[key] = "batching: not available (no --enable_batching in --help)"
+            return None
+        # The server's own default may be either; always say which one is measured.
+        return cs.server(base_path, batching, explicit=available)
+    if key == "starlette":
+        return cs.plain_starlette(version_dir)
+    if key == "raw":
+        return cs.raw_asgi()
+    say("installing KServe into bench/.work/kserve-venv (first run only)")
+    python, note = cs.ensure_kserve_venv(cs.WORK / "kserve-venv", settings.kserve_timeout_s,
+                                         LOG_DIR / "kserve-install.log")
+    if python is None:
+        results.unavailable[key] = f"KServe {note}"
+        return None
+    results.facts["KServe"] = note
+    return cs.kserve(version_dir, python)
 
 
 def run_predict(settings: Settings, base_path: Path, version_dir: Path, body: Path,
                 results: BenchResults) -> None:
-    """Every selected 1-row ``:predict`` contender, one after the other."""
-    for key in CONTENDERS:
-        if key not in settings.only:
-            continue
-        if key in ("server", "batching"):
-            batching = key == "batching"
-            available = cs.batching_available()
-            if batching and not available:
-                results.unavailable[key] = "batching: not available (no --enable_batching in --help)"
+    """Every selected 1-row ``:predict`` contender, running side by side, measured in interleaved
+    rounds: at each connection count, ``settings.rounds`` rounds in which every contender gets one
+    point in turn (forwards, then backwards), so a ratio pairs points measured moments apart and a
+    machine that slows down or speeds up during the run moves both sides of it."""
+    running: dict[str, cs.Running] = {}
+    try:
+        for key in CONTENDERS:
+            if key not in settings.only:
                 continue
-            # The server's own default may be either; always say which one is measured.
-            contender = cs.server(base_path, batching, explicit=available)
-        elif key == "starlette":
-            contender = cs.plain_starlette(version_dir)
-        elif key == "raw":
-            contender = cs.raw_asgi()
-        else:
-            say("installing KServe into bench/.work/kserve-venv (first run only)")
-            python, note = cs.ensure_kserve_venv(cs.WORK / "kserve-venv", settings.kserve_timeout_s,
-                                                 LOG_DIR / "kserve-install.log")
-            if python is None:
-                results.unavailable[key] = f"KServe {note}"
+            contender = _predict_contender(key, settings, base_path, version_dir, results)
+            if contender is None:
                 continue
-            results.facts["KServe"] = note
-            contender = cs.kserve(version_dir, python)
-        measure_contender(contender, body, settings, results)
+            say(f"starting {key}")
+            try:
+                running[key] = cs.start(contender, LOG_DIR)
+            except cs.ContenderError as error:
+                say(f"{key} failed to start: {error}")
+                results.unavailable[key] = f"failed to start: {str(error).splitlines()[0]}"
+        for conns in settings.connections:
+            failed: dict[str, str] = {}
+            for round_index in range(settings.rounds):
+                order = list(running) if round_index % 2 == 0 else list(reversed(running))
+                for key in order:
+                    if key in failed:
+                        continue
+                    say(f"{key}: {conns} connections, round {round_index + 1} of {settings.rounds}")
+                    try:
+                        url = running[key].url
+                        run_load(url, body, conns, settings.warmup_s, cs.WORK, settings.use_wrk)
+                        results.add_round(key, conns, run_load(url, body, conns, settings.duration_s, cs.WORK,
+                                                               settings.use_wrk))
+                    except LoadError as error:
+                        failed[key] = f"load failed: {str(error).splitlines()[0]}"
+            for key, reason in failed.items():
+                results.drop_point(key, conns, reason)
+    finally:
+        for contender in running.values():
+            contender.stop()
 
 
 def run_rows10k(settings: Settings, base_path: Path, version_dir: Path, big: Path) -> Comparison:

@@ -153,6 +153,50 @@ def test_targets_are_judged_on_ratios_measured_in_the_same_run():
     assert verdicts["dashboard first paint ≤ 1.5× one-line app"] == "Pass"  # lower is better: 1.2
 
 
+def rounds_results(ours: list[float], kserve: list[float]) -> BenchResults:
+    results = full_results()
+    del results.unavailable["batching"]
+    for conns in CONNECTIONS:
+        for key, rates in (("batching", ours), ("kserve", kserve)):
+            results.rounds.pop((key, conns), None)
+            for rps in rates:
+                results.add_round(key, conns, load(rps, p50=rps / 1000))
+    return results
+
+
+def test_interleaved_rounds_pair_each_round_with_its_neighbour_and_report_the_median_round():
+    # the machine slowed down in round 2 and sped up in round 3: each round's ratio is 8×, while
+    # the medians of each side alone (8,000 ÷ 1,200) would say 6.7×
+    results = rounds_results([8000.0, 4000.0, 12000.0], [1000.0, 500.0, 1500.0])
+    assert results.rps_ratio("batching", "kserve", 32) == pytest.approx(8.0)
+    median = results.load("batching", 32)
+    assert (median.rps, median.p50_ms) == (8000.0, 8.0)  # the median round's own latencies
+    row = next(line for line in predict_table(results)
+               if line.startswith("| 32 | this server, batching on (--enable_batching) |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:4] == ["8,000", "4,000–12,000"]
+    assert "8.00×" in cells  # ÷ KServe ModelServer
+    verdicts = {c.target: c for c in evaluate_targets(results)}
+    eight = verdicts["this server, batching on (--enable_batching): 1-row req/s at 32 conns ≥ 8× KServe"]
+    assert (eight.measured, eight.verdict) == ("req/s ratio: 8.00×", "Pass")
+
+
+def test_rounds_of_unequal_count_fall_back_to_the_ratio_of_the_reported_results():
+    results = rounds_results([8000.0, 4000.0, 12000.0], [1000.0, 1500.0])
+    assert results.rps_ratio("batching", "kserve", 32) == pytest.approx(8000.0 / 1000.0)  # lower middle
+
+
+def test_a_point_that_failed_in_one_round_is_reported_as_failed_and_in_no_ratio():
+    results = rounds_results([8000.0, 9000.0], [1000.0, 1100.0])
+    results.drop_point("kserve", 32, "load failed: wrk exited 1")
+    assert results.rps_ratio("batching", "kserve", 32) is None
+    failed = "| 32 | KServe ModelServer | load failed: wrk exited 1 |"
+    assert any(failed in line for line in predict_table(results))
+    verdicts = {c.target: c.verdict for c in evaluate_targets(results)}
+    eight = "this server, batching on (--enable_batching): 1-row req/s at 32 conns ≥ 8× KServe"
+    assert verdicts[eight] == "n/a"
+
+
 def test_batching_on_is_held_to_six_times_kserve_at_32_connections():
     results = full_results()
     del results.unavailable["batching"]
@@ -178,12 +222,12 @@ def test_table_has_a_row_per_point_with_ratios_to_each_other_contender():
     results = full_results()
     results.predict[("kserve", 128)] = "load failed: wrk exited 1"
     lines = predict_table(results)
-    header = "| conns | contender | req/s | p50 ms | p99 ms | ÷ this server, batching off |"
+    header = "| conns | contender | req/s | rounds' req/s | p50 ms | p99 ms | ÷ this server, batching off |"
     assert lines[0].startswith(header)
     row = next(line for line in lines if line.startswith("| 32 | this server, batching off |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    # columns: ÷ server, ÷ starlette, ÷ kserve, ÷ raw
-    assert cells[2:] == ["3,000", "1.00", "12.00", "—", "1.50×", "3.33×", "0.15×"]
+    # columns: ÷ server, ÷ starlette, ÷ kserve, ÷ raw; one round each: no spread
+    assert cells[2:] == ["3,000", "", "1.00", "12.00", "—", "1.50×", "3.33×", "0.15×"]
     assert any("| 128 | KServe ModelServer | load failed: wrk exited 1 |" in line for line in lines)
     batching = "| all | this server, batching on (--enable_batching) | batching: not available"
     assert any(line.startswith(batching) for line in lines)
@@ -193,7 +237,7 @@ def test_report_has_facts_tables_and_marks_misses():
     text = render(full_results())
     assert "- date: 2026-01-01" in text
     assert "## 1-row `:predict`" in text and "## Against floors" in text
-    assert "## Targets (issues 5, 10 and 20)" in text
+    assert "## Targets (issues 5, 10, 19 and 20)" in text
     assert "| **Miss** |" in text
     assert "600 rows/s (server)" in text and "0.60×" in text
     assert "3.00 s (dashboard)" in text
