@@ -81,13 +81,15 @@ function layoutOf(box) {
   return isFull(box) ? Object.assign({}, layout, { height: box.plot.clientHeight }) : layout;
 }
 function fit(box) {
+  // entering or leaving fullscreen: the figure's own height, or the screen's, then Plotly's width
+  // (and height) measured again from the element (a relayout of the height alone would pin the width)
   label(box);
-  if (!box.figure || !window.Plotly) return;
-  const height = isFull(box) ? box.plot.clientHeight : (box.figure.layout || {}).height;
-  window.Plotly.relayout(box.plot, { height: height === undefined ? null : height })
-    .then(() => window.Plotly.Plots.resize(box.plot))
-    .then(() => { box.dataset.fullscreen = isFull(box) ? 'true' : 'false'; })
-    .catch(() => {});
+  const Plotly = window.Plotly;
+  if (!box.figure || !Plotly || !box.plot.dataset.revision) return;
+  const { data, config } = box.figure;
+  Plotly.react(box.plot, data, layoutOf(box), config)
+    .then(() => Plotly.Plots.resize(box.plot))
+    .catch((error) => { box.plot.dataset.error = String(error); });
 }
 function makeBox() {
   const box = document.createElement('div');
@@ -134,6 +136,8 @@ export default function (component) {
 
 _CSS = """
 .kept-chart { position: relative; }
+/* in a horizontal container Streamlit's own charts are at least 14rem wide, so a row wraps */
+[data-testid="stHorizontalBlock"] > [data-testid="stElementContainer"] .kept-chart { min-width: 14rem; }
 .kept-chart-toolbar {
   position: absolute; top: -2.4rem; right: 0; z-index: 3; display: flex; opacity: 0;
   padding: 0.125rem; border-radius: var(--st-base-radius, 0.5rem);
