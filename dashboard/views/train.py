@@ -26,6 +26,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, messages, model_picker, server_state, session, train_form
+from dashboard.kept_chart import kept_plotly_chart
 from pipeline.client import local_server
 from pipeline.runs import lock
 from pipeline.runs.process import TrainingProcess, export_run_in_process
@@ -168,10 +169,11 @@ def live_progress(run_id: str) -> None:
                    "dashboard; it can only be cancelled where it runs.")
     history = record.history if record is not None else []
     if history and record.true is not None:
-        row = st.container(horizontal=True)
-        row.plotly_chart(charts.loss_curve_figure(history, record.config["noise"]), key="live_loss")
+        row = st.container(horizontal=True)  # kept charts: redrawn in place every 0.5 s, zoom kept
+        loss = charts.loss_curve_figure(history, record.config["noise"])
+        kept_plotly_chart(loss, key="live_loss", where=row)
         trajectory = charts.weights_trajectory_figure(history, list(record.true.w), record.true.b)
-        row.plotly_chart(trajectory, key="live_weights")
+        kept_plotly_chart(trajectory, key="live_weights", where=row)
 
 
 def _took(record: RunRecord) -> str:
@@ -248,8 +250,8 @@ def data_view(record: RunRecord) -> None:
         st.info(f"The 3-D view needs exactly 2 input features; this run has {len(true.w)}.")
         return
     x, y = data_sample(record, MAX_PLOT_POINTS)
-    st.plotly_chart(charts.data_planes_figure(x, y, list(true.w), true.b, list(learned.w), learned.b),
-                    key="result_planes")
+    kept_plotly_chart(charts.data_planes_figure(x, y, list(true.w), true.b, list(learned.w), learned.b),
+                      key="result_planes")
     if len(y) < record.config["samples"]:
         st.caption(f"Showing the first {len(y):,} of {record.config['samples']:,} training rows.")
 
@@ -289,11 +291,14 @@ def show_result(record: RunRecord) -> None:
                  column_config={c: st.column_config.NumberColumn(format=fmt) for c in table.columns})
     true = record.true
     row = st.container(horizontal=True)  # three abreast when wide, one under another when narrow
-    row.plotly_chart(charts.learned_vs_true_figure(record.learned, true, record.ols), key="result_bars")
+    # kept charts: another run opened redraws them in place (the 3-D view keeps its WebGL scene)
+    kept_plotly_chart(charts.learned_vs_true_figure(record.learned, true, record.ols), key="result_bars",
+                      where=row)
     if history:
-        row.plotly_chart(charts.loss_curve_figure(history, record.config["noise"]), key="result_loss")
-        row.plotly_chart(charts.weights_trajectory_figure(history, list(true.w), true.b),
-                         key="result_trajectory")
+        kept_plotly_chart(charts.loss_curve_figure(history, record.config["noise"]), key="result_loss",
+                          where=row)
+        kept_plotly_chart(charts.weights_trajectory_figure(history, list(true.w), true.b),
+                          key="result_trajectory", where=row)
     data_view(record)
 
 

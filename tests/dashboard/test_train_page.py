@@ -7,6 +7,7 @@ timer would.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from pipeline.store import records as runs
 from pipeline.store import versions as registry
 from pipeline.store.run_record import RunRecord, RunStatus
+from tests.support.kept_charts import kept_figures
 from tests.support.net import wait_for
 
 PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "train.py")
@@ -68,6 +70,16 @@ def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
 
 
+RESULT_CHARTS = {"result_bars", "result_loss", "result_trajectory", "result_planes"}
+"""A finished run's charts, kept mounted (``dashboard/kept_chart.py``): opening another run redraws
+them in place."""
+
+
+def trace(figure: dict, name: str) -> dict:
+    """The figure's trace called ``name`` (as its legend shows it)."""
+    return next(t for t in figure["data"] if t.get("name") == name)
+
+
 def test_a_run_trains_shows_learned_vs_true_vs_ols_and_exports_a_version(base):
     at = fill(open_page())
     at.button(key="train_submit").click().run()
@@ -83,7 +95,15 @@ def test_a_run_trains_shows_learned_vs_true_vs_ols_and_exports_a_version(base):
     assert list(table["true"]) == [2.0, -1.0, 3.0]
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["max |learned − OLS|"]) < 0.01 and metrics["Batch size"] == "8"
-    assert len(at.get("plotly_chart")) == 4  # bars, loss curve, weight trajectories, 3-D data view
+    # bars, loss curve, weight trajectories, 3-D data view: all kept charts, none rebuilt per figure
+    kept = kept_figures(at)
+    assert set(kept) == RESULT_CHARTS and not at.get("plotly_chart")
+    [record] = runs.list_runs(base)
+    losses = [h["loss"] for h in record.history]
+    assert len(losses) == 20 and trace(kept["result_loss"], "loss (MSE)")["y"] == pytest.approx(losses)
+    assert trace(kept["result_trajectory"], "w1")["y"] == pytest.approx([h["w"][0] for h in record.history])
+    assert trace(kept["result_bars"], "learned")["y"] == pytest.approx(list(table["learned"]))
+    assert kept["result_planes"]["layout"]["scene"]["xaxis"]["title"]["text"]
 
     versions = registry.list_versions(base)
     assert [v.version for v in versions] == [1] and (versions[0].path / "saved_model.pb").is_file()
@@ -139,8 +159,25 @@ def test_live_progress_and_cancel_stop_the_run_and_record_it(base):
     # long enough to cancel by hand (~1 min), short enough that a failed test leaves no long orphan
     at = fill(open_page(), samples=2_000, epochs=300, batch="8")
     at.button(key="train_submit").click().run()
-    run_until(at, lambda at: any(m.label == "w1" for m in at.metric) and at.get("plotly_chart")
+    run_until(at, lambda at: any(m.label == "w1" for m in at.metric) and len(kept_figures(at)) == 2
               and "left" in at.get("progress")[0].proto.text)
+    # the live charts are kept charts (redrawn in place at every update, not rebuilt), holding the
+    # epochs trained so far: the run's history up to now
+    live = kept_figures(at)
+    assert set(live) == {"live_loss", "live_weights"} and not at.get("plotly_chart")
+    shown = trace(live["live_loss"], "loss (MSE)")
+    history = runs.list_runs(base)[0].history  # read after the page: it may have grown since
+    assert shown["x"] == [h["epoch"] for h in history[:len(shown["x"])]]
+    assert shown["y"] == pytest.approx([h["loss"] for h in history[:len(shown["y"])]])
+    b_shown = trace(live["live_weights"], "b")["y"]
+    assert len(b_shown) == len(shown["y"])
+    assert b_shown == pytest.approx([h["b"] for h in history[:len(b_shown)]])
+
+    def grown(at: AppTest) -> bool:  # the next update redraws the same chart with more epochs
+        figure = kept_figures(at).get("live_loss")
+        return figure is not None and len(trace(figure, "loss (MSE)")["y"]) > len(shown["y"])
+
+    run_until(at, grown)
     progress_text = at.get("progress")[0].proto.text
     assert progress_text.startswith("Epoch ") and "/300 · loss" in progress_text
     assert "elapsed · about" in progress_text and progress_text.endswith(" left")  # an ETA
@@ -247,7 +284,7 @@ def test_a_diverged_run_is_a_red_failure_and_is_not_exported(base):
     assert metrics["Final loss (MSE)"] == "NaN" and "e" in metrics["max |learned − true|"]
     assert len(metrics["max |learned − true|"]) < 12  # 5.46e22, not -54559172937753790000000
     assert '"%.4g"' in next(df for df in at.dataframe if "learned" in df.value.columns).proto.columns
-    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    specs = [json.dumps(figure) for figure in kept_figures(at).values()]
     assert any("Learned vs true vs OLS" in spec and "learned off the scale" in spec for spec in specs)
     assert any("the learned plane is off the scale" in spec for spec in specs)
 

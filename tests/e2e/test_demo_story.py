@@ -100,8 +100,9 @@ def test_train_serve_predict_story(page, dashboard_url, model_server, models_dir
     page.locator(".st-key-train_submit button").click()
     page.get_by_text(re.compile(rf"Run .* trained .*version {first}\b")).wait_for(timeout=180_000)
     wait_idle(page)
-    page.locator(".st-key-result_planes .js-plotly-plot").wait_for()
-    page.locator(".st-key-result_bars .js-plotly-plot").wait_for()
+    # the result's charts are kept charts (dashboard/kept_chart.py): each says which figure it has drawn
+    for key in ("result_bars", "result_loss", "result_trajectory", "result_planes"):
+        page.locator(f".st-key-{key} .kept-plotly-chart.js-plotly-plot[data-revision]").wait_for()
     shoot(page, screenshots, "train", 2800)
 
     # The model server picks the new version up by itself (it polls the folder every second).

@@ -1,9 +1,12 @@
-"""The kept 3-D chart's pieces: Plotly's script from the pinned package, served on Streamlit's
-component route, and figures themed as Streamlit themes its own Plotly charts."""
+"""The kept charts' pieces: Plotly's script from the pinned package, served on Streamlit's component
+route, figures themed as Streamlit themes its own Plotly charts, and a component script that parses
+(its Fullscreen button is driven in Chromium by ``tests/e2e/test_train_charts_story.py``)."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import plotly
 import plotly.graph_objects as go
@@ -47,3 +50,15 @@ def test_theme_is_streamlits_under_the_figures_own_settings() -> None:
 
 def test_outside_a_page_the_theme_is_light() -> None:
     assert kept_chart.page_theme() is kept_chart.LIGHT
+
+
+def test_the_component_script_is_a_module_node_can_parse(tmp_path) -> None:
+    """A syntax error in the script would leave every kept chart (and its Fullscreen button) blank."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    script = tmp_path / "kept_chart.mjs"
+    script.write_text(kept_chart._JS)
+    checked = subprocess.run([node, "--check", str(script)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+
