@@ -22,6 +22,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, clients, messages, model_picker, server_log, server_state, session
+from dashboard.kept_chart import kept_plotly_chart
 from pipeline.client import local_server
 from pipeline.client.errors import ClientError
 from pipeline.client.rest import available_versions, served_version, signature_rows, state_words
@@ -204,13 +205,14 @@ def render_metrics(model: str) -> None:
     row.metric("Requests/s", f"{rows[-1]['requests/s']:,.1f}")
     left, right = st.columns(2)
     left.caption("Inference requests and errors per second")
-    left.plotly_chart(charts.traffic_figure(rows), key="serving_traffic_chart")
+    # kept charts: each poll redraws the same chart in place instead of rebuilding it
+    kept_plotly_chart(charts.traffic_figure(rows), "serving_traffic_chart", left)
     right.caption("Latency percentiles of the requests answered in each interval (ms)")
     if all(row.get(p) is None for row in rows for p in charts.LATENCY_COLORS):
         right.info("No inference request in this window yet: latency is charted once requests arrive "
                    "(send some from the Predict page).", icon=":material/query_stats:")
     else:
-        right.plotly_chart(charts.latency_figure(rows), key="serving_latency_chart")
+        kept_plotly_chart(charts.latency_figure(rows), "serving_latency_chart", right)
     st.caption(f"From the server's Prometheus metrics, the last {len(scrapes)} readings "
                f"(up to {WINDOW}, every {POLL_S:g} s).")
 

@@ -13,6 +13,7 @@ from pipeline.client import local_server as server_process
 from pipeline.client.errors import ClientError
 from pipeline.client.grpc import GrpcClient
 from pipeline.client.rest import ServingClient
+from tests.support.kept_charts import kept_figures
 
 PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "serving.py")
 OK = {"error_code": "OK", "error_message": ""}
@@ -259,9 +260,11 @@ def test_traffic_is_charted_from_prometheus_metrics(fake: FakeServer) -> None:
     assert [m.value for m in at.metric][:2] == ["10", "0"]
     at.run()  # the next poll adds a reading: rates and percentiles over the interval
     assert [m.value for m in at.metric][:2] == ["35", "5"]
-    charts = at.get("plotly_chart")
-    assert len(charts) == 2
-    assert '"errors' in charts[0].proto.spec and '"p99"' in charts[1].proto.spec
+    charts = kept_figures(at)  # redrawn in place at each poll
+    assert set(charts) == {"serving_traffic_chart", "serving_latency_chart"} and not at.get("plotly_chart")
+    traffic = {trace["name"]: trace["y"] for trace in charts["serving_traffic_chart"]["data"]}
+    assert traffic["errors/s"][-1] > 0 and traffic["requests/s"][-1] > 0
+    assert "p99" in {trace["name"] for trace in charts["serving_latency_chart"]["data"]}
     assert not any("# TYPE" in c for c in texts(at.code))  # no raw exposition text on the page
 
 
@@ -332,7 +335,7 @@ def test_a_quiet_window_says_so_instead_of_an_empty_latency_chart(fake: FakeServ
     at = run_page()
     at.run()
     assert any("No inference request in this window yet" in i for i in texts(at.info))
-    assert len(at.get("plotly_chart")) == 1  # the rate chart only
+    assert set(kept_figures(at)) == {"serving_traffic_chart"}  # the rate chart only
 
 
 def test_readings_across_a_gap_start_a_fresh_window(fake: FakeServer) -> None:
