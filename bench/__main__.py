@@ -321,10 +321,18 @@ def run_batch(settings: Settings, base_path: Path) -> str:
         # on TF Serving's default max_batch_size (1,000) refuses a 10,000-row request
         running = cs.start(cs.server(base_path, batching=False), LOG_DIR)
         try:
-            measured = batch_bench.measure(base_path, rows=rows, server_url=running.base_url,
-                                           model_name=cs.MODEL_NAME, repeats=1 if settings.quick else 3)
+            # in its own process: Spark's JVM lives until the Python process that started it exits,
+            # and must not keep using CPU while the sections after this one measure
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.batch_bench", f"--model-base-path={base_path}",
+                 f"--rows={rows}", f"--server-url={running.base_url}", f"--model-name={cs.MODEL_NAME}",
+                 f"--repeats={1 if settings.quick else 3}", "--json"],
+                cwd=cs.REPO, env=cs.subprocess_env(), capture_output=True, text=True, timeout=3600)
         finally:
             running.stop()
+        if out.returncode != 0:
+            raise RuntimeError(f"bench.batch_bench exited {out.returncode}: {out.stderr.strip()[-500:]}")
+        measured = batch_bench.BatchBench(**json.loads(out.stdout.strip().splitlines()[-1]))
         return title + measured.table() + "\n"
     except Exception as error:  # noqa: BLE001 (reported, the bench goes on)
         say(f"batch failed: {error}")

@@ -132,10 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server-url", default=None,
                    help="e.g. http://127.0.0.1:8501 (the REST row is skipped without it)")
     p.add_argument("--model-name", default="linear_model")
-    p.add_argument("--json", action="store_true", help="print the numbers as JSON too")
+    p.add_argument("--repeats", type=int, default=3, help="warm Spark jobs and REST passes (best is kept)")
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON too (last line)")
     args = p.parse_args(argv)
     result = measure(args.model_base_path, args.rows, args.version, args.server_url, args.model_name,
-                     args.master)
+                     args.master, repeats=args.repeats)
     print(result.table())
     if args.json:
         print(json.dumps(asdict(result)))
