@@ -103,13 +103,20 @@ class Sample:
 
 
 class StatusTimeline:
-    """Polls a model's status every `interval_s` in a side thread (bounded by `deadline_s`)."""
+    """Polls a model's status every `interval_s` in a side thread (bounded by `deadline_s`).
 
-    def __init__(self, port: int, model: str, interval_s: float = 0.02, deadline_s: float = 200.0) -> None:
+    Under load the side thread can be starved (16 client threads share this process's interpreter
+    lock), so a version may be AVAILABLE only between two of its samples. Whoever waits for a state
+    therefore waits through `wait_states`, whose polls are samples too, and `stop()` takes one last
+    sample after the load stopped: every state a test waited for, and the state at the end, is on
+    the timeline."""
+
+    def __init__(self, port: int, model: str, interval_s: float = 0.02, deadline_s: float = 600.0) -> None:
         self.port, self.path = port, f"/v1/models/{model}"
         self.interval_s = interval_s
         self.deadline = time.monotonic() + deadline_s
-        self.samples: list[Sample] = []
+        self._samples: list[Sample] = []
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="status-timeline")
 
@@ -118,27 +125,62 @@ class StatusTimeline:
         return self
 
     def stop(self) -> list[Sample]:
+        """Stop polling, take a last sample, and return every sample in the order they were sent."""
         self._stop.set()
         self._thread.join(30)
-        return self.samples
+        conn = self._connect()
+        try:
+            self._sample(conn)
+        except (OSError, http.client.HTTPException, ValueError, KeyError):
+            pass
+        finally:
+            conn.close()
+        with self._lock:
+            return sorted(self._samples, key=lambda s: s.sent)
 
-    def latest(self) -> dict[int, str]:
-        return self.samples[-1].states if self.samples else {}
+    def wait_states(self, expected: dict[int, str], timeout_s: float) -> None:
+        """Poll (from the caller's thread, each answer recorded as a sample) until the status has (at
+        least) these {version: state} entries; AssertionError after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        conn, last = self._connect(), {}
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    last = self._sample(conn)
+                except (OSError, http.client.HTTPException, ValueError, KeyError):
+                    conn.close()
+                    conn = self._connect()
+                if all(last.get(v) == s for v, s in expected.items()):
+                    return
+                time.sleep(0.05)
+        finally:
+            conn.close()
+        raise AssertionError(f"the status never showed {expected} within {timeout_s} s; last {last}")
+
+    def _connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+
+    def _sample(self, conn: http.client.HTTPConnection) -> dict[int, str]:
+        """One GET of the status, recorded and returned (an error answer, e.g. NOT_FOUND, as no
+        version at all)."""
+        sent = time.monotonic()
+        conn.request("GET", self.path)
+        response = conn.getresponse()
+        data = response.read()
+        states = ({int(s["version"]): s["state"] for s in json.loads(data)["model_version_status"]}
+                  if response.status == 200 else {})
+        with self._lock:
+            self._samples.append(Sample(sent, time.monotonic(), states))
+        return states
 
     def _run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn = self._connect()
         while not self._stop.is_set() and time.monotonic() < self.deadline:
-            sent = time.monotonic()
             try:
-                conn.request("GET", self.path)
-                response = conn.getresponse()
-                data = response.read()
-                states = ({int(s["version"]): s["state"] for s in json.loads(data)["model_version_status"]}
-                          if response.status == 200 else {})
-                self.samples.append(Sample(sent, time.monotonic(), states))
+                self._sample(conn)
             except (OSError, http.client.HTTPException, ValueError, KeyError):
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                conn = self._connect()
             self._stop.wait(self.interval_s)
         conn.close()
 
@@ -154,7 +196,9 @@ class Window:
 
 
 def available_windows(samples: list[Sample]) -> list[Window]:
-    """Per version, every run of consecutive AVAILABLE samples, with outer and certain bounds."""
+    """Per version, every run of consecutive AVAILABLE samples (in the order they were sent), with outer
+    and certain bounds. Samples from concurrent pollers may overlap in time: the bounds stay sound for
+    a version whose AVAILABLE time is one interval (a version number that is never reused)."""
     versions = sorted({v for s in samples for v in s.states})
     windows = []
     for version in versions:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.store import versions as registry
-from tests.reliability.conftest import export_linear, wait_states
+from tests.reliability.conftest import LOAD_TIMEOUT, export_linear, wait_states
 from tests.reliability.load import Outcome, PredictLoad, StatusTimeline, available_windows
 from tests.server.harness import BATCHING_MODES, start_server
 
@@ -43,9 +43,13 @@ class Export:
     started: float  # before export_version was called: the version cannot exist on disk earlier
 
 
-def _churn(base: Path, server, exports: list[Export]) -> None:
+def _churn(base: Path, timeline: StatusTimeline, exports: list[Export]) -> None:
     """5 exports, 2 deletions of old versions and 1 rollback (deletion of the newest), each step
-    waited for in the status, so that every version really takes and leaves the traffic."""
+    waited for in the status, so that every version really takes and leaves the traffic. The waits
+    poll through the timeline, so each state waited for is on it however starved its side thread."""
+
+    def settle(expected: dict[int, str]) -> None:
+        timeline.wait_states(expected, LOAD_TIMEOUT)
 
     def export(bias: int) -> int:
         started = time.monotonic()
@@ -54,19 +58,19 @@ def _churn(base: Path, server, exports: list[Export]) -> None:
         return version
 
     assert export(2) == 2
-    wait_states(server, {2: "AVAILABLE", 1: "AVAILABLE"})
+    settle({2: "AVAILABLE", 1: "AVAILABLE"})
     assert export(3) == 3
-    wait_states(server, {3: "AVAILABLE", 2: "AVAILABLE", 1: "END"})
+    settle({3: "AVAILABLE", 2: "AVAILABLE", 1: "END"})
     registry.delete_version(base, 1)                         # old and already unloaded
     assert export(4) == 4
-    wait_states(server, {4: "AVAILABLE", 3: "AVAILABLE", 2: "END"})
+    settle({4: "AVAILABLE", 3: "AVAILABLE", 2: "END"})
     registry.delete_version(base, 2)                         # old
     registry.delete_version(base, 4)                         # rollback: the newest goes, 3 serves again
-    wait_states(server, {4: "END", 3: "AVAILABLE"})
+    settle({4: "END", 3: "AVAILABLE"})
     assert export(5) == 5                                    # numbers are never reused: 4 stays gone
-    wait_states(server, {5: "AVAILABLE", 3: "AVAILABLE"})
+    settle({5: "AVAILABLE", 3: "AVAILABLE"})
     assert export(6) == 6
-    wait_states(server, {6: "AVAILABLE", 5: "AVAILABLE", 3: "END"})
+    settle({6: "AVAILABLE", 5: "AVAILABLE", 3: "END"})
 
 
 def _check(outcomes: list[Outcome], timeline, exports: list[Export]) -> dict[str, int]:
@@ -116,11 +120,12 @@ def test_rollouts_under_load_never_fail_a_request(tmp_path: Path, batching: str)
         load = PredictLoad(server.port, "/v1/models/linear_model:predict", threads=THREADS).start()
         try:
             load.wait_for(THREADS * 10, 30)
-            _churn(base, server, exports)
+            _churn(base, timeline, exports)
+            load.wait_for(load.sent + THREADS * 10, 30)  # the last export takes traffic too
             load.wait_for(MIN_REQUESTS, 120)  # keep going at least until the minimum is reached
         finally:
             outcomes = load.stop()
-            samples = timeline.stop()
+            samples = timeline.stop()  # after the load: its last sample follows every request's end
         assert server.process.poll() is None
     finally:
         server.stop()
