@@ -122,11 +122,13 @@ def render() -> str:
     found, config_problem = choices(current)
     st.session_state[PICK_KEY] = current
     st.sidebar.selectbox(
-        "Model", found.names, key=PICK_KEY, format_func=found.describe, on_change=_picked,
-        accept_new_options=True,
+        "Model", found.names, key=PICK_KEY, on_change=_picked, accept_new_options=True,
         help="The models this dashboard knows: from the server when it can list them, the embedded "
         "server's models.config, your models.config (below) and names typed here. Type any other name "
         "to open it; the URL keeps it (?model=NAME), so a link opens the same model.")
+    # the box shows the name alone (the sidebar is narrow); the whole name and its origin go here
+    origin = found.origin(current)
+    st.sidebar.caption(f"`{current}`" + (f": {origin}" if origin else ""))
     if problem := st.session_state.get(PROBLEM_KEY):
         st.sidebar.error(problem, icon=":material/error:")
     with st.sidebar.expander("Models from a models.config"):

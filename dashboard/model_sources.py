@@ -28,6 +28,9 @@ MAX_CONFIG_BYTES = 1024 * 1024
 
 SERVER, EMBEDDED, CONFIG, TYPED, DEFAULT, LINK = (
     "the server", "the embedded server's models.config", "your models.config", "typed", "default", "link")
+ORIGINS = {SERVER: "listed by the server", EMBEDDED: "in the embedded server's models.config",
+           CONFIG: "in your models.config", TYPED: "typed here before"}
+"""How the picker's caption says where a name came from (the default and the link go unsaid)."""
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,10 @@ class ModelChoices:
     names: list[str]
     sources: dict[str, list[str]] = field(default_factory=dict)
 
-    def describe(self, name: str) -> str:
-        """``name`` with its sources, for the picker: ``half_plus_two (the server, typed)``."""
-        found = [s for s in self.sources.get(name, []) if s not in (DEFAULT, LINK)]
-        return f"{name} ({', '.join(found)})" if found else name
+    def origin(self, name: str) -> str:
+        """Where ``name`` was found, as a sentence fragment for the picker's caption: ``listed by the
+        server; in the embedded server's models.config`` ("" for the default or a link alone)."""
+        return "; ".join(ORIGINS[s] for s in self.sources.get(name, []) if s in ORIGINS)
 
 
 def config_model_names(text: str) -> list[str]:

@@ -56,6 +56,10 @@ def type_name(at: AppTest, name: str) -> AppTest:
     return picker.set_value(name).run()
 
 
+def captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption]
+
+
 def shown(at: AppTest) -> str:
     return next(m.value for m in at.markdown if m.value.startswith("model="))
 
@@ -85,8 +89,9 @@ def test_a_typed_name_is_opened_put_in_the_url_and_remembered(env: Path) -> None
     assert shown(at) == "model=text_model base=text_model"
     assert at.query_params["model"] == "text_model"
     assert model_sources.remembered(env) == ["text_model"]
+    assert "`text_model`: typed here before" in captions(at)  # the whole name, under the box
     fresh = run()  # a new session offers it
-    assert "text_model (typed)" in fresh.selectbox(key="model_picker").options
+    assert "text_model" in fresh.selectbox(key="model_picker").options
 
 
 def test_models_from_the_server_and_both_models_config_files(env: Path, tmp_path: Path,
@@ -99,9 +104,9 @@ def test_models_from_the_server_and_both_models_config_files(env: Path, tmp_path
     theirs.write_text('model_config_list { config { name: "multi_io" base_path: "/models/multi_io" } }')
     monkeypatch.setenv("MODEL_CONFIG_FILE", str(theirs))
     at = run()
-    assert at.selectbox(key="model_picker").options == [
-        "linear_model (the server, the embedded server's models.config)", "image_classifier (the server)",
-        "local_one (the embedded server's models.config)", "multi_io (your models.config)"]
+    options = at.selectbox(key="model_picker").options
+    assert options == ["linear_model", "image_classifier", "local_one", "multi_io"]
+    assert "`linear_model`: listed by the server; in the embedded server's models.config" in captions(at)
     at.text_input(key="model_picker_config_input").set_value(str(tmp_path / "nope.config")).run()
     assert any("does not exist" in e.value for e in at.error)
-    assert "multi_io (your models.config)" not in at.selectbox(key="model_picker").options
+    assert "multi_io" not in at.selectbox(key="model_picker").options

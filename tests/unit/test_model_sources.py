@@ -68,6 +68,7 @@ def test_names_are_merged_with_their_sources_default_first() -> None:
     found = ms.gather(default="linear_model", current="linked", server=["zeta", "half_plus_two"],
                       embedded=["linear_model", "half_plus_two"], config=["Alpha"], typed=["../evil", "mine"])
     assert found.names == ["linear_model", "Alpha", "half_plus_two", "linked", "mine", "zeta"]
-    assert found.describe("half_plus_two") == f"half_plus_two ({ms.SERVER}, {ms.EMBEDDED})"
-    assert found.describe("linked") == "linked"
-    assert found.describe("mine") == "mine (typed)"
+    assert found.origin("half_plus_two") == "listed by the server; in the embedded server's models.config"
+    assert found.origin("linked") == ""
+    assert found.origin("mine") == "typed here before"
+    assert found.origin("Alpha") == "in your models.config"
