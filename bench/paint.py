@@ -6,6 +6,8 @@ load, ``[data-testid=stApp][data-test-script-state=notRunning]`` appears (Stream
 ``initial`` until its first script run, so this is the end of the first full run). The dashboard is
 started with ``AUTOSTART_SERVER=0`` and ``SERVING_URL`` on a closed loopback port, so no model server
 is part of the number, and it reads the bench's own models folder (one version), not the project's.
+The apps are painted in interleaved rounds and their ratio is the median of the rounds' ratios
+(:func:`first_paints`, :func:`paired_ratio`).
 """
 
 from __future__ import annotations
@@ -86,17 +88,25 @@ def first_paint_s(browser: Any, app: Path, log_path: Path, python: str = sys.exe
         stop(process)
 
 
-def median_first_paints(apps: dict[str, Path], repeats: int, log_dir: Path) -> dict[str, float]:
-    """Median first paint per app, the apps alternating so load drifts hit both alike."""
+def first_paints(apps: dict[str, Path], repeats: int, log_dir: Path) -> dict[str, list[float]]:
+    """``repeats`` first paints per app, in rounds: each round paints every app once, forwards in
+    even rounds and backwards in odd ones, so round i of one app pairs with round i of the other,
+    measured moments apart, and neither app always goes first."""
     from playwright.sync_api import sync_playwright
 
     samples: dict[str, list[float]] = {name: [] for name in apps}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            for _ in range(repeats):
-                for name, app in apps.items():
-                    samples[name].append(first_paint_s(browser, app, log_dir / f"paint-{name}.log"))
+            for round_index in range(repeats):
+                names = list(apps) if round_index % 2 == 0 else list(reversed(apps))
+                for name in names:
+                    samples[name].append(first_paint_s(browser, apps[name], log_dir / f"paint-{name}.log"))
         finally:
             browser.close()
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
+
+
+def paired_ratio(values: list[float], references: list[float]) -> float:
+    """The median of the rounds' ratios (round i of one over round i of the other)."""
+    return statistics.median(v / r for v, r in zip(values, references, strict=True))

@@ -50,9 +50,14 @@ class Comparison:
     reference_label: str
     note: str = ""
     """Why a side is missing, or how it was measured."""
+    paired: float | None = None
+    """The ratio of rounds measured in pairs (median of the rounds' ratios), when the two sides were;
+    it is the comparison's ratio then, rather than the ratio of the two medians."""
 
     @property
     def ratio(self) -> float | None:
+        if self.paired is not None and self.value is not None and self.reference is not None:
+            return self.paired
         return ratio(self.value, self.reference)
 
 
