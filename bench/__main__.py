@@ -145,7 +145,7 @@ def machine_facts(settings: Settings) -> dict[str, str]:
         "settings": f"{settings.duration_s:g} s per point after {settings.warmup_s:g} s warm-up; "
                     f"1-row points: median of {settings.rounds} interleaved round(s); "
                     f"training {settings.train_epochs} epochs; "
-                    f"first paint {settings.paint_repeats} paired rounds",
+                    f"first paint {settings.paint_repeats} paired round(s)",
     }
 
 
@@ -287,8 +287,8 @@ def run_paint(settings: Settings) -> Comparison:
                           "one-line app", "dashboard/app.py not found: one-line app only; " + note)
     dashboard = samples["dashboard"]
     rounds = ", ".join(f"{d / o:.2f}" for d, o in zip(dashboard, one_line, strict=True))
-    note += (f"; both apps in each of {len(dashboard)} rounds (alternating which goes first), the ratio the "
-             f"median of the rounds' ratios ({rounds})")
+    note += (f"; both apps in each of {len(dashboard)} round(s) (alternating which goes first), the ratio "
+             f"the median of the rounds' ratios ({rounds})")
     return Comparison(PAINT_WHAT, "s", statistics.median(dashboard), "dashboard/app.py",
                       statistics.median(one_line), "one-line app", note,
                       paired=paint.paired_ratio(dashboard, one_line))
