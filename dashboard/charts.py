@@ -9,7 +9,7 @@ words (``learned``, ``true``, ``OLS``) because those names are what the legend s
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -484,14 +484,24 @@ def _utc_times(rows: Sequence[Mapping[str, Any]]) -> list[datetime]:
     return [datetime.fromtimestamp(float(r["time"]), UTC).replace(tzinfo=None) for r in rows]
 
 
-def _time_series_layout(fig: go.Figure, y_title: str, top: float) -> go.Figure:
+MIN_TIME_SPAN = timedelta(seconds=60)
+"""A time series shorter than this is drawn on this much time, ending at its last reading: Plotly
+would stretch one reading (or a few seconds) over the whole axis, every tick reading the same
+second."""
+
+
+def _time_series_layout(fig: go.Figure, y_title: str, top: float, times: Sequence[datetime]) -> go.Figure:
     """Compact time-series layout: the y axis from 0 to at least ``top`` with short tick labels
-    (``0``, ``0.5``, ``1``; never ``0.000000``), UTC times, the legend under the plot."""
+    (``0``, ``0.5``, ``1``; never ``0.000000``), UTC times over at least ``MIN_TIME_SPAN``, the legend
+    under the plot."""
     fig.update_layout(height=240, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                       legend={"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom"},
                       hovermode="x unified")
     fig.update_yaxes(title_text=y_title, range=[0, top * 1.1], tickformat=",.3~g", automargin=True)
     fig.update_xaxes(title_text="time (UTC)", tickformat="%H:%M:%S", automargin=True)
+    if times and max(times) - min(times) < MIN_TIME_SPAN:
+        end = max(times) + timedelta(seconds=2)  # the last marker whole, not cut at the edge
+        fig.update_xaxes(range=[end - MIN_TIME_SPAN, end])
     return fig
 
 
@@ -510,7 +520,7 @@ def traffic_figure(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
                                  marker={"color": TRAFFIC_COLORS[name], "size": size},
                                  hovertemplate="%{y:,.3~g}"))
     peak = max((float(r[k]) for r in rows for k in TRAFFIC_COLORS), default=0.0)
-    return _time_series_layout(fig, "per second", max(1.0, peak))
+    return _time_series_layout(fig, "per second", max(1.0, peak), times)
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -528,4 +538,4 @@ def latency_figure(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
         fig.add_trace(go.Scatter(x=times, y=ys, mode="lines+markers", name=name.replace(" ms", ""),
                                  line={"color": color, "width": 2}, marker={"size": 4},
                                  connectgaps=False, hovertemplate="%{y:,.3~g} ms"))
-    return _time_series_layout(fig, "ms", max(values, default=1.0) or 1.0)
+    return _time_series_layout(fig, "ms", max(values, default=1.0) or 1.0, times)

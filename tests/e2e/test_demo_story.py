@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -83,6 +84,29 @@ def leaving_localhost(urls: list[str]) -> list[str]:
             and urlsplit(u).hostname not in ("127.0.0.1", "localhost")]
 
 
+@contextlib.contextmanager
+def steady_traffic(model_server: str, interval_s: float = 0.05):
+    """Predicts of the tutorial's rows sent to the model server every `interval_s` in a side thread,
+    while the block runs: the Serving page then charts live requests and their latency."""
+    stop = threading.Event()
+
+    def send() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                with contextlib.suppress(requests.RequestException):
+                    session.post(f"{model_server}/v1/models/linear_model:predict",
+                                 json={"instances": [[1.0, 2.0], [5.0, 7.0]]}, timeout=5)
+                stop.wait(interval_s)
+
+    sender = threading.Thread(target=send, daemon=True, name="steady-traffic")
+    sender.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sender.join(10)
+
+
 def test_train_serve_predict_story(page, dashboard_url, model_server, models_dir, screenshots):
     readme_before, shots_before = _stamps(README_SHOTS), _stamps(screenshots)
     first = (newest_version(models_dir / "linear_model") or 0) + 1
@@ -118,14 +142,21 @@ def test_train_serve_predict_story(page, dashboard_url, model_server, models_dir
     page.locator("[role=gridcell]", has_text="AVAILABLE").first.wait_for(state="attached", timeout=30_000)
     shoot(page, screenshots, "models")
 
-    # Serving: healthy, the new version AVAILABLE and its signature shown.
-    open_page(page, dashboard_url, "serving")
-    page.get_by_text(f"Signatures of version {first}").wait_for(timeout=30_000)
-    expect(page.get_by_text(re.compile(r"up · \d+ ms")).first).to_be_visible()
-    page.get_by_text("Inference requests and errors per second").wait_for(timeout=30_000)  # metrics charted
-    # drawn, not Streamlit's grey placeholder while Plotly's script loads (the story's first chart)
-    page.locator(".st-key-serving_traffic_chart .js-plotly-plot").wait_for(timeout=30_000)
-    shoot(page, screenshots, "serving")
+    # Serving: healthy, the new version AVAILABLE and its signature shown; with requests arriving,
+    # their rate and latency are charted at the page's 2 s polls.
+    with steady_traffic(model_server):
+        open_page(page, dashboard_url, "serving")
+        page.get_by_text(f"Signatures of version {first}").wait_for(timeout=30_000)
+        expect(page.get_by_text(re.compile(r"up · \d+ ms")).first).to_be_visible()
+        page.get_by_text("Inference requests and errors per second").wait_for(timeout=30_000)  # charted
+        # drawn, not Streamlit's grey placeholder while Plotly's script loads (the story's first chart)
+        page.locator(".st-key-serving_traffic_chart .js-plotly-plot").wait_for(timeout=30_000)
+        page.locator(".st-key-serving_latency_chart .js-plotly-plot").wait_for(timeout=30_000)
+        # a few readings (2 s apart) of the requests line, redrawn in place (kept charts)
+        page.wait_for_function("() => { const c = document.querySelector("
+                               "'.st-key-serving_traffic_chart .js-plotly-plot'); "
+                               "return !!c && !!c.data && c.data[1].x.length >= 4; }", timeout=30_000)
+        shoot(page, screenshots, "serving")
 
     # Predict: the tutorial's rows come back near [3, 6], in the table and the charts.
     open_page(page, dashboard_url, "predict")

@@ -3,9 +3,17 @@ their traces, ranges and axes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 
-from dashboard.charts import MAX_TICKS, batch_predictions_figure, latency_figure, traffic_figure
+from dashboard.charts import (
+    MAX_TICKS,
+    MIN_TIME_SPAN,
+    batch_predictions_figure,
+    latency_figure,
+    traffic_figure,
+)
 
 
 def test_the_batch_scatter_holds_every_point_with_the_identity_line_and_few_ticks() -> None:
@@ -49,6 +57,19 @@ def test_the_first_interval_after_a_start_is_drawn_as_points() -> None:
     errors, requests = traffic_figure(_rows(1.0, 0.0)[:1]).data
     assert requests.mode == errors.mode == "markers" and requests.marker.size > errors.marker.size
     assert all(t.mode == "lines" for t in traffic_figure(_rows(1.0, 0.0)).data)
+
+
+def test_a_short_series_is_drawn_on_a_minute_ending_at_its_last_reading() -> None:
+    """One reading (or a few seconds of them) stretched over the whole axis reads the same second
+    at every tick; a minute of axis gives ticks that differ."""
+    for figure in (traffic_figure, latency_figure):
+        one = figure(_rows(1.0, 0.0, p99=3.0)[:1])
+        low, high = (datetime.fromisoformat(str(t)) for t in one.layout.xaxis.range)
+        reading = datetime.fromtimestamp(1_700_000_000, UTC).replace(tzinfo=None)
+        assert high - low == MIN_TIME_SPAN and low < reading < high
+        assert figure(_rows(1.0, 0.0, p99=3.0)).layout.xaxis.range is not None  # 8 s: still a minute
+    long = [{"time": 1_700_000_000 + 2 * i, "requests/s": 1.0, "errors/s": 0.0} for i in range(60)]
+    assert traffic_figure(long).layout.xaxis.range is None  # two minutes: Plotly's own range
 
 
 def test_latency_percentiles_are_shades_of_one_colour_none_red() -> None:
