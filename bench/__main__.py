@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only server,starlette,...]`: run the benchmarks, print one report.
+"""`python -m bench [--quick] [--only server,...] [--before REV]`: run the benchmarks, print one report.
 
 Sections (names for ``--only``): the 1-row ``:predict`` contenders ``server``, ``batching``,
 ``starlette``, ``kserve``, ``raw``; then ``rows10k`` (a 10,000-row request vs the in-process
@@ -20,6 +20,19 @@ reported and a ratio is the median of the rounds' ratios). Other sections start 
 at a time. All of it on loopback; the report goes to ``bench/results.md`` and stdout,
 progress to stderr. A section that cannot run (no ``--enable_batching``, KServe install failed, ...)
 says so in the report instead of failing.
+
+``--before REV`` (``make bench BEFORE=REV``) compares this checkout with another revision in one run:
+REV is resolved with ``git rev-parse`` and its tree unpacked by ``git archive`` into
+``bench/.work/before-<short sha>/`` (``bench/before.py``; reused when present). Each selected server
+variant (``server``, ``batching``) gets a twin started in that tree with the same flags (its
+``python -m pipeline.serving`` imports the tree's ``pipeline``, checked before measuring), in the
+same interleaved rounds; the gRPC section runs REV's server (batching off) beside ours the same way at
+every in-flight level. ``÷ before`` is the median of the rounds' paired ratios, shown with their
+range. Issue 19's "at least as fast as before" (1-row at 32 connections with batching on; gRPC at 32
+in flight) passes when that median is ≥ 0.95: single samples spread ±20% on a 2-core machine and a
+paired median of 3 rounds still moves a few percent, so 1.00 would fail an unchanged server about
+half the time (``bench.report.BEFORE_PASS``). A REV that cannot be resolved, unpacked or started is
+reported as unavailable (targets n/a), never a crash. ``--no-kserve`` skips KServe everywhere.
 """
 
 from __future__ import annotations

@@ -15,6 +15,11 @@ only (a gRPC error is HTTP 200 too), so answers are checked separately: 64 concu
 grpcio must each answer 3.0, and our server's (KServe's) Prometheus count of Predicts answered OK
 (predict calls) must have grown by at least h2load's successes.
 
+With ``--before REV`` REV's server (batching off, started in its tree, see ``bench/before.py``) runs
+beside ours with default flags and both are measured over gRPC in interleaved rounds at every level;
+``÷ before`` is the median of the rounds' paired ratios with their range, and issue 19's "gRPC at 32
+in flight at least as fast as before" passes at a median ≥ ``bench.report.BEFORE_PASS`` (0.95).
+
 h2load reports a mean latency, not percentiles; the table shows it.
 """
 
