@@ -187,7 +187,7 @@ def before_check(target: str, median: float | None, pairs: list[float], why_not:
     spread = f", rounds {fmt_range(pairs)}" if len(pairs) > 1 else ""
     rounds = max(len(pairs), 1)
     measured = (f"ours ÷ before, median of {rounds} paired round(s): {fmt_ratio(median)}{spread}; "
-                f"Pass at ≥ {BEFORE_PASS:.2f}× (noise allowance)")
+                f"rule: Pass if ≥ {BEFORE_PASS:.2f}× (noise allowance)")
     return TargetCheck(target, measured, "Pass" if median >= BEFORE_PASS else "Miss")
 
 

@@ -402,7 +402,7 @@ def test_issue19_at_least_as_fast_as_before_passes_on_a_paired_median_of_0_95(ou
     assert check.target == ("issue 19: 1-row at 32 connections, batching on, at least as fast as before "
                             "(before abc1234)")
     assert check.verdict == verdict
-    assert "median of 3 paired round(s)" in check.measured and "Pass at ≥ 0.95×" in check.measured
+    assert "median of 3 paired round(s)" in check.measured and "rule: Pass if ≥ 0.95×" in check.measured
 
 
 def test_an_unusable_before_makes_issue19_not_applicable_and_says_why():
