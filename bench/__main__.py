@@ -247,7 +247,11 @@ def _before_twin(key: str, base_path: Path, tree: before.BeforeTree,
     """REV's server with the same batching choice as our ``key`` (``server`` or ``batching``), or
     None (why in ``results.unavailable``) when REV's server has no ``--enable_batching`` to ask for it."""
     batching = key == "batching"
-    available = cs.batching_available(cwd=tree.path)
+    try:
+        available = cs.batching_available(cwd=tree.path)
+    except (OSError, subprocess.SubprocessError) as error:
+        results.unavailable[BEFORE_TWINS[key]] = f"--help failed: {str(error).splitlines()[0]}"
+        return None
     if batching and not available:
         results.unavailable[BEFORE_TWINS[key]] = "no --enable_batching in its --help"
         return None

@@ -260,8 +260,8 @@ class BeforeRun:
 def _start_before(base_path: Path, tree: Path, grpc_port: int, log_dir: Path,
                   outcome: BeforeRun) -> cs.Running | None:
     """REV's server with batching off (explicitly, if it has the flag); None when it cannot start."""
-    flags = ("--enable_batching=false",) if cs.batching_available(cwd=tree) else ()
     try:
+        flags = ("--enable_batching=false",) if cs.batching_available(cwd=tree) else ()
         return cs.start(_server("grpc-before", base_path, grpc_port, flags, tree), log_dir)
     except (cs.ContenderError, OSError, subprocess.SubprocessError) as error:
         outcome.unavailable = f"failed to start: {str(error).splitlines()[0]}"
