@@ -459,3 +459,18 @@ def test_grpc_section_pairs_ours_with_before_and_judges_issue19_at_32_in_flight(
     failed = BeforeRun("before abc1234", unavailable="failed to start: exited with 1")
     assert before_target(failed).endswith(": n/a (before abc1234: failed to start: exited with 1)")
     assert "÷ before" not in render_grpc(grpc_rows(kserve=False), [], 2.0, 1.0)
+
+
+def test_a_before_server_that_cannot_start_is_noted_as_unavailable_not_raised(tmp_path: Path, monkeypatch):
+    import sys
+
+    import bench.__main__ as bench_main
+    from bench import contenders as cs
+
+    monkeypatch.setattr(bench_main, "LOG_DIR", tmp_path)
+    too_old = cs.Contender("before-batching", (sys.executable, "-c", "raise SystemExit(3)"), tmp_path)
+    running: dict = {}
+    results = BenchResults(before="before abc1234")
+    bench_main._start("before-batching", too_old, running, results)
+    assert running == {}
+    assert results.unavailable["before-batching"].startswith("failed to start: exited with 3")
