@@ -129,10 +129,16 @@ def _ok_predicts(rest_port: int) -> float:
 
     url = f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics"
     with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    pattern = (r"^:tensorflow:serving:request_count\{model_name=\"" + cs.MODEL_NAME
-               + r"\",status=\"OK\"\} (\S+)$")
-    found = re.search(pattern, text, re.MULTILINE)
+        return ok_count(response.read().decode())
+
+
+def ok_count(metrics: str) -> float:
+    """The OK request count for the bench's model in a Prometheus text export: TF Serving's name
+    (``:tensorflow:serving:request_count``) or the one older revisions of this server used
+    (``tensorflow_serving_request_count_total``, e.g. a ``--before`` tree); 0 when absent."""
+    pattern = (r"^(?::tensorflow:serving:request_count|tensorflow_serving_request_count_total)"
+               r"\{model_name=\"" + cs.MODEL_NAME + r"\",status=\"OK\"\} (\S+)$")
+    found = re.search(pattern, metrics, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 
@@ -398,7 +404,7 @@ def render(rows: dict[tuple[str, int], H2Result | str], checks: list[str], durat
             cell = ""
             if column and key == "ours-grpc" and before and before.pairs.get(in_flight):
                 pairs = before.pairs[in_flight]
-                spread = fmt_range(pairs)
+                spread = fmt_range(pairs).rstrip("×")  # this table's ratios carry no ×
                 cell = f"{statistics.median(pairs):.2f}" + (f" ({spread})" if spread else "")
             lines.append(f"| {in_flight} | {names[key]} | {result.rps:,.0f}{failed} | "
                          f"{result.mean_ms:.2f} | {floor} | {versus_rest} | {versus_kserve} |"

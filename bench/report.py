@@ -186,7 +186,8 @@ def before_check(target: str, median: float | None, pairs: list[float], why_not:
         return TargetCheck(target, why_not or "not measured", "n/a")
     spread = f", rounds {fmt_range(pairs)}" if len(pairs) > 1 else ""
     rounds = max(len(pairs), 1)
-    measured = (f"ours ÷ before, median of {rounds} paired round(s): {fmt_ratio(median)}{spread}; "
+    # three decimals: 0.948 must not print as the 0.95 it misses
+    measured = (f"ours ÷ before, median of {rounds} paired round(s): {median:.3f}×{spread}; "
                 f"rule: Pass if ≥ {BEFORE_PASS:.2f}× (noise allowance)")
     return TargetCheck(target, measured, "Pass" if median >= BEFORE_PASS else "Miss")
 

@@ -452,10 +452,10 @@ def test_grpc_section_pairs_ours_with_before_and_judges_issue19_at_32_in_flight(
     lines = text.splitlines()
     assert any(line.endswith("| ÷ before (paired; rounds' range) |") for line in lines)
     ours = next(line for line in lines if line.startswith("| 32 | this server, gRPC (default flags"))
-    assert ours.endswith("| 0.97 (0.92–1.01×) |")
+    assert ours.endswith("| 0.97 (0.92–1.01) |")
     assert any(line.startswith("| 32 | before abc1234, gRPC (batching off) | 1,250 |") for line in lines)
     assert ("- target: issue 19: gRPC at 32 in flight at least as fast as before (before abc1234): Pass "
-            "(ours ÷ before, median of 3 paired round(s): 0.97×, rounds 0.92–1.01×") in text
+            "(ours ÷ before, median of 3 paired round(s): 0.970×, rounds 0.92–1.01×") in text
     failed = BeforeRun("before abc1234", unavailable="failed to start: exited with 1")
     assert before_target(failed).endswith(": n/a (before abc1234: failed to start: exited with 1)")
     assert "÷ before" not in render_grpc(grpc_rows(kserve=False), [], 2.0, 1.0)
@@ -474,3 +474,18 @@ def test_a_before_server_that_cannot_start_is_noted_as_unavailable_not_raised(tm
     bench_main._start("before-batching", too_old, running, results)
     assert running == {}
     assert results.unavailable["before-batching"].startswith("failed to start: exited with 3")
+
+
+def test_a_median_just_under_the_bar_is_printed_so_that_its_miss_reads_right():
+    from bench.report import before_check
+
+    check = before_check("t", 0.948, [0.948, 0.94, 0.96])
+    assert check.verdict == "Miss" and "0.948×" in check.measured
+
+
+def test_ok_predicts_are_read_under_tf_servings_name_and_the_older_one():
+    from bench.grpc_bench import ok_count
+
+    now = ':tensorflow:serving:request_count{model_name="linear_model",status="OK"} 12.0\n'
+    older = 'tensorflow_serving_request_count_total{model_name="linear_model",status="OK"} 7.0\n'
+    assert (ok_count(now), ok_count(older), ok_count("# nothing\n")) == (12.0, 7.0, 0.0)
