@@ -19,6 +19,7 @@ help:
 	@echo "make tfjs   npm ci the pinned @tensorflow/tfjs and copy tf.min.js into dashboard/static/tfjs/"
 	@echo "make batch ARGS=\"--input rows.csv --output predictions.parquet\"  score a file on Spark (local[*])"
 	@echo "make bench  benchmarks vs baselines (KServe, plain Starlette, raw ASGI; the load tool vs wrk and h2load), writes bench/results.md"
+	@echo "           (BEFORE=<git rev> also runs that revision's server beside this one, paired: ours ÷ before)"
 	@echo "make conformance  TF Serving's own tests (tests/upstream) on its own models in ../shared/tfserving-testdata"
 
 $(PY):
@@ -88,7 +89,7 @@ batch: $(VENV)/.runtime-installed $(VENV)/.batch-installed
 # Benchmarks (not part of `make test`): side-by-side ratios, written to bench/results.md.
 # Installs KServe into its own venv under bench/.work/ on first use. `$(PY) -m bench --quick` is short.
 bench: $(VENV)/.dev-installed
-	$(PY) -m bench
+	$(PY) -m bench$(if $(BEFORE), --before $(BEFORE))
 
 # TensorFlow Serving's tests, ported (tests/upstream/), on TF Serving's own test models and command
 # lines. `make test` runs the same tests on the project's copies of those models.

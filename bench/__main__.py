@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only server,starlette,...]`: run the benchmarks, print one report.
+"""`python -m bench [--quick] [--only server,...] [--before REV]`: run the benchmarks, print one report.
 
 Sections (names for ``--only``): the 1-row ``:predict`` contenders ``server``, ``batching``,
 ``starlette``, ``kserve``, ``raw``; then ``rows10k`` (a 10,000-row request vs the in-process
@@ -21,6 +21,19 @@ reported and a ratio is the median of the rounds' ratios). Other sections start 
 at a time. All of it on loopback; the report goes to ``bench/results.md`` and stdout,
 progress to stderr. A section that cannot run (no ``--enable_batching``, KServe install failed, ...)
 says so in the report instead of failing.
+
+``--before REV`` (``make bench BEFORE=REV``) compares this checkout with another revision in one run:
+REV is resolved with ``git rev-parse`` and its tree unpacked by ``git archive`` into
+``bench/.work/before-<short sha>/`` (``bench/before.py``; reused when present). Each selected server
+variant (``server``, ``batching``) gets a twin started in that tree with the same flags (its
+``python -m pipeline.serving`` imports the tree's ``pipeline``, checked before measuring), in the
+same interleaved rounds; the gRPC section runs REV's server (batching off) beside ours the same way at
+every in-flight level. ``÷ before`` is the median of the rounds' paired ratios, shown with their
+range. Issue 19's "at least as fast as before" (1-row at 32 connections with batching on; gRPC at 32
+in flight) passes when that median is ≥ 0.95: single samples spread ±20% on a 2-core machine and a
+paired median of 3 rounds still moves a few percent, so 1.00 would fail an unchanged server about
+half the time (``bench.report.BEFORE_PASS``). A REV that cannot be resolved, unpacked or started is
+reported as unavailable (targets n/a), never a crash. ``--no-kserve`` skips KServe everywhere.
 """
 
 from __future__ import annotations
@@ -40,9 +53,11 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
+from bench import before
 from bench import contenders as cs
 from bench.load import LoadError, run_load, wrk_available, wrk_version
 from bench.report import (
+    BEFORE_TWINS,
     CONNECTIONS,
     CONTENDERS,
     PAINT_WHAT,
@@ -77,6 +92,10 @@ class Settings:
     quick: bool = False
     rounds: int = 3
     """Interleaved rounds per 1-row ``:predict`` point (the median round is reported)."""
+    before: str = ""
+    """``--before REV``: also run REV's server beside ours, paired (empty: ours only)."""
+    kserve: bool = True
+    """False with ``--no-kserve``: KServe is neither installed nor measured (REST or gRPC)."""
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -91,17 +110,25 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--kserve-install-timeout", type=float, default=900.0)
     parser.add_argument("--rounds", type=int, help="interleaved rounds per 1-row :predict point "
                                                    "(default 3; quick 1)")
+    parser.add_argument("--before", default="", metavar="REV",
+                        help="also measure REV's server (git archive into bench/.work/before-<sha>/) beside "
+                             "ours in the same rounds: 1-row :predict (server, batching) and gRPC")
+    parser.add_argument("--no-kserve", action="store_true",
+                        help="skip KServe everywhere (no install): its REST contender and its gRPC rows")
     args = parser.parse_args(argv)
     only = tuple(s.strip() for s in args.only.split(",") if s.strip()) or SECTIONS
     unknown = sorted(set(only) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    if args.no_kserve:
+        only = tuple(key for key in only if key != "kserve")
     duration = args.duration or (2.0 if args.quick else 10.0)
     return Settings(
         duration_s=duration, warmup_s=1.0 if args.quick else 3.0, connections=CONNECTIONS,
         train_epochs=2 if args.quick else 5, paint_repeats=1 if args.quick else 5, only=only,
         use_wrk=not args.no_wrk, out=args.out, kserve_timeout_s=args.kserve_install_timeout,
         quick=args.quick, rounds=max(1, args.rounds or (1 if args.quick else 3)),
+        before=args.before.strip(), kserve=not args.no_kserve,
     )
 
 
@@ -195,12 +222,60 @@ def _predict_contender(key: str, settings: Settings, base_path: Path, version_di
     return cs.kserve(version_dir, python)
 
 
+def resolve_before(settings: Settings, results: BenchResults) -> before.BeforeTree | None:
+    """``--before REV``'s tree (unpacked, checked to be what its children import), named in the
+    machine facts; None without ``--before`` or when REV cannot be used (the reason in ``results``)."""
+    if not settings.before:
+        return None
+    say(f"--before {settings.before}: unpacking its tree into bench/.work/")
+    try:
+        tree = before.materialise(settings.before)
+        imported = before.imported_from(tree.path)
+    except (before.BeforeError, OSError, subprocess.SubprocessError) as error:
+        say(f"--before {settings.before} unavailable: {error}")
+        results.before_unavailable = f"{settings.before} unavailable: {str(error).splitlines()[0]}"
+        results.facts["before"] = results.before_unavailable
+        return None
+    results.before = tree.label
+    results.facts["before"] = (f"{tree.short} ({tree.sha[:12]}; `--before {settings.before}`), its tree in "
+                               f"{tree.path.relative_to(cs.REPO)}; its children import "
+                               f"{imported.relative_to(cs.REPO)}")
+    return tree
+
+
+def _before_twin(key: str, base_path: Path, tree: before.BeforeTree,
+                 results: BenchResults) -> cs.Contender | None:
+    """REV's server with the same batching choice as our ``key`` (``server`` or ``batching``), or
+    None (why in ``results.unavailable``) when REV's server has no ``--enable_batching`` to ask for it."""
+    batching = key == "batching"
+    try:
+        available = cs.batching_available(cwd=tree.path)
+    except (OSError, subprocess.SubprocessError) as error:
+        results.unavailable[BEFORE_TWINS[key]] = f"--help failed: {str(error).splitlines()[0]}"
+        return None
+    if batching and not available:
+        results.unavailable[BEFORE_TWINS[key]] = "no --enable_batching in its --help"
+        return None
+    return cs.server(base_path, batching, explicit=available, cwd=tree.path)
+
+
+def _start(key: str, contender: cs.Contender, running: dict[str, cs.Running], results: BenchResults) -> None:
+    """Start one contender into ``running``; a failure is noted in ``results.unavailable``."""
+    say(f"starting {key}")
+    try:
+        running[key] = cs.start(contender, LOG_DIR)
+    except (cs.ContenderError, OSError, subprocess.SubprocessError) as error:
+        say(f"{key} failed to start: {error}")
+        results.unavailable[key] = f"failed to start: {str(error).splitlines()[0]}"
+
+
 def run_predict(settings: Settings, base_path: Path, version_dir: Path, body: Path,
-                results: BenchResults) -> None:
+                results: BenchResults, tree: before.BeforeTree | None = None) -> None:
     """Every selected 1-row ``:predict`` contender, running side by side, measured in interleaved
     rounds: at each connection count, ``settings.rounds`` rounds in which every contender gets one
     point in turn (forwards, then backwards), so a ratio pairs points measured moments apart and a
-    machine that slows down or speeds up during the run moves both sides of it."""
+    machine that slows down or speeds up during the run moves both sides of it. With ``tree``
+    (``--before``), each of our server variants selected has a twin from that tree in the rounds."""
     running: dict[str, cs.Running] = {}
     try:
         for key in CONTENDERS:
@@ -209,12 +284,11 @@ def run_predict(settings: Settings, base_path: Path, version_dir: Path, body: Pa
             contender = _predict_contender(key, settings, base_path, version_dir, results)
             if contender is None:
                 continue
-            say(f"starting {key}")
-            try:
-                running[key] = cs.start(contender, LOG_DIR)
-            except cs.ContenderError as error:
-                say(f"{key} failed to start: {error}")
-                results.unavailable[key] = f"failed to start: {str(error).splitlines()[0]}"
+            _start(key, contender, running, results)
+            if tree is not None and key in BEFORE_TWINS:
+                twin = _before_twin(key, base_path, tree, results)
+                if twin is not None:
+                    _start(twin.key, twin, running, results)
         for conns in settings.connections:
             failed: dict[str, str] = {}
             for round_index in range(settings.rounds):
@@ -360,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     say("preparing the model")
     version_dir = Path(inprocess("prepare", f"--base_path={base_path}")["version_dir"])
     one, big = write_bodies(cs.WORK)
-    run_predict(settings, base_path, version_dir, one, results)
+    tree = resolve_before(settings, results)
+    run_predict(settings, base_path, version_dir, one, results, tree)
     if "rows10k" in settings.only:
         _section(results, "rows10k", f"{BIG_ROWS:,}-row `:predict`",
                  lambda: run_rows10k(settings, base_path, version_dir, big))
@@ -377,7 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             grpc_section = grpc_bench.run(base_path, cs.WORK, LOG_DIR, settings.duration_s,
                                           settings.warmup_s, say,
-                                          kserve_install_timeout_s=settings.kserve_timeout_s)
+                                          kserve_install_timeout_s=settings.kserve_timeout_s,
+                                          kserve=settings.kserve, before=tree, rounds=settings.rounds,
+                                          before_note=results.before_unavailable)
         except Exception as error:  # noqa: BLE001 (reported, the bench goes on)
             say(f"grpc failed: {error}")
             grpc_section = f"## 1-row Predict over gRPC\n\nfailed: {str(error).splitlines()[0][:200]}\n"

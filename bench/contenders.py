@@ -52,6 +52,15 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1", **extra}
 
 
+def child_env(cwd: Path) -> dict[str, str]:
+    """:func:`subprocess_env` for a child running in ``cwd``; for any cwd but the checkout (a
+    ``--before`` tree), without ``PYTHONPATH``, which could put the checkout's ``pipeline`` first."""
+    env = subprocess_env()
+    if Path(cwd).resolve() != REPO:
+        env.pop("PYTHONPATH", None)
+    return env
+
+
 @dataclass(frozen=True)
 class Contender:
     """How to start one contender on a given port."""
@@ -59,6 +68,9 @@ class Contender:
     key: str
     argv: tuple[str, ...]
     """The command, with ``{port}`` where the port goes."""
+    cwd: Path = REPO
+    """Where it runs: ``python -m pipeline.serving`` imports the ``pipeline`` found here (a
+    ``--before`` tree's, see ``bench/before.py``)."""
 
     def command(self, port: int) -> list[str]:
         return [part.replace("{port}", str(port)) for part in self.argv]
@@ -135,7 +147,7 @@ def start(contender: Contender, log_dir: Path, timeout_s: float = START_TIMEOUT_
     port = free_port()
     log_path = log_dir / f"{contender.key}.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(contender.command(port), cwd=REPO, env=subprocess_env(),
+        process = subprocess.Popen(contender.command(port), cwd=contender.cwd, env=child_env(contender.cwd),
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
     running = Running(contender, process, port, log_path)
@@ -154,15 +166,17 @@ def start(contender: Contender, log_dir: Path, timeout_s: float = START_TIMEOUT_
     return running
 
 
-def batching_available(python: str = sys.executable) -> bool:
-    """Whether ``python -m pipeline.serving --help`` lists ``--enable_batching``."""
-    out = subprocess.run([python, "-m", "pipeline.serving", "--help"], cwd=REPO, env=subprocess_env(),
+def batching_available(python: str = sys.executable, cwd: Path = REPO) -> bool:
+    """Whether ``python -m pipeline.serving --help`` (run in ``cwd``) lists ``--enable_batching``."""
+    out = subprocess.run([python, "-m", "pipeline.serving", "--help"], cwd=cwd, env=child_env(cwd),
                          capture_output=True, text=True, timeout=120)
     return "--enable_batching" in out.stdout
 
 
-def server(base_path: Path, batching: bool, python: str = sys.executable, explicit: bool = True) -> Contender:
-    """This project's server (``python -m pipeline.serving``), batching on or off.
+def server(base_path: Path, batching: bool, python: str = sys.executable, explicit: bool = True,
+           cwd: Path = REPO) -> Contender:
+    """This project's server (``python -m pipeline.serving``), batching on or off; with ``cwd`` a
+    ``--before`` tree, that tree's server, keyed ``before-server`` / ``before-batching``.
 
     With ``explicit`` the choice is passed as ``--enable_batching=true|false``, so the "off"
     row stays off whatever the server's default is; without it only "on" is passed (for
@@ -171,7 +185,8 @@ def server(base_path: Path, batching: bool, python: str = sys.executable, explic
             f"--model_name={MODEL_NAME}", f"--model_base_path={base_path}", "--port=0"]  # REST only
     if batching or explicit:
         argv.append(f"--enable_batching={'true' if batching else 'false'}")
-    return Contender("batching" if batching else "server", tuple(argv))
+    key = "batching" if batching else "server"
+    return Contender(key if Path(cwd).resolve() == REPO else f"before-{key}", tuple(argv), Path(cwd))
 
 
 def plain_starlette(version_dir: Path, python: str = sys.executable) -> Contender:

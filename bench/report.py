@@ -30,6 +30,13 @@ CONTENDERS: dict[str, str] = {
 """Contender keys (as given to ``--only``) and their labels, in table order."""
 
 SERVER_VARIANTS = ("server", "batching")
+BEFORE_TWINS = {"server": "before-server", "batching": "before-batching"}
+"""This checkout's server variants and the keys of their ``--before`` twins (REV's tree, same flags)."""
+BEFORE_PASS = 0.95
+"""Issue 19's "at least as fast as before", judged on paired rounds: Pass when the median of the
+rounds' ours ÷ before ratios is at least this. Single samples spread ±20% on the 2-core machine and
+the median of 3 paired rounds still moves a few percent between runs, so 1.00 would fail an unchanged
+server about half the time; 0.95 lets noise pass and still catches a real 5%+ slowdown."""
 PREDICT10K_TARGET_S = 2.0
 """Issue 20: 10,000 rows on the Predict page settle within this many seconds in Chromium."""
 PAINT_DRIFT = 1.10
@@ -77,6 +84,10 @@ class BenchResults:
     """Date, machine and versions, printed in the header."""
     previous_paint_ratio: float | None = None
     """The first-paint ratio (dashboard ÷ one-line app) of the report this run replaces, if read."""
+    before: str = ""
+    """``--before``: how the report names REV (e.g. "before a528835"); empty without ``--before``."""
+    before_unavailable: str = ""
+    """``--before`` was given but REV could not be used at all (unknown, unpack failed): why."""
 
     def load(self, key: str, connections: int) -> LoadResult | None:
         found = self.predict.get((key, connections))
@@ -95,15 +106,22 @@ class BenchResults:
         self.rounds.pop((key, connections), None)
         self.predict[(key, connections)] = reason
 
+    def paired_ratios(self, key: str, other: str, connections: int) -> list[float]:
+        """`key`'s req/s ÷ `other`'s in each round (round i with round i, measured moments apart);
+        empty unless both sides have the same number of rounds, each with a ratio."""
+        mine, theirs = self.rounds.get((key, connections), []), self.rounds.get((other, connections), [])
+        if not mine or len(mine) != len(theirs):
+            return []
+        pairs = [ratio(a.rps, b.rps) for a, b in zip(mine, theirs, strict=True)]
+        return [p for p in pairs if p is not None] if all(p is not None for p in pairs) else []
+
     def rps_ratio(self, key: str, other: str, connections: int) -> float | None:
         """`key`'s req/s ÷ `other`'s at `connections`: with the same number (> 1) of rounds on both
         sides, the median of the rounds' ratios (round i of one with round i of the other, measured
         moments apart); otherwise the ratio of the reported results."""
-        mine, theirs = self.rounds.get((key, connections), []), self.rounds.get((other, connections), [])
-        if len(mine) > 1 and len(mine) == len(theirs):
-            pairs = [ratio(a.rps, b.rps) for a, b in zip(mine, theirs, strict=True)]
-            if all(p is not None for p in pairs):
-                return statistics.median(pairs)  # type: ignore[type-var]
+        pairs = self.paired_ratios(key, other, connections)
+        if len(pairs) > 1:
+            return statistics.median(pairs)
         a, b = self.load(key, connections), self.load(other, connections)
         return ratio(a and a.rps, b and b.rps)
 
@@ -161,6 +179,48 @@ def check_ratio(target: str, r: float | None, factor: float, at_least: bool, des
     return TargetCheck(target, f"{describe}: {fmt_ratio(r)}", "Pass" if passed else "Miss")
 
 
+def fmt_range(values: list[float]) -> str:
+    """``lo–hi×`` of two or more ratios ("" for fewer)."""
+    return f"{min(values):.2f}–{max(values):.2f}×" if len(values) > 1 else ""
+
+
+def before_check(target: str, median: float | None, pairs: list[float], why_not: str = "") -> TargetCheck:
+    """Issue 19's "at least as fast as before" on a paired median (ours ÷ before), with the rounds'
+    range; Pass when ``median >= BEFORE_PASS``, n/a (saying ``why_not``) when there is none."""
+    if median is None:
+        return TargetCheck(target, why_not or "not measured", "n/a")
+    spread = f", rounds {fmt_range(pairs)}" if len(pairs) > 1 else ""
+    rounds = max(len(pairs), 1)
+    # three decimals: 0.948 must not print as the 0.95 it misses
+    measured = (f"ours ÷ before, median of {rounds} paired round(s): {median:.3f}×{spread}; "
+                f"rule: Pass if ≥ {BEFORE_PASS:.2f}× (noise allowance)")
+    return TargetCheck(target, measured, "Pass" if median >= BEFORE_PASS else "Miss")
+
+
+def label(results: BenchResults, key: str) -> str:
+    """A contender's name in the report; a ``--before`` twin's says REV and its batching mode."""
+    for ours, twin in BEFORE_TWINS.items():
+        if key == twin:
+            return f"{results.before or 'before'}, batching {'on' if ours == 'batching' else 'off'}"
+    return CONTENDERS.get(key, key)
+
+
+def issue19_before_check(results: BenchResults, key: str = "batching", connections: int = 32) -> TargetCheck:
+    """Issue 19: this checkout's 1-row req/s at 32 connections, batching on, ÷ its ``--before``
+    twin's, as a paired median (see :data:`BEFORE_PASS`)."""
+    mode = "on" if key == "batching" else "off"
+    target = f"issue 19: 1-row at {connections} connections, batching {mode}, at least as fast as before"
+    twin = BEFORE_TWINS[key]
+    failed = results.predict.get((twin, connections))
+    why = (results.before_unavailable or results.unavailable.get(twin) or results.unavailable.get(key)
+           or (failed if isinstance(failed, str) else ""))
+    both = results.load(key, connections) and results.load(twin, connections)
+    median = results.rps_ratio(key, twin, connections) if both else None
+    named = f"{target} ({results.before})" if results.before else target
+    return before_check(named, median, results.paired_ratios(key, twin, connections),
+                        why and f"{results.before or 'before'}: {why}")
+
+
 def evaluate_targets(results: BenchResults) -> list[TargetCheck]:
     """The issue's targets, for each server variant measured, then the floors."""
     checks: list[TargetCheck] = []
@@ -204,6 +264,8 @@ def evaluate_targets(results: BenchResults) -> list[TargetCheck]:
             checks.append(TargetCheck(target, "not measured", "n/a"))
         else:
             checks.append(check(target, c.value, c.reference, factor, at_least, "ratio"))
+    if results.before or results.before_unavailable:
+        checks.append(issue19_before_check(results))
     return checks + issue20_checks(results)
 
 
@@ -248,27 +310,43 @@ def _row(cells: list[str]) -> str:
 def predict_table(results: BenchResults) -> list[str]:
     """The 1-row :predict table: one row per (connections, contender), req/s ratios to the others."""
     keys = [k for k in CONTENDERS if any(results.load(k, c) for c in CONNECTIONS)]  # ratio columns
+    order = [k for key in CONTENDERS for k in (key, BEFORE_TWINS.get(key)) if k]  # each twin after ours
+    twins = any(results.load(t, c) for t in BEFORE_TWINS.values() for c in CONNECTIONS)
+    extra = [f"÷ {results.before or 'before'} (paired; rounds' range)"] if twins else []
     header = ["conns", "contender", "req/s", "rounds' req/s", "p50 ms", "p99 ms",
-              *[f"÷ {CONTENDERS[k]}" for k in keys]]
-    lines = [_row(header), _row(["---:", "---", "---:", "---:", "---:", "---:", *["---:"] * len(keys)])]
+              *[f"÷ {CONTENDERS[k]}" for k in keys], *extra]
+    blank = [""] * (len(keys) + len(extra))
+    lines = [_row(header), _row(["---:", "---", "---:", "---:", "---:", "---:", *["---:"] * len(blank)])]
     for conns in CONNECTIONS:
-        for key in CONTENDERS:
+        for key in order:
             if key in results.unavailable:
                 continue
             found = results.predict.get((key, conns))
             if found is None:
                 continue
             if isinstance(found, str):
-                lines.append(_row([str(conns), CONTENDERS[key], found, "", "", "", *[""] * len(keys)]))
+                lines.append(_row([str(conns), label(results, key), found, "", "", "", *blank]))
                 continue
             rps = fmt_number(found.rps) + (f" ({found.errors} errors)" if found.errors else "")
             ratios = ["—" if other == key else fmt_ratio(results.rps_ratio(key, other, conns))
                       for other in keys]
-            lines.append(_row([str(conns), CONTENDERS[key], rps, results.spread(key, conns),
+            if extra:
+                ratios.append(_before_cell(results, key, conns))
+            lines.append(_row([str(conns), label(results, key), rps, results.spread(key, conns),
                                fmt_ms(found.p50_ms), fmt_ms(found.p99_ms), *ratios]))
     for key, note in results.unavailable.items():
-        lines.append(_row(["all", CONTENDERS.get(key, key), note, "", "", "", *[""] * len(keys)]))
+        lines.append(_row(["all", label(results, key), note, "", "", "", *blank]))
     return lines
+
+
+def _before_cell(results: BenchResults, key: str, conns: int) -> str:
+    """``1.02× (0.95–1.10×)``: ours ÷ the ``--before`` twin, paired median and the rounds' range;
+    "" on rows that have no twin or whose twin has no number."""
+    twin = BEFORE_TWINS.get(key)
+    if twin is None or not (results.load(key, conns) and results.load(twin, conns)):
+        return ""
+    spread = fmt_range(results.paired_ratios(key, twin, conns))
+    return fmt_ratio(results.rps_ratio(key, twin, conns)) + (f" ({spread})" if spread else "")
 
 
 def comparisons_table(results: BenchResults) -> list[str]:
@@ -304,7 +382,12 @@ def render(results: BenchResults) -> str:
               "The 1-row contenders run side by side and each point is measured in interleaved rounds "
               "(every contender in turn, forwards then backwards): `req/s` and the latencies are the "
               "median round's, `rounds' req/s` the lowest and highest round, and a `÷ X` ratio the "
-              "median of the rounds' ratios.",
+              "median of the rounds' ratios."
+              + (f" With `--before`, the server rows have twins started from {results.before}'s tree "
+                 "with the same flags, measured in the same rounds; `÷ before` pairs each round of ours "
+                 "with the twin's and gives the median and the rounds' range (\"at least as fast\": "
+                 f"median ≥ {BEFORE_PASS:.2f}×)." if results.before else "")
+              + (f" `--before`: {results.before_unavailable}." if results.before_unavailable else ""),
               "", "## 1-row `:predict` (`{\"instances\": [[1.0, 2.0]]}`)", ""]
     parts += predict_table(results)
     if results.comparisons:

@@ -402,3 +402,134 @@ def test_the_logging_section_reports_ratios_the_target_and_whether_anything_was_
     assert "cost of rate 1.0: 0.900×" in text and "no record was logged" not in text
     text = lb.render([row("none", None, 1000.0), row("rate0", 0.0, 950.0), row("rate1", 1.0, 990.0)], 10)
     assert "0.950× (Miss)" in text and "no record was logged at rate 1.0" in text
+
+
+# --before REV: REV's server beside ours, paired by rounds (bench/before.py)
+
+
+def test_before_is_parsed_and_kserve_can_be_left_out():
+    from bench.__main__ import SECTIONS, parse_args
+
+    assert parse_args([]).before == "" and parse_args([]).kserve
+    settings = parse_args(["--only", "batching,kserve,grpc", "--before", "a528835", "--no-kserve"])
+    assert (settings.before, settings.kserve, settings.only) == ("a528835", False, ("batching", "grpc"))
+    assert "kserve" not in parse_args(["--no-kserve"]).only and len(parse_args([]).only) == len(SECTIONS)
+
+
+def before_results(ours: list[float], theirs: list[float], key: str = "batching") -> BenchResults:
+    results = BenchResults(facts={"date": "2026-01-01"}, before="before abc1234")
+    for conns in CONNECTIONS:
+        for name, rates in ((key, ours), (f"before-{key}", theirs)):
+            for rps in rates:
+                results.add_round(name, conns, load(rps))
+    return results
+
+
+def test_before_twins_get_rows_and_a_paired_ratio_with_the_rounds_range():
+    # the machine slowed down in round 2: each round's ratio is near 1, the medians alone are not paired
+    results = before_results([3000.0, 1500.0, 3300.0], [3000.0, 1600.0, 3000.0])
+    assert results.paired_ratios("batching", "before-batching", 32) == pytest.approx([1.0, 0.9375, 1.1])
+    lines = predict_table(results)
+    assert lines[0].endswith("| ÷ before abc1234 (paired; rounds' range) |")
+    ours = next(line for line in lines if line.startswith("| 32 | this server, batching on"))
+    assert ours.endswith("| 1.00× (0.94–1.10×) |")
+    twin = next(line for line in lines if line.startswith("| 32 | before abc1234, batching on |"))
+    assert twin.endswith("| 1,600–3,000 | 1.00 | 5.00 | 1.00× |  |")  # ÷ ours; no ÷ before of its own
+    assert "With `--before`" in render(results)
+
+
+@pytest.mark.parametrize(("ours", "verdict"),
+                         [([960.0, 950.0, 980.0], "Pass"), ([900.0, 940.0, 920.0], "Miss")])
+def test_issue19_at_least_as_fast_as_before_passes_on_a_paired_median_of_0_95(ours, verdict):
+    results = before_results(ours, [1000.0, 1000.0, 1000.0])
+    check = next(c for c in evaluate_targets(results) if c.target.startswith("issue 19: 1-row at 32"))
+    assert check.target == ("issue 19: 1-row at 32 connections, batching on, at least as fast as before "
+                            "(before abc1234)")
+    assert check.verdict == verdict
+    assert "median of 3 paired round(s)" in check.measured and "rule: Pass if ≥ 0.95×" in check.measured
+
+
+def test_an_unusable_before_makes_issue19_not_applicable_and_says_why():
+    results = BenchResults(before_unavailable="nope unavailable: unknown revision 'nope'")
+    check = next(c for c in evaluate_targets(results) if c.target.startswith("issue 19"))
+    assert (check.verdict, check.measured) == ("n/a", "before: nope unavailable: unknown revision 'nope'")
+    assert "`--before`: nope unavailable" in render(results)
+    results = before_results([1000.0], [])
+    results.unavailable["before-batching"] = "failed to start: exited with 1 before answering:"
+    assert "| all | before abc1234, batching on | failed to start" in "\n".join(predict_table(results))
+    check = next(c for c in evaluate_targets(results) if c.target.startswith("issue 19"))
+    assert check.verdict == "n/a" and "failed to start" in check.measured
+    assert not any(c.target.startswith("issue 19") for c in evaluate_targets(BenchResults()))  # no --before
+
+
+def test_an_unknown_revision_is_a_before_error_and_a_known_one_is_unpacked_once(tmp_path: Path):
+    from bench import before
+
+    with pytest.raises(before.BeforeError, match="unknown revision"):
+        before.materialise("no-such-revision-here", work=tmp_path)
+    tree = before.materialise("HEAD", work=tmp_path)
+    assert tree.path == tmp_path / f"before-{tree.short}"
+    assert (tree.path / "pipeline" / "__init__.py").exists()
+    assert tree.label == f"before {tree.short} (HEAD)"
+    (tree.path / "marker").write_text("kept")
+    assert before.materialise("HEAD", work=tmp_path).path == tree.path and (tree.path / "marker").exists()
+    assert before.imported_from(tree.path) == (tree.path / "pipeline" / "__init__.py").resolve()
+
+
+def test_resolve_before_reports_an_unusable_revision_instead_of_raising():
+    from bench.__main__ import parse_args, resolve_before
+
+    results = BenchResults()
+    assert resolve_before(parse_args(["--before", "no-such-revision-here"]), results) is None
+    assert results.before == "" and "unknown revision" in results.before_unavailable
+    assert results.facts["before"] == results.before_unavailable
+
+
+def test_grpc_section_pairs_ours_with_before_and_judges_issue19_at_32_in_flight():
+    from bench.grpc_bench import BeforeRun, before_target
+
+    rows = grpc_rows(kserve=False)
+    for level in (1, 8, 32, 128):
+        rows[("before-grpc", level)] = h2(1250.0)
+    run = BeforeRun("before abc1234", pairs={level: [0.97, 0.92, 1.01] for level in (1, 8, 32, 128)})
+    text = render_grpc(rows, [], 2.0, 1.0, kserve_note="not measured: skipped (--no-kserve)", before=run)
+    lines = text.splitlines()
+    assert any(line.endswith("| ÷ before (paired; rounds' range) |") for line in lines)
+    ours = next(line for line in lines if line.startswith("| 32 | this server, gRPC (default flags"))
+    assert ours.endswith("| 0.97 (0.92–1.01) |")
+    assert any(line.startswith("| 32 | before abc1234, gRPC (batching off) | 1,250 |") for line in lines)
+    assert ("- target: issue 19: gRPC at 32 in flight at least as fast as before (before abc1234): Pass "
+            "(ours ÷ before, median of 3 paired round(s): 0.970×, rounds 0.92–1.01×") in text
+    failed = BeforeRun("before abc1234", unavailable="failed to start: exited with 1")
+    assert before_target(failed).endswith(": n/a (before abc1234: failed to start: exited with 1)")
+    assert "÷ before" not in render_grpc(grpc_rows(kserve=False), [], 2.0, 1.0)
+
+
+def test_a_before_server_that_cannot_start_is_noted_as_unavailable_not_raised(tmp_path: Path, monkeypatch):
+    import sys
+
+    import bench.__main__ as bench_main
+    from bench import contenders as cs
+
+    monkeypatch.setattr(bench_main, "LOG_DIR", tmp_path)
+    too_old = cs.Contender("before-batching", (sys.executable, "-c", "raise SystemExit(3)"), tmp_path)
+    running: dict = {}
+    results = BenchResults(before="before abc1234")
+    bench_main._start("before-batching", too_old, running, results)
+    assert running == {}
+    assert results.unavailable["before-batching"].startswith("failed to start: exited with 3")
+
+
+def test_a_median_just_under_the_bar_is_printed_so_that_its_miss_reads_right():
+    from bench.report import before_check
+
+    check = before_check("t", 0.948, [0.948, 0.94, 0.96])
+    assert check.verdict == "Miss" and "0.948×" in check.measured
+
+
+def test_ok_predicts_are_read_under_tf_servings_name_and_the_older_one():
+    from bench.grpc_bench import ok_count
+
+    now = ':tensorflow:serving:request_count{model_name="linear_model",status="OK"} 12.0\n'
+    older = 'tensorflow_serving_request_count_total{model_name="linear_model",status="OK"} 7.0\n'
+    assert (ok_count(now), ok_count(older), ok_count("# nothing\n")) == (12.0, 7.0, 0.0)
