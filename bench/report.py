@@ -263,7 +263,7 @@ def evaluate_targets(results: BenchResults) -> list[TargetCheck]:
         if c is None:
             checks.append(TargetCheck(target, "not measured", "n/a"))
         else:
-            checks.append(check(target, c.value, c.reference, factor, at_least, "ratio"))
+            checks.append(check_ratio(target, c.ratio, factor, at_least, "ratio"))  # paired, if it was
     if results.before or results.before_unavailable:
         checks.append(issue19_before_check(results))
     return checks + issue20_checks(results)
