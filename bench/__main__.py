@@ -67,6 +67,7 @@ from bench.report import (
     Comparison,
     previous_paint_ratio,
     render,
+    round_ratios,
 )
 
 SECTIONS = (*CONTENDERS, "rows10k", "training", "paint", "predict10k", "grpc", "batch", "loadtest", "logging",
@@ -365,7 +366,7 @@ def run_paint(settings: Settings) -> Comparison:
              f"the median of the rounds' ratios ({rounds})")
     return Comparison(PAINT_WHAT, "s", statistics.median(dashboard), "dashboard/app.py",
                       statistics.median(one_line), "one-line app", note,
-                      paired=paint.paired_ratio(dashboard, one_line))
+                      paired=statistics.median(round_ratios(dashboard, one_line)))
 
 
 def run_predict10k(settings: Settings, base_path: Path) -> Comparison:

@@ -25,6 +25,7 @@ h2load reports a mean latency, not percentiles; the table shows it.
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import statistics
@@ -40,7 +41,7 @@ from bench import contenders as cs
 from bench import kserve_grpc
 from bench.before import BeforeTree
 from bench.inprocess import latest_version_dir
-from bench.report import before_check, fmt_range
+from bench.report import before_check, fmt_range, round_ratios
 
 IN_FLIGHT = (1, 8, 32, 128)
 GRPC_PATH = "/tensorflow.serving.PredictionService/Predict"
@@ -239,7 +240,7 @@ def _answers_line(name: str, running: cs.Running, grpc_port: int, before: float,
     """The answers check for one server: 64 grpcio calls, and its OK count against h2load's."""
     counted = _ok_or_nan(running.port) - before
     wrong = check_answers(f"127.0.0.1:{grpc_port}")
-    verdict = ("ok" if counted >= succeeded else "no metrics to count" if counted != counted
+    verdict = ("ok" if counted >= succeeded else "no metrics to count" if math.isnan(counted)
                else "MISMATCH: some HTTP 200s were gRPC errors")
     return (f"{name}: {wrong} wrong of 64 checked answers; the server counted {counted:.0f} predicts "
             f"answered OK for h2load's {succeeded} successes, warm-ups excluded ({verdict})")
@@ -292,7 +293,8 @@ def _measure_ours(base_path: Path, log_dir: Path, body: Path, rest_body: Path, d
                                flags), log_dir)
     other: cs.Running | None = None
     try:
-        sides = {("ours-grpc-batching" if batching else "ours-grpc"): (running, grpc_port)}
+        ours = "ours-grpc-batching" if batching else "ours-grpc"
+        sides = {ours: (running, grpc_port)}
         if before is not None and tree is not None and not batching:
             other_port = cs.free_port()
             say(f"grpc: starting {before.label}'s server (REST + gRPC, batching off)")
@@ -315,16 +317,14 @@ def _measure_ours(base_path: Path, log_dir: Path, body: Path, rest_body: Path, d
             for key, results in measured.items():
                 rows[(key, in_flight)] = median_round(results)
             if "before-grpc" in measured and before is not None:
-                before.pairs[in_flight] = [a.rps / b.rps for a, b in zip(measured["ours-grpc"],
-                                                                        measured["before-grpc"], strict=True)
-                                           if b.rps]
+                before.pairs[in_flight] = round_ratios([r.rps for r in measured["ours-grpc"]],
+                                                       [r.rps for r in measured["before-grpc"]])
             if not batching:
                 say(f"grpc: ours-rest, {in_flight} in flight")
                 result = h2load(running.url, rest_body, in_flight, duration_s, warmup_s, False)
                 rows[("ours-rest", in_flight)] = result
-                succeeded[next(iter(sides))] += result.succeeded
-        lines = [_answers_line(name, running, grpc_port, counts_before[next(iter(sides))],
-                               succeeded[next(iter(sides))])]
+                succeeded[ours] += result.succeeded
+        lines = [_answers_line(name, running, grpc_port, counts_before[ours], succeeded[ours])]
         if other is not None and before is not None:
             lines.append(_answers_line(before.label, other, sides["before-grpc"][1],
                                        counts_before["before-grpc"], succeeded["before-grpc"]))
@@ -383,7 +383,7 @@ def render(rows: dict[tuple[str, int], H2Result | str], checks: list[str], durat
     column = bool(before and before.pairs)
     paired = (f" `÷ before`: ours ÷ {before.label}'s server, both batching off, measured in interleaved "
               "rounds (forwards, then backwards): the median of the rounds' ratios and their range; both "
-              "rows show the median round." if before and before.pairs else "")
+              "rows show the median round." if column else "")
     lines = ["## 1-row Predict over gRPC (h2load)", "",
              f"{duration_s:g} s per point after {warmup_s:g} s warm-up; mean latency (h2load gives no "
              f"percentiles). {kserve}{paired}", "",

@@ -6,14 +6,13 @@ load, ``[data-testid=stApp][data-test-script-state=notRunning]`` appears (Stream
 ``initial`` until its first script run, so this is the end of the first full run). The dashboard is
 started with ``AUTOSTART_SERVER=0`` and ``SERVING_URL`` on a closed loopback port, so no model server
 is part of the number, and it reads the bench's own models folder (one version), not the project's.
-The apps are painted in interleaved rounds and their ratio is the median of the rounds' ratios
-(:func:`first_paints`, :func:`paired_ratio`).
+The apps are painted in interleaved rounds (:func:`first_paints`), so that their ratio can be the
+median of the rounds' ratios.
 """
 
 from __future__ import annotations
 
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -106,7 +105,3 @@ def first_paints(apps: dict[str, Path], repeats: int, log_dir: Path) -> dict[str
             browser.close()
     return samples
 
-
-def paired_ratio(values: list[float], references: list[float]) -> float:
-    """The median of the rounds' ratios (round i of one over round i of the other)."""
-    return statistics.median(v / r for v, r in zip(values, references, strict=True))

@@ -107,13 +107,9 @@ class BenchResults:
         self.predict[(key, connections)] = reason
 
     def paired_ratios(self, key: str, other: str, connections: int) -> list[float]:
-        """`key`'s req/s ÷ `other`'s in each round (round i with round i, measured moments apart);
-        empty unless both sides have the same number of rounds, each with a ratio."""
+        """`key`'s req/s ÷ `other`'s in each round (:func:`round_ratios`)."""
         mine, theirs = self.rounds.get((key, connections), []), self.rounds.get((other, connections), [])
-        if not mine or len(mine) != len(theirs):
-            return []
-        pairs = [ratio(a.rps, b.rps) for a, b in zip(mine, theirs, strict=True)]
-        return [p for p in pairs if p is not None] if all(p is not None for p in pairs) else []
+        return round_ratios([a.rps for a in mine], [b.rps for b in theirs])
 
     def rps_ratio(self, key: str, other: str, connections: int) -> float | None:
         """`key`'s req/s ÷ `other`'s at `connections`: with the same number (> 1) of rounds on both
@@ -177,6 +173,15 @@ def check_ratio(target: str, r: float | None, factor: float, at_least: bool, des
         return TargetCheck(target, "not measured", "n/a")
     passed = r >= factor if at_least else r <= factor
     return TargetCheck(target, f"{describe}: {fmt_ratio(r)}", "Pass" if passed else "Miss")
+
+
+def round_ratios(values: list[float], references: list[float]) -> list[float]:
+    """Round i of one side ÷ round i of the other (measured moments apart), for every round; empty
+    unless both sides have the same number (> 0) of rounds, each with a ratio (:func:`ratio`)."""
+    if not values or len(values) != len(references):
+        return []
+    pairs = [ratio(v, r) for v, r in zip(values, references, strict=True)]
+    return [p for p in pairs if p is not None] if all(p is not None for p in pairs) else []
 
 
 def fmt_range(values: list[float]) -> str:
